@@ -1,0 +1,582 @@
+//! The `telepay` command line (clap derive): one enum of subcommands, shared arguments
+//! flattened, one error type that sets the exit status.
+//!
+//! Every command takes `--reader URI` (default `sim:`, the software bank card) and
+//! prints decoded, human-readable output, or JSON with `--json`. Errors print one line
+//! naming the input and the fault, and exit with status 1 (2 for usage errors).
+
+mod hexarg;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::apdu::{ApduError, Command};
+use crate::describe::{DescribeOptions, DescribedExchange, describe_exchange};
+use crate::emv::{self, CardReadReport, EmvError, ReadOptions};
+use crate::reader::{self, Reader, ReaderError, ReaderUri, Transport};
+use crate::tlv;
+
+pub use hexarg::{HexError, parse_hex};
+
+/// telepay: smart-card / APDU toolkit and the mediated telepayment system of patent
+/// FR2750275.
+#[derive(Debug, Parser)]
+#[command(name = "telepay", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+/// Arguments every command takes.
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// The reader, as a URI: sim:, sim:PROFILE, sim:PROFILE?state=FILE&seed=N, pcsc:NAME,
+    /// serial:PATH, replay:FILE.
+    #[arg(long, global = true, default_value = "sim:", env = "TELEPAY_READER")]
+    reader: ReaderUri,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Show PIN blocks in decoded dialogues instead of masking them.
+    #[arg(long, global = true)]
+    show_secrets: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// List the readers available on each backend.
+    Readers,
+    /// Power the card and decode its Answer To Reset.
+    Atr,
+    /// Send APDUs (hex, one per argument; spaces and colons allowed) and decode each
+    /// exchange.
+    Apdu {
+        /// Command APDUs in hex, e.g. 00A404000E325041592E5359532E444446303100.
+        #[arg(required = true, value_name = "HEX")]
+        apdus: Vec<String>,
+    },
+    /// Card operations.
+    #[command(subcommand)]
+    Card(CardCommand),
+    /// Decode a BER-TLV blob with the EMV dictionary.
+    Tlv {
+        /// The TLV bytes in hex.
+        #[arg(value_name = "HEX")]
+        hex: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CardCommand {
+    /// The EMV read flow: select an application, GET PROCESSING OPTIONS, read the
+    /// records, GET DATA; prints the dialogue and the cardholder data.
+    Read(ReadArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReadArgs {
+    /// Use this application (AID in hex) instead of the card's highest-priority one.
+    #[arg(long, value_name = "HEX")]
+    aid: Option<String>,
+    /// Show the full PAN (masked to the first six and last four digits by default).
+    #[arg(long)]
+    show_pan: bool,
+    /// Transaction date sent to the card (YYMMDD); today by default.
+    #[arg(long, value_name = "YYMMDD")]
+    date: Option<String>,
+    /// Unpredictable number sent to the card (4 bytes hex); random by default.
+    #[arg(long, value_name = "HEX")]
+    unpredictable_number: Option<String>,
+}
+
+/// Why a command failed; the message is the one line the user sees.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The reader or the card failed.
+    #[error(transparent)]
+    Reader(Box<ReaderError>),
+    /// The card read stopped.
+    #[error(transparent)]
+    Emv(Box<EmvError>),
+    /// An argument is not hex.
+    #[error(transparent)]
+    Hex(#[from] HexError),
+    /// An APDU argument is not a command APDU.
+    #[error("APDU {input}: {source}")]
+    BadApdu {
+        /// The argument as given.
+        input: String,
+        /// Why it is not an APDU.
+        #[source]
+        source: ApduError,
+    },
+    /// The TLV argument does not parse.
+    #[error("TLV {input}: {source}")]
+    BadTlv {
+        /// The argument as given.
+        input: String,
+        /// Why.
+        #[source]
+        source: tlv::TlvError,
+    },
+    /// An argument has the wrong length or shape.
+    #[error("{argument} {input:?}: {expected}")]
+    BadArgument {
+        /// The option.
+        argument: &'static str,
+        /// The value given.
+        input: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// No randomness available for the unpredictable number.
+    #[error("cannot draw an unpredictable number from the system: {0}")]
+    Random(String),
+    /// Writing the output failed (e.g. a closed pipe).
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+    /// JSON encoding failed.
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+// Boxed: errors are cold, and a small `Result` keeps every call path cheap.
+impl From<ReaderError> for CliError {
+    fn from(error: ReaderError) -> Self {
+        CliError::Reader(Box::new(error))
+    }
+}
+
+impl From<EmvError> for CliError {
+    fn from(error: EmvError) -> Self {
+        CliError::Emv(Box::new(error))
+    }
+}
+
+/// Runs the command line and returns the process's exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("telepay: error: {}", error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line (`a: b: c`), skipping causes whose text the
+/// message already contains.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Runs one parsed command line, writing to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let global = &cli.global;
+    match &cli.command {
+        Commands::Readers => readers(global, out),
+        Commands::Atr => atr(global, out),
+        Commands::Apdu { apdus } => apdu(global, apdus, out),
+        Commands::Card(CardCommand::Read(args)) => card_read(global, args, out),
+        Commands::Tlv { hex } => tlv_command(global, hex, out),
+    }
+}
+
+fn open_powered(global: &GlobalArgs) -> Result<Transport<Box<dyn Reader + Send>>, CliError> {
+    let mut transport = Transport::new(reader::open(&global.reader)?);
+    transport.power_on()?;
+    Ok(transport)
+}
+
+fn readers(global: &GlobalArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let listing = reader::list_readers();
+    if global.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&listing)?)?;
+        return Ok(());
+    }
+    for backend in listing {
+        writeln!(out, "{}:", backend.scheme)?;
+        if let Some(reason) = backend.unavailable {
+            writeln!(out, "  (unavailable: {reason})")?;
+        }
+        for entry in backend.readers {
+            writeln!(out, "  {:<16} {}", entry.uri, entry.description)?;
+        }
+    }
+    Ok(())
+}
+
+fn atr(global: &GlobalArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let transport = open_powered(global)?;
+    let Some(atr) = transport.atr() else {
+        return Ok(());
+    };
+    if global.json {
+        let json = serde_json::json!({
+            "reader": transport.reader().name(),
+            "atr": hex::encode_upper(atr.as_bytes()),
+            "decoded": atr,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+    } else {
+        writeln!(out, "Reader: {}", transport.reader().name())?;
+        writeln!(out, "ATR: {}", hex::encode_upper(atr.as_bytes()))?;
+        write_indented(out, &atr.to_string())?;
+    }
+    Ok(())
+}
+
+fn apdu(global: &GlobalArgs, apdus: &[String], out: &mut dyn Write) -> Result<(), CliError> {
+    // Parse every argument before touching the card: a typo in the third APDU must not
+    // leave the first two sent.
+    let commands = apdus
+        .iter()
+        .map(|text| {
+            let bytes = parse_hex("APDU", text)?;
+            Command::parse(&bytes).map_err(|source| CliError::BadApdu {
+                input: text.clone(),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut transport = open_powered(global)?;
+    let options = describe_options(global);
+    let mut described = Vec::with_capacity(commands.len());
+    for command in &commands {
+        let response = transport.transmit(command)?;
+        let exchange = describe_exchange(command, &response, options);
+        if !global.json {
+            write!(out, "{exchange}")?;
+        }
+        described.push(exchange);
+    }
+    if global.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&described)?)?;
+    }
+    Ok(())
+}
+
+fn describe_options(global: &GlobalArgs) -> DescribeOptions {
+    DescribeOptions {
+        show_secrets: global.show_secrets,
+    }
+}
+
+fn card_read(global: &GlobalArgs, args: &ReadArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let aid = match &args.aid {
+        Some(text) => {
+            let aid = parse_hex("--aid", text)?;
+            if !(5..=16).contains(&aid.len()) {
+                return Err(CliError::BadArgument {
+                    argument: "--aid",
+                    input: text.clone(),
+                    expected: "an AID of 5 to 16 bytes (ISO 7816-4 §12.2.3)",
+                });
+            }
+            Some(aid)
+        }
+        None => None,
+    };
+    let date = match &args.date {
+        Some(text) => parse_date(text)?,
+        None => today_bcd(),
+    };
+    let unpredictable_number = match &args.unpredictable_number {
+        Some(text) => <[u8; 4]>::try_from(parse_hex("--unpredictable-number", text)?.as_slice())
+            .map_err(|_| CliError::BadArgument {
+                argument: "--unpredictable-number",
+                input: text.clone(),
+                expected: "exactly 4 bytes (8 hex digits)",
+            })?,
+        None => random_bytes()?,
+    };
+    let options = ReadOptions {
+        aid,
+        terminal_data: emv::default_terminal_data(date, unpredictable_number),
+    };
+    let mut transport = open_powered(global)?;
+    let atr_hex = transport
+        .atr()
+        .map(|atr| hex::encode_upper(atr.as_bytes()))
+        .unwrap_or_default();
+    let report = emv::read_card(&mut transport, &options)?;
+    let mut described: Vec<DescribedExchange> = report
+        .exchanges
+        .iter()
+        .map(|exchange| describe_exchange(&exchange.command, &exchange.response, describe_options(global)))
+        .collect();
+    if !args.show_pan && let Some(pan) = &report.cardholder.pan {
+        for exchange in &mut described {
+            exchange.mask_text(pan, &emv::mask_pan(pan));
+        }
+    }
+    if global.json {
+        let json = card_read_json(transport.reader().name(), &atr_hex, &report, &described, args.show_pan);
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+        return Ok(());
+    }
+    writeln!(out, "Reader: {}", transport.reader().name())?;
+    writeln!(out, "ATR: {atr_hex}")?;
+    writeln!(out)?;
+    for exchange in &described {
+        write!(out, "{exchange}")?;
+    }
+    writeln!(out)?;
+    write!(out, "{}", card_summary(&report, args.show_pan))?;
+    Ok(())
+}
+
+/// The card read's findings, in words.
+pub fn card_summary(report: &CardReadReport, show_pan: bool) -> String {
+    let mut text = String::new();
+    let mut line = |label: &str, value: String| {
+        text.push_str(&format!("{label:<20}{value}\n"));
+    };
+    let offered = report
+        .candidates
+        .iter()
+        .map(|candidate| {
+            let label = candidate.label.as_deref().unwrap_or("(no label)");
+            format!("{} {label}", hex::encode_upper(&candidate.aid))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    line("Directory:", report.directory.to_string());
+    line("Applications:", offered);
+    line(
+        "Selected:",
+        format!(
+            "{} {}",
+            hex::encode_upper(&report.selected.aid),
+            report.selected.label.as_deref().unwrap_or("(no label)")
+        ),
+    );
+    line(
+        "AIP:",
+        format!(
+            "{}{}",
+            hex::encode_upper(report.aip),
+            tlv::decode_value(0x82, &report.aip)
+                .map(|text| format!(" ({text})"))
+                .unwrap_or_default()
+        ),
+    );
+    let holder = &report.cardholder;
+    let pan = match &holder.pan {
+        Some(pan) if show_pan => pan.clone(),
+        Some(pan) => format!("{} (masked; --show-pan to show)", emv::mask_pan(pan)),
+        None => "(not found)".to_owned(),
+    };
+    line("PAN:", pan);
+    if let Some(sequence) = holder.pan_sequence {
+        line("PAN sequence:", format!("{sequence:02}"));
+    }
+    if let Some(expiry) = &holder.expiry {
+        line("Expires:", format_yymmdd(expiry));
+    }
+    if let Some(effective) = &holder.effective {
+        line("Effective:", format_yymmdd(effective));
+    }
+    if let Some(name) = &holder.name {
+        line("Cardholder:", name.clone());
+    }
+    if let Some(country) = &holder.issuer_country {
+        line("Issuer country:", country.clone());
+    }
+    if let Some(currency) = &holder.currency {
+        line("Currency:", currency.clone());
+    }
+    line(
+        "ATC:",
+        report
+            .atc
+            .map_or_else(|| "(not given)".to_owned(), |atc| atc.to_string()),
+    );
+    line(
+        "PIN tries left:",
+        report
+            .pin_tries_left
+            .map_or_else(|| "(not given)".to_owned(), |tries| tries.to_string()),
+    );
+    text
+}
+
+fn card_read_json(
+    reader_name: &str,
+    atr_hex: &str,
+    report: &CardReadReport,
+    exchanges: &[DescribedExchange],
+    show_pan: bool,
+) -> serde_json::Value {
+    let holder = &report.cardholder;
+    let pan = holder
+        .pan
+        .as_ref()
+        .map(|pan| if show_pan { pan.clone() } else { emv::mask_pan(pan) });
+    serde_json::json!({
+        "reader": reader_name,
+        "atr": atr_hex,
+        "directory": report.directory,
+        "candidates": report.candidates,
+        "selected": report.selected,
+        "aip": hex::encode_upper(report.aip),
+        "afl": report.afl.iter().map(hex::encode_upper).collect::<Vec<_>>(),
+        "cardholder": {
+            "pan": pan,
+            "pan_masked": !show_pan,
+            "pan_sequence": holder.pan_sequence,
+            "expiry": holder.expiry,
+            "effective": holder.effective,
+            "name": holder.name,
+            "issuer_country": holder.issuer_country,
+            "currency": holder.currency,
+        },
+        "atc": report.atc,
+        "pin_tries_left": report.pin_tries_left,
+        "exchanges": exchanges,
+    })
+}
+
+fn tlv_command(global: &GlobalArgs, text: &str, out: &mut dyn Write) -> Result<(), CliError> {
+    let bytes = parse_hex("TLV", text)?;
+    let tlvs = tlv::parse(&bytes).map_err(|source| CliError::BadTlv {
+        input: text.to_owned(),
+        source,
+    })?;
+    if global.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&tlvs)?)?;
+    } else {
+        write!(out, "{}", tlv::render(&tlvs))?;
+        if !tlv::render(&tlvs).ends_with('\n') {
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_indented(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
+    for line in text.lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
+
+/// `YYMMDD` → `20YY-MM-DD` for display.
+fn format_yymmdd(bcd: &str) -> String {
+    match (bcd.get(0..2), bcd.get(2..4), bcd.get(4..6)) {
+        (Some(year), Some(month), Some(day)) if bcd.len() == 6 => {
+            format!("20{year}-{month}-{day}")
+        }
+        _ => bcd.to_owned(),
+    }
+}
+
+/// A `YYMMDD` argument as three BCD bytes, checked as a calendar date.
+fn parse_date(text: &str) -> Result<[u8; 3], CliError> {
+    let bad = || CliError::BadArgument {
+        argument: "--date",
+        input: text.to_owned(),
+        expected: "a date as YYMMDD, e.g. 261125",
+    };
+    if text.len() != 6 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let number = |range: std::ops::Range<usize>| {
+        text.get(range)
+            .and_then(|digits| digits.parse::<u8>().ok())
+            .ok_or_else(bad)
+    };
+    let (year, month, day) = (number(0..2)?, number(2..4)?, number(4..6)?);
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(2000 + u32::from(year), month) {
+        return Err(bad());
+    }
+    let bcd = |value: u8| ((value / 10) << 4) | (value % 10);
+    Ok([bcd(year), bcd(month), bcd(day)])
+}
+
+fn days_in_month(year: u32, month: u8) -> u8 {
+    match month {
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Today's date (UTC) as YYMMDD BCD: the edge where the clock is read.
+fn today_bcd() -> [u8; 3] {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let (year, month, day) = civil_from_days(i64::try_from(seconds / 86_400).unwrap_or(0));
+    let bcd = |value: u32| {
+        let value = u8::try_from(value % 100).unwrap_or(0);
+        ((value / 10) << 4) | (value % 10)
+    };
+    [bcd(year), bcd(month), bcd(day)]
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days` algorithm).
+fn civil_from_days(days: i64) -> (u32, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let to_u32 = |value: i64| u32::try_from(value).unwrap_or(0);
+    (to_u32(year), to_u32(month), to_u32(day))
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], CliError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|error| CliError::Random(error.to_string()))?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_617), (2026, 6, 13));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn dates_are_checked() {
+        assert_eq!(parse_date("261125").unwrap(), [0x26, 0x11, 0x25]);
+        assert_eq!(parse_date("240229").unwrap(), [0x24, 0x02, 0x29]);
+        for bad in ["250229", "261325", "2611", "26112a", "261100"] {
+            assert!(matches!(parse_date(bad), Err(CliError::BadArgument { argument: "--date", .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn yymmdd_display() {
+        assert_eq!(format_yymmdd("281231"), "2028-12-31");
+        assert_eq!(format_yymmdd("2812"), "2812");
+    }
+}

@@ -1,0 +1,372 @@
+//! Exchanges rendered for people: what a command asks, what the card answered.
+//!
+//! A [`DescribedExchange`] names the command and its parameters (`SELECT by DF name
+//! "2PAY.SYS.DDF01"`, `READ RECORD 1 of SFI 2`, `GENERATE AC asking for an ARQC`), decodes
+//! the response's data (TLV tree with EMV names, or the fixed layouts of GPO and GENERATE
+//! AC format 1) and the status word's meaning. It is what `telepay apdu` and `telepay
+//! card read` print, and what snapshot tests pin; it serialises to JSON as well.
+//!
+//! PIN blocks are masked: the data of a VERIFY command is never shown unless the caller
+//! asks for secrets.
+
+use std::fmt;
+
+use crate::apdu::{Command, Response, StatusWord, ins, instruction_name};
+use crate::tlv;
+
+/// Choices for rendering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DescribeOptions {
+    /// Show PIN blocks and other secret command data instead of masking them.
+    pub show_secrets: bool,
+}
+
+/// One command and its response, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DescribedExchange {
+    /// The command bytes in hex, secret data masked as `**`.
+    pub command_hex: String,
+    /// What the command asks, in words.
+    pub command: String,
+    /// Decoded command data (one line each), e.g. a GPO's PDOL data as TLV.
+    pub command_details: Vec<String>,
+    /// The response bytes in hex (data then status word).
+    pub response_hex: String,
+    /// The status word in hex.
+    pub status_word: String,
+    /// The status word's meaning.
+    pub status: String,
+    /// The response data decoded, one line each (a TLV tree, fixed fields).
+    pub response_details: Vec<String>,
+}
+
+/// Decodes one exchange.
+pub fn describe_exchange(
+    command: &Command,
+    response: &Response,
+    options: DescribeOptions,
+) -> DescribedExchange {
+    let secret = is_secret(command) && !options.show_secrets;
+    let command_hex = if secret {
+        masked_hex(command)
+    } else {
+        hex::encode_upper(command.to_bytes())
+    };
+    let command_details = if secret {
+        vec![format!(
+            "data: {} bytes masked (PIN block; show with --show-secrets)",
+            command.data().len()
+        )]
+    } else {
+        command_details(command)
+    };
+    DescribedExchange {
+        command_hex,
+        command: describe_command(command),
+        command_details,
+        response_hex: hex::encode_upper(response.to_bytes()),
+        status_word: format!("{:04X}", response.sw.to_u16()),
+        status: response.sw.meaning(),
+        response_details: response_details(command, response),
+    }
+}
+
+impl DescribedExchange {
+    /// Replaces every occurrence of `secret` (e.g. the PAN's digits, which appear both
+    /// in hex and in decoded lines) by `masked`.
+    pub fn mask_text(&mut self, secret: &str, masked: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let fields = [&mut self.command_hex, &mut self.response_hex];
+        for field in fields {
+            *field = field.replace(secret, masked);
+        }
+        for line in self.command_details.iter_mut().chain(&mut self.response_details) {
+            *line = line.replace(secret, masked);
+        }
+    }
+}
+
+impl fmt::Display for DescribedExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "> {}", self.command)?;
+        writeln!(f, "  {}", self.command_hex)?;
+        for line in &self.command_details {
+            writeln!(f, "    {line}")?;
+        }
+        writeln!(f, "< {} {}", self.status_word, self.status)?;
+        if self.response_hex.len() > 4 {
+            writeln!(f, "  {}", self.response_hex)?;
+        }
+        for line in &self.response_details {
+            writeln!(f, "    {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Commands whose data is a secret (a PIN block) by default.
+fn is_secret(command: &Command) -> bool {
+    command.ins() == ins::VERIFY || command.ins() == ins::CHANGE_REFERENCE_DATA
+}
+
+/// The command in hex with its data field replaced by `**` per byte.
+fn masked_hex(command: &Command) -> String {
+    let bytes = command.to_bytes();
+    let data_len = command.data().len();
+    // The data follows the header (4 bytes) and Lc (1 byte short, 3 bytes extended).
+    let lc_len = match (data_len, command.needs_extended()) {
+        (0, _) => 0,
+        (_, false) => 1,
+        (_, true) => 3,
+    };
+    let data = 4 + lc_len..4 + lc_len + data_len;
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(index, byte)| {
+            if data.contains(&index) {
+                "**".to_owned()
+            } else {
+                format!("{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The command in words: its name and what P1/P2 select.
+pub fn describe_command(command: &Command) -> String {
+    let (cla, ins_byte, p1, p2) = (command.cla(), command.ins(), command.p1(), command.p2());
+    let name = instruction_name(cla, ins_byte)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("INS {ins_byte:02X} (unknown instruction)"));
+    let detail = match ins_byte {
+        ins::SELECT => Some(describe_select(command)),
+        ins::READ_RECORD => Some(describe_read_record(p1, p2)),
+        ins::GET_DATA if cla & 0x80 != 0 || cla == 0x00 => {
+            let tag = u32::from(u16::from_be_bytes([p1, p2]));
+            Some(match tlv::dictionary::lookup(tag) {
+                Some(info) => format!("{tag:04X} {}", info.name),
+                None => format!("{tag:04X}"),
+            })
+        }
+        ins::GENERATE_AC if cla & 0x80 != 0 => Some(describe_generate_ac(p1)),
+        ins::VERIFY => Some(match p2 {
+            0x80 => "plaintext offline PIN".to_owned(),
+            0x88 => "enciphered offline PIN".to_owned(),
+            other => format!("reference data {other:02X}"),
+        }),
+        ins::PERFORM_SECURITY_OPERATION => Some(match (p1, p2) {
+            (0x9E, 0x9A) => "COMPUTE DIGITAL SIGNATURE".to_owned(),
+            (0x9E, 0xAC) => "COMPUTE DIGITAL SIGNATURE over input template".to_owned(),
+            (0x80, 0x86) => "DECIPHER".to_owned(),
+            (0x86, 0x80) => "ENCIPHER".to_owned(),
+            (0x90, 0x80) => "HASH".to_owned(),
+            (0x00, 0xA2) => "VERIFY CRYPTOGRAPHIC CHECKSUM".to_owned(),
+            (0x00, 0xA8) => "VERIFY DIGITAL SIGNATURE".to_owned(),
+            _ => format!("P1P2 {p1:02X}{p2:02X}"),
+        }),
+        _ => None,
+    };
+    let le = match command.ne() {
+        Some(ne) if ins_byte == ins::GET_CHALLENGE || ins_byte == ins::GET_RESPONSE => {
+            format!(" ({ne} bytes)")
+        }
+        _ => String::new(),
+    };
+    match detail {
+        Some(detail) => format!("{name} {detail}{le}"),
+        None => format!("{name}{le}"),
+    }
+}
+
+fn describe_select(command: &Command) -> String {
+    let (p1, p2) = (command.p1(), command.p2());
+    let by = match p1 {
+        0x00 => "by file identifier",
+        0x01 => "child DF",
+        0x02 => "EF under the current DF",
+        0x03 => "parent DF",
+        0x04 => "by DF name",
+        0x08 => "by path from the MF",
+        0x09 => "by path from the current DF",
+        _ => "by RFU selection",
+    };
+    let occurrence = match p2 & 0x03 {
+        0x00 => "first or only occurrence",
+        0x01 => "last occurrence",
+        0x02 => "next occurrence",
+        _ => "previous occurrence",
+    };
+    let answer = match p2 & 0x0C {
+        0x00 => "return FCI",
+        0x04 => "return FCP",
+        0x08 => "return FMD",
+        _ => "no response data",
+    };
+    let data = command.data();
+    let target = if data.is_empty() {
+        String::new()
+    } else if p1 == 0x04 && data.iter().all(|byte| (0x20..0x7F).contains(byte)) {
+        format!(" {:?}", String::from_utf8_lossy(data))
+    } else {
+        format!(" {}", hex::encode_upper(data))
+    };
+    format!("{by}{target} ({occurrence}, {answer})")
+}
+
+fn describe_read_record(p1: u8, p2: u8) -> String {
+    let sfi = p2 >> 3;
+    match p2 & 0x07 {
+        0x04 if sfi == 0 => format!("record {p1} of the current EF"),
+        0x04 => format!("record {p1} of SFI {sfi}"),
+        0x05 => format!("records {p1} to the last of SFI {sfi}"),
+        other => format!("record {p1}, P2 {p2:02X} (mode {other})"),
+    }
+}
+
+fn describe_generate_ac(p1: u8) -> String {
+    let kind = match p1 & 0xC0 {
+        0x00 => "asking for an AAC (decline)",
+        0x40 => "asking for a TC (approve offline)",
+        0x80 => "asking for an ARQC (go online)",
+        _ => "asking for an RFU cryptogram type",
+    };
+    if p1 & 0x10 != 0 {
+        format!("{kind}, CDA signature requested")
+    } else {
+        kind.to_owned()
+    }
+}
+
+/// Command data decoded where its structure is known.
+fn command_details(command: &Command) -> Vec<String> {
+    let data = command.data();
+    if data.is_empty() {
+        return Vec::new();
+    }
+    match command.ins() {
+        ins::GET_PROCESSING_OPTIONS => tlv_lines(data),
+        ins::GENERATE_AC => vec![format!("CDOL data: {}", hex::encode_upper(data))],
+        ins::SELECT => Vec::new(),
+        _ => vec![format!("data: {}", hex::encode_upper(data))],
+    }
+}
+
+/// Response data decoded: fixed layouts first, then TLV, then hex.
+fn response_details(command: &Command, response: &Response) -> Vec<String> {
+    let data = &response.data;
+    if data.is_empty() {
+        return Vec::new();
+    }
+    let format1 = data.first() == Some(&0x80);
+    match command.ins() {
+        ins::GET_PROCESSING_OPTIONS if format1 => {
+            if let Some(lines) = gpo_format1(data) {
+                return lines;
+            }
+        }
+        ins::GENERATE_AC if format1 => {
+            if let Some(lines) = generate_ac_format1(data) {
+                return lines;
+            }
+        }
+        ins::GET_CHALLENGE => return vec![format!("challenge: {}", hex::encode_upper(data))],
+        ins::PERFORM_SECURITY_OPERATION => {
+            return vec![format!("result: {}", hex::encode_upper(data))];
+        }
+        _ => {}
+    }
+    tlv_lines(data)
+}
+
+/// A TLV tree, one line per object; hex when the bytes are not TLV.
+fn tlv_lines(data: &[u8]) -> Vec<String> {
+    tlv::render_bytes(data)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The value of a primitive `80` template (EMV Book 3 §6.5.8.4 / §6.5.5.4, format 1).
+fn format1_value(data: &[u8]) -> Option<Vec<u8>> {
+    let parsed = tlv::parse(data).ok()?;
+    match parsed.as_slice() {
+        [only] if only.tag() == 0x80 => only.bytes().map(<[u8]>::to_vec),
+        _ => None,
+    }
+}
+
+/// GPO format 1: AIP (2 bytes) then the AFL (EMV Book 3 §6.5.8.4).
+fn gpo_format1(data: &[u8]) -> Option<Vec<String>> {
+    let value = format1_value(data)?;
+    let (aip, afl) = (value.get(..2)?, value.get(2..)?);
+    if afl.len() % 4 != 0 {
+        return None;
+    }
+    let mut lines = vec!["80 Response Message Template Format 1".to_owned()];
+    let aip_text = tlv::decode_value(0x82, aip).unwrap_or_default();
+    lines.push(format!(
+        "  AIP {}{}",
+        hex::encode_upper(aip),
+        if aip_text.is_empty() {
+            String::new()
+        } else {
+            format!(" ({aip_text})")
+        }
+    ));
+    for entry in afl.chunks(4) {
+        lines.push(format!("  AFL {}", describe_afl_entry(entry)));
+    }
+    Some(lines)
+}
+
+/// One 4-byte AFL entry (EMV Book 3 §10.2): SFI, first and last record, how many
+/// records take part in offline data authentication.
+pub fn describe_afl_entry(entry: &[u8]) -> String {
+    match entry {
+        [sfi, first, last, oda] => format!(
+            "SFI {} records {}-{} ({} for offline data authentication)",
+            sfi >> 3,
+            first,
+            last,
+            oda
+        ),
+        _ => hex::encode_upper(entry),
+    }
+}
+
+/// GENERATE AC format 1: CID, ATC, AC, optional IAD (EMV Book 3 §6.5.5.4).
+fn generate_ac_format1(data: &[u8]) -> Option<Vec<String>> {
+    let value = format1_value(data)?;
+    let cid = *value.first()?;
+    let atc = value.get(1..3)?;
+    let cryptogram = value.get(3..11)?;
+    let iad = value.get(11..)?;
+    let mut lines = vec![
+        "80 Response Message Template Format 1".to_owned(),
+        format!("  CID {cid:02X} ({})", describe_cid(cid)),
+        format!("  ATC {}", hex::encode_upper(atc)),
+        format!("  AC {}", hex::encode_upper(cryptogram)),
+    ];
+    if !iad.is_empty() {
+        lines.push(format!("  IAD {}", hex::encode_upper(iad)));
+    }
+    Some(lines)
+}
+
+/// The Cryptogram Information Data's type bits (EMV Book 3 Table 15).
+pub fn describe_cid(cid: u8) -> &'static str {
+    match cid & 0xC0 {
+        0x00 => "AAC: declined",
+        0x40 => "TC: approved",
+        0x80 => "ARQC: online authorisation requested",
+        _ => "RFU",
+    }
+}
+
+/// A status word followed by its meaning, e.g. `6983 authentication method blocked`.
+pub fn describe_status(sw: StatusWord) -> String {
+    format!("{:04X} {}", sw.to_u16(), sw.meaning())
+}

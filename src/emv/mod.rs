@@ -1,0 +1,694 @@
+//! The terminal side of an EMV card read (EMV 4.4 Book 1 §12, Book 3 §10.1–§10.2).
+//!
+//! [`read_card`] runs the flow a payment terminal runs before any transaction:
+//!
+//! 1. application selection: SELECT the PPSE (`2PAY.SYS.DDF01`); if the card has none,
+//!    the PSE (`1PAY.SYS.DDF01`) and its directory records; if neither, the list of
+//!    known AIDs (EMV Book 1 §12.3.3);
+//! 2. the application chosen (by `--aid`, else by priority) is selected and its FCI read;
+//! 3. GET PROCESSING OPTIONS with the PDOL filled from terminal data (Book 3 §5.4);
+//! 4. READ RECORD over every record of the AFL;
+//! 5. GET DATA for the ATC (9F36) and the PIN try counter (9F17).
+//!
+//! The flow talks to the card only through [`CardChannel`], so any reader (or a test)
+//! can drive it; it reads no clock and draws no randomness — date and unpredictable
+//! number are terminal data the caller supplies.
+
+use std::collections::BTreeMap;
+
+use crate::apdu::{Command, Response, StatusWord, ins};
+use crate::reader::{Reader, ReaderError, Transport};
+use crate::tlv::{self, TagNumber, Tlv, dol};
+
+/// The contactless directory (EMV Book B §3.3).
+pub const PPSE: &[u8] = b"2PAY.SYS.DDF01";
+/// The contact Payment System Environment (EMV Book 1 §12.2.2).
+pub const PSE: &[u8] = b"1PAY.SYS.DDF01";
+
+/// Well-known payment AIDs tried when the card has no directory (EMV Book 1 §12.3.3).
+pub const KNOWN_AIDS: &[(&str, &[u8])] = &[
+    ("CB", &[0xA0, 0x00, 0x00, 0x00, 0x42, 0x10, 0x10]),
+    ("Visa", &[0xA0, 0x00, 0x00, 0x00, 0x03, 0x10, 0x10]),
+    ("Mastercard", &[0xA0, 0x00, 0x00, 0x00, 0x04, 0x10, 0x10]),
+    ("Maestro", &[0xA0, 0x00, 0x00, 0x00, 0x04, 0x30, 0x60]),
+];
+
+/// Anything that takes a command and returns the card's complete answer.
+pub trait CardChannel {
+    /// Sends one command; `61xx`/`6Cxx` are already handled underneath.
+    fn transmit(&mut self, command: &Command) -> Result<Response, ReaderError>;
+}
+
+impl<R: Reader> CardChannel for Transport<R> {
+    fn transmit(&mut self, command: &Command) -> Result<Response, ReaderError> {
+        Transport::transmit(self, command)
+    }
+}
+
+/// What the terminal brings to the read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadOptions {
+    /// The application to use; the card's highest-priority one when absent.
+    pub aid: Option<Vec<u8>>,
+    /// Terminal data objects for DOLs (9F1A, 5F2A, 9A, 9F37, …).
+    pub terminal_data: BTreeMap<TagNumber, Vec<u8>>,
+}
+
+/// Terminal data for a French terminal (the patent's setting) on `date` (YYMMDD, BCD)
+/// with `unpredictable_number`: what PDOLs usually ask for, amounts zero.
+pub fn default_terminal_data(
+    date: [u8; 3],
+    unpredictable_number: [u8; 4],
+) -> BTreeMap<TagNumber, Vec<u8>> {
+    BTreeMap::from([
+        (0x9F1A, vec![0x02, 0x50]),             // Terminal Country Code: France (250)
+        (0x5F2A, vec![0x09, 0x78]),             // Transaction Currency Code: EUR (978)
+        (0x5F36, vec![0x02]),                   // Transaction Currency Exponent
+        (0x9A, date.to_vec()),                  // Transaction Date
+        (0x9C, vec![0x00]),                     // Transaction Type: goods and services
+        (0x9F37, unpredictable_number.to_vec()), // Unpredictable Number
+        (0x9F02, vec![0; 6]),                   // Amount, Authorised
+        (0x9F03, vec![0; 6]),                   // Amount, Other
+        (0x95, vec![0; 5]),                     // Terminal Verification Results
+        (0x9F35, vec![0x22]),                   // Terminal Type: attended, offline with online capability
+        (0x9F33, vec![0xE0, 0xF0, 0xC8]),       // Terminal Capabilities
+        (0x9F40, vec![0x60, 0x00, 0xF0, 0xA0, 0x01]), // Additional Terminal Capabilities
+        (0x9F66, vec![0x36, 0x00, 0x40, 0x00]), // Terminal Transaction Qualifiers
+    ])
+}
+
+/// One command and the card's answer to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// What the terminal sent.
+    pub command: Command,
+    /// What the card answered (after GET RESPONSE / re-issue).
+    pub response: Response,
+}
+
+/// Where the candidate list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum DirectorySource {
+    /// The PPSE's FCI.
+    Ppse,
+    /// The PSE's directory records.
+    Pse,
+    /// No directory: the known AIDs the card accepted.
+    KnownAids,
+    /// No directory: the AID the user named.
+    UserAid,
+}
+
+impl std::fmt::Display for DirectorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DirectorySource::Ppse => "PPSE (2PAY.SYS.DDF01)",
+            DirectorySource::Pse => "PSE (1PAY.SYS.DDF01) directory records",
+            DirectorySource::KnownAids => "none; known AIDs tried one by one",
+            DirectorySource::UserAid => "none; the AID given with --aid",
+        })
+    }
+}
+
+/// An application the card offers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Candidate {
+    /// The AID (4F or 84).
+    #[serde(serialize_with = "serialize_hex")]
+    pub aid: Vec<u8>,
+    /// Application Label (50).
+    pub label: Option<String>,
+    /// Application Priority Indicator (87), low nibble: 1 is highest.
+    pub priority: Option<u8>,
+}
+
+/// One record read over the AFL.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecordRead {
+    /// Short file identifier.
+    pub sfi: u8,
+    /// Record number.
+    pub number: u8,
+    /// The record's objects.
+    pub tlvs: Vec<Tlv>,
+}
+
+/// The cardholder data found in the records.
+#[derive(Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct CardholderData {
+    /// Application PAN (5A), or from Track 2 (57), digits only.
+    pub pan: Option<String>,
+    /// PAN Sequence Number (5F34).
+    pub pan_sequence: Option<u8>,
+    /// Application Expiration Date (5F24), YYMMDD.
+    pub expiry: Option<String>,
+    /// Application Effective Date (5F25), YYMMDD.
+    pub effective: Option<String>,
+    /// Cardholder Name (5F20), trimmed.
+    pub name: Option<String>,
+    /// Issuer Country Code (5F28), decoded.
+    pub issuer_country: Option<String>,
+    /// Application Currency Code (9F42), decoded.
+    pub currency: Option<String>,
+}
+
+impl std::fmt::Debug for CardholderData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardholderData")
+            .field("pan", &self.pan.as_deref().map(mask_pan))
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The PAN with all but the first six and last four digits hidden (PCI DSS 3.4).
+pub fn mask_pan(pan: &str) -> String {
+    let digits = pan.len();
+    if digits <= 10 {
+        return "*".repeat(digits);
+    }
+    pan.char_indices()
+        .map(|(index, digit)| {
+            if index < 6 || index >= digits - 4 {
+                digit
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// What a card read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardReadReport {
+    /// Every exchange, in order.
+    pub exchanges: Vec<Exchange>,
+    /// How the candidates were found.
+    pub directory: DirectorySource,
+    /// The applications the card offers.
+    pub candidates: Vec<Candidate>,
+    /// The application used.
+    pub selected: Candidate,
+    /// The selected application's FCI.
+    pub fci: Vec<Tlv>,
+    /// Application Interchange Profile (82).
+    pub aip: [u8; 2],
+    /// Application File Locator (94), 4 bytes per entry.
+    pub afl: Vec<[u8; 4]>,
+    /// The records read.
+    pub records: Vec<RecordRead>,
+    /// Application Transaction Counter (9F36), if the card gave it.
+    pub atc: Option<u16>,
+    /// PIN Try Counter (9F17), if the card gave it.
+    pub pin_tries_left: Option<u8>,
+    /// Cardholder data from the records.
+    pub cardholder: CardholderData,
+}
+
+/// Why a card read stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmvError {
+    /// The reader or the transport failed.
+    #[error(transparent)]
+    Reader(#[from] ReaderError),
+    /// Neither directory nor any known AID answered.
+    #[error("the card offers no payment application: no PPSE, no PSE, and none of the known AIDs ({known}) answered")]
+    NoApplication {
+        /// The AIDs tried.
+        known: String,
+    },
+    /// The AID the user named is not on the card.
+    #[error("application {aid} is not on the card ({sw}); the card offers: {offered}")]
+    ApplicationNotFound {
+        /// The AID asked for, hex.
+        aid: String,
+        /// What the card answered to SELECT.
+        sw: StatusWord,
+        /// The AIDs the card listed, hex.
+        offered: String,
+    },
+    /// A step got a status word that ends the read.
+    #[error("{step}: the card answered {sw}")]
+    Refused {
+        /// The step, e.g. `GET PROCESSING OPTIONS`.
+        step: &'static str,
+        /// The status word, decoded.
+        sw: StatusWord,
+    },
+    /// A response's data does not have the structure EMV requires.
+    #[error("{step}: malformed response {response}: {reason}")]
+    Malformed {
+        /// The step.
+        step: &'static str,
+        /// The response data, hex.
+        response: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The PDOL in the FCI does not parse.
+    #[error("the application's PDOL {pdol} is malformed: {source}")]
+    BadPdol {
+        /// The PDOL, hex.
+        pdol: String,
+        /// Why.
+        #[source]
+        source: tlv::TlvError,
+    },
+}
+
+/// The running read: the channel and the log of exchanges.
+struct Session<'a, C: CardChannel> {
+    channel: &'a mut C,
+    exchanges: Vec<Exchange>,
+}
+
+impl<C: CardChannel> Session<'_, C> {
+    fn send(&mut self, command: Command) -> Result<Response, ReaderError> {
+        let response = self.channel.transmit(&command)?;
+        self.exchanges.push(Exchange {
+            command,
+            response: response.clone(),
+        });
+        Ok(response)
+    }
+}
+
+/// SELECT by DF name, first occurrence, FCI requested (ISO 7816-4 §11.2.2).
+pub fn select_by_name(name: &[u8]) -> Command {
+    command(0x00, ins::SELECT, 0x04, 0x00, name, Some(256))
+}
+
+/// READ RECORD `number` of `sfi` (ISO 7816-4 §11.3.3, P2 = SFI << 3 | 4).
+pub fn read_record(sfi: u8, number: u8) -> Command {
+    command(0x00, ins::READ_RECORD, number, (sfi << 3) | 0x04, &[], Some(256))
+}
+
+/// GET DATA for a two-byte tag (EMV Book 3 §6.5.7).
+pub fn get_data(tag: u16) -> Command {
+    let [p1, p2] = tag.to_be_bytes();
+    command(0x80, ins::GET_DATA, p1, p2, &[], Some(256))
+}
+
+/// GET PROCESSING OPTIONS with the PDOL data wrapped in tag 83 (EMV Book 3 §6.5.8).
+pub fn get_processing_options(pdol_data: &[u8]) -> Command {
+    let wrapped = Tlv::new(0x83, tlv::Value::Primitive(pdol_data.to_vec())).to_bytes();
+    command(0x80, ins::GET_PROCESSING_OPTIONS, 0x00, 0x00, &wrapped, Some(256))
+}
+
+/// Builds a short command; the sizes used here always fit, so a failure is reported
+/// as an empty-data command rather than a panic.
+fn command(cla: u8, ins_byte: u8, p1: u8, p2: u8, data: &[u8], ne: Option<usize>) -> Command {
+    let base = Command::new(cla, ins_byte, p1, p2);
+    let with_data = base.clone().with_data(data.to_vec()).unwrap_or(base);
+    match ne {
+        Some(ne) => with_data.clone().with_le(ne).unwrap_or(with_data),
+        None => with_data,
+    }
+}
+
+/// Runs the read flow described in the module documentation.
+pub fn read_card<C: CardChannel>(
+    channel: &mut C,
+    options: &ReadOptions,
+) -> Result<CardReadReport, EmvError> {
+    let mut session = Session {
+        channel,
+        exchanges: Vec::new(),
+    };
+    let (directory, candidates) = find_candidates(&mut session, options)?;
+    let chosen = choose(&candidates, options);
+    let (selected, fci) = select_application(&mut session, &chosen, &candidates)?;
+
+    let pdol = tlv::find(&fci, 0x9F38).and_then(Tlv::bytes).unwrap_or(&[]);
+    let entries = dol::parse_dol(pdol).map_err(|source| EmvError::BadPdol {
+        pdol: hex::encode_upper(pdol),
+        source,
+    })?;
+    let pdol_data = dol::build_dol_data(&entries, &options.terminal_data);
+    let gpo = session.send(get_processing_options(&pdol_data))?;
+    if !gpo.sw.is_success() {
+        return Err(EmvError::Refused {
+            step: "GET PROCESSING OPTIONS",
+            sw: gpo.sw,
+        });
+    }
+    let (aip, afl) = parse_gpo(&gpo.data)?;
+
+    let mut records = Vec::new();
+    for entry in &afl {
+        let [sfi_byte, first, last, _] = *entry;
+        let sfi = sfi_byte >> 3;
+        for number in first..=last {
+            let response = session.send(read_record(sfi, number))?;
+            if !response.sw.is_success() {
+                return Err(EmvError::Refused {
+                    step: "READ RECORD",
+                    sw: response.sw,
+                });
+            }
+            let tlvs = tlv::parse(&response.data).map_err(|error| EmvError::Malformed {
+                step: "READ RECORD",
+                response: hex::encode_upper(&response.data),
+                reason: error.to_string(),
+            })?;
+            records.push(RecordRead { sfi, number, tlvs });
+        }
+    }
+
+    let atc = get_data_value(&mut session, 0x9F36)?
+        .and_then(|value| <[u8; 2]>::try_from(value.as_slice()).ok())
+        .map(u16::from_be_bytes);
+    let pin_tries_left = get_data_value(&mut session, 0x9F17)?
+        .and_then(|value| value.first().copied());
+
+    let cardholder = cardholder_data(&records);
+    Ok(CardReadReport {
+        exchanges: session.exchanges,
+        directory,
+        candidates,
+        selected,
+        fci,
+        aip,
+        afl,
+        records,
+        atc,
+        pin_tries_left,
+        cardholder,
+    })
+}
+
+/// Application selection, step 1: the candidate list (EMV Book 1 §12.3).
+fn find_candidates<C: CardChannel>(
+    session: &mut Session<'_, C>,
+    options: &ReadOptions,
+) -> Result<(DirectorySource, Vec<Candidate>), EmvError> {
+    let ppse = session.send(select_by_name(PPSE))?;
+    if ppse.sw.is_success() {
+        let candidates = ppse_entries(&ppse.data);
+        if !candidates.is_empty() {
+            return Ok((DirectorySource::Ppse, candidates));
+        }
+    }
+    let pse = session.send(select_by_name(PSE))?;
+    if pse.sw.is_success() {
+        let candidates = pse_entries(session, &pse.data)?;
+        if !candidates.is_empty() {
+            return Ok((DirectorySource::Pse, candidates));
+        }
+    }
+    if let Some(aid) = &options.aid {
+        let candidate = Candidate {
+            aid: aid.clone(),
+            label: None,
+            priority: None,
+        };
+        return Ok((DirectorySource::UserAid, vec![candidate]));
+    }
+    let mut found = Vec::new();
+    for (_, aid) in KNOWN_AIDS {
+        let response = session.send(select_by_name(aid))?;
+        if response.sw.is_success() {
+            let fci = tlv::parse(&response.data).unwrap_or_default();
+            found.push(Candidate {
+                aid: tlv::find(&fci, 0x84)
+                    .and_then(Tlv::bytes)
+                    .map_or_else(|| aid.to_vec(), <[u8]>::to_vec),
+                label: text_of(&fci, 0x50),
+                priority: tlv::find(&fci, 0x87)
+                    .and_then(Tlv::bytes)
+                    .and_then(|value| value.first().copied()),
+            });
+        }
+    }
+    if found.is_empty() {
+        let known = KNOWN_AIDS
+            .iter()
+            .map(|(name, aid)| format!("{name} {}", hex::encode_upper(aid)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(EmvError::NoApplication { known });
+    }
+    Ok((DirectorySource::KnownAids, found))
+}
+
+/// Directory entries (61) of a PPSE FCI: 6F / A5 / BF0C / 61 (EMV Book B Table 3-3).
+fn ppse_entries(fci: &[u8]) -> Vec<Candidate> {
+    let Ok(tlvs) = tlv::parse(fci) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect_directory_entries(&tlvs, &mut out);
+    out
+}
+
+/// The PSE's directory: the SFI in its FCI (88), records read until 6A83 (EMV Book 1
+/// §12.2.3).
+fn pse_entries<C: CardChannel>(
+    session: &mut Session<'_, C>,
+    fci: &[u8],
+) -> Result<Vec<Candidate>, EmvError> {
+    let tlvs = tlv::parse(fci).unwrap_or_default();
+    let Some(sfi) = tlv::find(&tlvs, 0x88)
+        .and_then(Tlv::bytes)
+        .and_then(|value| value.first().copied())
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for number in 1..=u8::MAX {
+        let response = session.send(read_record(sfi, number))?;
+        if !response.sw.is_success() {
+            break;
+        }
+        if let Ok(record) = tlv::parse(&response.data) {
+            collect_directory_entries(&record, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+fn collect_directory_entries(tlvs: &[Tlv], out: &mut Vec<Candidate>) {
+    for object in tlvs {
+        if object.tag() == 0x61 {
+            let entry = std::slice::from_ref(object);
+            if let Some(aid) = tlv::find(entry, 0x4F).and_then(Tlv::bytes) {
+                out.push(Candidate {
+                    aid: aid.to_vec(),
+                    label: text_of(entry, 0x50),
+                    priority: tlv::find(entry, 0x87)
+                        .and_then(Tlv::bytes)
+                        .and_then(|value| value.first().copied()),
+                });
+            }
+        } else if let tlv::Value::Constructed(children) = object.value() {
+            collect_directory_entries(children, out);
+        }
+    }
+}
+
+/// Application selection, step 2: the user's AID or the highest priority (EMV Book 1
+/// §12.4: priority 1 is highest, entries without a priority come last, the card's
+/// order breaks ties).
+fn choose(candidates: &[Candidate], options: &ReadOptions) -> Vec<u8> {
+    if let Some(aid) = &options.aid {
+        return aid.clone();
+    }
+    candidates
+        .iter()
+        .min_by_key(|candidate| match candidate.priority {
+            Some(priority) if priority & 0x0F != 0 => priority & 0x0F,
+            _ => 0x10,
+        })
+        .map(|candidate| candidate.aid.clone())
+        .unwrap_or_default()
+}
+
+fn select_application<C: CardChannel>(
+    session: &mut Session<'_, C>,
+    aid: &[u8],
+    candidates: &[Candidate],
+) -> Result<(Candidate, Vec<Tlv>), EmvError> {
+    let response = session.send(select_by_name(aid))?;
+    if !response.sw.is_success() {
+        let offered = candidates
+            .iter()
+            .map(|candidate| hex::encode_upper(&candidate.aid))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(EmvError::ApplicationNotFound {
+            aid: hex::encode_upper(aid),
+            sw: response.sw,
+            offered: if offered.is_empty() {
+                "nothing".to_owned()
+            } else {
+                offered
+            },
+        });
+    }
+    let fci = tlv::parse(&response.data).map_err(|error| EmvError::Malformed {
+        step: "SELECT",
+        response: hex::encode_upper(&response.data),
+        reason: error.to_string(),
+    })?;
+    let listed = candidates.iter().find(|candidate| candidate.aid == aid);
+    let selected = Candidate {
+        aid: tlv::find(&fci, 0x84)
+            .and_then(Tlv::bytes)
+            .map_or_else(|| aid.to_vec(), <[u8]>::to_vec),
+        label: text_of(&fci, 0x50).or_else(|| listed.and_then(|c| c.label.clone())),
+        priority: tlv::find(&fci, 0x87)
+            .and_then(Tlv::bytes)
+            .and_then(|value| value.first().copied())
+            .or_else(|| listed.and_then(|c| c.priority)),
+    };
+    Ok((selected, fci))
+}
+
+/// AIP and AFL from a GPO response in format 1 (80) or format 2 (77) (EMV Book 3
+/// §6.5.8.4).
+fn parse_gpo(data: &[u8]) -> Result<([u8; 2], Vec<[u8; 4]>), EmvError> {
+    let malformed = |reason: &str| EmvError::Malformed {
+        step: "GET PROCESSING OPTIONS",
+        response: hex::encode_upper(data),
+        reason: reason.to_owned(),
+    };
+    let tlvs = tlv::parse(data).map_err(|error| malformed(&error.to_string()))?;
+    let (aip, afl): (&[u8], &[u8]) = match tlvs.as_slice() {
+        [only] if only.tag() == 0x80 => {
+            let value = only.bytes().unwrap_or(&[]);
+            if value.len() < 2 {
+                return Err(malformed("format 1 template shorter than the AIP"));
+            }
+            value.split_at(2)
+        }
+        [only] if only.tag() == 0x77 => {
+            let aip = tlv::find(&tlvs, 0x82)
+                .and_then(Tlv::bytes)
+                .ok_or_else(|| malformed("format 2 template without AIP (82)"))?;
+            let afl = tlv::find(&tlvs, 0x94).and_then(Tlv::bytes).unwrap_or(&[]);
+            (aip, afl)
+        }
+        _ => return Err(malformed("neither format 1 (80) nor format 2 (77)")),
+    };
+    let aip: [u8; 2] = aip
+        .try_into()
+        .map_err(|_| malformed("the AIP is not 2 bytes"))?;
+    if afl.len() % 4 != 0 {
+        return Err(malformed("the AFL is not a multiple of 4 bytes"));
+    }
+    let mut entries = Vec::with_capacity(afl.len() / 4);
+    for chunk in afl.chunks_exact(4) {
+        let Ok(entry) = <[u8; 4]>::try_from(chunk) else {
+            continue;
+        };
+        let [sfi_byte, first, last, oda] = entry;
+        let sfi = sfi_byte >> 3;
+        if sfi == 0 || sfi > 30 || first == 0 || last < first || oda > last - first + 1 {
+            return Err(malformed(&format!(
+                "AFL entry {} is invalid (EMV Book 3 §10.2: SFI 1-30, first record ≥ 1, last ≥ first)",
+                hex::encode_upper(entry)
+            )));
+        }
+        entries.push(entry);
+    }
+    Ok((aip, entries))
+}
+
+/// GET DATA; `None` when the card does not give the object (6A88, 6A81…).
+fn get_data_value<C: CardChannel>(
+    session: &mut Session<'_, C>,
+    tag: u16,
+) -> Result<Option<Vec<u8>>, EmvError> {
+    let response = session.send(get_data(tag))?;
+    if !response.sw.is_success() {
+        return Ok(None);
+    }
+    let tlvs = tlv::parse(&response.data).unwrap_or_default();
+    Ok(tlv::find(&tlvs, u32::from(tag))
+        .and_then(Tlv::bytes)
+        .map(<[u8]>::to_vec))
+}
+
+fn text_of(tlvs: &[Tlv], tag: TagNumber) -> Option<String> {
+    tlv::find(tlvs, tag)
+        .and_then(Tlv::bytes)
+        .map(|bytes| String::from_utf8_lossy(bytes).trim().to_owned())
+}
+
+/// BCD digits of a `cn` value, trailing `F` padding removed.
+fn cn_digits(bytes: &[u8]) -> String {
+    hex::encode_upper(bytes)
+        .trim_end_matches('F')
+        .to_owned()
+}
+
+fn cardholder_data(records: &[RecordRead]) -> CardholderData {
+    let all: Vec<Tlv> = records
+        .iter()
+        .flat_map(|record| record.tlvs.iter().cloned())
+        .collect();
+    let bytes = |tag| tlv::find(&all, tag).and_then(Tlv::bytes);
+    let pan = bytes(0x5A).map(cn_digits).or_else(|| {
+        // Track 2 Equivalent Data: PAN, separator D, expiry… (EMV Book 3 Annex A).
+        bytes(0x57).and_then(|track2| {
+            let digits = hex::encode_upper(track2);
+            digits.split_once('D').map(|(pan, _)| pan.to_owned())
+        })
+    });
+    let decoded = |tag| bytes(tag).and_then(|value| tlv::decode_value(tag, value));
+    CardholderData {
+        pan,
+        pan_sequence: bytes(0x5F34)
+            .and_then(|value| value.first().copied())
+            .map(|bcd| (bcd >> 4) * 10 + (bcd & 0x0F)),
+        expiry: bytes(0x5F24).map(hex::encode_upper),
+        effective: bytes(0x5F25).map(hex::encode_upper),
+        name: text_of(&all, 0x5F20),
+        issuer_country: decoded(0x5F28),
+        currency: decoded(0x9F42),
+    }
+}
+
+/// Hex strings in JSON instead of arrays of numbers.
+fn serialize_hex<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&hex::encode_upper(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pan_masking_keeps_bin_and_last_four() {
+        assert_eq!(mask_pan("4970100000000014"), "497010******0014");
+        assert_eq!(mask_pan("5413330089010434"), "541333******0434");
+        assert_eq!(mask_pan("1234567890"), "**********");
+    }
+
+    #[test]
+    fn gpo_formats_and_bad_afl() {
+        let format1 = hex::decode("800A1C000801010010010200").unwrap();
+        assert_eq!(
+            parse_gpo(&format1).unwrap(),
+            ([0x1C, 0x00], vec![[0x08, 1, 1, 0], [0x10, 1, 2, 0]])
+        );
+        let format2 = hex::decode("770A82021980940408010100").unwrap();
+        assert_eq!(parse_gpo(&format2).unwrap(), ([0x19, 0x80], vec![[0x08, 1, 1, 0]]));
+        let sfi_zero = hex::decode("80061C0000010100").unwrap();
+        assert!(matches!(
+            parse_gpo(&sfi_zero),
+            Err(EmvError::Malformed { reason, .. }) if reason.contains("AFL entry 00010100")
+        ));
+    }
+
+    #[test]
+    fn priority_one_wins_and_unprioritised_come_last() {
+        let candidates = vec![
+            Candidate { aid: vec![1], label: None, priority: None },
+            Candidate { aid: vec![2], label: None, priority: Some(0x82) },
+            Candidate { aid: vec![3], label: None, priority: Some(0x01) },
+        ];
+        assert_eq!(choose(&candidates, &ReadOptions::default()), vec![3]);
+    }
+}

@@ -1,0 +1,22 @@
+//! telepay: a smart-card / APDU emulation toolkit that models the mediated telepayment
+//! system of patent FR2750275.
+//!
+//! - [`apdu`]: command and response APDUs (ISO 7816-4 cases 1–4, short and extended)
+//!   and status words decoded to their meaning.
+//! - [`atr`]: the Answer To Reset (ISO 7816-3 §8).
+//! - [`tlv`]: BER-TLV, the EMV tag dictionary, DOLs and a pretty-printer.
+//! - [`reader`]: one reader abstraction for every backend, the transport layer (T=0
+//!   GET RESPONSE / re-issue, command chaining) and reader URIs.
+//! - [`describe`]: an exchange rendered for people (command name, TLV tree, SW meaning).
+//! - [`emv`]: the terminal side of an EMV card read (application selection, GPO, records).
+//! - [`cli`]: the `telepay` command line.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod apdu;
+pub mod atr;
+pub mod cli;
+pub mod describe;
+pub mod emv;
+pub mod reader;
+pub mod tlv;

@@ -1,0 +1,234 @@
+//! One reader abstraction for every backend, and the transport layer every user goes
+//! through.
+//!
+//! - [`Reader`]: what a backend does — power, reset, raw bytes in and out. The software
+//!   card ([`sim`]) implements it today; PC/SC, serial lines and trace replay implement
+//!   the same trait.
+//! - [`Transport`]: the layer above every reader. It turns a [`Command`] into bytes,
+//!   handles what ISO 7816 leaves to the terminal (T=0 `61xx` → GET RESPONSE, `6Cxx` →
+//!   re-issue with the right Le, command chaining when the card does not announce
+//!   extended lengths) and lets an [`ExchangeObserver`] (the trace recorder) see every
+//!   raw exchange.
+//! - [`ReaderUri`]: readers are named by URI everywhere; [`open`] turns one into a reader.
+
+pub mod sim;
+mod transport;
+pub mod uri;
+
+pub use card_applet_sim::ResetKind;
+pub use transport::{ExchangeObserver, Transport};
+pub use uri::{ReaderUri, UriError};
+
+use crate::apdu::ApduError;
+use crate::atr::AtrError;
+
+/// A card reader with a card in it, as the terminal sees it: power, reset, and raw
+/// APDU bytes in and out. Status-word handling belongs to [`Transport`], not here.
+pub trait Reader {
+    /// The reader's name as the user would recognise it (e.g. `sim:cb`, a PC/SC name).
+    fn name(&self) -> &str;
+    /// Powers the card and returns its Answer To Reset.
+    fn power_on(&mut self) -> Result<Vec<u8>, ReaderError>;
+    /// Resets the card (cold or warm) and returns its Answer To Reset.
+    fn reset(&mut self, kind: ResetKind) -> Result<Vec<u8>, ReaderError>;
+    /// Sends one command APDU as bytes and returns the response bytes (data + SW1 SW2).
+    fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, ReaderError>;
+    /// Removes power from the card.
+    fn power_off(&mut self) -> Result<(), ReaderError>;
+}
+
+impl<R: Reader + ?Sized> Reader for Box<R> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn power_on(&mut self) -> Result<Vec<u8>, ReaderError> {
+        (**self).power_on()
+    }
+    fn reset(&mut self, kind: ResetKind) -> Result<Vec<u8>, ReaderError> {
+        (**self).reset(kind)
+    }
+    fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, ReaderError> {
+        (**self).transmit_raw(command)
+    }
+    fn power_off(&mut self) -> Result<(), ReaderError> {
+        (**self).power_off()
+    }
+}
+
+/// Everything that can go wrong between the terminal and the card, below the
+/// application: opening a reader, the card's answers, the transport rules.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReaderError {
+    /// The reader URI does not parse.
+    #[error(transparent)]
+    Uri(#[from] UriError),
+    /// The URI names a backend this build does not provide.
+    #[error(
+        "reader {uri}: the {scheme}: backend is not available in this build of telepay \
+         ({reason}); available backends: {available}"
+    )]
+    BackendUnavailable {
+        /// The URI as given.
+        uri: String,
+        /// The backend's scheme.
+        scheme: &'static str,
+        /// Why it is missing and how to get it.
+        reason: &'static str,
+        /// The schemes this build does provide.
+        available: &'static str,
+    },
+    /// The software card could not be created (bad profile, unreadable state file…).
+    #[error("reader {uri}: {source}")]
+    SimCard {
+        /// The URI as given.
+        uri: String,
+        /// The card's own error.
+        #[source]
+        source: Box<card_applet_sim::card::CardError>,
+    },
+    /// The card's Answer To Reset does not parse.
+    #[error("reader {reader}: the card's ATR {atr} is malformed: {source}")]
+    BadAtr {
+        /// The reader's name.
+        reader: String,
+        /// The ATR in hex.
+        atr: String,
+        /// What is wrong with it.
+        #[source]
+        source: AtrError,
+    },
+    /// A command was sent before the card was powered.
+    #[error("reader {reader}: the card is not powered; power it on first")]
+    NotPowered {
+        /// The reader's name.
+        reader: String,
+    },
+    /// The command cannot be encoded for this card (too long for short APDUs and no
+    /// chaining possible, …).
+    #[error("reader {reader}: cannot send the command: {source}")]
+    Encode {
+        /// The reader's name.
+        reader: String,
+        /// Why.
+        #[source]
+        source: ApduError,
+    },
+    /// The card answered bytes that are not a response APDU (fewer than two bytes).
+    #[error("reader {reader}: the card's answer {response} to {command} is not a response APDU: {source}")]
+    MalformedResponse {
+        /// The reader's name.
+        reader: String,
+        /// The command sent, in hex.
+        command: String,
+        /// The bytes received, in hex.
+        response: String,
+        /// What is wrong.
+        #[source]
+        source: ApduError,
+    },
+    /// The card kept answering `61xx`/`6Cxx` beyond any sensible length: a broken card
+    /// or transport, stopped rather than looped on forever.
+    #[error("reader {reader}: the card's {what} did not end after {rounds} rounds ({bytes} bytes received)")]
+    RunawayResponse {
+        /// The reader's name.
+        reader: String,
+        /// `GET RESPONSE` or `6Cxx re-issue`.
+        what: &'static str,
+        /// Rounds made before giving up.
+        rounds: usize,
+        /// Bytes gathered so far.
+        bytes: usize,
+    },
+    /// A chained command (ISO 7816-4 §5.3.3) was refused part-way.
+    #[error("reader {reader}: the card refused part {part} of a chained command with {sw}")]
+    ChainingRefused {
+        /// The reader's name.
+        reader: String,
+        /// Which part (1-based) was refused.
+        part: usize,
+        /// The status word, decoded.
+        sw: crate::apdu::StatusWord,
+    },
+}
+
+/// Backends this build provides, for error messages.
+pub const AVAILABLE_BACKENDS: &str = "sim:";
+
+/// Opens the reader a URI names. The card is not powered yet: wrap the reader in a
+/// [`Transport`] and call [`Transport::power_on`].
+pub fn open(uri: &ReaderUri) -> Result<Box<dyn Reader + Send>, ReaderError> {
+    match uri {
+        ReaderUri::Sim(sim_uri) => Ok(Box::new(sim::SimReader::open(sim_uri)?)),
+        ReaderUri::Pcsc(_) => Err(unavailable(
+            uri,
+            "pcsc",
+            "the PC/SC backend is not implemented yet in telepay 0.1; it is planned behind the cargo feature `pcsc`",
+        )),
+        ReaderUri::Serial(_) => Err(unavailable(
+            uri,
+            "serial",
+            "the serial-line backend is not implemented yet in telepay 0.1; it is planned behind the cargo feature `serial`",
+        )),
+        ReaderUri::Replay(_) => Err(unavailable(
+            uri,
+            "replay",
+            "trace replay is not implemented yet in telepay 0.1",
+        )),
+    }
+}
+
+fn unavailable(uri: &ReaderUri, scheme: &'static str, reason: &'static str) -> ReaderError {
+    ReaderError::BackendUnavailable {
+        uri: uri.to_string(),
+        scheme,
+        reason,
+        available: AVAILABLE_BACKENDS,
+    }
+}
+
+/// One reader a backend can offer, as `telepay readers` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReaderListing {
+    /// The URI that opens it.
+    pub uri: String,
+    /// What it is.
+    pub description: String,
+}
+
+/// The readers of one backend, or why the backend offers none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackendListing {
+    /// The backend's scheme.
+    pub scheme: &'static str,
+    /// Its readers (empty when unavailable).
+    pub readers: Vec<ReaderListing>,
+    /// Why the backend is unavailable, if it is.
+    pub unavailable: Option<&'static str>,
+}
+
+/// Lists the readers available on every backend.
+pub fn list_readers() -> Vec<BackendListing> {
+    vec![
+        BackendListing {
+            scheme: "sim",
+            readers: sim::list(),
+            unavailable: None,
+        },
+        BackendListing {
+            scheme: "pcsc",
+            readers: Vec::new(),
+            unavailable: Some("not implemented yet in telepay 0.1 (planned: cargo feature `pcsc`)"),
+        },
+        BackendListing {
+            scheme: "serial",
+            readers: Vec::new(),
+            unavailable: Some("not implemented yet in telepay 0.1 (planned: cargo feature `serial`)"),
+        },
+        BackendListing {
+            scheme: "replay",
+            readers: Vec::new(),
+            unavailable: Some("not implemented yet in telepay 0.1"),
+        },
+    ]
+}

@@ -1,0 +1,611 @@
+//! The BER-TLV tree and its codec (ISO/IEC 7816-4 §5.2, EMV 4.4 Book 3 Annex B).
+//!
+//! # Why not `iso7816_tlv::ber::Tlv::parse` directly
+//!
+//! The `iso7816-tlv` crate is the workspace's BER-TLV reference and this module converts
+//! to and from its types ([`Tlv::to_iso7816`], [`Tlv::from_iso7816`]), but its parser
+//! cannot be used as is on what real cards send, so the reader here is our own:
+//!
+//! - it rejects the `00` / `FF` bytes that ISO 7816-4 §5.2.2.1 and EMV Book 3 Annex B1
+//!   allow before, between and after objects (cards pad records and erased objects with
+//!   them), at top level and inside templates;
+//! - its errors carry no position, and a person reading a dump needs the offset;
+//! - it reads the indefinite length `80` as a zero length, which ISO 7816-4 §5.2.2.2
+//!   excludes (the object that follows is then mis-framed silently);
+//! - it recurses once per nesting level with no bound, so a few kilobytes of nested
+//!   template headers exhaust the stack: an abort on attacker-controlled input;
+//! - its encoder writes a length of exactly 127 as `81 7F`, not the DER-minimal `7F`.
+//!
+//! The tests keep it as an independent oracle: every tree this module encodes is parsed
+//! back by `iso7816-tlv` to the same tree.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::TagNumber;
+
+/// Deepest template nesting [`parse`] accepts. EMV responses nest at most four or five
+/// levels (`6F` / `A5` / `BF0C` / `61` …); the bound keeps recursion, hence the stack,
+/// bounded on hostile input.
+pub const MAX_DEPTH: usize = 32;
+
+/// Longest tag field accepted, in bytes: ISO 7816-4 §5.2.2.1 supports tags of one to three
+/// bytes and reserves longer ones (EMV uses at most three, e.g. `DF8101`).
+pub const MAX_TAG_BYTES: usize = 3;
+
+/// Most bytes after a long-form first length byte: ISO 7816-4 §5.2.2.2 allows length
+/// fields of up to five bytes (`84` followed by four).
+pub const MAX_LENGTH_BYTES: usize = 4;
+
+/// One BER-TLV data object: a tag and its value.
+///
+/// Serialised (serde) with the tag as upper-case hex (`"9F26"`) and primitive values as
+/// upper-case hex strings, the way people read them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tlv {
+    #[serde(serialize_with = "serialize_tag")]
+    tag: TagNumber,
+    value: Value,
+}
+
+/// The value of a data object: bytes (primitive) or nested objects (constructed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Value {
+    /// The value field of a primitive object.
+    Primitive(#[serde(serialize_with = "serialize_hex")] Vec<u8>),
+    /// The objects nested in a constructed object, in order.
+    Constructed(Vec<Tlv>),
+}
+
+/// A malformed BER-TLV or DOL input. Offsets are byte positions in the slice given to
+/// the function that failed ([`parse`], [`parse_dol`](super::dol::parse_dol), …).
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum TlvError {
+    /// The input ends inside a tag field: its last byte read announces a further byte
+    /// (ISO 7816-4 §5.2.2.1: `xxx11111` first byte, then bytes with bit 8 set).
+    #[error(
+        "truncated tag at offset {offset}: the tag bytes {read} announce a further byte, \
+         the input ends"
+    )]
+    TruncatedTag {
+        /// Offset of the first tag byte.
+        offset: usize,
+        /// The tag bytes read before the input ended, as hex.
+        read: HexBytes,
+    },
+    /// A tag field longer than [`MAX_TAG_BYTES`] (reserved by ISO 7816-4 §5.2.2.1).
+    #[error("tag at offset {offset} is longer than {max} bytes (starts {read})")]
+    TagTooLong {
+        /// Offset of the first tag byte.
+        offset: usize,
+        /// The first bytes of the tag, as hex.
+        read: HexBytes,
+        /// The longest tag accepted.
+        max: usize,
+    },
+    /// The input ends inside (or before) the length field of `tag`.
+    #[error(
+        "truncated length of tag {tag:02X} at offset {offset}: {expected} length byte(s) \
+         expected, {available} available"
+    )]
+    TruncatedLength {
+        /// The tag whose length is truncated.
+        tag: TagNumber,
+        /// Offset of the length field.
+        offset: usize,
+        /// Length-field bytes needed.
+        expected: usize,
+        /// Bytes left in the input.
+        available: usize,
+    },
+    /// The indefinite form `80`, excluded by ISO 7816-4 §5.2.2.2 and EMV Book 3 Annex B.
+    #[error("indefinite length (80) of tag {tag:02X} at offset {offset} is not allowed")]
+    IndefiniteLength {
+        /// The tag carrying the length.
+        tag: TagNumber,
+        /// Offset of the `80` byte.
+        offset: usize,
+    },
+    /// A long-form length announcing more than [`MAX_LENGTH_BYTES`] bytes (first length
+    /// byte `85` to `FF`; ISO 7816-4 §5.2.2.2 stops at `84`).
+    #[error(
+        "over-long length field of tag {tag:02X} at offset {offset}: first byte {first:02X} \
+         announces {announced} bytes, at most {max} allowed"
+    )]
+    LengthTooLong {
+        /// The tag carrying the length.
+        tag: TagNumber,
+        /// Offset of the first length byte.
+        offset: usize,
+        /// That first length byte.
+        first: u8,
+        /// The number of length bytes it announces.
+        announced: usize,
+        /// The most accepted.
+        max: usize,
+    },
+    /// The value of `tag` would run past the end of the input or of its template.
+    #[error(
+        "value of tag {tag:02X} at offset {offset} is {length} byte(s) long, only {available} \
+         available"
+    )]
+    ValueBeyondInput {
+        /// The tag whose value overruns.
+        tag: TagNumber,
+        /// Offset of the first value byte.
+        offset: usize,
+        /// The length announced.
+        length: usize,
+        /// Bytes left in the input or the enclosing template.
+        available: usize,
+    },
+    /// Templates nested deeper than [`MAX_DEPTH`].
+    #[error("template {tag:02X} at offset {offset} nests deeper than {max} levels")]
+    TooDeep {
+        /// The template that exceeds the limit.
+        tag: TagNumber,
+        /// Offset of its tag.
+        offset: usize,
+        /// The deepest nesting accepted.
+        max: usize,
+    },
+    /// A DOL entry's one-byte length is missing (EMV Book 3 §5.4).
+    #[error("DOL entry {tag:02X} at offset {offset} has no length byte")]
+    DolMissingLength {
+        /// The tag of the entry.
+        tag: TagNumber,
+        /// Offset where the length byte should be.
+        offset: usize,
+    },
+    /// DOL-related data whose length is not the sum of the DOL's entry lengths.
+    #[error("DOL data is {received} byte(s) long, the DOL asks for {expected}")]
+    DolDataLength {
+        /// The sum of the entry lengths.
+        expected: usize,
+        /// The data length received.
+        received: usize,
+    },
+}
+
+/// Bytes shown as upper-case hex in error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HexBytes(pub Vec<u8>);
+
+impl fmt::Display for HexBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode_upper(&self.0))
+    }
+}
+
+impl Tlv {
+    /// An object of `tag` holding `value`.
+    ///
+    /// The caller keeps `tag` and `value` consistent: a constructed tag (bit 6 of its first
+    /// byte set, ISO 7816-4 §5.2.2.1) with [`Value::Constructed`], a primitive one with
+    /// [`Value::Primitive`]; [`parse`] decides by that bit, so an inconsistent object does
+    /// not read back as itself.
+    pub fn new(tag: TagNumber, value: Value) -> Tlv {
+        Tlv { tag, value }
+    }
+
+    /// A primitive object.
+    pub fn primitive(tag: TagNumber, bytes: impl Into<Vec<u8>>) -> Tlv {
+        Tlv::new(tag, Value::Primitive(bytes.into()))
+    }
+
+    /// A constructed object (template).
+    pub fn constructed(tag: TagNumber, children: Vec<Tlv>) -> Tlv {
+        Tlv::new(tag, Value::Constructed(children))
+    }
+
+    /// The tag number.
+    pub fn tag(&self) -> TagNumber {
+        self.tag
+    }
+
+    /// The value.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The value bytes of a primitive object; `None` for a constructed one.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.value {
+            Value::Primitive(b) => Some(b),
+            Value::Constructed(_) => None,
+        }
+    }
+
+    /// The nested objects of a constructed object; empty for a primitive one.
+    pub fn children(&self) -> &[Tlv] {
+        match &self.value {
+            Value::Constructed(c) => c,
+            Value::Primitive(_) => &[],
+        }
+    }
+
+    /// The first object with `tag`, depth-first, `self` included.
+    pub fn find(&self, tag: TagNumber) -> Option<&Tlv> {
+        if self.tag == tag {
+            return Some(self);
+        }
+        find(self.children(), tag)
+    }
+
+    /// Every object with `tag`, depth-first (pre-order), `self` included.
+    pub fn find_all(&self, tag: TagNumber) -> Vec<&Tlv> {
+        let mut out = Vec::new();
+        collect(std::slice::from_ref(self), tag, &mut out);
+        out
+    }
+
+    /// The encoding, with DER-minimal lengths (ISO 7816-4 §5.2.2.2: short form up to 127,
+    /// then `81`–`84` and the fewest bytes).
+    ///
+    /// The tag is written as the bytes of its number without leading zero bytes (tag `0`
+    /// as one `00` byte, which readers take for padding).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&tag_bytes(self.tag));
+        match &self.value {
+            Value::Primitive(bytes) => {
+                push_length(out, bytes.len());
+                out.extend_from_slice(bytes);
+            }
+            Value::Constructed(children) => {
+                let mut inner = Vec::new();
+                for child in children {
+                    child.encode_into(&mut inner);
+                }
+                push_length(out, inner.len());
+                out.extend_from_slice(&inner);
+            }
+        }
+    }
+
+    /// This object as an `iso7816_tlv` object; `None` when that crate refuses the tag (it
+    /// accepts one- to three-byte tags whose continuation bits are consistent) or the
+    /// tag's constructed bit disagrees with the value.
+    pub fn to_iso7816(&self) -> Option<iso7816_tlv::ber::Tlv> {
+        let tag = iso7816_tlv::ber::Tag::try_from(self.tag).ok()?;
+        let value = match &self.value {
+            Value::Primitive(bytes) => iso7816_tlv::ber::Value::Primitive(bytes.clone()),
+            Value::Constructed(children) => iso7816_tlv::ber::Value::Constructed(
+                children
+                    .iter()
+                    .map(Tlv::to_iso7816)
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+        };
+        iso7816_tlv::ber::Tlv::new(tag, value).ok()
+    }
+
+    /// The same object from an `iso7816_tlv` object.
+    pub fn from_iso7816(tlv: &iso7816_tlv::ber::Tlv) -> Tlv {
+        let tag = tlv
+            .tag()
+            .to_bytes()
+            .iter()
+            .fold(0, |acc: TagNumber, &b| (acc << 8) | TagNumber::from(b));
+        let value = match tlv.value() {
+            iso7816_tlv::ber::Value::Primitive(bytes) => Value::Primitive(bytes.clone()),
+            iso7816_tlv::ber::Value::Constructed(children) => {
+                Value::Constructed(children.iter().map(Tlv::from_iso7816).collect())
+            }
+        };
+        Tlv { tag, value }
+    }
+}
+
+/// Whether `tag` is constructed: bit 6 of its first byte (ISO 7816-4 §5.2.2.1).
+pub fn is_constructed(tag: TagNumber) -> bool {
+    tag_bytes(tag).first().is_some_and(|b| b & 0x20 != 0)
+}
+
+/// The bytes of a tag number, without leading zero bytes (`0x9F26` → `[9F, 26]`).
+pub fn tag_bytes(tag: TagNumber) -> Vec<u8> {
+    let be = tag.to_be_bytes();
+    let skip = be.iter().take(3).take_while(|&&b| b == 0).count();
+    be.iter().skip(skip).copied().collect()
+}
+
+/// Upper-case hex of a tag, as written in the EMV books (`9F26`, `DF8101`, `6F`).
+pub fn tag_hex(tag: TagNumber) -> String {
+    hex::encode_upper(tag_bytes(tag))
+}
+
+fn push_length(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        // Short form (ISO 7816-4 §5.2.2.2): one byte, bit 8 clear. `len < 0x80` holds.
+        out.extend(u8::try_from(len).ok());
+        return;
+    }
+    let be = (len as u64).to_be_bytes();
+    let skip = be.iter().take_while(|&&b| b == 0).count();
+    let significant = be.get(skip..).unwrap_or_default();
+    // Long form: 0x80 | number of bytes, then the bytes; at most 8, so the cast is exact.
+    out.push(0x80 | significant.len() as u8);
+    out.extend_from_slice(significant);
+}
+
+fn collect<'a>(tlvs: &'a [Tlv], tag: TagNumber, out: &mut Vec<&'a Tlv>) {
+    for t in tlvs {
+        if t.tag == tag {
+            out.push(t);
+        }
+        collect(t.children(), tag, out);
+    }
+}
+
+/// Parses every top-level object of `bytes`; tolerates 00 / FF padding between objects
+/// (EMV Book 3 Annex B).
+///
+/// Padding is skipped wherever an object may start: before, between and after objects,
+/// at top level and inside templates (ISO 7816-4 §5.2.2.1 makes `00` and `FF` invalid
+/// first tag bytes for that reason). Long-form lengths that are not minimal (`81 05`) are
+/// accepted, as cards send them; [`Tlv::to_bytes`] writes them back minimal.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Tlv>, TlvError> {
+    parse_objects(bytes, 0, 0)
+}
+
+/// Parses exactly one object: the first object of `bytes` (after any padding) and the
+/// offset just past it, so a caller can go on with what follows.
+pub fn parse_one(bytes: &[u8]) -> Result<Option<(Tlv, usize)>, TlvError> {
+    let start = skip_padding(bytes, 0);
+    if start >= bytes.len() {
+        return Ok(None);
+    }
+    let (tlv, end) = parse_object(bytes, start, 0, 0)?;
+    Ok(Some((tlv, end)))
+}
+
+/// The first object with `tag` in `tlvs`, depth-first.
+pub fn find(tlvs: &[Tlv], tag: TagNumber) -> Option<&Tlv> {
+    tlvs.iter().find_map(|t| t.find(tag))
+}
+
+fn is_padding(b: u8) -> bool {
+    b == 0x00 || b == 0xFF
+}
+
+fn skip_padding(bytes: &[u8], mut pos: usize) -> usize {
+    while bytes.get(pos).copied().is_some_and(is_padding) {
+        pos = pos.saturating_add(1);
+    }
+    pos
+}
+
+/// Parses the objects of `bytes`, whose first byte is at `base` in the caller's input.
+fn parse_objects(bytes: &[u8], base: usize, depth: usize) -> Result<Vec<Tlv>, TlvError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        pos = skip_padding(bytes, pos);
+        if pos >= bytes.len() {
+            return Ok(out);
+        }
+        let (tlv, next) = parse_object(bytes, pos, base, depth)?;
+        out.push(tlv);
+        pos = next;
+    }
+}
+
+/// Parses one object starting at `pos` (not padding); returns it and the position after.
+fn parse_object(
+    bytes: &[u8],
+    pos: usize,
+    base: usize,
+    depth: usize,
+) -> Result<(Tlv, usize), TlvError> {
+    let at = |p: usize| base.saturating_add(p);
+    let (tag, after_tag) = read_tag(bytes, pos).map_err(|e| e.rebase(base))?;
+    let (length, value_start) = read_length(bytes, after_tag, tag, base)?;
+    let beyond = TlvError::ValueBeyondInput {
+        tag,
+        offset: at(value_start),
+        length,
+        available: bytes.len().saturating_sub(value_start),
+    };
+    let value_end = value_start.checked_add(length).ok_or(beyond.clone())?;
+    let value = bytes.get(value_start..value_end).ok_or(beyond)?;
+    let value = if is_constructed(tag) {
+        if depth >= MAX_DEPTH {
+            return Err(TlvError::TooDeep {
+                tag,
+                offset: at(pos),
+                max: MAX_DEPTH,
+            });
+        }
+        Value::Constructed(parse_objects(
+            value,
+            at(value_start),
+            depth.saturating_add(1),
+        )?)
+    } else {
+        Value::Primitive(value.to_vec())
+    };
+    Ok((Tlv { tag, value }, value_end))
+}
+
+/// Reads a tag field at `pos` (ISO 7816-4 §5.2.2.1): one byte unless its five low bits
+/// are all set, then further bytes while bit 8 is set. Offsets are local to `bytes`.
+pub(crate) fn read_tag(bytes: &[u8], pos: usize) -> Result<(TagNumber, usize), TlvError> {
+    let first = bytes.get(pos).copied().ok_or(TlvError::TruncatedTag {
+        offset: pos,
+        read: HexBytes(Vec::new()),
+    })?;
+    let mut tag = TagNumber::from(first);
+    let mut len = 1;
+    let mut more = first & 0x1F == 0x1F;
+    while more {
+        let read = bytes.get(pos..pos.saturating_add(len)).unwrap_or_default();
+        if len >= MAX_TAG_BYTES {
+            let shown = bytes.get(pos..pos.saturating_add(len + 1)).unwrap_or(read);
+            return Err(TlvError::TagTooLong {
+                offset: pos,
+                read: HexBytes(shown.to_vec()),
+                max: MAX_TAG_BYTES,
+            });
+        }
+        let b = bytes
+            .get(pos.saturating_add(len))
+            .copied()
+            .ok_or(TlvError::TruncatedTag {
+                offset: pos,
+                read: HexBytes(read.to_vec()),
+            })?;
+        tag = (tag << 8) | TagNumber::from(b);
+        len += 1;
+        more = b & 0x80 != 0;
+    }
+    Ok((tag, pos.saturating_add(len)))
+}
+
+/// Reads a length field at `pos` (ISO 7816-4 §5.2.2.2): `00`–`7F` short form; `81`–`84`
+/// followed by that many bytes; `80` (indefinite) and `85`–`FF` rejected.
+fn read_length(
+    bytes: &[u8],
+    pos: usize,
+    tag: TagNumber,
+    base: usize,
+) -> Result<(usize, usize), TlvError> {
+    let at = |p: usize| base.saturating_add(p);
+    let first = bytes.get(pos).copied().ok_or(TlvError::TruncatedLength {
+        tag,
+        offset: at(pos),
+        expected: 1,
+        available: 0,
+    })?;
+    let after_first = pos.saturating_add(1);
+    if first < 0x80 {
+        return Ok((usize::from(first), after_first));
+    }
+    let count = usize::from(first & 0x7F);
+    if count == 0 {
+        return Err(TlvError::IndefiniteLength {
+            tag,
+            offset: at(pos),
+        });
+    }
+    if count > MAX_LENGTH_BYTES {
+        return Err(TlvError::LengthTooLong {
+            tag,
+            offset: at(pos),
+            first,
+            announced: count,
+            max: MAX_LENGTH_BYTES,
+        });
+    }
+    let after_field = after_first.saturating_add(count);
+    let field = bytes
+        .get(after_first..after_field)
+        .ok_or(TlvError::TruncatedLength {
+            tag,
+            offset: at(pos),
+            expected: 1 + count,
+            available: bytes.len().saturating_sub(pos),
+        })?;
+    // At most four bytes: fits u64 and, on every target with a 32-bit or wider usize,
+    // usize; a length that does not fit cannot fit in the input either.
+    let length = field.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    let length = usize::try_from(length).unwrap_or(usize::MAX);
+    Ok((length, after_field))
+}
+
+impl TlvError {
+    /// Shifts the offsets of a tag error by `base` (tag errors are found on local slices).
+    fn rebase(self, base: usize) -> TlvError {
+        match self {
+            TlvError::TruncatedTag { offset, read } => TlvError::TruncatedTag {
+                offset: base.saturating_add(offset),
+                read,
+            },
+            TlvError::TagTooLong { offset, read, max } => TlvError::TagTooLong {
+                offset: base.saturating_add(offset),
+                read,
+                max,
+            },
+            other => other,
+        }
+    }
+}
+
+fn serialize_tag<S: serde::Serializer>(tag: &TagNumber, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&tag_hex(*tag))
+}
+
+fn serialize_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode_upper(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap_or_default()
+    }
+
+    #[test]
+    fn tag_helpers() {
+        assert_eq!(tag_bytes(0x9F26), [0x9F, 0x26]);
+        assert_eq!(tag_bytes(0xDF8101), [0xDF, 0x81, 0x01]);
+        assert_eq!(tag_bytes(0x6F), [0x6F]);
+        assert_eq!(tag_bytes(0), [0x00]);
+        assert_eq!(tag_hex(0x5F2A), "5F2A");
+        assert!(is_constructed(0x6F) && is_constructed(0xBF0C) && is_constructed(0x70));
+        assert!(!is_constructed(0x9F26) && !is_constructed(0x5A) && !is_constructed(0xDF8101));
+    }
+
+    #[test]
+    fn parse_one_reports_where_the_next_object_starts() {
+        let bytes = h("00 8A 02 3030 9F27 01 80");
+        let first = parse_one(&bytes);
+        assert_eq!(first, Ok(Some((Tlv::primitive(0x8A, h("3030")), 5))));
+        assert_eq!(parse_one(&h("00 FF")), Ok(None));
+    }
+
+    /// The shortcomings of `iso7816_tlv` that the module documentation gives as the reasons
+    /// for a reader of our own. If an upgrade of the crate fixes one, this test says so and
+    /// the documentation must follow.
+    #[test]
+    fn iso7816_tlv_shortcomings_are_real() {
+        use iso7816_tlv::ber::Tlv as Theirs;
+        // Padding (ISO 7816-4 §5.2.2.1, EMV Book 3 Annex B1) is refused.
+        assert!(Theirs::from_bytes(&h("70 05 00 8A 02 3030")).is_err());
+        assert!(parse(&h("70 05 00 8A 02 3030")).is_ok());
+        // The indefinite length 80 is read as a zero length.
+        let input = h("8A 80 3030");
+        let (theirs, rest) = Theirs::parse(&input);
+        assert_eq!(
+            theirs.map(|t| t.value().clone()),
+            Ok(iso7816_tlv::ber::Value::Primitive(Vec::new()))
+        );
+        assert_eq!(rest, h("3030"));
+        assert_eq!(
+            parse(&h("8A 80 3030")),
+            Err(TlvError::IndefiniteLength {
+                tag: 0x8A,
+                offset: 1
+            })
+        );
+        // A length of 127 is encoded in the long form.
+        let value = vec![0x11; 127];
+        let theirs = Tlv::primitive(0x5A, value.clone())
+            .to_iso7816()
+            .map(|t| t.to_vec())
+            .unwrap_or_default();
+        assert_eq!(theirs.get(..3), Some(&[0x5A, 0x81, 0x7F][..]));
+        assert_eq!(
+            Tlv::primitive(0x5A, value).to_bytes().get(..2),
+            Some(&[0x5A, 0x7F][..])
+        );
+    }
+}
