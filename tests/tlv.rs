@@ -620,7 +620,7 @@ fn decodes_values_by_format_and_meaning() {
         ("n of the wrong length", 0x9F15, "54", None),
         ("n PAN sequence number", 0x5F34, "01", Some("01")),
         // cn
-        ("cn PAN", 0x5A, "4871780082770574", Some("4871780082770574")),
+        ("cn PAN", 0x5A, "4871780000000574", Some("4871780000000574")),
         (
             "cn with F padding",
             0x5A,
@@ -696,10 +696,10 @@ fn decodes_values_by_format_and_meaning() {
         (
             "track 2",
             0x57,
-            "4871780082770574D25072211328662101000F",
-            Some("4871780082770574=25072211328662101000"),
+            "4871780000000574D25072211328662101000F",
+            Some("4871780000000574=25072211328662101000"),
         ),
-        ("track 2 without separator", 0x57, "4871780082770574", None),
+        ("track 2 without separator", 0x57, "4871780000000574", None),
         // bit fields
         (
             "AIP",
