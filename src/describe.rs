@@ -12,7 +12,7 @@
 use std::fmt;
 
 use crate::apdu::{Command, Response, StatusWord, ins, instruction_name};
-use crate::tlv;
+use crate::tlv::{self, dol::{self, DolEntry}};
 
 /// Choices for rendering.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,34 +40,156 @@ pub struct DescribedExchange {
     pub response_details: Vec<String>,
 }
 
-/// Decodes one exchange.
+/// Decodes one exchange on its own. Within a dialogue, prefer a [`Describer`], which
+/// also decodes DOL-built command data (GPO, GENERATE AC) with the card's own DOLs.
 pub fn describe_exchange(
     command: &Command,
     response: &Response,
     options: DescribeOptions,
 ) -> DescribedExchange {
-    let secret = is_secret(command) && !options.show_secrets;
-    let command_hex = if secret {
-        masked_hex(command)
-    } else {
-        hex::encode_upper(command.to_bytes())
-    };
-    let command_details = if secret {
-        vec![format!(
-            "data: {} bytes masked (PIN block; show with --show-secrets)",
-            command.data().len()
-        )]
-    } else {
-        command_details(command)
-    };
-    DescribedExchange {
-        command_hex,
-        command: describe_command(command),
-        command_details,
-        response_hex: hex::encode_upper(response.to_bytes()),
-        status_word: format!("{:04X}", response.sw.to_u16()),
-        status: response.sw.meaning(),
-        response_details: response_details(command, response),
+    Describer::new(options).describe(command, response)
+}
+
+/// Decodes the exchanges of one dialogue in order, remembering what the card said
+/// earlier: its PDOL (9F38), CDOL1 (8C) and CDOL2 (8D), so that the data of GET
+/// PROCESSING OPTIONS and of the first and second GENERATE AC is shown field by field
+/// (EMV Book 3 §5.4), and which GENERATE AC of the transaction a command is.
+#[derive(Debug, Clone, Default)]
+pub struct Describer {
+    options: DescribeOptions,
+    pdol: Option<Vec<DolEntry>>,
+    cdol1: Option<Vec<DolEntry>>,
+    cdol2: Option<Vec<DolEntry>>,
+    /// GENERATE AC commands answered since the last GET PROCESSING OPTIONS.
+    generate_ac_count: usize,
+}
+
+impl Describer {
+    /// A describer for a new dialogue.
+    pub fn new(options: DescribeOptions) -> Describer {
+        Describer {
+            options,
+            ..Describer::default()
+        }
+    }
+
+    /// Decodes one exchange and learns from it.
+    pub fn describe(&mut self, command: &Command, response: &Response) -> DescribedExchange {
+        let secret = command.carries_secret() && !self.options.show_secrets;
+        let command_hex = if secret {
+            masked_hex(command)
+        } else {
+            hex::encode_upper(command.to_bytes())
+        };
+        let command_details = if secret {
+            vec![format!(
+                "data: {} bytes masked (PIN block; show with --show-secrets)",
+                command.data().len()
+            )]
+        } else {
+            self.command_details(command)
+        };
+        let mut name = describe_command(command);
+        if command.ins() == ins::GENERATE_AC && command.cla() & 0x80 != 0 {
+            let ordinal = if self.generate_ac_count == 0 { "first" } else { "second" };
+            name = format!("{ordinal} {name}");
+        }
+        let described = DescribedExchange {
+            command_hex,
+            command: name,
+            command_details,
+            response_hex: hex::encode_upper(response.to_bytes()),
+            status_word: format!("{:04X}", response.sw.to_u16()),
+            status: response.sw.meaning(),
+            response_details: response_details(command, response),
+        };
+        self.learn(command, response);
+        described
+    }
+
+    fn learn(&mut self, command: &Command, response: &Response) {
+        match command.ins() {
+            ins::GET_PROCESSING_OPTIONS => self.generate_ac_count = 0,
+            ins::GENERATE_AC if response.sw.is_success() => self.generate_ac_count += 1,
+            ins::SELECT if response.sw.is_success() => {
+                *self = Describer::new(self.options);
+            }
+            _ => {}
+        }
+        if !response.sw.is_success() {
+            return;
+        }
+        let Ok(tlvs) = tlv::parse(&response.data) else {
+            return;
+        };
+        let dol_of = |tag| {
+            tlv::find(&tlvs, tag)
+                .and_then(tlv::Tlv::bytes)
+                .and_then(|bytes| dol::parse_dol(bytes).ok())
+        };
+        if let Some(pdol) = dol_of(0x9F38) {
+            self.pdol = Some(pdol);
+        }
+        if let Some(cdol1) = dol_of(0x8C) {
+            self.cdol1 = Some(cdol1);
+        }
+        if let Some(cdol2) = dol_of(0x8D) {
+            self.cdol2 = Some(cdol2);
+        }
+    }
+
+    /// Command data decoded where its structure is known.
+    fn command_details(&self, command: &Command) -> Vec<String> {
+        let data = command.data();
+        if data.is_empty() {
+            return Vec::new();
+        }
+        match command.ins() {
+            ins::GET_PROCESSING_OPTIONS => {
+                let mut lines = tlv_lines(data);
+                let pdol_data = tlv::parse(data)
+                    .ok()
+                    .and_then(|tlvs| tlvs.first().and_then(|t| t.bytes().map(<[u8]>::to_vec)));
+                if let (Some(pdol), Some(pdol_data)) = (&self.pdol, pdol_data) {
+                    lines.extend(dol_lines("PDOL", pdol, &pdol_data));
+                }
+                lines
+            }
+            ins::GENERATE_AC => {
+                let dol = if self.generate_ac_count == 0 {
+                    ("CDOL1", &self.cdol1)
+                } else {
+                    ("CDOL2", &self.cdol2)
+                };
+                match dol {
+                    (name, Some(entries)) => dol_lines(name, entries, data),
+                    (name, None) => vec![format!("{name} data: {}", hex::encode_upper(data))],
+                }
+            }
+            ins::SELECT => Vec::new(),
+            _ => vec![format!("data: {}", hex::encode_upper(data))],
+        }
+    }
+}
+
+/// DOL-built data split by its DOL, one field per line, decoded by the dictionary; the
+/// raw hex when the lengths disagree with the DOL.
+fn dol_lines(name: &str, entries: &[DolEntry], data: &[u8]) -> Vec<String> {
+    match dol::split_dol_data(entries, data) {
+        Ok(fields) => {
+            // Rendered as one tree so that amounts find their currency (5F2A) beside them.
+            let tlvs: Vec<tlv::Tlv> = fields
+                .into_iter()
+                .map(|(tag, value)| tlv::Tlv::primitive(tag, value.to_vec()))
+                .collect();
+            std::iter::once(format!("{name} data:"))
+                .chain(tlv::render(&tlvs).lines().map(|line| format!("  {line}")))
+                .collect()
+        }
+        Err(error) => vec![format!(
+            "{name} data (does not match the {name}: {error}): {}",
+            hex::encode_upper(data)
+        )],
     }
 }
 
@@ -104,11 +226,6 @@ impl fmt::Display for DescribedExchange {
         }
         Ok(())
     }
-}
-
-/// Commands whose data is a secret (a PIN block) by default.
-fn is_secret(command: &Command) -> bool {
-    command.ins() == ins::VERIFY || command.ins() == ins::CHANGE_REFERENCE_DATA
 }
 
 /// The command in hex with its data field replaced by `**` per byte.
@@ -237,20 +354,6 @@ fn describe_generate_ac(p1: u8) -> String {
         format!("{kind}, CDA signature requested")
     } else {
         kind.to_owned()
-    }
-}
-
-/// Command data decoded where its structure is known.
-fn command_details(command: &Command) -> Vec<String> {
-    let data = command.data();
-    if data.is_empty() {
-        return Vec::new();
-    }
-    match command.ins() {
-        ins::GET_PROCESSING_OPTIONS => tlv_lines(data),
-        ins::GENERATE_AC => vec![format!("CDOL data: {}", hex::encode_upper(data))],
-        ins::SELECT => Vec::new(),
-        _ => vec![format!("data: {}", hex::encode_upper(data))],
     }
 }
 

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::apdu::{ApduError, Command};
-use crate::describe::{DescribeOptions, DescribedExchange, describe_exchange};
+use crate::describe::{DescribeOptions, DescribedExchange, Describer};
 use crate::emv::{self, CardReadReport, EmvError, ReadOptions};
 use crate::reader::{self, Reader, ReaderError, ReaderUri, Transport};
 use crate::tlv;
@@ -256,11 +256,11 @@ fn apdu(global: &GlobalArgs, apdus: &[String], out: &mut dyn Write) -> Result<()
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut transport = open_powered(global)?;
-    let options = describe_options(global);
+    let mut describer = Describer::new(describe_options(global));
     let mut described = Vec::with_capacity(commands.len());
     for command in &commands {
         let response = transport.transmit(command)?;
-        let exchange = describe_exchange(command, &response, options);
+        let exchange = describer.describe(command, &response);
         if !global.json {
             write!(out, "{exchange}")?;
         }
@@ -316,10 +316,11 @@ fn card_read(global: &GlobalArgs, args: &ReadArgs, out: &mut dyn Write) -> Resul
         .map(|atr| hex::encode_upper(atr.as_bytes()))
         .unwrap_or_default();
     let report = emv::read_card(&mut transport, &options)?;
+    let mut describer = Describer::new(describe_options(global));
     let mut described: Vec<DescribedExchange> = report
         .exchanges
         .iter()
-        .map(|exchange| describe_exchange(&exchange.command, &exchange.response, describe_options(global)))
+        .map(|exchange| describer.describe(&exchange.command, &exchange.response))
         .collect();
     if !args.show_pan && let Some(pan) = &report.cardholder.pan {
         for exchange in &mut described {

@@ -748,7 +748,8 @@ fn transaction_type(value: &[u8]) -> Option<String> {
         "30" => "balance inquiry",
         _ => return Some(d),
     };
-    Some(format!("{d} ({name})"))
+    // The renderer puts the digits beside the decoding: the name alone.
+    Some(name.to_owned())
 }
 
 /// Terminal Type (`9F35`), EMV Book 4 Annex A1 (Table 24): who operates it, then its
@@ -771,7 +772,7 @@ fn terminal_type(value: &[u8]) -> Option<String> {
         '6' => "unattended, offline only",
         _ => return None,
     };
-    Some(format!("{d} ({operator}, {environment})"))
+    Some(format!("{operator}, {environment}"))
 }
 
 /// Point-of-Service Entry Mode (`9F39`): ISO 8583 values EMV terminals send.
@@ -787,7 +788,8 @@ fn pos_entry_mode(value: &[u8]) -> Option<String> {
         "91" => "contactless magnetic stripe",
         _ => return Some(d),
     };
-    Some(format!("{d} ({name})"))
+    // The renderer puts the digits beside the decoding: the name alone.
+    Some(name.to_owned())
 }
 
 /// Issuer Code Table Index (`9F11`): the part of ISO/IEC 8859 for Application Preferred
@@ -807,7 +809,8 @@ fn account_type(value: &[u8]) -> Option<String> {
         "30" => "credit",
         _ => return Some(d),
     };
-    Some(format!("{d} ({name})"))
+    // The renderer puts the digits beside the decoding: the name alone.
+    Some(name.to_owned())
 }
 
 /// Authorisation Response Code (`8A`): text, and the codes the terminal itself sets
