@@ -117,8 +117,14 @@ fn main() {
         1
     });
     let cost = direct_rate / transport_rate;
-    println!("card.transmit direct      {:>12.0} round trips/s (SELECT + READ RECORD)", direct_rate);
-    println!("Transport over sim:       {:>12.0} round trips/s", transport_rate);
+    println!(
+        "card.transmit direct      {:>12.0} round trips/s (SELECT + READ RECORD)",
+        direct_rate
+    );
+    println!(
+        "Transport over sim:       {:>12.0} round trips/s",
+        transport_rate
+    );
     println!(
         "transport cost            {:>12.2}x the direct call (goal < 2.00x): {}",
         cost,

@@ -12,7 +12,10 @@
 use std::fmt;
 
 use crate::apdu::{Command, Response, StatusWord, ins, instruction_name};
-use crate::tlv::{self, dol::{self, DolEntry}};
+use crate::tlv::{
+    self,
+    dol::{self, DolEntry},
+};
 
 /// Choices for rendering.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,7 +94,11 @@ impl Describer {
         };
         let mut name = describe_command(command);
         if command.ins() == ins::GENERATE_AC && command.cla() & 0x80 != 0 {
-            let ordinal = if self.generate_ac_count == 0 { "first" } else { "second" };
+            let ordinal = if self.generate_ac_count == 0 {
+                "first"
+            } else {
+                "second"
+            };
             name = format!("{ordinal} {name}");
         }
         let described = DescribedExchange {
@@ -204,7 +211,11 @@ impl DescribedExchange {
         for field in fields {
             *field = field.replace(secret, masked);
         }
-        for line in self.command_details.iter_mut().chain(&mut self.response_details) {
+        for line in self
+            .command_details
+            .iter_mut()
+            .chain(&mut self.response_details)
+        {
             *line = line.replace(secret, masked);
         }
     }
@@ -386,10 +397,7 @@ fn response_details(command: &Command, response: &Response) -> Vec<String> {
 
 /// A TLV tree, one line per object; hex when the bytes are not TLV.
 fn tlv_lines(data: &[u8]) -> Vec<String> {
-    tlv::render_bytes(data)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    tlv::render_bytes(data).lines().map(str::to_owned).collect()
 }
 
 /// The value of a primitive `80` template (EMV Book 3 §6.5.8.4 / §6.5.5.4, format 1).

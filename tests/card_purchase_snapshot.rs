@@ -41,7 +41,8 @@ fn cb_contact_purchase_dialogue() {
 
     // 12.50 EUR on 2026-11-25; the merchant data (9F7C) carries the first 20 bytes of
     // the service designation's digest, as the purchase flow will.
-    let mut terminal_data = emv::default_terminal_data([0x26, 0x11, 0x25], [0xCA, 0xFE, 0xBA, 0xBE]);
+    let mut terminal_data =
+        emv::default_terminal_data([0x26, 0x11, 0x25], [0xCA, 0xFE, 0xBA, 0xBE]);
     terminal_data.insert(0x9F02, hex::decode("000000001250").unwrap());
     terminal_data.insert(0x9F7C, (1..=20).collect());
     let options = ReadOptions {
@@ -71,7 +72,11 @@ fn cb_contact_purchase_dialogue() {
     let cdol1 = dol::parse_dol(tlv::find(&records, 0x8C).and_then(Tlv::bytes).unwrap()).unwrap();
     let cdol1_data = dol::build_dol_data(&cdol1, &terminal_data);
     let first = send(&mut transport, command(0x80, 0xAE, 0x80, 0x00, &cdol1_data));
-    assert_eq!(primitive(&first, 0x9F27), [0x80], "the card asks to go online");
+    assert_eq!(
+        primitive(&first, 0x9F27),
+        [0x80],
+        "the card asks to go online"
+    );
     let atc = u16::from_be_bytes(primitive(&first, 0x9F36).try_into().unwrap());
     let arqc: [u8; 8] = primitive(&first, 0x9F26).try_into().unwrap();
 
@@ -80,7 +85,11 @@ fn cb_contact_purchase_dialogue() {
     let application = &profile.applications()[0];
     let version = application.cryptogram_version().unwrap();
     let icc_master_key = version
-        .derive_icc_master_key(application.issuer_master_key(), profile.pan(), profile.pan_sequence())
+        .derive_icc_master_key(
+            application.issuer_master_key(),
+            profile.pan(),
+            profile.pan_sequence(),
+        )
         .unwrap();
     let arc = *b"00";
     let arpc = arpc_method1(version, &icc_master_key, atc, &arqc, &arc);
@@ -90,7 +99,11 @@ fn cb_contact_purchase_dialogue() {
     let cdol2 = dol::parse_dol(tlv::find(&records, 0x8D).and_then(Tlv::bytes).unwrap()).unwrap();
     let cdol2_data = dol::build_dol_data(&cdol2, &issuer_data);
     let second = send(&mut transport, command(0x80, 0xAE, 0x40, 0x00, &cdol2_data));
-    assert_eq!(primitive(&second, 0x9F27), [0x40], "issuer authenticated: TC");
+    assert_eq!(
+        primitive(&second, 0x9F27),
+        [0x40],
+        "issuer authenticated: TC"
+    );
 
     // In-card signature over the payment request, with the card's P-256 key.
     let signature = send(

@@ -49,7 +49,13 @@ fn fails(args: &[&str], code: i32) -> String {
 #[test]
 fn readers_lists_every_built_in_card_and_the_missing_backends() {
     let text = ok(&["readers"]);
-    for uri in ["sim:cb", "sim:visa", "sim:mastercard", "sim:t0-slow", "sim:blocked"] {
+    for uri in [
+        "sim:cb",
+        "sim:visa",
+        "sim:mastercard",
+        "sim:t0-slow",
+        "sim:blocked",
+    ] {
         assert!(text.contains(uri), "{uri} missing from:\n{text}");
     }
     assert!(text.contains("pcsc:\n  (unavailable:"), "{text}");
@@ -85,7 +91,10 @@ fn apdu_sends_and_decodes_each_command() {
     );
     assert!(text.contains("< 9000"), "{text}");
     assert!(text.contains("84 Dedicated File (DF) Name"), "{text}");
-    assert!(text.contains("GET DATA 9F17 Personal Identification Number (PIN) Try Counter"), "{text}");
+    assert!(
+        text.contains("GET DATA 9F17 Personal Identification Number (PIN) Try Counter"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -121,7 +130,10 @@ fn apdu_bad_hex_names_the_argument_and_position() {
 #[test]
 fn apdu_malformed_command_is_refused_before_anything_is_sent() {
     let error = fails(&["apdu", "00A4040005A000"], 1);
-    assert!(error.starts_with("telepay: error: APDU 00A4040005A000: "), "{error}");
+    assert!(
+        error.starts_with("telepay: error: APDU 00A4040005A000: "),
+        "{error}"
+    );
     assert_eq!(error.lines().count(), 1, "{error}");
 }
 
@@ -210,15 +222,24 @@ fn card_read_bad_arguments() {
 
 #[test]
 fn tlv_decodes_with_the_dictionary() {
-    let text = ok(&["tlv", "6F1A840E325041592E5359532E4444463031A5088801025F2D02656E"]);
-    assert!(text.contains("6F File Control Information (FCI) Template"), "{text}");
+    let text = ok(&[
+        "tlv",
+        "6F1A840E325041592E5359532E4444463031A5088801025F2D02656E",
+    ]);
+    assert!(
+        text.contains("6F File Control Information (FCI) Template"),
+        "{text}"
+    );
     assert!(text.contains("88 Short File Identifier (SFI)"), "{text}");
 }
 
 #[test]
 fn tlv_bad_input() {
     let error = fails(&["tlv", "6F05840301"], 1);
-    assert!(error.starts_with("telepay: error: TLV 6F05840301: "), "{error}");
+    assert!(
+        error.starts_with("telepay: error: TLV 6F05840301: "),
+        "{error}"
+    );
     let error = fails(&["tlv", "zz"], 1);
     assert!(error.contains("not a hex digit"), "{error}");
 }

@@ -861,12 +861,7 @@ fn decodes_values_by_format_and_meaning() {
             Some("merchant, attended, offline with online capability"),
         ),
         ("terminal type out of table", 0x9F35, "47", None),
-        (
-            "POS entry mode",
-            0x9F39,
-            "07",
-            Some("contactless chip"),
-        ),
+        ("POS entry mode", 0x9F39, "07", Some("contactless chip")),
         ("code table", 0x9F11, "01", Some("ISO/IEC 8859-1")),
         ("ATC", 0x9F36, "00C3", Some("195")),
         ("PIN try counter", 0x9F17, "03", Some("3 tries left")),

@@ -23,10 +23,20 @@ impl ExchangeObserver for Log {
 
 impl Log {
     fn commands(&self) -> Vec<String> {
-        self.0.lock().unwrap().iter().map(|(c, _)| c.clone()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect()
     }
     fn responses(&self) -> Vec<String> {
-        self.0.lock().unwrap().iter().map(|(_, r)| r.clone()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 }
 
@@ -149,7 +159,10 @@ fn a_card_with_an_unparsable_atr_is_reported_with_its_bytes() {
     let mut transport = Transport::new(SimReader::with_card("broken", Box::new(Broken)));
     let error = transport.power_on().unwrap_err();
     let message = error.to_string();
-    assert!(message.starts_with("reader broken: the card's ATR 3B8F is malformed"), "{message}");
+    assert!(
+        message.starts_with("reader broken: the card's ATR 3B8F is malformed"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -170,8 +183,16 @@ fn a_response_without_status_word_is_an_error_not_a_panic() {
     let mut transport = Transport::new(SimReader::with_card("mute", Box::new(Mute)));
     transport.power_on().unwrap();
     let error = transport.transmit(&command("00B2010C00")).unwrap_err();
-    assert!(matches!(error, ReaderError::MalformedResponse { .. }), "{error}");
-    assert!(error.to_string().contains("the card's answer 90 to 00B2010C00"), "{error}");
+    assert!(
+        matches!(error, ReaderError::MalformedResponse { .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("the card's answer 90 to 00B2010C00"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -195,7 +216,13 @@ fn a_card_that_never_stops_answering_61xx_is_cut_off() {
     transport.power_on().unwrap();
     let error = transport.transmit(&command("00B2010C00")).unwrap_err();
     assert!(
-        matches!(error, ReaderError::RunawayResponse { what: "GET RESPONSE", .. }),
+        matches!(
+            error,
+            ReaderError::RunawayResponse {
+                what: "GET RESPONSE",
+                ..
+            }
+        ),
         "{error}"
     );
 }
@@ -227,8 +254,10 @@ fn a_card_that_takes_chains_receives_every_part_in_order() {
         }
         fn power_off(&mut self) {}
     }
-    let mut transport =
-        Transport::new(SimReader::with_card("collector", Box::new(Collector::default())));
+    let mut transport = Transport::new(SimReader::with_card(
+        "collector",
+        Box::new(Collector::default()),
+    ));
     let log = Log::default();
     transport.set_observer(Box::new(log.clone()));
     transport.power_on().unwrap();
@@ -242,5 +271,8 @@ fn a_card_that_takes_chains_receives_every_part_in_order() {
     assert_eq!(response.data, vec![0x02, 0x58], "600 bytes arrived");
     let headers: Vec<String> = log.commands().iter().map(|c| c[..10].to_owned()).collect();
     assert_eq!(headers, ["10DA0102FF", "10DA0102FF", "00DA01025A"]);
-    assert!(log.commands()[2].ends_with("02"), "Le on the last part only");
+    assert!(
+        log.commands()[2].ends_with("02"),
+        "Le on the last part only"
+    );
 }

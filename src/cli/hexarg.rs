@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn separators_and_case() {
-        assert_eq!(parse_hex("x", "00 a4:04-00").unwrap(), vec![0x00, 0xA4, 0x04, 0x00]);
+        assert_eq!(
+            parse_hex("x", "00 a4:04-00").unwrap(),
+            vec![0x00, 0xA4, 0x04, 0x00]
+        );
     }
 
     #[test]
@@ -96,6 +99,9 @@ mod tests {
                 digits: 3
             })
         );
-        assert_eq!(parse_hex("TLV", " "), Err(HexError::Empty { argument: "TLV" }));
+        assert_eq!(
+            parse_hex("TLV", " "),
+            Err(HexError::Empty { argument: "TLV" })
+        );
     }
 }

@@ -322,13 +322,21 @@ fn card_read(global: &GlobalArgs, args: &ReadArgs, out: &mut dyn Write) -> Resul
         .iter()
         .map(|exchange| describer.describe(&exchange.command, &exchange.response))
         .collect();
-    if !args.show_pan && let Some(pan) = &report.cardholder.pan {
+    if !args.show_pan
+        && let Some(pan) = &report.cardholder.pan
+    {
         for exchange in &mut described {
             exchange.mask_text(pan, &emv::mask_pan(pan));
         }
     }
     if global.json {
-        let json = card_read_json(transport.reader().name(), &atr_hex, &report, &described, args.show_pan);
+        let json = card_read_json(
+            transport.reader().name(),
+            &atr_hex,
+            &report,
+            &described,
+            args.show_pan,
+        );
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         return Ok(());
     }
@@ -426,10 +434,13 @@ fn card_read_json(
     show_pan: bool,
 ) -> serde_json::Value {
     let holder = &report.cardholder;
-    let pan = holder
-        .pan
-        .as_ref()
-        .map(|pan| if show_pan { pan.clone() } else { emv::mask_pan(pan) });
+    let pan = holder.pan.as_ref().map(|pan| {
+        if show_pan {
+            pan.clone()
+        } else {
+            emv::mask_pan(pan)
+        }
+    });
     serde_json::json!({
         "reader": reader_name,
         "atr": atr_hex,
@@ -504,7 +515,8 @@ fn parse_date(text: &str) -> Result<[u8; 3], CliError> {
             .ok_or_else(bad)
     };
     let (year, month, day) = (number(0..2)?, number(2..4)?, number(4..6)?);
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(2000 + u32::from(year), month) {
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(2000 + u32::from(year), month)
+    {
         return Err(bad());
     }
     let bcd = |value: u8| ((value / 10) << 4) | (value % 10);
@@ -513,7 +525,9 @@ fn parse_date(text: &str) -> Result<[u8; 3], CliError> {
 
 fn days_in_month(year: u32, month: u8) -> u8 {
     match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -539,11 +553,16 @@ fn civil_from_days(days: i64) -> (u32, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     let to_u32 = |value: i64| u32::try_from(value).unwrap_or(0);
     (to_u32(year), to_u32(month), to_u32(day))
@@ -571,7 +590,16 @@ mod tests {
         assert_eq!(parse_date("261125").unwrap(), [0x26, 0x11, 0x25]);
         assert_eq!(parse_date("240229").unwrap(), [0x24, 0x02, 0x29]);
         for bad in ["250229", "261325", "2611", "26112a", "261100"] {
-            assert!(matches!(parse_date(bad), Err(CliError::BadArgument { argument: "--date", .. })), "{bad}");
+            assert!(
+                matches!(
+                    parse_date(bad),
+                    Err(CliError::BadArgument {
+                        argument: "--date",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
         }
     }
 

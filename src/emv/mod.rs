@@ -61,17 +61,17 @@ pub fn default_terminal_data(
     unpredictable_number: [u8; 4],
 ) -> BTreeMap<TagNumber, Vec<u8>> {
     BTreeMap::from([
-        (0x9F1A, vec![0x02, 0x50]),             // Terminal Country Code: France (250)
-        (0x5F2A, vec![0x09, 0x78]),             // Transaction Currency Code: EUR (978)
-        (0x5F36, vec![0x02]),                   // Transaction Currency Exponent
-        (0x9A, date.to_vec()),                  // Transaction Date
-        (0x9C, vec![0x00]),                     // Transaction Type: goods and services
+        (0x9F1A, vec![0x02, 0x50]), // Terminal Country Code: France (250)
+        (0x5F2A, vec![0x09, 0x78]), // Transaction Currency Code: EUR (978)
+        (0x5F36, vec![0x02]),       // Transaction Currency Exponent
+        (0x9A, date.to_vec()),      // Transaction Date
+        (0x9C, vec![0x00]),         // Transaction Type: goods and services
         (0x9F37, unpredictable_number.to_vec()), // Unpredictable Number
-        (0x9F02, vec![0; 6]),                   // Amount, Authorised
-        (0x9F03, vec![0; 6]),                   // Amount, Other
-        (0x95, vec![0; 5]),                     // Terminal Verification Results
-        (0x9F35, vec![0x22]),                   // Terminal Type: attended, offline with online capability
-        (0x9F33, vec![0xE0, 0xF0, 0xC8]),       // Terminal Capabilities
+        (0x9F02, vec![0; 6]),       // Amount, Authorised
+        (0x9F03, vec![0; 6]),       // Amount, Other
+        (0x95, vec![0; 5]),         // Terminal Verification Results
+        (0x9F35, vec![0x22]),       // Terminal Type: attended, offline with online capability
+        (0x9F33, vec![0xE0, 0xF0, 0xC8]), // Terminal Capabilities
         (0x9F40, vec![0x60, 0x00, 0xF0, 0xA0, 0x01]), // Additional Terminal Capabilities
         (0x9F66, vec![0x36, 0x00, 0x40, 0x00]), // Terminal Transaction Qualifiers
     ])
@@ -213,7 +213,9 @@ pub enum EmvError {
     #[error(transparent)]
     Reader(#[from] ReaderError),
     /// Neither directory nor any known AID answered.
-    #[error("the card offers no payment application: no PPSE, no PSE, and none of the known AIDs ({known}) answered")]
+    #[error(
+        "the card offers no payment application: no PPSE, no PSE, and none of the known AIDs ({known}) answered"
+    )]
     NoApplication {
         /// The AIDs tried.
         known: String,
@@ -281,7 +283,14 @@ pub fn select_by_name(name: &[u8]) -> Command {
 
 /// READ RECORD `number` of `sfi` (ISO 7816-4 §11.3.3, P2 = SFI << 3 | 4).
 pub fn read_record(sfi: u8, number: u8) -> Command {
-    command(0x00, ins::READ_RECORD, number, (sfi << 3) | 0x04, &[], Some(256))
+    command(
+        0x00,
+        ins::READ_RECORD,
+        number,
+        (sfi << 3) | 0x04,
+        &[],
+        Some(256),
+    )
 }
 
 /// GET DATA for a two-byte tag (EMV Book 3 §6.5.7).
@@ -293,7 +302,14 @@ pub fn get_data(tag: u16) -> Command {
 /// GET PROCESSING OPTIONS with the PDOL data wrapped in tag 83 (EMV Book 3 §6.5.8).
 pub fn get_processing_options(pdol_data: &[u8]) -> Command {
     let wrapped = Tlv::new(0x83, tlv::Value::Primitive(pdol_data.to_vec())).to_bytes();
-    command(0x80, ins::GET_PROCESSING_OPTIONS, 0x00, 0x00, &wrapped, Some(256))
+    command(
+        0x80,
+        ins::GET_PROCESSING_OPTIONS,
+        0x00,
+        0x00,
+        &wrapped,
+        Some(256),
+    )
 }
 
 /// Builds a short command; the sizes used here always fit, so a failure is reported
@@ -359,8 +375,8 @@ pub fn read_card<C: CardChannel>(
     let atc = get_data_value(&mut session, 0x9F36)?
         .and_then(|value| <[u8; 2]>::try_from(value.as_slice()).ok())
         .map(u16::from_be_bytes);
-    let pin_tries_left = get_data_value(&mut session, 0x9F17)?
-        .and_then(|value| value.first().copied());
+    let pin_tries_left =
+        get_data_value(&mut session, 0x9F17)?.and_then(|value| value.first().copied());
 
     let cardholder = cardholder_data(&records);
     Ok(CardReadReport {
@@ -618,9 +634,7 @@ fn text_of(tlvs: &[Tlv], tag: TagNumber) -> Option<String> {
 
 /// BCD digits of a `cn` value, trailing `F` padding removed.
 fn cn_digits(bytes: &[u8]) -> String {
-    hex::encode_upper(bytes)
-        .trim_end_matches('F')
-        .to_owned()
+    hex::encode_upper(bytes).trim_end_matches('F').to_owned()
 }
 
 fn cardholder_data(records: &[RecordRead]) -> CardholderData {
@@ -674,7 +688,10 @@ mod tests {
             ([0x1C, 0x00], vec![[0x08, 1, 1, 0], [0x10, 1, 2, 0]])
         );
         let format2 = hex::decode("770A82021980940408010100").unwrap();
-        assert_eq!(parse_gpo(&format2).unwrap(), ([0x19, 0x80], vec![[0x08, 1, 1, 0]]));
+        assert_eq!(
+            parse_gpo(&format2).unwrap(),
+            ([0x19, 0x80], vec![[0x08, 1, 1, 0]])
+        );
         let sfi_zero = hex::decode("80061C0000010100").unwrap();
         assert!(matches!(
             parse_gpo(&sfi_zero),
@@ -685,9 +702,21 @@ mod tests {
     #[test]
     fn priority_one_wins_and_unprioritised_come_last() {
         let candidates = vec![
-            Candidate { aid: vec![1], label: None, priority: None },
-            Candidate { aid: vec![2], label: None, priority: Some(0x82) },
-            Candidate { aid: vec![3], label: None, priority: Some(0x01) },
+            Candidate {
+                aid: vec![1],
+                label: None,
+                priority: None,
+            },
+            Candidate {
+                aid: vec![2],
+                label: None,
+                priority: Some(0x82),
+            },
+            Candidate {
+                aid: vec![3],
+                label: None,
+                priority: Some(0x01),
+            },
         ];
         assert_eq!(choose(&candidates, &ReadOptions::default()), vec![3]);
     }

@@ -115,7 +115,9 @@ pub enum ReaderError {
         source: ApduError,
     },
     /// The card answered bytes that are not a response APDU (fewer than two bytes).
-    #[error("reader {reader}: the card's answer {response} to {command} is not a response APDU: {source}")]
+    #[error(
+        "reader {reader}: the card's answer {response} to {command} is not a response APDU: {source}"
+    )]
     MalformedResponse {
         /// The reader's name.
         reader: String,
@@ -129,7 +131,9 @@ pub enum ReaderError {
     },
     /// The card kept answering `61xx`/`6Cxx` beyond any sensible length: a broken card
     /// or transport, stopped rather than looped on forever.
-    #[error("reader {reader}: the card's {what} did not end after {rounds} rounds ({bytes} bytes received)")]
+    #[error(
+        "reader {reader}: the card's {what} did not end after {rounds} rounds ({bytes} bytes received)"
+    )]
     RunawayResponse {
         /// The reader's name.
         reader: String,
@@ -223,7 +227,9 @@ pub fn list_readers() -> Vec<BackendListing> {
         BackendListing {
             scheme: "serial",
             readers: Vec::new(),
-            unavailable: Some("not implemented yet in telepay 0.1 (planned: cargo feature `serial`)"),
+            unavailable: Some(
+                "not implemented yet in telepay 0.1 (planned: cargo feature `serial`)",
+            ),
         },
         BackendListing {
             scheme: "replay",

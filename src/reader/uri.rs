@@ -529,16 +529,17 @@ impl fmt::Display for ReaderUri {
                 write_query(
                     f,
                     &[
-                        (
-                            "state",
-                            sim.state.as_ref().map(|p| p.display().to_string()),
-                        ),
+                        ("state", sim.state.as_ref().map(|p| p.display().to_string())),
                         ("seed", sim.seed.map(|seed| seed.to_string())),
                     ],
                 )
             }
             ReaderUri::Pcsc(pcsc) => {
-                write!(f, "pcsc:{}", percent_encode(pcsc.name.as_deref().unwrap_or("")))?;
+                write!(
+                    f,
+                    "pcsc:{}",
+                    percent_encode(pcsc.name.as_deref().unwrap_or(""))
+                )?;
                 let share = pcsc.share.map(|share| {
                     match share {
                         ShareMode::Exclusive => "exclusive",
@@ -549,7 +550,11 @@ impl fmt::Display for ReaderUri {
                 write_query(f, &[("share", share)])
             }
             ReaderUri::Serial(serial) => {
-                write!(f, "serial:{}", percent_encode(&serial.path.display().to_string()))?;
+                write!(
+                    f,
+                    "serial:{}",
+                    percent_encode(&serial.path.display().to_string())
+                )?;
                 let text = |value: &str| Some(value.to_owned());
                 write_query(
                     f,
@@ -566,7 +571,9 @@ impl fmt::Display for ReaderUri {
                         ("stop", serial.stop_bits.map(|bits| bits.to_string())),
                         (
                             "echo",
-                            serial.echo.map(|on| if on { "on" } else { "off" }.to_owned()),
+                            serial
+                                .echo
+                                .map(|on| if on { "on" } else { "off" }.to_owned()),
                         ),
                         (
                             "reset",
@@ -588,7 +595,11 @@ impl fmt::Display for ReaderUri {
                 )
             }
             ReaderUri::Replay(replay) => {
-                write!(f, "replay:{}", percent_encode(&replay.file.display().to_string()))
+                write!(
+                    f,
+                    "replay:{}",
+                    percent_encode(&replay.file.display().to_string())
+                )
             }
         }
     }
@@ -611,7 +622,10 @@ mod tests {
         let table = [
             ("sim:", sim("cb", None, None)),
             ("sim:visa", sim("visa", None, None)),
-            ("sim:cb?state=/tmp/cb.state", sim("cb", Some("/tmp/cb.state"), None)),
+            (
+                "sim:cb?state=/tmp/cb.state",
+                sim("cb", Some("/tmp/cb.state"), None),
+            ),
             ("sim:?seed=42", sim("cb", None, Some(42))),
             (
                 "sim:cards/my%20card.toml?seed=7&state=s",
@@ -640,7 +654,9 @@ mod tests {
             }))
         );
         assert_eq!(
-            ReaderUri::parse("serial:/dev/ttyUSB0?baud=9600&parity=even&stop=2&echo=on&reset=rts&protocol=t0"),
+            ReaderUri::parse(
+                "serial:/dev/ttyUSB0?baud=9600&parity=even&stop=2&echo=on&reset=rts&protocol=t0"
+            ),
             Ok(ReaderUri::Serial(SerialUri {
                 path: PathBuf::from("/dev/ttyUSB0"),
                 baud: Some(9600),
@@ -662,12 +678,7 @@ mod tests {
     #[test]
     fn errors_name_the_input_and_the_fault() {
         let table: [(&str, UriError); 8] = [
-            (
-                "cb",
-                UriError::MissingScheme {
-                    input: "cb".into(),
-                },
-            ),
+            ("cb", UriError::MissingScheme { input: "cb".into() }),
             (
                 "usb:1",
                 UriError::UnknownScheme {
