@@ -24,6 +24,7 @@ mod security;
 pub(crate) mod tlv;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -200,7 +201,9 @@ struct Session {
 /// A card without power answers every command with `6F00` (no precise diagnosis), as a
 /// card whose contacts are not energised gives no meaningful answer.
 pub struct SimCard {
-    profile: Profile,
+    /// Shared so that a command can read the profile while it updates the card's state
+    /// (a clone is a reference count, not a copy of every record and key).
+    profile: Arc<Profile>,
     /// The ICC master key of each application (EMV Book 2 A1.4.1 Option A).
     icc_keys: Vec<DoubleKey>,
     state: CardState,
@@ -254,7 +257,7 @@ impl SimCard {
             None => CardState::new(&profile),
         };
         Ok(SimCard {
-            profile,
+            profile: Arc::new(profile),
             icc_keys,
             state,
             state_file: options.state_file,

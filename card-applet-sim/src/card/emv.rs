@@ -292,14 +292,9 @@ impl SimCard {
         if cdol1_data.len() != self.cdol_len(index, true) {
             return Err(Sw::WRONG_LENGTH);
         }
-        let profile = self.profile.clone();
+        let profile = std::sync::Arc::clone(&self.profile);
         let app = profile.applications().get(index).ok_or(Sw::NO_DIAGNOSIS)?;
-        let counters = self
-            .state
-            .applications
-            .get(index)
-            .ok_or(Sw::NO_DIAGNOSIS)?
-            .clone();
+        let counters = self.counters(index)?;
         // The ATC counts every first GENERATE AC and never wraps: a card whose counter is
         // exhausted cannot transact any more.
         let atc = counters.atc.checked_add(1).ok_or(Sw::CONDITIONS)?;
@@ -359,14 +354,9 @@ impl SimCard {
         cdol2_data: &[u8],
         first: &FirstAc,
     ) -> Result<Vec<u8>, Sw> {
-        let profile = self.profile.clone();
+        let profile = std::sync::Arc::clone(&self.profile);
         let app = profile.applications().get(index).ok_or(Sw::NO_DIAGNOSIS)?;
-        let counters = self
-            .state
-            .applications
-            .get(index)
-            .ok_or(Sw::NO_DIAGNOSIS)?
-            .clone();
+        let counters = self.counters(index)?;
         let atc = counters.atc;
         let data = TerminalData {
             current: (&app.cdol2_entries, cdol2_data),
@@ -494,6 +484,28 @@ impl SimCard {
         };
         let input_data = ac_input_data(version, &input);
         Ok((application_cryptogram(version, key, atc, &input_data), iad))
+    }
+}
+
+/// The counters a GENERATE AC reads, copied out of the state so the state can be
+/// updated meanwhile (without cloning the transaction log).
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    atc: u16,
+    last_online_atc: u16,
+    issuer_auth_failed: bool,
+    online_incomplete: bool,
+}
+
+impl SimCard {
+    fn counters(&self, index: usize) -> Result<Counters, Sw> {
+        let state = self.state.applications.get(index).ok_or(Sw::NO_DIAGNOSIS)?;
+        Ok(Counters {
+            atc: state.atc,
+            last_online_atc: state.last_online_atc,
+            issuer_auth_failed: state.issuer_auth_failed,
+            online_incomplete: state.online_incomplete,
+        })
     }
 }
 
