@@ -185,6 +185,17 @@ pub enum LengthBehaviour {
     T0GetResponse,
 }
 
+/// The payment directories a card holds: contact terminals look for the PSE
+/// `1PAY.SYS.DDF01` (EMV Book 1 §12.2), contactless ones for the PPSE `2PAY.SYS.DDF01`;
+/// a card with neither is found by trying AIDs (EMV Book 1 §12.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Directories {
+    /// The contact Payment System Environment.
+    pub pse: bool,
+    /// The Proximity Payment System Environment.
+    pub ppse: bool,
+}
+
 /// The layout of a GET PROCESSING OPTIONS or GENERATE AC response (EMV Book 3 §6.5.5.4,
 /// §6.5.8.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -389,6 +400,7 @@ pub struct Profile {
     expiry: [u8; 3],
     cardholder_name: String,
     language: String,
+    directories: Directories,
     pin: PinDigits,
     pin_try_limit: u8,
     initial_pin_tries: u8,
@@ -505,6 +517,11 @@ impl Profile {
     /// The Language Preference (5F2D), ISO 639-1 codes concatenated.
     pub fn language(&self) -> &str {
         &self.language
+    }
+
+    /// The payment directories the card holds (PSE, PPSE, both or neither).
+    pub fn directories(&self) -> Directories {
+        self.directories
     }
     /// The PIN Try Limit: what a successful VERIFY restores the counter to.
     pub fn pin_try_limit(&self) -> u8 {
@@ -626,6 +643,13 @@ struct RawCard {
     expiry: String,
     cardholder_name: String,
     language: String,
+    /// Which payment directories the card has; both when absent.
+    #[serde(default = "both_directories")]
+    directories: Vec<String>,
+}
+
+fn both_directories() -> Vec<String> {
+    vec!["pse".to_owned(), "ppse".to_owned()]
 }
 
 #[derive(Deserialize)]
@@ -814,6 +838,23 @@ impl Checker<'_> {
                 format!("{:?}", raw.card.language),
             ));
         }
+        let mut directories = Directories {
+            pse: false,
+            ppse: false,
+        };
+        for name in &raw.card.directories {
+            match name.as_str() {
+                "pse" if !directories.pse => directories.pse = true,
+                "ppse" if !directories.ppse => directories.ppse = true,
+                _ => {
+                    return Err(self.invalid(
+                        "card.directories",
+                        "a list of distinct \"pse\" and \"ppse\"",
+                        format!("{:?}", raw.card.directories),
+                    ));
+                }
+            }
+        }
         if raw.card.cardholder_name.len() < 2
             || raw.card.cardholder_name.len() > 26
             || !raw
@@ -902,6 +943,7 @@ impl Checker<'_> {
             expiry,
             cardholder_name: raw.card.cardholder_name,
             language: raw.card.language,
+            directories,
             pin,
             pin_try_limit: raw.pin.try_limit,
             initial_pin_tries: raw.pin.tries_left,

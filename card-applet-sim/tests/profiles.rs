@@ -191,6 +191,18 @@ fn refused_profiles() {
             Expect::Invalid("card.language"),
         ),
         (
+            "unknown payment directory",
+            "language = \"fren\"",
+            "language = \"fren\"\ndirectories = [\"pse\", \"dir\"]",
+            Expect::Invalid("card.directories"),
+        ),
+        (
+            "payment directory twice",
+            "language = \"fren\"",
+            "language = \"fren\"\ndirectories = [\"ppse\", \"ppse\"]",
+            Expect::Invalid("card.directories"),
+        ),
+        (
             "PIN with a letter",
             "value = \"1234\"",
             "value = \"12a4\"",

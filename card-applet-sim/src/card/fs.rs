@@ -17,8 +17,14 @@ const PSE_DIRECTORY_SFI: u8 = 1;
 impl SimCard {
     /// The selectable DFs in file-system order: PSE, PPSE, then the applications.
     fn dedicated_files(&self) -> Vec<(Selected, &[u8])> {
-        let mut out: Vec<(Selected, &[u8])> =
-            vec![(Selected::Pse, PSE_NAME), (Selected::Ppse, PPSE_NAME)];
+        let directories = self.profile.directories();
+        let mut out: Vec<(Selected, &[u8])> = Vec::new();
+        if directories.pse {
+            out.push((Selected::Pse, PSE_NAME));
+        }
+        if directories.ppse {
+            out.push((Selected::Ppse, PPSE_NAME));
+        }
         for (i, app) in self.profile.applications().iter().enumerate() {
             out.push((Selected::Application(i), app.aid()));
         }
