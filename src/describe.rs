@@ -13,7 +13,7 @@ use std::fmt;
 
 use crate::apdu::{Command, Response, StatusWord, ins, instruction_name};
 use crate::tlv::{
-    self,
+    self, TagNumber,
     dol::{self, DolEntry},
 };
 
@@ -65,6 +65,9 @@ pub struct Describer {
     cdol2: Option<Vec<DolEntry>>,
     /// GENERATE AC commands answered since the last GET PROCESSING OPTIONS.
     generate_ac_count: usize,
+    /// Tags whose values are replaced by `<redacted>` / `??` (values that vary from run
+    /// to run: cryptograms, counters, unpredictable numbers).
+    redacted: Vec<TagNumber>,
 }
 
 impl Describer {
@@ -76,8 +79,26 @@ impl Describer {
         }
     }
 
+    /// The same describer, hiding the values of `tags` wherever they appear: in TLV
+    /// responses, in DOL-built command data, and in the fixed fields of GENERATE AC
+    /// format 1 (CID 9F27, ATC 9F36, AC 9F26, IAD 9F10). For snapshot tests whose cards
+    /// or terminals put varying values there.
+    pub fn redacting(mut self, tags: &[TagNumber]) -> Describer {
+        self.redacted = tags.to_vec();
+        self
+    }
+
     /// Decodes one exchange and learns from it.
     pub fn describe(&mut self, command: &Command, response: &Response) -> DescribedExchange {
+        let mut described = self.describe_plain(command, response);
+        if !self.redacted.is_empty() {
+            self.redact(command, response, &mut described);
+        }
+        self.learn(command, response);
+        described
+    }
+
+    fn describe_plain(&self, command: &Command, response: &Response) -> DescribedExchange {
         let secret = command.carries_secret() && !self.options.show_secrets;
         let command_hex = if secret {
             masked_hex(command)
@@ -101,7 +122,7 @@ impl Describer {
             };
             name = format!("{ordinal} {name}");
         }
-        let described = DescribedExchange {
+        DescribedExchange {
             command_hex,
             command: name,
             command_details,
@@ -109,9 +130,107 @@ impl Describer {
             status_word: format!("{:04X}", response.sw.to_u16()),
             status: response.sw.meaning(),
             response_details: response_details(command, response),
+        }
+    }
+
+    /// Hides the redacted tags' values in the hex and the decoded lines.
+    fn redact(&self, command: &Command, response: &Response, described: &mut DescribedExchange) {
+        let wanted = |tag: &TagNumber| self.redacted.contains(tag);
+        // Response data: TLV values, or the fixed fields of a format 1 GENERATE AC.
+        let mut response_ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut labels: Vec<&'static str> = Vec::new();
+        let located = tlv::ber::primitive_value_ranges(&response.data);
+        let format1_ac =
+            command.ins() == ins::GENERATE_AC && matches!(located.as_slice(), [(0x80, _)]);
+        if let (true, Some((_, value))) = (format1_ac, located.first()) {
+            let start = value.start;
+            for (tag, label, range) in [
+                (0x9F27, "CID", start..start + 1),
+                (0x9F36, "ATC", start + 1..start + 3),
+                (0x9F26, "AC", start + 3..start + 11),
+                (0x9F10, "IAD", start + 11..value.end),
+            ] {
+                if wanted(&tag) && range.start < range.end && range.end <= value.end {
+                    response_ranges.push(range);
+                    labels.push(label);
+                }
+            }
+        } else {
+            response_ranges.extend(
+                located
+                    .into_iter()
+                    .filter(|(tag, _)| wanted(tag))
+                    .map(|(_, range)| range),
+            );
+        }
+        // Command data built from a DOL: the offsets of each field.
+        let mut command_ranges = Vec::new();
+        let data_start = data_offset(command);
+        let dol_and_offset = match command.ins() {
+            ins::GET_PROCESSING_OPTIONS => {
+                // 83 L then the PDOL data (short form length in practice).
+                let header = tlv::ber::primitive_value_ranges(command.data())
+                    .first()
+                    .map_or(0, |(_, range)| range.start);
+                self.pdol.as_ref().map(|dol| (dol, data_start + header))
+            }
+            ins::GENERATE_AC if self.generate_ac_count == 0 => {
+                self.cdol1.as_ref().map(|dol| (dol, data_start))
+            }
+            ins::GENERATE_AC => self.cdol2.as_ref().map(|dol| (dol, data_start)),
+            _ => None,
         };
-        self.learn(command, response);
-        described
+        if let Some((entries, start)) = dol_and_offset {
+            let mut offset = start;
+            for entry in entries {
+                if wanted(&entry.tag) {
+                    command_ranges.push(offset..offset + entry.length);
+                }
+                offset += entry.length;
+            }
+            // The GPO's 83 template line shows the same PDOL data in hex.
+            if command.ins() == ins::GET_PROCESSING_OPTIONS && !command_ranges.is_empty() {
+                let value = command.data().get(start - data_start..).unwrap_or_default();
+                let relative: Vec<_> = command_ranges
+                    .iter()
+                    .map(|range| range.start - start..range.end - start)
+                    .collect();
+                let masked = mask_hex(&hex::encode_upper(value), &relative);
+                for line in &mut described.command_details {
+                    if let Some(rest) = line.strip_prefix("83 ")
+                        && let Some(colon) = rest.find(": ")
+                    {
+                        *line = format!("83 {}: {masked}", &rest[..colon]);
+                    }
+                }
+            }
+        }
+        described.command_hex = mask_hex(&described.command_hex, &command_ranges);
+        described.response_hex = mask_hex(&described.response_hex, &response_ranges);
+        let prefixes: Vec<String> = self
+            .redacted
+            .iter()
+            .map(|tag| format!("{} ", tlv::ber::tag_hex(*tag)))
+            .chain(labels.iter().map(|label| format!("{label} ")))
+            .collect();
+        for line in described
+            .command_details
+            .iter_mut()
+            .chain(described.response_details.iter_mut())
+        {
+            let trimmed = line.trim_start();
+            if prefixes
+                .iter()
+                .any(|prefix| trimmed.starts_with(prefix.as_str()))
+            {
+                let indent = line.len() - trimmed.len();
+                let cut = trimmed.find(": ").map_or_else(
+                    || trimmed.find(' ').unwrap_or(trimmed.len()),
+                    |colon| colon + 1,
+                );
+                *line = format!("{}{} <redacted>", &line[..indent], &trimmed[..cut]);
+            }
+        }
     }
 
     fn learn(&mut self, command: &Command, response: &Response) {
@@ -119,7 +238,11 @@ impl Describer {
             ins::GET_PROCESSING_OPTIONS => self.generate_ac_count = 0,
             ins::GENERATE_AC if response.sw.is_success() => self.generate_ac_count += 1,
             ins::SELECT if response.sw.is_success() => {
-                *self = Describer::new(self.options);
+                // A new application: its DOLs are yet to be read.
+                self.pdol = None;
+                self.cdol1 = None;
+                self.cdol2 = None;
+                self.generate_ac_count = 0;
             }
             _ => {}
         }
@@ -177,6 +300,32 @@ impl Describer {
             _ => vec![format!("data: {}", hex::encode_upper(data))],
         }
     }
+}
+
+/// Where the data field starts in the command's encoding: after the header and Lc (one
+/// byte short, three extended; ISO 7816-4 §5.1).
+fn data_offset(command: &Command) -> usize {
+    match (command.data().is_empty(), command.needs_extended()) {
+        (true, _) => 4,
+        (false, false) => 5,
+        (false, true) => 7,
+    }
+}
+
+/// Hex text with the bytes in `ranges` (byte offsets) shown as `??`.
+fn mask_hex(hex_text: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    if ranges.is_empty() {
+        return hex_text.to_owned();
+    }
+    let mut out = String::with_capacity(hex_text.len());
+    for (index, pair) in hex_text.as_bytes().chunks(2).enumerate() {
+        if ranges.iter().any(|range| range.contains(&index)) {
+            out.push_str("??");
+        } else {
+            out.push_str(std::str::from_utf8(pair).unwrap_or("??"));
+        }
+    }
+    out
 }
 
 /// DOL-built data split by its DOL, one field per line, decoded by the dictionary; the
@@ -242,14 +391,8 @@ impl fmt::Display for DescribedExchange {
 /// The command in hex with its data field replaced by `**` per byte.
 fn masked_hex(command: &Command) -> String {
     let bytes = command.to_bytes();
-    let data_len = command.data().len();
-    // The data follows the header (4 bytes) and Lc (1 byte short, 3 bytes extended).
-    let lc_len = match (data_len, command.needs_extended()) {
-        (0, _) => 0,
-        (_, false) => 1,
-        (_, true) => 3,
-    };
-    let data = 4 + lc_len..4 + lc_len + data_len;
+    let start = data_offset(command);
+    let data = start..start + command.data().len();
     bytes
         .iter()
         .enumerate()

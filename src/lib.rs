@@ -9,6 +9,8 @@
 //!   GET RESPONSE / re-issue, command chaining) and reader URIs.
 //! - [`describe`]: an exchange rendered for people (command name, TLV tree, SW meaning).
 //! - [`emv`]: the terminal side of an EMV card read (application selection, GPO, records).
+//! - [`trace`]: recorded dialogues: the `.trace` format, recording, replay, diff, import.
+//! - [`testing`]: snapshot helpers for tests of card dialogues.
 //! - [`cli`]: the `telepay` command line.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,4 +21,6 @@ pub mod cli;
 pub mod describe;
 pub mod emv;
 pub mod reader;
+pub mod testing;
 pub mod tlv;
+pub mod trace;

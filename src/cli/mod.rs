@@ -7,7 +7,8 @@
 
 mod hexarg;
 
-use std::io::Write;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -15,8 +16,13 @@ use clap::{Args, Parser, Subcommand};
 use crate::apdu::{ApduError, Command};
 use crate::describe::{DescribeOptions, DescribedExchange, Describer};
 use crate::emv::{self, CardReadReport, EmvError, ReadOptions};
-use crate::reader::{self, Reader, ReaderError, ReaderUri, Transport};
+use crate::reader::{self, ExchangeObserver, Reader, ReaderError, ReaderUri, Transport};
 use crate::tlv;
+use crate::trace::check::{CheckError, CheckOptions, check_card};
+use crate::trace::format::{self, TraceError};
+use crate::trace::record::Recorder;
+use crate::trace::show::{ShowError, show};
+use crate::trace::{FORMAT_VERSION, Header, Secrets};
 
 pub use hexarg::{HexError, parse_hex};
 
@@ -35,15 +41,29 @@ pub struct Cli {
 #[derive(Debug, Args)]
 struct GlobalArgs {
     /// The reader, as a URI: sim:, sim:PROFILE, sim:PROFILE?state=FILE&seed=N, pcsc:NAME,
-    /// serial:PATH, replay:FILE.
-    #[arg(long, global = true, default_value = "sim:", env = "TELEPAY_READER")]
-    reader: ReaderUri,
+    /// serial:PATH, replay:FILE [default: sim:, the software bank card]
+    #[arg(long, global = true, env = "TELEPAY_READER")]
+    reader: Option<ReaderUri>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
     /// Show PIN blocks in decoded dialogues instead of masking them.
     #[arg(long, global = true)]
     show_secrets: bool,
+    /// Record every exchange with the card (raw, with timings) to this trace file.
+    #[arg(long, global = true, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Keep PIN blocks and other secrets in the recording (masked by default); the
+    /// trace's header says so.
+    #[arg(long, global = true, requires = "record")]
+    record_secrets: bool,
+}
+
+impl GlobalArgs {
+    /// The reader to use: `--reader`, else `default`.
+    fn reader_or(&self, default: impl FnOnce() -> ReaderUri) -> ReaderUri {
+        self.reader.clone().unwrap_or_else(default)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +87,48 @@ enum Commands {
         /// The TLV bytes in hex.
         #[arg(value_name = "HEX")]
         hex: String,
+    },
+    /// Recorded dialogues: show, diff, replay against a card, import other tools' logs.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TraceCommand {
+    /// Print a trace decoded: command names, TLV trees with EMV names, SW meanings.
+    Show {
+        /// The trace file.
+        file: PathBuf,
+    },
+    /// Explain the differences between two traces in decoded terms; exit status 1 when
+    /// they differ.
+    Diff {
+        /// The first trace.
+        first: PathBuf,
+        /// The second trace.
+        second: PathBuf,
+    },
+    /// Send the recorded commands to a card (--reader; the trace's own @reader by
+    /// default) and check every answer against the recording; exit status 0 only if all
+    /// match.
+    Replay {
+        /// The trace file.
+        file: PathBuf,
+        /// Read the PIN for withheld PIN blocks (<pin:8>) from standard input.
+        #[arg(long)]
+        pin_stdin: bool,
+    },
+    /// Convert another tool's APDU log into a trace.
+    Import {
+        /// The log's format: pcsc-spy, opensc, vicc, cardpeek, apdu4j, gp, pyscard, or
+        /// auto to detect it.
+        #[arg(long, value_name = "FORMAT", default_value = "auto")]
+        from: String,
+        /// The log file.
+        file: PathBuf,
+        /// Where to write the trace (standard output by default).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -143,6 +205,61 @@ pub enum CliError {
     /// JSON encoding failed.
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The recording file cannot be created or written.
+    #[error("cannot record to {}: {source}", path.display())]
+    Record {
+        /// The trace file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A trace file is unreadable or malformed.
+    #[error(transparent)]
+    Trace(Box<TraceError>),
+    /// Showing a trace failed.
+    #[error(transparent)]
+    Show(#[from] ShowError),
+    /// Replaying a trace against a card stopped.
+    #[error("replay of {}: {source}", file.display())]
+    Check {
+        /// The trace.
+        file: PathBuf,
+        /// Why it stopped.
+        #[source]
+        source: CheckError,
+    },
+    /// The card's answers differ from the recording.
+    #[error("{} of {exchanges} answers differ from the recording {}", mismatches, file.display())]
+    Mismatches {
+        /// The trace.
+        file: PathBuf,
+        /// How many answers differ.
+        mismatches: usize,
+        /// How many exchanges were sent.
+        exchanges: usize,
+    },
+    /// The two traces differ.
+    #[error("the traces differ ({count} differences)")]
+    TracesDiffer {
+        /// How many differences were listed.
+        count: usize,
+    },
+    /// Importing a log failed.
+    #[error(transparent)]
+    Import(#[from] crate::trace::import::ImportError),
+    /// The import format is not one telepay knows.
+    #[error("{0}")]
+    ImportFormat(String),
+    /// Reading the PIN from standard input failed.
+    #[error("cannot read the PIN from standard input: {0}")]
+    Pin(String),
+}
+
+impl From<TraceError> for CliError {
+    fn from(error: TraceError) -> Self {
+        CliError::Trace(Box::new(error))
+    }
 }
 
 // Boxed: errors are cold, and a small `Result` keeps every call path cheap.
@@ -195,13 +312,71 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Commands::Apdu { apdus } => apdu(global, apdus, out),
         Commands::Card(CardCommand::Read(args)) => card_read(global, args, out),
         Commands::Tlv { hex } => tlv_command(global, hex, out),
+        Commands::Trace(command) => trace_command(global, command, out),
     }
 }
 
+/// Opens the reader, powers the card, and starts the recording when `--record` asks.
 fn open_powered(global: &GlobalArgs) -> Result<Transport<Box<dyn Reader + Send>>, CliError> {
-    let mut transport = Transport::new(reader::open(&global.reader)?);
-    transport.power_on()?;
+    open_powered_uri(global, &global.reader_or(ReaderUri::default))
+}
+
+fn open_powered_uri(
+    global: &GlobalArgs,
+    uri: &ReaderUri,
+) -> Result<Transport<Box<dyn Reader + Send>>, CliError> {
+    let mut transport = Transport::new(reader::open(uri)?);
+    let atr = transport.power_on()?.clone();
+    if let Some(path) = &global.record {
+        let record_error = |source| CliError::Record {
+            path: path.clone(),
+            source,
+        };
+        // Never overwrite: an earlier recording may be the only copy of a card's dialogue.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(record_error)?;
+        let header = Header {
+            version: FORMAT_VERSION,
+            reader: Some(uri.to_string()),
+            protocol: atr.protocols().first().map(ToString::to_string),
+            profile: match uri {
+                ReaderUri::Sim(sim) => Some(sim.profile.clone()),
+                _ => None,
+            },
+            date: Some(now_rfc3339()),
+            secrets: if global.record_secrets {
+                Secrets::Recorded
+            } else {
+                Secrets::Masked
+            },
+            extra: vec![(
+                "tool".to_owned(),
+                format!("telepay {}", env!("CARGO_PKG_VERSION")),
+            )],
+        };
+        let mut recorder =
+            Recorder::new(std::io::BufWriter::new(file), &header).map_err(record_error)?;
+        recorder.answer_to_reset(atr.as_bytes());
+        transport.set_observer(Box::new(recorder));
+    }
     Ok(transport)
+}
+
+/// Ends the recording, if any, and reports a write error met on the way.
+fn finish_recording<R: Reader>(
+    global: &GlobalArgs,
+    transport: &mut Transport<R>,
+) -> Result<(), CliError> {
+    if let (Some(path), Some(mut observer)) = (&global.record, transport.take_observer()) {
+        observer.finish().map_err(|source| CliError::Record {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 fn readers(global: &GlobalArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -223,7 +398,8 @@ fn readers(global: &GlobalArgs, out: &mut dyn Write) -> Result<(), CliError> {
 }
 
 fn atr(global: &GlobalArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let transport = open_powered(global)?;
+    let mut transport = open_powered(global)?;
+    finish_recording(global, &mut transport)?;
     let Some(atr) = transport.atr() else {
         return Ok(());
     };
@@ -266,6 +442,7 @@ fn apdu(global: &GlobalArgs, apdus: &[String], out: &mut dyn Write) -> Result<()
         }
         described.push(exchange);
     }
+    finish_recording(global, &mut transport)?;
     if global.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&described)?)?;
     }
@@ -315,7 +492,9 @@ fn card_read(global: &GlobalArgs, args: &ReadArgs, out: &mut dyn Write) -> Resul
         .atr()
         .map(|atr| hex::encode_upper(atr.as_bytes()))
         .unwrap_or_default();
-    let report = emv::read_card(&mut transport, &options)?;
+    let result = emv::read_card(&mut transport, &options);
+    finish_recording(global, &mut transport)?;
+    let report = result?;
     let mut describer = Describer::new(describe_options(global));
     let mut described: Vec<DescribedExchange> = report
         .exchanges
@@ -480,6 +659,192 @@ fn tlv_command(global: &GlobalArgs, text: &str, out: &mut dyn Write) -> Result<(
         }
     }
     Ok(())
+}
+
+fn trace_command(
+    global: &GlobalArgs,
+    command: &TraceCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match command {
+        TraceCommand::Show { file } => {
+            show(open_trace(file)?, out, describe_options(global))?;
+            Ok(())
+        }
+        TraceCommand::Diff { first, second } => {
+            let (a, b) = (format::read_file(first)?, format::read_file(second)?);
+            let differences = crate::trace::diff::diff(&a, &b);
+            if global.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&differences)?)?;
+            } else {
+                for line in &differences {
+                    writeln!(out, "{line}")?;
+                }
+            }
+            if differences.is_empty() {
+                Ok(())
+            } else {
+                Err(CliError::TracesDiffer {
+                    count: differences.len(),
+                })
+            }
+        }
+        TraceCommand::Replay { file, pin_stdin } => {
+            let trace = open_trace(file)?;
+            let recorded_reader = trace.header().reader.clone();
+            let uri = match (&global.reader, recorded_reader) {
+                (Some(uri), _) => uri.clone(),
+                (None, Some(text)) => ReaderUri::parse(&text).map_err(ReaderError::from)?,
+                (None, None) => ReaderUri::default(),
+            };
+            let options = CheckOptions {
+                pin: if *pin_stdin {
+                    Some(read_pin_from_stdin()?)
+                } else {
+                    None
+                },
+            };
+            let mut card = reader::open(&uri)?;
+            let report =
+                check_card(trace, &mut card, &options).map_err(|source| CliError::Check {
+                    file: file.clone(),
+                    source,
+                })?;
+            if global.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                for mismatch in &report.mismatches {
+                    writeln!(out, "line {}: {}", mismatch.line, mismatch.what)?;
+                    writeln!(out, "  expected {}", mismatch.expected)?;
+                    writeln!(out, "  received {}", mismatch.received)?;
+                    for line in &mismatch.explanation {
+                        writeln!(out, "  {line}")?;
+                    }
+                }
+                writeln!(
+                    out,
+                    "{}: {} exchanges sent to {uri}, {} differ from the recording",
+                    file.display(),
+                    report.exchanges,
+                    report.mismatches.len()
+                )?;
+            }
+            if report.all_match() {
+                Ok(())
+            } else {
+                Err(CliError::Mismatches {
+                    file: file.clone(),
+                    mismatches: report.mismatches.len(),
+                    exchanges: report.exchanges,
+                })
+            }
+        }
+        TraceCommand::Import { from, file, output } => {
+            import_command(from, file, output.as_deref(), out)
+        }
+    }
+}
+
+fn open_trace(path: &Path) -> Result<format::Reader<std::io::BufReader<std::fs::File>>, CliError> {
+    let origin = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| TraceError::Io {
+        origin: origin.clone(),
+        source,
+    })?;
+    Ok(format::Reader::new(std::io::BufReader::new(file), &origin)?)
+}
+
+fn import_command(
+    from: &str,
+    file: &Path,
+    output: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use crate::trace::import::{ImportFormat, detect, import, text_from_bytes};
+    let origin = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|source| TraceError::Io {
+        origin: origin.clone(),
+        source,
+    })?;
+    let text = text_from_bytes(&bytes, &origin)?;
+    let format = if from == "auto" {
+        detect(text).ok_or_else(|| {
+            CliError::ImportFormat(format!(
+                "{origin}: cannot tell which tool wrote this log; name it with --from ({})",
+                ImportFormat::ALL
+                    .iter()
+                    .map(|format| format.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?
+    } else {
+        from.parse::<ImportFormat>()
+            .map_err(|error| CliError::ImportFormat(error.to_string()))?
+    };
+    let report = import(format, text, &origin)?;
+    for skipped in &report.skipped {
+        eprintln!(
+            "telepay: warning: {origin} line {}: not understood, skipped: {}",
+            skipped.line, skipped.text
+        );
+    }
+    if report.skipped_beyond_limit > 0 {
+        eprintln!(
+            "telepay: warning: {origin}: {} more lines not understood, not listed",
+            report.skipped_beyond_limit
+        );
+    }
+    let text = format::to_string(&report.trace);
+    match output {
+        Some(path) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|source| CliError::Record {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|source| CliError::Record {
+                    path: path.to_owned(),
+                    source,
+                })?;
+        }
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// One line of standard input, the newline removed; the buffer is zeroized.
+fn read_pin_from_stdin() -> Result<zeroize::Zeroizing<String>, CliError> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|error| CliError::Pin(error.to_string()))?;
+    let pin = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if pin.is_empty() {
+        return Err(CliError::Pin("no PIN given".to_owned()));
+    }
+    Ok(pin)
+}
+
+/// The current time as RFC 3339 UTC, for trace headers: the edge where the clock is read.
+fn now_rfc3339() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let (year, month, day) = civil_from_days(i64::try_from(seconds / 86_400).unwrap_or(0));
+    let in_day = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        in_day / 3600,
+        in_day % 3600 / 60,
+        in_day % 60
+    )
 }
 
 fn write_indented(out: &mut dyn Write, text: &str) -> Result<(), CliError> {

@@ -11,6 +11,7 @@
 //!   raw exchange.
 //! - [`ReaderUri`]: readers are named by URI everywhere; [`open`] turns one into a reader.
 
+pub mod replay;
 pub mod sim;
 mod transport;
 pub mod uri;
@@ -144,6 +145,50 @@ pub enum ReaderError {
         /// Bytes gathered so far.
         bytes: usize,
     },
+    /// The trace a `replay:` reader plays cannot be read.
+    #[error("cannot replay {}: {source}", file.display())]
+    Trace {
+        /// The trace file.
+        file: std::path::PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: Box<crate::trace::format::TraceError>,
+    },
+    /// The terminal sent a command the recording does not have at this point.
+    #[error(
+        "reader {reader}: the command does not match line {line} of the recording:\n  {detail}"
+    )]
+    ReplayMismatch {
+        /// The reader's name.
+        reader: String,
+        /// The line of the recorded exchange.
+        line: usize,
+        /// Expected and received, decoded, the differing bytes marked.
+        detail: String,
+    },
+    /// The terminal did something else than the recording at this point (a command
+    /// where a reset was recorded, or the reverse).
+    #[error(
+        "reader {reader}: line {line} of the recording expects {expected}, but the terminal sent {received}"
+    )]
+    ReplayUnexpected {
+        /// The reader's name.
+        reader: String,
+        /// The line of the recorded event.
+        line: usize,
+        /// What the recording has there.
+        expected: String,
+        /// What came instead.
+        received: String,
+    },
+    /// The recording has nothing more to play.
+    #[error("reader {reader}: the recording ended while waiting for {waiting_for}")]
+    ReplayEnded {
+        /// The reader's name.
+        reader: String,
+        /// What the terminal asked for.
+        waiting_for: &'static str,
+    },
     /// A chained command (ISO 7816-4 §5.3.3) was refused part-way.
     #[error("reader {reader}: the card refused part {part} of a chained command with {sw}")]
     ChainingRefused {
@@ -157,7 +202,7 @@ pub enum ReaderError {
 }
 
 /// Backends this build provides, for error messages.
-pub const AVAILABLE_BACKENDS: &str = "sim:";
+pub const AVAILABLE_BACKENDS: &str = "sim:, replay:";
 
 /// Opens the reader a URI names. The card is not powered yet: wrap the reader in a
 /// [`Transport`] and call [`Transport::power_on`].
@@ -174,11 +219,7 @@ pub fn open(uri: &ReaderUri) -> Result<Box<dyn Reader + Send>, ReaderError> {
             "serial",
             "the serial-line backend is not implemented yet in telepay 0.1; it is planned behind the cargo feature `serial`",
         )),
-        ReaderUri::Replay(_) => Err(unavailable(
-            uri,
-            "replay",
-            "trace replay is not implemented yet in telepay 0.1",
-        )),
+        ReaderUri::Replay(replay_uri) => Ok(Box::new(replay::ReplayReader::open(replay_uri)?)),
     }
 }
 
@@ -233,8 +274,26 @@ pub fn list_readers() -> Vec<BackendListing> {
         },
         BackendListing {
             scheme: "replay",
-            readers: Vec::new(),
-            unavailable: Some("not implemented yet in telepay 0.1"),
+            readers: replay_listing(),
+            unavailable: None,
         },
     ]
+}
+
+/// The golden traces shipped in `traces/` when run from a clone, as replayable readers.
+fn replay_listing() -> Vec<ReaderListing> {
+    let Ok(entries) = std::fs::read_dir("traces") else {
+        return Vec::new();
+    };
+    let mut listing: Vec<ReaderListing> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "trace"))
+        .map(|path| ReaderListing {
+            uri: format!("replay:{}", path.display()),
+            description: "recorded dialogue".to_owned(),
+        })
+        .collect();
+    listing.sort_by(|a, b| a.uri.cmp(&b.uri));
+    listing
 }

@@ -40,6 +40,11 @@ pub trait ExchangeObserver: Send {
     }
     /// One command's bytes and the response's bytes, and how long the reader took.
     fn exchange(&mut self, command: &[u8], response: &[u8], elapsed: Duration);
+    /// The dialogue is over: flush what is buffered and report any failure met on the
+    /// way (an observer cannot fail an exchange, so it keeps its first error for here).
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A reader plus the ISO 7816 transport rules; see the module documentation.

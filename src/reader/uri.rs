@@ -7,7 +7,7 @@
 //! | `sim:PROFILE?state=FILE&seed=N` | with persistent counters in FILE, with seeded randomness |
 //! | `pcsc:` / `pcsc:NAME` | the first PC/SC reader with a card / the reader whose name contains NAME |
 //! | `serial:PATH?baud=N&…` | a Phoenix-style reader on a serial line |
-//! | `replay:FILE` | a recorded trace playing the card |
+//! | `replay:FILE?mode=strict\|lenient` | a recorded trace playing the card |
 //!
 //! Parsing is pure and total: any string gives a [`ReaderUri`] or a [`UriError`] that names
 //! the input and what was wrong. `Display` writes the canonical form, which parses back to
@@ -22,7 +22,7 @@ pub const DEFAULT_SIM_PROFILE: &str = "cb";
 /// Every accepted form, listed in errors so a user sees what to write.
 pub const VALID_FORMS: &str = "sim:, sim:PROFILE, sim:PROFILE?state=FILE&seed=N, pcsc:, pcsc:NAME, \
 serial:PATH?baud=N&parity=none|even|odd&stop=1|2&echo=on|off&reset=rts|dtr|none&protocol=auto|t0|t1, \
-replay:FILE";
+replay:FILE?mode=strict|lenient";
 
 /// A parsed reader URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,11 +127,24 @@ pub struct SerialUri {
     pub protocol: Option<SerialProtocol>,
 }
 
-/// `replay:FILE`.
+/// How strictly a replayed card holds the terminal to the recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplayMode {
+    /// Commands must come in the recorded order and match (wildcards allowed).
+    #[default]
+    Strict,
+    /// Each command is matched with the next recorded one with the same header (CLA
+    /// INS P1 P2); recorded exchanges in between are skipped.
+    Lenient,
+}
+
+/// `replay:FILE?mode=strict|lenient`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayUri {
     /// The trace file.
     pub file: PathBuf,
+    /// How commands are matched; strict when absent.
+    pub mode: Option<ReplayMode>,
 }
 
 /// Why a string is not a reader URI.
@@ -496,7 +509,20 @@ fn parse_serial(input: &str, path: String, params: Params) -> Result<ReaderUri, 
 }
 
 fn parse_replay(input: &str, path: String, params: Params) -> Result<ReaderUri, UriError> {
-    params.only(input, "replay", &[], "none")?;
+    params.only(input, "replay", &["mode"], "mode")?;
+    let mode = match params.get("mode") {
+        None => None,
+        Some("strict") => Some(ReplayMode::Strict),
+        Some("lenient") => Some(ReplayMode::Lenient),
+        Some(other) => {
+            return Err(UriError::BadValue {
+                input: input.to_owned(),
+                name: "mode",
+                value: other.to_owned(),
+                expected: "strict or lenient",
+            });
+        }
+    };
     if path.is_empty() {
         return Err(UriError::MissingPath {
             input: input.to_owned(),
@@ -506,6 +532,7 @@ fn parse_replay(input: &str, path: String, params: Params) -> Result<ReaderUri, 
     }
     Ok(ReaderUri::Replay(ReplayUri {
         file: PathBuf::from(path),
+        mode,
     }))
 }
 
@@ -599,7 +626,15 @@ impl fmt::Display for ReaderUri {
                     f,
                     "replay:{}",
                     percent_encode(&replay.file.display().to_string())
-                )
+                )?;
+                let mode = replay.mode.map(|mode| {
+                    match mode {
+                        ReplayMode::Strict => "strict",
+                        ReplayMode::Lenient => "lenient",
+                    }
+                    .to_owned()
+                });
+                write_query(f, &[("mode", mode)])
             }
         }
     }
@@ -670,7 +705,8 @@ mod tests {
         assert_eq!(
             ReaderUri::parse("replay:traces/cb.trace"),
             Ok(ReaderUri::Replay(ReplayUri {
-                file: PathBuf::from("traces/cb.trace")
+                file: PathBuf::from("traces/cb.trace"),
+                mode: None,
             }))
         );
     }
@@ -757,6 +793,7 @@ mod tests {
             "pcsc:Virtual%20PCD%2000%2000?share=shared",
             "serial:/dev/ttyS0?baud=115200&parity=none&stop=1&echo=off&reset=none&protocol=auto",
             "replay:traces/cb.trace",
+            "replay:traces/cb.trace?mode=lenient",
         ] {
             let uri = ReaderUri::parse(text).unwrap();
             assert_eq!(uri.to_string(), text);

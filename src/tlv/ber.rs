@@ -366,6 +366,56 @@ pub fn parse_one(bytes: &[u8]) -> Result<Option<(Tlv, usize)>, TlvError> {
     Ok(Some((tlv, end)))
 }
 
+/// Where the values of primitive objects lie in `bytes`: `(tag, value range)` for every
+/// primitive object, depth-first, padding skipped. Stops quietly at the first malformed
+/// object (what was found before it is returned): it serves to point at bytes, such as
+/// the value of 9F26 in a response to be redacted, never to validate.
+pub fn primitive_value_ranges(bytes: &[u8]) -> Vec<(TagNumber, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    walk_ranges(bytes, 0, bytes.len(), 0, &mut out);
+    out
+}
+
+fn walk_ranges(
+    bytes: &[u8],
+    mut pos: usize,
+    end: usize,
+    depth: usize,
+    out: &mut Vec<(TagNumber, std::ops::Range<usize>)>,
+) {
+    if depth >= MAX_DEPTH {
+        return;
+    }
+    loop {
+        pos = skip_padding_until(bytes, pos, end);
+        if pos >= end {
+            return;
+        }
+        let Ok((tag, after_tag)) = read_tag(bytes, pos) else {
+            return;
+        };
+        let Ok((length, value_start)) = read_length(bytes, after_tag, tag, 0) else {
+            return;
+        };
+        let Some(value_end) = value_start.checked_add(length).filter(|e| *e <= end) else {
+            return;
+        };
+        if is_constructed(tag) {
+            walk_ranges(bytes, value_start, value_end, depth + 1, out);
+        } else {
+            out.push((tag, value_start..value_end));
+        }
+        pos = value_end;
+    }
+}
+
+fn skip_padding_until(bytes: &[u8], mut pos: usize, end: usize) -> usize {
+    while pos < end && bytes.get(pos).copied().is_some_and(is_padding) {
+        pos = pos.saturating_add(1);
+    }
+    pos
+}
+
 /// The first object with `tag` in `tlvs`, depth-first.
 pub fn find(tlvs: &[Tlv], tag: TagNumber) -> Option<&Tlv> {
     tlvs.iter().find_map(|t| t.find(tag))

@@ -1,0 +1,128 @@
+//! Snapshot helpers for tests of card dialogues (guide: `docs/snapshot-testing.md`).
+//!
+//! Wrap any card channel (a [`Transport`] over `sim:`, `pcsc:`, `replay:`…) in a
+//! [`DialogueRecorder`], run the dialogue — by hand with [`DialogueRecorder::send_hex`] or
+//! through a flow such as [`emv::read_card`](crate::emv::read_card) — and assert
+//! [`DialogueRecorder::render`] with insta. The rendering is the decoded text people
+//! read (command names, TLV trees with EMV names, status-word meanings), with the values
+//! of the tags you name replaced by `<redacted>` / `??`, so that what legitimately varies
+//! (cryptograms, counters, unpredictable numbers) does not break the snapshot and what
+//! changes in the card or the terminal shows up as a readable diff.
+//!
+//! ```no_run
+//! use telepay::testing::{DialogueRecorder, VARYING_TAGS, powered};
+//!
+//! let mut card = DialogueRecorder::new(powered("sim:cb")?);
+//! card.send_hex("00A4040007A000000042101000")?;
+//! card.send_hex("80A8000002830000")?;
+//! let text = card.render(VARYING_TAGS);
+//! assert!(text.contains("> SELECT by DF name A0000000421010"));
+//! // insta::assert_snapshot!("cb_select_gpo", text);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::apdu::{Command, Response};
+use crate::describe::{DescribeOptions, Describer};
+use crate::emv::CardChannel;
+use crate::reader::{self, Reader, ReaderError, ReaderUri, Transport};
+use crate::tlv::TagNumber;
+
+/// Tags whose values change from one run of the same dialogue to the next on a real
+/// card: Application Cryptogram (9F26), ATC (9F36), Unpredictable Number (9F37), Issuer
+/// Application Data (9F10, it carries counters), ICC Dynamic Number (9F4C), Transaction
+/// Date (9A), Signed Dynamic Application Data (9F4B).
+pub const VARYING_TAGS: &[TagNumber] = &[0x9F26, 0x9F36, 0x9F37, 0x9F10, 0x9F4C, 0x9A, 0x9F4B];
+
+/// Opens the reader a URI names and powers the card: the usual first line of a test.
+pub fn powered(uri: &str) -> Result<Transport<Box<dyn Reader + Send>>, Box<dyn std::error::Error>> {
+    let uri = ReaderUri::parse(uri)?;
+    let mut transport = Transport::new(reader::open(&uri)?);
+    transport.power_on()?;
+    Ok(transport)
+}
+
+/// Why a dialogue step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialogueError {
+    /// The hex given is not a command APDU.
+    #[error("command {input:?} is not a command APDU: {reason}")]
+    BadCommand {
+        /// The hex as given.
+        input: String,
+        /// Why.
+        reason: String,
+    },
+    /// The reader failed.
+    #[error(transparent)]
+    Reader(#[from] ReaderError),
+}
+
+/// A card channel that keeps every exchange for rendering; see the module documentation.
+#[derive(Debug)]
+pub struct DialogueRecorder<C: CardChannel> {
+    channel: C,
+    exchanges: Vec<(Command, Response)>,
+    options: DescribeOptions,
+}
+
+impl<C: CardChannel> DialogueRecorder<C> {
+    /// Starts recording the exchanges made through `channel`.
+    pub fn new(channel: C) -> DialogueRecorder<C> {
+        DialogueRecorder {
+            channel,
+            exchanges: Vec::new(),
+            options: DescribeOptions::default(),
+        }
+    }
+
+    /// Shows secret command data (PIN blocks) in the rendering instead of masking it.
+    pub fn showing_secrets(mut self) -> DialogueRecorder<C> {
+        self.options.show_secrets = true;
+        self
+    }
+
+    /// Sends a command given in hex (spaces allowed) and returns the card's answer.
+    pub fn send_hex(&mut self, hex_text: &str) -> Result<Response, DialogueError> {
+        let compact: String = hex_text.split_whitespace().collect();
+        let bad = |reason: String| DialogueError::BadCommand {
+            input: hex_text.to_owned(),
+            reason,
+        };
+        let bytes = hex::decode(&compact).map_err(|error| bad(error.to_string()))?;
+        let command = Command::parse(&bytes).map_err(|error| bad(error.to_string()))?;
+        Ok(self.transmit(&command)?)
+    }
+
+    /// The exchanges so far.
+    pub fn exchanges(&self) -> &[(Command, Response)] {
+        &self.exchanges
+    }
+
+    /// The channel underneath.
+    pub fn channel_mut(&mut self) -> &mut C {
+        &mut self.channel
+    }
+
+    /// The dialogue decoded, with the values of `redacted` tags hidden.
+    pub fn render(&self, redacted: &[TagNumber]) -> String {
+        let mut describer = Describer::new(self.options).redacting(redacted);
+        self.exchanges
+            .iter()
+            .map(|(command, response)| describer.describe(command, response).to_string())
+            .collect()
+    }
+
+    /// Stops recording and gives the channel back.
+    pub fn into_inner(self) -> C {
+        self.channel
+    }
+}
+
+impl<C: CardChannel> CardChannel for DialogueRecorder<C> {
+    fn transmit(&mut self, command: &Command) -> Result<Response, ReaderError> {
+        let response = self.channel.transmit(command)?;
+        self.exchanges.push((command.clone(), response.clone()));
+        Ok(response)
+    }
+}
