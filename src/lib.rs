@@ -17,6 +17,7 @@
 
 pub mod apdu;
 pub mod atr;
+mod calendar;
 pub mod cli;
 pub mod describe;
 pub mod emv;

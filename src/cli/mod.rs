@@ -837,14 +837,7 @@ fn now_rfc3339() -> String {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    let (year, month, day) = civil_from_days(i64::try_from(seconds / 86_400).unwrap_or(0));
-    let in_day = seconds % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        in_day / 3600,
-        in_day % 3600 / 60,
-        in_day % 60
-    )
+    crate::calendar::rfc3339_utc(i64::try_from(seconds).unwrap_or(0))
 }
 
 fn write_indented(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
@@ -904,33 +897,13 @@ fn today_bcd() -> [u8; 3] {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    let (year, month, day) = civil_from_days(i64::try_from(seconds / 86_400).unwrap_or(0));
-    let bcd = |value: u32| {
-        let value = u8::try_from(value % 100).unwrap_or(0);
+    let (year, month, day) =
+        crate::calendar::civil_from_days(i64::try_from(seconds / 86_400).unwrap_or(0));
+    let bcd = |value: i64| {
+        let value = u8::try_from(value.rem_euclid(100)).unwrap_or(0);
         ((value / 10) << 4) | (value % 10)
     };
     [bcd(year), bcd(month), bcd(day)]
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days` algorithm).
-fn civil_from_days(days: i64) -> (u32, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let to_u32 = |value: i64| u32::try_from(value).unwrap_or(0);
-    (to_u32(year), to_u32(month), to_u32(day))
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], CliError> {
@@ -942,13 +915,6 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_617), (2026, 6, 13));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn dates_are_checked() {

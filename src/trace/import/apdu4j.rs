@@ -19,6 +19,7 @@
 
 use super::ImportError;
 use super::common::{Builder, Line, Lines, decimal, hex, millis_text};
+use crate::calendar::{self, civil_from_days, days_from_civil};
 
 /// Whether `line` is one an apdu4j dump has.
 pub(super) fn sniff(line: &str) -> bool {
@@ -33,37 +34,6 @@ pub(super) fn sniff(line: &str) -> bool {
 fn hex_line(text: &str) -> bool {
     text.bytes()
         .all(|b| b.is_ascii_hexdigit() || b == b' ' || b == b'\t')
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    // Shift the year to start in March so the leap day is the year's last day.
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Java's `EEE, d MMM yyyy HH:mm:ss Z` in English (`Wed, 25 Nov 2026 17:00:00 +0100`)
@@ -108,17 +78,11 @@ fn rfc3339_utc(text: &str) -> Option<String> {
         + i64::try_from(hour * 3600 + minute * 60 + second).ok()?;
     let offset = sign * i64::try_from(zone_h * 3600 + zone_m * 60).ok()?;
     let utc = local - offset;
-    let (year, month, day) = civil_from_days(utc.div_euclid(86_400));
-    let secs = utc.rem_euclid(86_400);
+    let (year, _, _) = civil_from_days(utc.div_euclid(86_400));
     if !(0..=9999).contains(&year) {
         return None;
     }
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    ))
+    Some(calendar::rfc3339_utc(utc))
 }
 
 /// A command read, waiting for its response.
