@@ -10,6 +10,7 @@
 //! - [`describe`]: an exchange rendered for people (command name, TLV tree, SW meaning).
 //! - [`emv`]: the terminal side of an EMV card read (application selection, GPO, records).
 //! - [`trace`]: recorded dialogues: the `.trace` format, recording, replay, diff, import.
+//! - [`vpcd`]: serves any reader's card to pcscd through vsmartcard's vpcd driver.
 //! - [`testing`]: snapshot helpers for tests of card dialogues.
 //! - [`cli`]: the `telepay` command line.
 #![forbid(unsafe_code)]
@@ -25,3 +26,4 @@ pub mod reader;
 pub mod testing;
 pub mod tlv;
 pub mod trace;
+pub mod vpcd;

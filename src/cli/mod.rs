@@ -57,6 +57,10 @@ struct GlobalArgs {
     /// trace's header says so.
     #[arg(long, global = true, requires = "record")]
     record_secrets: bool,
+    /// Wait up to this long for a card to be inserted in a pcsc: reader (e.g. 30s, 500ms,
+    /// 2m; a bare number is seconds) instead of failing at once when there is none.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_wait)]
+    wait: Option<std::time::Duration>,
 }
 
 impl GlobalArgs {
@@ -64,6 +68,39 @@ impl GlobalArgs {
     fn reader_or(&self, default: impl FnOnce() -> ReaderUri) -> ReaderUri {
         self.reader.clone().unwrap_or_else(default)
     }
+
+    /// How readers are opened: `--wait`.
+    fn open_options(&self) -> reader::OpenOptions {
+        reader::OpenOptions::default().with_wait(self.wait)
+    }
+}
+
+/// What `--wait` accepts, for its error message.
+const WAIT_FORMS: &str =
+    "a whole number with a unit ms, s, m or h (e.g. 500ms, 30s, 2m); a bare number is seconds";
+
+/// Parses `--wait`: digits, then `ms`, `s`, `m` or `h` (no unit: seconds). Checked
+/// arithmetic: a wait too long for a `Duration` is refused, never wrapped.
+fn parse_wait(text: &str) -> Result<std::time::Duration, CliError> {
+    let bad = || CliError::BadArgument {
+        argument: "--wait",
+        input: text.to_owned(),
+        expected: WAIT_FORMS,
+    };
+    let digits_end = text
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    let number: u64 = digits.parse().map_err(|_| bad())?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(bad()),
+    };
+    let millis = number.checked_mul(millis_per_unit).ok_or_else(bad)?;
+    Ok(std::time::Duration::from_millis(millis))
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +128,41 @@ enum Commands {
     /// Recorded dialogues: show, diff, replay against a card, import other tools' logs.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Serve a card to any PC/SC application through vsmartcard's vpcd driver in pcscd.
+    #[command(subcommand)]
+    Vpcd(VpcdCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum VpcdCommand {
+    /// Connect to vpcd as its virtual card and serve the card (any reader URI) until
+    /// stopped; reconnect when pcscd restarts. The log goes to standard error; --record
+    /// records the whole dialogue of the PC/SC application.
+    Serve(VpcdServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct VpcdServeArgs {
+    /// The card to serve, as a reader URI: sim:PROFILE, replay:FILE, pcsc:NAME (a relay)
+    /// [default: --reader, else sim:]
+    #[arg(long, value_name = "URI")]
+    card: Option<ReaderUri>,
+    /// vpcd's host: the machine pcscd runs on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// vpcd's port: 35963 is the reader "Virtual PCD 00 00", 35964 "Virtual PCD 00 01".
+    #[arg(long, default_value_t = crate::vpcd::DEFAULT_PORT)]
+    port: u16,
+    /// Stop after this many connections to vpcd have ended (default: serve forever).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<u32>,
+    /// Exit with an error when vpcd cannot be reached for this many seconds (default:
+    /// keep trying).
+    #[arg(long, value_name = "SECONDS")]
+    give_up_after: Option<u64>,
+    /// Log every control message and exchange, not only connections and warnings.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +326,24 @@ pub enum CliError {
     /// Reading the PIN from standard input failed.
     #[error("cannot read the PIN from standard input: {0}")]
     Pin(String),
+    /// The card cannot be served to vpcd.
+    #[error(transparent)]
+    Vpcd(Box<crate::vpcd::VpcdError>),
+    /// Serving to vpcd stopped.
+    #[error(transparent)]
+    Serve(Box<crate::vpcd::serve::ServeError>),
+}
+
+impl From<crate::vpcd::VpcdError> for CliError {
+    fn from(error: crate::vpcd::VpcdError) -> Self {
+        CliError::Vpcd(Box::new(error))
+    }
+}
+
+impl From<crate::vpcd::serve::ServeError> for CliError {
+    fn from(error: crate::vpcd::serve::ServeError) -> Self {
+        CliError::Serve(Box::new(error))
+    }
 }
 
 impl From<TraceError> for CliError {
@@ -313,6 +403,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Commands::Card(CardCommand::Read(args)) => card_read(global, args, out),
         Commands::Tlv { hex } => tlv_command(global, hex, out),
         Commands::Trace(command) => trace_command(global, command, out),
+        Commands::Vpcd(VpcdCommand::Serve(args)) => vpcd_serve(global, args, out),
     }
 }
 
@@ -325,7 +416,7 @@ fn open_powered_uri(
     global: &GlobalArgs,
     uri: &ReaderUri,
 ) -> Result<Transport<Box<dyn Reader + Send>>, CliError> {
-    let mut transport = Transport::new(reader::open(uri)?);
+    let mut transport = Transport::new(reader::open_with(uri, &global.open_options())?);
     let atr = transport.power_on()?.clone();
     if let Some(path) = &global.record {
         let record_error = |source| CliError::Record {
@@ -341,7 +432,12 @@ fn open_powered_uri(
         let header = Header {
             version: FORMAT_VERSION,
             reader: Some(uri.to_string()),
-            protocol: atr.protocols().first().map(ToString::to_string),
+            // The protocol the reader negotiated (PC/SC), else the ATR's first offer.
+            protocol: transport
+                .reader()
+                .protocol()
+                .or_else(|| atr.protocols().first().copied())
+                .map(|protocol| protocol.to_string()),
             profile: match uri {
                 ReaderUri::Sim(sim) => Some(sim.profile.clone()),
                 _ => None,
@@ -387,11 +483,21 @@ fn readers(global: &GlobalArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
     for backend in listing {
         writeln!(out, "{}:", backend.scheme)?;
-        if let Some(reason) = backend.unavailable {
+        if let Some(reason) = &backend.unavailable {
             writeln!(out, "  (unavailable: {reason})")?;
+        } else if backend.readers.is_empty() {
+            writeln!(out, "  (none)")?;
         }
+        // PC/SC reader names are long: align each backend's column on its own URIs.
+        let width = backend
+            .readers
+            .iter()
+            .map(|entry| entry.uri.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(16);
         for entry in backend.readers {
-            writeln!(out, "  {:<16} {}", entry.uri, entry.description)?;
+            writeln!(out, "  {:<width$} {}", entry.uri, entry.description)?;
         }
     }
     Ok(())
@@ -704,7 +810,7 @@ fn trace_command(
                     None
                 },
             };
-            let mut card = reader::open(&uri)?;
+            let mut card = reader::open_with(&uri, &global.open_options())?;
             let report =
                 check_card(trace, &mut card, &options).map_err(|source| CliError::Check {
                     file: file.clone(),
@@ -743,6 +849,115 @@ fn trace_command(
             import_command(from, file, output.as_deref(), out)
         }
     }
+}
+
+/// `telepay vpcd serve`: the card is powered once before connecting (a card that
+/// cannot be served fails here), then served until the connections run out.
+fn vpcd_serve(
+    global: &GlobalArgs,
+    args: &VpcdServeArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use crate::vpcd::serve::{ServeOptions, serve};
+    use crate::vpcd::{Session, VirtualCard};
+
+    let uri = match &args.card {
+        Some(uri) => uri.clone(),
+        None => global.reader_or(ReaderUri::default),
+    };
+    let mut card = VirtualCard::new(reader::open_with(&uri, &global.open_options())?);
+    let atr = card.power_up()?.to_vec();
+    let address = format!("{}:{}", args.host, args.port);
+    if let Some(path) = &global.record {
+        card.set_observer(Box::new(vpcd_recorder(global, path, &uri, &atr, &address)?));
+    }
+    eprintln!(
+        "telepay vpcd: serving {uri} (ATR {}) to vpcd at {address}",
+        hex::encode_upper(&atr)
+    );
+    let options = ServeOptions {
+        host: args.host.clone(),
+        port: args.port,
+        max_connections: args.max_connections,
+        give_up_after: args.give_up_after.map(std::time::Duration::from_secs),
+        verbose: args.verbose,
+        ..ServeOptions::default()
+    };
+    let mut session = Session::new(card);
+    let result = serve(&mut session, &options, &mut std::io::stderr());
+    if let (Some(path), Some(mut observer)) = (&global.record, session.card_mut().take_observer()) {
+        observer.finish().map_err(|source| CliError::Record {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let report = result?;
+    if global.json {
+        let json = serde_json::json!({
+            "card": uri.to_string(),
+            "vpcd": address,
+            "connections": report.connections,
+            "failed_connections": report.failed_connections,
+            "commands": report.commands,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+    } else {
+        writeln!(
+            out,
+            "served {uri} to vpcd at {address}: {} connections ({} closed on an error), {} commands",
+            report.connections, report.failed_connections, report.commands
+        )?;
+    }
+    Ok(())
+}
+
+/// The recorder for `vpcd serve --record`: the header names the served card and vpcd;
+/// the ATR of the power-up made before serving is its first event.
+fn vpcd_recorder(
+    global: &GlobalArgs,
+    path: &Path,
+    uri: &ReaderUri,
+    atr: &[u8],
+    address: &str,
+) -> Result<Recorder<std::io::BufWriter<std::fs::File>>, CliError> {
+    let record_error = |source| CliError::Record {
+        path: path.to_owned(),
+        source,
+    };
+    // Never overwrite: an earlier recording may be the only copy of a card's dialogue.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(record_error)?;
+    let header = Header {
+        version: FORMAT_VERSION,
+        reader: Some(uri.to_string()),
+        protocol: crate::atr::Atr::parse(atr)
+            .ok()
+            .and_then(|atr| atr.protocols().first().map(ToString::to_string)),
+        profile: match uri {
+            ReaderUri::Sim(sim) => Some(sim.profile.clone()),
+            _ => None,
+        },
+        date: Some(now_rfc3339()),
+        secrets: if global.record_secrets {
+            Secrets::Recorded
+        } else {
+            Secrets::Masked
+        },
+        extra: vec![
+            (
+                "tool".to_owned(),
+                format!("telepay {} vpcd serve", env!("CARGO_PKG_VERSION")),
+            ),
+            ("vpcd".to_owned(), address.to_owned()),
+        ],
+    };
+    let mut recorder =
+        Recorder::new(std::io::BufWriter::new(file), &header).map_err(record_error)?;
+    recorder.answer_to_reset(atr);
+    Ok(recorder)
 }
 
 fn open_trace(path: &Path) -> Result<format::Reader<std::io::BufReader<std::fs::File>>, CliError> {
@@ -930,6 +1145,64 @@ mod tests {
                     })
                 ),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn wait_durations() {
+        let table: [(&str, u64); 7] = [
+            ("30s", 30_000),
+            ("30", 30_000),
+            ("500ms", 500),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("0", 0),
+            ("18446744073709551s", 18_446_744_073_709_551_000),
+        ];
+        for (text, millis) in table {
+            assert_eq!(
+                parse_wait(text).ok(),
+                Some(std::time::Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "s",
+            "1.5s",
+            "-1s",
+            "10 s",
+            "10sec",
+            "1d",
+            "30S",
+            "18446744073709552s",
+            "99999999999999999999",
+        ] {
+            match parse_wait(bad) {
+                Err(CliError::BadArgument {
+                    argument,
+                    input,
+                    expected,
+                }) => {
+                    assert_eq!(
+                        (argument, input.as_str(), expected),
+                        ("--wait", bad, WAIT_FORMS)
+                    );
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// `--wait` never panics, and whole milliseconds read back exactly.
+        #[test]
+        fn wait_never_panics(text in "\\PC{0,24}", millis in 0u64..u64::MAX) {
+            let _ = parse_wait(&text);
+            proptest::prop_assert_eq!(
+                parse_wait(&format!("{millis}ms")).ok(),
+                Some(std::time::Duration::from_millis(millis))
             );
         }
     }

@@ -2,15 +2,19 @@
 //! through.
 //!
 //! - [`Reader`]: what a backend does — power, reset, raw bytes in and out. The software
-//!   card ([`sim`]) implements it today; PC/SC, serial lines and trace replay implement
-//!   the same trait.
+//!   card ([`sim`]), trace replay ([`replay`]) and, with the cargo feature `pcsc`, real
+//!   PC/SC readers (`pcsc`) implement it; serial lines will implement the same trait.
 //! - [`Transport`]: the layer above every reader. It turns a [`Command`] into bytes,
 //!   handles what ISO 7816 leaves to the terminal (T=0 `61xx` → GET RESPONSE, `6Cxx` →
 //!   re-issue with the right Le, command chaining when the card does not announce
 //!   extended lengths) and lets an [`ExchangeObserver`] (the trace recorder) see every
 //!   raw exchange.
-//! - [`ReaderUri`]: readers are named by URI everywhere; [`open`] turns one into a reader.
+//! - [`ReaderUri`]: readers are named by URI everywhere; [`open`] turns one into a reader
+//!   ([`open_with`] when there is more to say than the URI, e.g. how long to wait for a
+//!   card).
 
+#[cfg(feature = "pcsc")]
+pub mod pcsc;
 pub mod replay;
 pub mod sim;
 mod transport;
@@ -19,6 +23,8 @@ pub mod uri;
 pub use card_applet_sim::ResetKind;
 pub use transport::{ExchangeObserver, Transport};
 pub use uri::{ReaderUri, UriError};
+
+use std::time::Duration;
 
 use crate::apdu::ApduError;
 use crate::atr::AtrError;
@@ -36,6 +42,11 @@ pub trait Reader {
     fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, ReaderError>;
     /// Removes power from the card.
     fn power_off(&mut self) -> Result<(), ReaderError>;
+    /// The transmission protocol in use with the powered card (ISO 7816-3 §10 T=0, §11
+    /// T=1) when the backend negotiates one, as PC/SC does; `None` otherwise.
+    fn protocol(&self) -> Option<crate::atr::Protocol> {
+        None
+    }
 }
 
 impl<R: Reader + ?Sized> Reader for Box<R> {
@@ -53,6 +64,9 @@ impl<R: Reader + ?Sized> Reader for Box<R> {
     }
     fn power_off(&mut self) -> Result<(), ReaderError> {
         (**self).power_off()
+    }
+    fn protocol(&self) -> Option<crate::atr::Protocol> {
+        (**self).protocol()
     }
 }
 
@@ -199,21 +213,71 @@ pub enum ReaderError {
         /// The status word, decoded.
         sw: crate::apdu::StatusWord,
     },
+    /// The PC/SC resource manager or a PC/SC reader failed; the error names the reader
+    /// and keeps the PC/SC code.
+    #[cfg(feature = "pcsc")]
+    #[error(transparent)]
+    Pcsc(Box<pcsc::PcscError>),
+}
+
+#[cfg(feature = "pcsc")]
+impl From<pcsc::PcscError> for ReaderError {
+    fn from(error: pcsc::PcscError) -> Self {
+        ReaderError::Pcsc(Box::new(error))
+    }
 }
 
 /// Backends this build provides, for error messages.
+#[cfg(feature = "pcsc")]
+pub const AVAILABLE_BACKENDS: &str = "sim:, pcsc:, replay:";
+/// Backends this build provides, for error messages.
+#[cfg(not(feature = "pcsc"))]
 pub const AVAILABLE_BACKENDS: &str = "sim:, replay:";
+
+/// Why `pcsc:` is missing from a build without the cargo feature `pcsc`.
+#[cfg(not(feature = "pcsc"))]
+const PCSC_NOT_BUILT: &str = "PC/SC support is the cargo feature `pcsc`: rebuild with \
+`cargo build --features pcsc`, after installing libpcsclite-dev on Debian/Ubuntu";
+
+/// How to open a reader, beyond what its URI names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// How long power-on may wait for a card to be inserted (PC/SC readers); `None`
+    /// means a reader without a card is an error at once. Other backends always have
+    /// their card and ignore it.
+    pub wait: Option<Duration>,
+}
+
+impl OpenOptions {
+    /// These options, waiting up to `wait` for a card.
+    pub fn with_wait(mut self, wait: Option<Duration>) -> OpenOptions {
+        self.wait = wait;
+        self
+    }
+}
 
 /// Opens the reader a URI names. The card is not powered yet: wrap the reader in a
 /// [`Transport`] and call [`Transport::power_on`].
 pub fn open(uri: &ReaderUri) -> Result<Box<dyn Reader + Send>, ReaderError> {
+    open_with(uri, &OpenOptions::default())
+}
+
+/// Opens the reader a URI names, with `options`; see [`open`].
+pub fn open_with(
+    uri: &ReaderUri,
+    options: &OpenOptions,
+) -> Result<Box<dyn Reader + Send>, ReaderError> {
     match uri {
         ReaderUri::Sim(sim_uri) => Ok(Box::new(sim::SimReader::open(sim_uri)?)),
-        ReaderUri::Pcsc(_) => Err(unavailable(
-            uri,
-            "pcsc",
-            "the PC/SC backend is not implemented yet in telepay 0.1; it is planned behind the cargo feature `pcsc`",
-        )),
+        #[cfg(feature = "pcsc")]
+        ReaderUri::Pcsc(pcsc_uri) => Ok(Box::new(pcsc::PcscReader::open(pcsc_uri, options)?)),
+        #[cfg(not(feature = "pcsc"))]
+        ReaderUri::Pcsc(_) => {
+            // Nothing else in this build would wait for a card.
+            let _ = options;
+            Err(unavailable(uri, "pcsc", PCSC_NOT_BUILT))
+        }
         ReaderUri::Serial(_) => Err(unavailable(
             uri,
             "serial",
@@ -249,7 +313,7 @@ pub struct BackendListing {
     /// Its readers (empty when unavailable).
     pub readers: Vec<ReaderListing>,
     /// Why the backend is unavailable, if it is.
-    pub unavailable: Option<&'static str>,
+    pub unavailable: Option<String>,
 }
 
 /// Lists the readers available on every backend.
@@ -260,16 +324,12 @@ pub fn list_readers() -> Vec<BackendListing> {
             readers: sim::list(),
             unavailable: None,
         },
-        BackendListing {
-            scheme: "pcsc",
-            readers: Vec::new(),
-            unavailable: Some("not implemented yet in telepay 0.1 (planned: cargo feature `pcsc`)"),
-        },
+        pcsc_listing(),
         BackendListing {
             scheme: "serial",
             readers: Vec::new(),
             unavailable: Some(
-                "not implemented yet in telepay 0.1 (planned: cargo feature `serial`)",
+                "not implemented yet in telepay 0.1 (planned: cargo feature `serial`)".to_owned(),
             ),
         },
         BackendListing {
@@ -278,6 +338,33 @@ pub fn list_readers() -> Vec<BackendListing> {
             unavailable: None,
         },
     ]
+}
+
+/// The PC/SC readers with their state and the ATR of their card, or why there are none.
+#[cfg(feature = "pcsc")]
+fn pcsc_listing() -> BackendListing {
+    match pcsc::list() {
+        Ok(readers) => BackendListing {
+            scheme: "pcsc",
+            readers: readers.iter().map(pcsc::ReaderStatus::listing).collect(),
+            unavailable: None,
+        },
+        Err(error) => BackendListing {
+            scheme: "pcsc",
+            readers: Vec::new(),
+            unavailable: Some(error.to_string()),
+        },
+    }
+}
+
+/// Without the feature: how to get PC/SC support.
+#[cfg(not(feature = "pcsc"))]
+fn pcsc_listing() -> BackendListing {
+    BackendListing {
+        scheme: "pcsc",
+        readers: Vec::new(),
+        unavailable: Some(PCSC_NOT_BUILT.to_owned()),
+    }
 }
 
 /// The golden traces shipped in `traces/` when run from a clone, as replayable readers.
