@@ -11,6 +11,9 @@
 //!   length and the body of a frame in two writes without `TCP_NODELAY`, so a card that
 //!   does not ACK at once waits on Linux's delayed ACK, ~40 ms).
 //!
+//! Cards (a) and (b) are also measured with the pyscard client (`/usr/bin/python3`), the
+//! other client the issue names.
+//!
 //! Run: `scripts/pcscd-up` (without `--debug`), then `cargo bench -p telepay --features
 //! pcsc --bench pcsc`. No timing assertion: it prints figures and the ratios against the
 //! goals, (a)/(b) ≥ 0.95 and (a)/(c with QUICKACK) ≥ 2. A card that cannot be started
@@ -132,6 +135,61 @@ fn measure(label: &str, warm_up: usize, count: usize) -> Result<Figures, String>
         per_second: count as f64 / total.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
+    })
+}
+
+/// The same measurement with the pyscard client (`/usr/bin/python3`, which has pyscard
+/// from Debian), the other client the issue names: a Python application's view.
+const PYSCARD_CLIENT: &str = r#"
+import sys, time
+from smartcard.System import readers
+from smartcard.util import toBytes
+name, apdu, warm_up, count = sys.argv[1], toBytes(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+reader = [r for r in readers() if str(r) == name][0]
+connection = reader.createConnection()
+connection.connect()
+for _ in range(warm_up):
+    connection.transmit(apdu)
+latencies = []
+started = time.perf_counter()
+for _ in range(count):
+    sent = time.perf_counter()
+    data, sw1, sw2 = connection.transmit(apdu)
+    latencies.append(time.perf_counter() - sent)
+total = time.perf_counter() - started
+latencies.sort()
+print(count / total, latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))])
+connection.disconnect()
+"#;
+
+fn measure_pyscard(label: &str, warm_up: usize, count: usize) -> Result<Figures, String> {
+    wait_for(|state| state == Some(CardState::Present))?;
+    let output = Command::new(PYTHON)
+        .args(["-c", PYSCARD_CLIENT, READER, APDU])
+        .arg(warm_up.to_string())
+        .arg(count.to_string())
+        .output()
+        .map_err(|e| format!("{label}: cannot run {PYTHON}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{label}: the pyscard client failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let numbers: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let [per_second, p50, p99] = numbers[..] else {
+        return Err(format!("{label}: unexpected pyscard output {text:?}"));
+    };
+    Ok(Figures {
+        label: label.to_owned(),
+        count,
+        per_second,
+        p50: Duration::from_secs_f64(p50),
+        p99: Duration::from_secs_f64(p99),
     })
 }
 
@@ -323,32 +381,50 @@ fn main() {
     // The machine is shared and its load drifts: the fast cards are measured in
     // alternating rounds, and each one's median round (by APDU/s) is kept, so that a
     // load change does not fall on one card only.
-    let mut rounds: [Vec<Result<Figures, String>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut rounds: [Vec<Result<Figures, String>>; 5] = Default::default();
     for _ in 0..ROUNDS {
-        rounds[0].push(
-            spawn(
-                Command::new(env!("CARGO_BIN_EXE_telepay"))
-                    .args(["vpcd", "serve", "--card", "sim:cb", "--port", "35963"]),
-            )
-            .and_then(|card| {
-                measure("(a) telepay vpcd serve --card sim:cb", WARM_UP, COUNT).map(|f| (card, f))
-            })
-            .map(|(card, figures)| {
+        // Each card is measured by both clients while it is served.
+        match spawn(
+            Command::new(env!("CARGO_BIN_EXE_telepay"))
+                .args(["vpcd", "serve", "--card", "sim:cb", "--port", "35963"]),
+        ) {
+            Ok(card) => {
+                rounds[0].push(measure(
+                    "(a) telepay vpcd serve --card sim:cb",
+                    WARM_UP,
+                    COUNT,
+                ));
+                rounds[3].push(measure_pyscard(
+                    "(a) same card, pyscard client",
+                    WARM_UP,
+                    COUNT,
+                ));
                 drop(card);
-                figures
-            }),
-        );
-        rounds[1].push(
-            EchoCard::start()
-                .and_then(|card| {
-                    measure("(b) echo card 9000 + QUICKACK (floor)", WARM_UP, COUNT)
-                        .map(|f| (card, f))
-                })
-                .map(|(card, figures)| {
-                    drop(card);
-                    figures
-                }),
-        );
+            }
+            Err(error) => {
+                rounds[0].push(Err(error.clone()));
+                rounds[3].push(Err(error));
+            }
+        }
+        match EchoCard::start() {
+            Ok(card) => {
+                rounds[1].push(measure(
+                    "(b) echo card 9000 + QUICKACK (floor)",
+                    WARM_UP,
+                    COUNT,
+                ));
+                rounds[4].push(measure_pyscard(
+                    "(b) same card, pyscard client",
+                    WARM_UP,
+                    COUNT,
+                ));
+                drop(card);
+            }
+            Err(error) => {
+                rounds[1].push(Err(error.clone()));
+                rounds[4].push(Err(error));
+            }
+        }
         rounds[2].push(
             vicc(true)
                 .and_then(|card| {
@@ -360,7 +436,7 @@ fn main() {
                 }),
         );
     }
-    let [telepay, echo, vicc_quick] = rounds.map(median);
+    let [telepay, echo, vicc_quick, telepay_pyscard, echo_pyscard] = rounds.map(median);
     let vicc_plain = vicc(false)
         .and_then(|card| measure("(c) vicc as packaged", 5, SLOW_COUNT).map(|f| (card, f)))
         .map(|(card, figures)| {
@@ -368,7 +444,14 @@ fn main() {
             figures
         });
 
-    let all = [&telepay, &echo, &vicc_plain, &vicc_quick];
+    let all = [
+        &telepay,
+        &echo,
+        &vicc_plain,
+        &vicc_quick,
+        &telepay_pyscard,
+        &echo_pyscard,
+    ];
     for result in all {
         match result {
             Ok(figures) => print(figures),
@@ -376,6 +459,12 @@ fn main() {
         }
     }
     ratio("(a)/(b)", telepay.as_ref().ok(), echo.as_ref().ok(), 0.95);
+    ratio(
+        "(a)/(b), pyscard client",
+        telepay_pyscard.as_ref().ok(),
+        echo_pyscard.as_ref().ok(),
+        0.95,
+    );
     ratio(
         "(a)/(c')",
         telepay.as_ref().ok(),
