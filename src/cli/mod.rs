@@ -419,43 +419,12 @@ fn open_powered_uri(
     let mut transport = Transport::new(reader::open_with(uri, &global.open_options())?);
     let atr = transport.power_on()?.clone();
     if let Some(path) = &global.record {
-        let record_error = |source| CliError::Record {
-            path: path.clone(),
-            source,
-        };
-        // Never overwrite: an earlier recording may be the only copy of a card's dialogue.
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(record_error)?;
-        let header = Header {
-            version: FORMAT_VERSION,
-            reader: Some(uri.to_string()),
-            // The protocol the reader negotiated (PC/SC), else the ATR's first offer.
-            protocol: transport
-                .reader()
-                .protocol()
-                .or_else(|| atr.protocols().first().copied())
-                .map(|protocol| protocol.to_string()),
-            profile: match uri {
-                ReaderUri::Sim(sim) => Some(sim.profile.clone()),
-                _ => None,
-            },
-            date: Some(now_rfc3339()),
-            secrets: if global.record_secrets {
-                Secrets::Recorded
-            } else {
-                Secrets::Masked
-            },
-            extra: vec![(
-                "tool".to_owned(),
-                format!("telepay {}", env!("CARGO_PKG_VERSION")),
-            )],
-        };
-        let mut recorder =
-            Recorder::new(std::io::BufWriter::new(file), &header).map_err(record_error)?;
-        recorder.answer_to_reset(atr.as_bytes());
+        // The protocol the reader negotiated (PC/SC), else the ATR's first offer.
+        let protocol = transport
+            .reader()
+            .protocol()
+            .or_else(|| atr.protocols().first().copied());
+        let recorder = start_recording(global, path, uri, protocol, atr.as_bytes(), Vec::new())?;
         transport.set_observer(Box::new(recorder));
     }
     Ok(transport)
@@ -869,7 +838,13 @@ fn vpcd_serve(
     let atr = card.power_up()?.to_vec();
     let address = format!("{}:{}", args.host, args.port);
     if let Some(path) = &global.record {
-        card.set_observer(Box::new(vpcd_recorder(global, path, &uri, &atr, &address)?));
+        let protocol = crate::atr::Atr::parse(&atr)
+            .ok()
+            .and_then(|parsed| parsed.protocols().first().copied());
+        let extra = vec![("vpcd".to_owned(), address.clone())];
+        card.set_observer(Box::new(start_recording(
+            global, path, &uri, protocol, &atr, extra,
+        )?));
     }
     eprintln!(
         "telepay vpcd: serving {uri} (ATR {}) to vpcd at {address}",
@@ -911,14 +886,15 @@ fn vpcd_serve(
     Ok(())
 }
 
-/// The recorder for `vpcd serve --record`: the header names the served card and vpcd;
-/// the ATR of the power-up made before serving is its first event.
-fn vpcd_recorder(
+/// A new trace file for `--record` (never overwriting one), its header filled from the
+/// reader and the options, the card's ATR as its first event.
+fn start_recording(
     global: &GlobalArgs,
     path: &Path,
     uri: &ReaderUri,
+    protocol: Option<crate::atr::Protocol>,
     atr: &[u8],
-    address: &str,
+    mut extra: Vec<(String, String)>,
 ) -> Result<Recorder<std::io::BufWriter<std::fs::File>>, CliError> {
     let record_error = |source| CliError::Record {
         path: path.to_owned(),
@@ -930,12 +906,17 @@ fn vpcd_recorder(
         .create_new(true)
         .open(path)
         .map_err(record_error)?;
+    extra.insert(
+        0,
+        (
+            "tool".to_owned(),
+            format!("telepay {}", env!("CARGO_PKG_VERSION")),
+        ),
+    );
     let header = Header {
         version: FORMAT_VERSION,
         reader: Some(uri.to_string()),
-        protocol: crate::atr::Atr::parse(atr)
-            .ok()
-            .and_then(|atr| atr.protocols().first().map(ToString::to_string)),
+        protocol: protocol.map(|protocol| protocol.to_string()),
         profile: match uri {
             ReaderUri::Sim(sim) => Some(sim.profile.clone()),
             _ => None,
@@ -946,13 +927,7 @@ fn vpcd_recorder(
         } else {
             Secrets::Masked
         },
-        extra: vec![
-            (
-                "tool".to_owned(),
-                format!("telepay {} vpcd serve", env!("CARGO_PKG_VERSION")),
-            ),
-            ("vpcd".to_owned(), address.to_owned()),
-        ],
+        extra,
     };
     let mut recorder =
         Recorder::new(std::io::BufWriter::new(file), &header).map_err(record_error)?;
