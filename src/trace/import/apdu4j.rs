@@ -114,7 +114,7 @@ fn comment(
     } else if let Some(reader) = body.strip_prefix("Using ") {
         b.set_reader(reader);
     } else if let Some(atr) = body.strip_prefix("ATR: ") {
-        b.atr(hex(origin, line, atr.trim())?);
+        b.atr(line.number, hex(origin, line, atr.trim())?)?;
     } else if let Some(protocol) = body.strip_prefix("PROTOCOL: ") {
         b.set_protocol(protocol);
     } else if let Some(uid) = body.strip_prefix("UID: ") {
@@ -166,7 +166,7 @@ pub(super) fn parse(lines: &mut Lines<'_>, b: &mut Builder) -> Result<(), Import
                         elapsed: None,
                     });
                 }
-                Some(done) => b.exchange(done.command, bytes, done.elapsed, None),
+                Some(done) => b.exchange(line.number, done.command, bytes, done.elapsed, None)?,
             }
         } else {
             b.skip(&line);

@@ -48,7 +48,7 @@ pub(super) fn parse(lines: &mut Lines<'_>, b: &mut Builder) -> Result<(), Import
                 b.comment(body);
             }
         } else if let Some(atr) = text.strip_prefix("R:") {
-            b.atr(hex(origin, &line, atr)?);
+            b.atr(line.number, hex(origin, &line, atr)?)?;
         } else if let Some(rest) = text.strip_prefix("C:") {
             let mut fields = rest.splitn(3, ':');
             let (Some(command), Some(sw), Some(data)) =
@@ -73,7 +73,7 @@ pub(super) fn parse(lines: &mut Lines<'_>, b: &mut Builder) -> Result<(), Import
             }
             let sw = hex(origin, &line, sw)?;
             response.extend_from_slice(&sw);
-            b.exchange(command, response, None, None);
+            b.exchange(line.number, command, response, None, None)?;
         } else {
             b.skip(&line);
         }

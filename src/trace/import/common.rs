@@ -411,6 +411,8 @@ pub(super) struct Builder {
     /// The last command's response data is plaintext (DECIPHER): so is what GET RESPONSE
     /// fetches after it.
     response_secret: bool,
+    /// The log's name, for errors.
+    origin: String,
 }
 
 impl Builder {
@@ -433,6 +435,7 @@ impl Builder {
             skipped: Vec::new(),
             skipped_beyond_limit: 0,
             response_secret: false,
+            origin: origin.to_owned(),
         }
     }
 
@@ -483,12 +486,22 @@ impl Builder {
         }
     }
 
-    /// The card was powered or reset and answered `atr`.
-    pub fn atr(&mut self, atr: Vec<u8>) {
+    /// The card was powered or reset and answered `atr`; an empty ATR is refused (an
+    /// ATR has at least TS and T0, ISO 7816-3 §8.2).
+    pub fn atr(&mut self, line: usize, atr: Vec<u8>) -> Result<(), ImportError> {
+        if atr.is_empty() {
+            return Err(ImportError::BadLength {
+                origin: self.origin.clone(),
+                line,
+                announced: 2,
+                found: 0,
+            });
+        }
         self.response_secret = false;
         self.trace
             .events
             .push(Event::AnswerToReset(Pattern::exact(atr)));
+        Ok(())
     }
 
     /// A comment line.
@@ -509,14 +522,29 @@ impl Builder {
         ));
     }
 
-    /// A command and its response, secrets masked unless they are kept.
+    /// A command and its response, secrets masked unless they are kept. A command
+    /// shorter than its 4-byte header or a response without SW1 SW2 (ISO 7816-4 §5.1)
+    /// is refused: no trace could hold it.
     pub fn exchange(
         &mut self,
+        line: usize,
         command: Vec<u8>,
         response: Vec<u8>,
         elapsed: Option<Duration>,
         note: Option<&str>,
-    ) {
+    ) -> Result<(), ImportError> {
+        let too_short = |announced: usize, found: usize| ImportError::BadLength {
+            origin: self.origin.clone(),
+            line,
+            announced,
+            found,
+        };
+        if command.len() < 4 {
+            return Err(too_short(4, command.len()));
+        }
+        if response.len() < 2 {
+            return Err(too_short(2, response.len()));
+        }
         let command = self.command_pattern(command);
         let response = self.response_pattern(response);
         self.trace.events.push(Event::Exchange(Exchange {
@@ -527,6 +555,7 @@ impl Builder {
                 .map(|note| one_line(note.trim(), TEXT_LEN))
                 .filter(|note| !note.is_empty()),
         }));
+        Ok(())
     }
 
     /// The command, its PIN or plaintext redacted when secrets are masked, as
@@ -665,16 +694,54 @@ mod tests {
     }
 
     #[test]
+    fn exchanges_no_trace_could_hold_are_refused_with_their_line() {
+        // Found by fuzzing: a log with an empty ATR, a 0-byte command or a response
+        // without SW1 SW2 must be an error, not a trace the writer cannot write.
+        let mut builder = Builder::new(ImportFormat::Cardpeek, "f", ImportOptions::default());
+        assert_eq!(
+            builder.atr(3, Vec::new()),
+            Err(ImportError::BadLength {
+                origin: "f".into(),
+                line: 3,
+                announced: 2,
+                found: 0
+            })
+        );
+        assert_eq!(
+            builder.exchange(7, vec![0x00, 0xA4], vec![0x90, 0x00], None, None),
+            Err(ImportError::BadLength {
+                origin: "f".into(),
+                line: 7,
+                announced: 4,
+                found: 2
+            })
+        );
+        assert_eq!(
+            builder.exchange(9, vec![0x00, 0xA4, 0x04, 0x00], vec![0x90], None, None),
+            Err(ImportError::BadLength {
+                origin: "f".into(),
+                line: 9,
+                announced: 2,
+                found: 1
+            })
+        );
+        assert!(builder.finish().trace.events.is_empty());
+    }
+
+    #[test]
     fn masking_follows_the_recorder() {
         let mut builder = Builder::new(ImportFormat::Pyscard, "f", ImportOptions::default());
-        builder.exchange(
-            vec![
-                0x00, 0x20, 0x00, 0x80, 0x08, 0x24, 0x12, 0x34, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-            ],
-            vec![0x90, 0x00],
-            None,
-            None,
-        );
+        builder
+            .exchange(
+                1,
+                vec![
+                    0x00, 0x20, 0x00, 0x80, 0x08, 0x24, 0x12, 0x34, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                ],
+                vec![0x90, 0x00],
+                None,
+                None,
+            )
+            .unwrap();
         let report = builder.finish();
         let Some(Event::Exchange(exchange)) = report.trace.events.first() else {
             panic!("no exchange");

@@ -144,7 +144,7 @@ fn connect(origin: &str, line: &Line<'_>, rest: &str, b: &mut Builder) -> Result
     if protocol.starts_with("T=") && !protocol.contains(' ') {
         b.set_protocol(protocol);
         if !atr.is_empty() {
-            b.atr(hex(origin, line, atr)?);
+            b.atr(line.number, hex(origin, line, atr)?)?;
         }
     } else {
         b.comment(&format!("SCardConnect failed: {outcome}"));
@@ -208,7 +208,7 @@ pub(super) fn parse(lines: &mut Lines<'_>, b: &mut Builder) -> Result<(), Import
                     line: line.number,
                 });
             };
-            b.exchange(command, response, elapsed, None);
+            b.exchange(line.number, command, response, elapsed, None)?;
         }
     }
     match pending {

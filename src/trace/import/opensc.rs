@@ -189,7 +189,7 @@ fn outcome(
                 (Some(sent), Some(received)) => Some(clock_elapsed(sent, received)),
                 _ => None,
             };
-            b.exchange(command, bytes, elapsed, None);
+            b.exchange(line.number, command, bytes, elapsed, None)?;
         }
         // Other labelled dumps (keys, file contents) are read past: they are OpenSC's,
         // not the card dialogue.

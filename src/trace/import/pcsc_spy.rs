@@ -171,9 +171,10 @@ impl Spy {
     }
 
     /// An ATR reported by the reader: an event when first seen or changed.
-    fn observe_atr(&mut self, atr: Vec<u8>, b: &mut Builder) {
+    fn observe_atr(&mut self, line: usize, atr: Vec<u8>, b: &mut Builder) {
         if !atr.is_empty() && self.last_atr.as_ref() != Some(&atr) {
-            b.atr(atr.clone());
+            // Not empty, so the builder takes it.
+            let _ = b.atr(line, atr.clone());
             self.last_atr = Some(atr);
         }
     }
@@ -316,11 +317,11 @@ fn finish(
                     });
                 }
             }
-            b.exchange(send.bytes, recv.bytes, call_time(result), None);
+            b.exchange(recv.line, send.bytes, recv.bytes, call_time(result), None)?;
         }
         "SCardReconnect" if success && call.resets => {
             if let Some(atr) = spy.last_atr.clone() {
-                b.atr(atr);
+                b.atr(call.line, atr)?;
             }
         }
         "SCardControl" | "SCarControl" if success => spy.control_tail = true,
@@ -352,7 +353,7 @@ pub(super) fn parse(lines: &mut Lines<'_>, b: &mut Builder) -> Result<(), Import
                 None => b.skip(&line),
             }
             if let Some(atr) = atr {
-                spy.observe_atr(atr, b);
+                spy.observe_atr(line.number, atr, b);
             }
         } else if let Some(result) = content.strip_prefix("=> ") {
             match spy.take_call(thread) {

@@ -60,7 +60,7 @@ pub(super) fn parse(lines: &mut Lines<'_>, b: &mut Builder) -> Result<(), Import
                     line: line.number,
                 });
             };
-            b.exchange(command, response, None, None);
+            b.exchange(line.number, command, response, None, None)?;
         } else {
             b.skip(&line);
         }

@@ -335,7 +335,7 @@ pub(super) fn parse(lines: &mut Lines<'_>, b: &mut Builder) -> Result<(), Import
             match (pending.take(), earlier_warning.as_ref()) {
                 (Some(done), _) => {
                     let note = done.notes.join("; ");
-                    b.exchange(done.command, response, None, Some(&note));
+                    b.exchange(line.number, done.command, response, None, Some(&note))?;
                 }
                 (None, Some(warned)) => {
                     let warned = record(warned.as_str()).map_or("", |(_, m)| m).to_owned();
