@@ -3,6 +3,13 @@
 //! first character, then [`comment`], [`at_line`], [`command`] or [`response`] parses
 //! the rest; the version line (line 1) is parsed by [`version_line`].
 //!
+//! The command and response lines of the usual shape — nearly all of a trace — are first
+//! offered in place, before their line break is looked for: [`command_in_place`] and
+//! [`response_in_place`] parse them from the input's buffer up to the line break they
+//! meet, with the same functions (a [`LineEnd`] tells them where a line ends), and give
+//! up on anything else (an error, a line cut by the end of the buffer), which is then
+//! read the general way. This spares a separate pass over each line to find its end.
+//!
 //! The grammar works on bytes, so that a line of patterns (nearly all of a trace) is
 //! read in one pass with no separate UTF-8 check: everything a pattern, a duration or a
 //! header key accepts is ASCII, and the free text that is kept (comments, notes, header
@@ -10,10 +17,11 @@
 //! on an error, the reader checks the whole line first, so binary data is reported as
 //! [`super::TraceError::InvalidUtf8`].
 //!
-//! Header lines, redactions and the version line are written with nom combinators. The
-//! runs of hex digits — most of a trace's bytes — are decoded 32 digits at a time by
-//! element-wise code the compiler vectorises, into buffers reused from event to event
-//! ([`pattern`], [`Pool`]); durations are scanned byte by byte.
+//! Header lines and the version line are written with nom combinators. Patterns are
+//! scanned by hand with a table of byte classes; their runs of hex digits — most of a
+//! trace's bytes — are decoded 32 digits at a time by element-wise code the compiler
+//! vectorises, into buffers reused from event to event ([`pattern`], [`Pool`]);
+//! redactions and durations are scanned byte by byte.
 //!
 //! Errors carry the sub-slice of the line where they occur; the reader turns that into
 //! a line and column (see [`LineError`]).
@@ -21,8 +29,7 @@
 use std::time::Duration;
 
 use nom::bytes::complete::{tag, take_while1};
-use nom::character::complete::{char, digit1, space0, space1};
-use nom::combinator::opt;
+use nom::character::complete::{digit1, space0, space1};
 use nom::error::{ErrorKind, ParseError};
 use nom::sequence::preceded;
 use nom::{Err as NomErr, IResult, Parser};
@@ -290,14 +297,7 @@ fn response_body<'a>(
     target: &mut Pattern,
     pool: &mut Pool,
 ) -> PResult<'a, (Option<Duration>, Option<&'a str>)> {
-    let start = input.get(skip_blanks(input, 0)..).unwrap_or_default();
-    let (rest, len) = pattern(input, true, target, pool)?;
-    // ISO 7816-4 §5.1: every response ends with the status bytes SW1 SW2.
-    if len < 2 {
-        let found = if len == 1 { "1 byte" } else { "no byte" };
-        return failure(LineError::found(start, E_STATUS, found.to_owned()));
-    }
-    let (rest, elapsed) = opt(duration).parse(rest)?;
+    let (rest, elapsed) = response_start(input, LineEnd::Input, target, pool)?;
     let (rest, _) = space0(rest)?;
     if let Some(text) = rest.strip_prefix(b"#") {
         let note = comment(text).map_err(NomErr::Failure)?;
@@ -309,11 +309,115 @@ fn response_body<'a>(
     Ok((rest, (elapsed, None)))
 }
 
+/// The pattern and the optional duration of a response line; the blanks, note or end
+/// that follow are left to the caller.
+#[inline]
+fn response_start<'a>(
+    input: &'a [u8],
+    end: LineEnd,
+    target: &mut Pattern,
+    pool: &mut Pool,
+) -> PResult<'a, Option<Duration>> {
+    let (rest, len) = pattern(input, end, true, target, pool)?;
+    // ISO 7816-4 §5.1: every response ends with the status bytes SW1 SW2.
+    if len < 2 {
+        let start = input.get(skip_blanks(input, 0)..).unwrap_or_default();
+        let found = if len == 1 { "1 byte" } else { "no byte" };
+        return failure(LineError::found(start, E_STATUS, found.to_owned()));
+    }
+    // Optional: anything but `@` is left for the caller (`opt` in nom's terms).
+    match duration(rest, end) {
+        Ok((rest, elapsed)) => Ok((rest, Some(elapsed))),
+        Err(NomErr::Error(_)) => Ok((rest, None)),
+        Err(error) => Err(error),
+    }
+}
+
+/// The fast way for the usual command line, parsed in place in the input's buffer:
+/// `window` runs from after the `>` past the end of the line. The command is parsed
+/// into `target` exactly as [`command`] would parse the line; returns where its line
+/// break starts in `window`. `None` for anything else — an error, a line that does not
+/// end within `window` — which the reader then reads the general way (reporting the
+/// error, if any, as such).
+#[inline]
+pub(super) fn command_in_place(
+    window: &[u8],
+    target: &mut Pattern,
+    pool: &mut Pool,
+) -> Option<usize> {
+    // Without a suffix to stop at, the pattern runs to the line break or the window's
+    // end.
+    let (rest, len) = pattern(window, LineEnd::Break, false, target, pool).ok()?;
+    let end = window.len().saturating_sub(rest.len());
+    (len > 0 && line_break_len(window, end).is_some()).then_some(end)
+}
+
+/// The fast way for the usual response line, parsed in place like [`command_in_place`]:
+/// the pattern into `target`, then the duration, the note and where the line break
+/// starts in `window`, exactly as [`response`] would parse the line. An error or a line
+/// that does not end within `window` give `None`: the general way then reads it.
+#[inline]
+pub(super) fn response_in_place<'a>(
+    window: &'a [u8],
+    target: &mut Pattern,
+    pool: &mut Pool,
+) -> Option<(Option<Duration>, Option<&'a str>, usize)> {
+    let (rest, elapsed) = response_start(window, LineEnd::Break, target, pool).ok()?;
+    let end = window
+        .len()
+        .saturating_sub(rest.len())
+        .saturating_add(skip_blanks(rest, 0));
+    let Some(text) = window.get(end..)?.strip_prefix(b"#") else {
+        return line_break_len(window, end).map(|_| (elapsed, None, end));
+    };
+    // A note runs to the end of the line: its line break is searched for, and a `\r`
+    // before the `\n` is part of the break, as the general way strips it.
+    let mut note_len = find_newline(text)?;
+    if note_len > 0 && text.get(note_len.saturating_sub(1)) == Some(&b'\r') {
+        note_len = note_len.saturating_sub(1);
+    }
+    let note = comment(text.get(..note_len)?).ok()?;
+    Some((
+        elapsed,
+        Some(note),
+        end.saturating_add(1).saturating_add(note_len),
+    ))
+}
+
+/// The position of the first `\n` in `bytes`. Searched 32 bytes at a time with an
+/// element-wise comparison and no early exit inside a block, which the compiler
+/// vectorises.
+pub(super) fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let mut pos = 0usize;
+    while let Some(block) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<32>) {
+        if block
+            .iter()
+            .fold(false, |found, &byte| found | (byte == b'\n'))
+        {
+            break;
+        }
+        pos = pos.saturating_add(32);
+    }
+    let rest = bytes.get(pos..)?;
+    rest.iter()
+        .position(|&byte| byte == b'\n')
+        .map(|index| pos.saturating_add(index))
+}
+
+/// The length of the line break at `pos` (`\n` or `\r\n`), if one starts there.
+pub(super) fn line_break_len(input: &[u8], pos: usize) -> Option<usize> {
+    match input.get(pos) {
+        Some(b'\n') => Some(1),
+        Some(b'\r') if input.get(pos.saturating_add(1)) == Some(&b'\n') => Some(2),
+        _ => None,
+    }
+}
+
 /// A pattern of at least one byte (commands, ATRs), to the end of the line.
 fn bytes_pattern<'a>(input: &'a [u8], target: &mut Pattern, pool: &mut Pool) -> PResult<'a, ()> {
-    let start = input.get(skip_blanks(input, 0)..).unwrap_or_default();
-    let (rest, len) = pattern(input, false, target, pool)?;
+    let (rest, len) = pattern(input, LineEnd::Input, false, target, pool)?;
     if len == 0 {
+        let start = input.get(skip_blanks(input, 0)..).unwrap_or_default();
         return failure(LineError::at(start, E_BYTES));
     }
     Ok((rest, ()))
@@ -323,13 +427,15 @@ fn bytes_pattern<'a>(input: &'a [u8], target: &mut Pattern, pool: &mut Pool) -> 
 /// to a token starting with `@` or `#`), parsed into `target`; returns the number of
 /// bytes the pattern stands for (possibly 0). Each token is one or more runs: hex digit
 /// pairs ([`Segment::Bytes`]), `??` pairs ([`Segment::Any`]) or `<name:N>`
-/// ([`Segment::Redacted`]).
+/// ([`Segment::Redacted`]). `end` says whether a line break ends the line.
 ///
 /// `target`'s segments are overwritten in place, reusing their buffers: a reader that
 /// reads event after event into the same [`crate::trace::Event`] allocates nothing once
-/// warm. This is the hot loop of the reader.
+/// warm. This is the hot loop of the reader: each byte it looks at is classified by one
+/// table lookup ([`CLASS`]), and the hex runs are decoded a block at a time.
 fn pattern<'a>(
     input: &'a [u8],
+    end: LineEnd,
     stop_at_suffix: bool,
     target: &mut Pattern,
     pool: &mut Pool,
@@ -338,36 +444,51 @@ fn pattern<'a>(
     let mut count = 0usize;
     let mut total = 0usize;
     let mut pos = 0usize;
-    loop {
-        pos = skip_blanks(input, pos);
-        let token_start = pos;
-        match input.get(pos) {
-            None => break,
-            Some(b'@' | b'#') if stop_at_suffix => break,
-            Some(_) => {}
+    'tokens: loop {
+        let mut class = class_at(input, pos);
+        while class == C_BLANK {
+            pos = pos.saturating_add(1);
+            class = class_at(input, pos);
         }
-        // The runs of one token, up to a blank or the end.
-        while let Some(&first) = input.get(pos).filter(|&&byte| !is_blank(byte)) {
+        // Tested apart from the runs, and by order, so that the common case is one
+        // comparison rather than a jump table whose target changes token by token.
+        if class >= C_SUFFIX {
+            let ends = match class {
+                C_END => true,
+                C_SUFFIX => stop_at_suffix,
+                _ => is_line_break(input, pos, end),
+            };
+            if ends {
+                break;
+            }
+        }
+        let token_start = pos;
+        // The runs of one token; `class` is that of the byte at `pos`, where a run starts.
+        loop {
             let slot = count;
-            let (len, next) = if NIBBLE[usize::from(first)] != INVALID {
-                if !matches!(segments.get(slot), Some(Segment::Bytes(_))) {
-                    let buffer = pool.bytes.pop().unwrap_or_default();
-                    put(segments, slot, Segment::Bytes(buffer), pool);
-                }
-                let Some(Segment::Bytes(out)) = segments.get_mut(slot) else {
-                    // `put` just stored a Bytes segment there.
-                    return failure(LineError::at(input, E_TOKEN));
+            let (len, next) = if class == C_HEX {
+                let out = match segments.get_mut(slot) {
+                    Some(Segment::Bytes(out)) => out,
+                    _ => {
+                        let buffer = pool.bytes.pop().unwrap_or_default();
+                        put(segments, slot, Segment::Bytes(buffer), pool);
+                        match segments.get_mut(slot) {
+                            Some(Segment::Bytes(out)) => out,
+                            // `put` just stored a Bytes segment there.
+                            _ => return failure(LineError::at(input, E_TOKEN)),
+                        }
+                    }
                 };
                 let digits = decode_hex_run(input.get(pos..).unwrap_or_default(), out);
                 let next = pos.saturating_add(digits);
-                next_is_run(input, next)?;
+                next_is_run(input, next, end)?;
                 if !digits.is_multiple_of(2) {
-                    let token = token_at(input, token_start);
+                    let token = token_at(input, token_start, end);
                     let found = format!("odd number of hex digits in {}", excerpt_bytes(token));
                     return failure(LineError::found(token, E_HEX_PAIRS, found));
                 }
                 (digits / 2, next)
-            } else if first == b'?' {
+            } else if class == C_ANY {
                 let marks = input
                     .get(pos..)
                     .unwrap_or_default()
@@ -375,32 +496,43 @@ fn pattern<'a>(
                     .take_while(|&&byte| byte == b'?')
                     .count();
                 let next = pos.saturating_add(marks);
-                next_is_run(input, next)?;
+                next_is_run(input, next, end)?;
                 if !marks.is_multiple_of(2) {
-                    let token = token_at(input, token_start);
+                    let token = token_at(input, token_start, end);
                     let found = format!("odd number of `?` in {}", excerpt_bytes(token));
                     return failure(LineError::found(token, E_ANY_PAIRS, found));
                 }
-                put(segments, slot, Segment::Any(marks / 2), pool);
+                match segments.get_mut(slot) {
+                    Some(Segment::Any(old_len)) => *old_len = marks / 2,
+                    _ => put(segments, slot, Segment::Any(marks / 2), pool),
+                }
                 (marks / 2, next)
-            } else if first == b'<' {
+            } else if class == C_OPEN {
                 let at = input.get(pos..).unwrap_or_default();
                 let (rest, (name, len)) = redaction(at)?;
                 let next = input.len().saturating_sub(rest.len());
-                next_is_run(input, next)?;
+                next_is_run(input, next, end)?;
+                // The name's bytes are ASCII (checked by `is_key_byte`).
+                let name_text = || {
+                    std::str::from_utf8(name)
+                        .map_err(|_| NomErr::Failure(LineError::at(at, E_REDACTION)))
+                };
                 match segments.get_mut(slot) {
                     Some(Segment::Redacted {
                         name: old_name,
                         len: old_len,
                     }) => {
-                        old_name.clear();
-                        old_name.push_str(name);
+                        // Usually the name the event before had there.
+                        if old_name.as_bytes() != name {
+                            old_name.clear();
+                            old_name.push_str(name_text()?);
+                        }
                         *old_len = len;
                     }
                     _ => {
                         let mut buffer = pool.names.pop().unwrap_or_default();
                         buffer.clear();
-                        buffer.push_str(name);
+                        buffer.push_str(name_text()?);
                         let segment = Segment::Redacted { name: buffer, len };
                         put(segments, slot, segment, pool);
                     }
@@ -411,10 +543,19 @@ fn pattern<'a>(
             };
             total = match total.checked_add(len) {
                 Some(total) if total <= MAX_PATTERN_LEN => total,
-                _ => return failure(LineError::at(token_at(input, token_start), E_PATTERN_LEN)),
+                _ => {
+                    let token = token_at(input, token_start, end);
+                    return failure(LineError::at(token, E_PATTERN_LEN));
+                }
             };
             count = count.saturating_add(1);
             pos = next;
+            // `next_is_run` let through only the start of another run or the end of the
+            // token.
+            class = class_at(input, pos);
+            if class > C_OPEN {
+                continue 'tokens;
+            }
         }
     }
     if segments.len() > count {
@@ -424,6 +565,54 @@ fn pattern<'a>(
     }
     Ok((input.get(pos..).unwrap_or_default(), total))
 }
+
+/// The class of a byte for [`pattern`]: [`C_HEX`] (a hex digit), [`C_BLANK`] (space or
+/// tab), [`C_ANY`] (`?`), [`C_OPEN`] (`<`), [`C_SUFFIX`] (`@` or `#`), [`C_BREAK`] (`\n`
+/// or `\r`), [`C_OTHER`] for any other byte; [`C_END`] past the end of the input.
+fn class_at(input: &[u8], pos: usize) -> u8 {
+    input
+        .get(pos)
+        .map_or(C_END, |&byte| CLASS[usize::from(byte)])
+}
+
+// The classes are ordered: those that start a run, then the blank, then those that
+// may end the pattern, so that a comparison tells the groups apart.
+
+/// A byte that starts no run and ends no token.
+const C_OTHER: u8 = 0;
+/// A hex digit.
+const C_HEX: u8 = 1;
+/// `?`.
+const C_ANY: u8 = 2;
+/// `<`.
+const C_OPEN: u8 = 3;
+/// A space or a tab.
+const C_BLANK: u8 = 4;
+/// `@` or `#`: what may end a response's pattern.
+const C_SUFFIX: u8 = 5;
+/// `\n` or `\r`: a line break, in place.
+const C_BREAK: u8 = 6;
+/// Past the end of the input.
+const C_END: u8 = 7;
+
+/// The class of each byte (see [`class_at`]).
+const CLASS: [u8; 256] = {
+    let mut table = [C_OTHER; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = match byte as u8 {
+            _ if NIBBLE[byte] != INVALID => C_HEX,
+            b' ' | b'\t' => C_BLANK,
+            b'?' => C_ANY,
+            b'<' => C_OPEN,
+            b'@' | b'#' => C_SUFFIX,
+            b'\n' | b'\r' => C_BREAK,
+            _ => C_OTHER,
+        };
+        byte += 1;
+    }
+    table
+};
 
 /// Stores `segment` at `slot` (recycling what is there) or appends it (`slot` is at
 /// most the length).
@@ -461,7 +650,8 @@ impl Pool {
 }
 
 /// The position of the first byte from `pos` that is not a space or a tab.
-fn skip_blanks(bytes: &[u8], pos: usize) -> usize {
+#[inline]
+pub(super) fn skip_blanks(bytes: &[u8], pos: usize) -> usize {
     let blanks = bytes
         .get(pos..)
         .unwrap_or_default()
@@ -471,40 +661,86 @@ fn skip_blanks(bytes: &[u8], pos: usize) -> usize {
     pos.saturating_add(blanks)
 }
 
-/// The token starting at `start`: up to the next space, tab or the end.
-fn token_at(input: &[u8], start: usize) -> &[u8] {
-    let rest = input.get(start..).unwrap_or_default();
-    rest.split(|&byte| is_blank(byte)).next().unwrap_or(rest)
+/// The token starting at `start`: up to the next space, tab, line break or the end.
+fn token_at(input: &[u8], start: usize, end: LineEnd) -> &[u8] {
+    let mut stop = start;
+    while !ends_token(input, stop, end) {
+        stop = stop.saturating_add(1);
+    }
+    input.get(start..stop).unwrap_or_default()
 }
 
 /// Fails unless what follows a run (at `pos`) ends the token or starts another run: a
 /// stray character (`0x90`) is reported as such rather than as an odd run before it.
-fn next_is_run(input: &[u8], pos: usize) -> PResult<'_, ()> {
-    match input.get(pos) {
-        None | Some(b' ' | b'\t' | b'?' | b'<') => Ok((input, ())),
-        Some(&byte) if NIBBLE[usize::from(byte)] != INVALID => Ok((input, ())),
-        Some(_) => failure(LineError::at(input.get(pos..).unwrap_or_default(), E_TOKEN)),
+fn next_is_run(input: &[u8], pos: usize, end: LineEnd) -> PResult<'_, ()> {
+    match class_at(input, pos) {
+        C_END | C_BLANK | C_ANY | C_OPEN | C_HEX => Ok((input, ())),
+        C_BREAK if is_line_break(input, pos, end) => Ok((input, ())),
+        _ => failure(LineError::at(input.get(pos..).unwrap_or_default(), E_TOKEN)),
     }
 }
 
-/// `<name:N>`, N ≥ 1 decimal: the name and N.
-fn redaction(input: &[u8]) -> PResult<'_, (&str, usize)> {
-    let parsed: PResult<'_, (&[u8], &[u8])> = (
-        preceded(char('<'), take_while1(is_key_byte)),
-        preceded(char(':'), digit1),
-    )
-        .parse(input)
-        .and_then(|(rest, pair)| char('>').parse(rest).map(|(rest, _)| (rest, pair)));
-    let (rest, (name, digits)) = or_fail(parsed, input, E_REDACTION)?;
-    // Both are ASCII (checked by `is_key_byte` and `digit1`).
-    let (Ok(name), Ok(digits)) = (std::str::from_utf8(name), std::str::from_utf8(digits)) else {
-        return failure(LineError::at(input, E_REDACTION));
+/// Where the text of a line ends, for the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineEnd {
+    /// At the end of the input: a line handed over by the reader without its line
+    /// break, or a pattern alone ([`pattern_only`]), where a line break is an error.
+    Input,
+    /// At the first line break (`\n` or `\r\n`): a line parsed in place in the
+    /// reader's buffer ([`command_in_place`], [`response_in_place`]), followed by more.
+    Break,
+}
+
+/// Whether the text of the line ends at `pos` with a line break (only for
+/// [`LineEnd::Break`]).
+fn is_line_break(input: &[u8], pos: usize, end: LineEnd) -> bool {
+    end == LineEnd::Break && line_break_len(input, pos).is_some()
+}
+
+/// Whether a token ends at `pos`: at a blank, the end of the input or, in place, a line
+/// break.
+fn ends_token(input: &[u8], pos: usize, end: LineEnd) -> bool {
+    match input.get(pos) {
+        None | Some(b' ' | b'\t') => true,
+        Some(b'\n' | b'\r') => is_line_break(input, pos, end),
+        Some(_) => false,
+    }
+}
+
+/// `<name:N>`, N ≥ 1 decimal: the name and N. Any other shape is an error at the `<`;
+/// an N too large for a `usize` is surely over the pattern limit.
+fn redaction(input: &[u8]) -> PResult<'_, (&[u8], usize)> {
+    let malformed = || failure(LineError::at(input, E_REDACTION));
+    let Some(after_open) = input.strip_prefix(b"<") else {
+        return malformed();
     };
-    match digits.parse::<usize>() {
-        Ok(len) if len >= 1 => Ok((rest, (name, len))),
-        Ok(_) => failure(LineError::at(input, E_REDACTION)),
-        // More digits than a usize holds: surely over the pattern limit.
-        Err(_) => failure(LineError::at(input, E_PATTERN_LEN)),
+    let name_len = after_open
+        .iter()
+        .take_while(|&&byte| is_key_byte(byte))
+        .count();
+    let (name, after_name) = after_open.split_at(name_len);
+    let Some(number) = after_name.strip_prefix(b":") else {
+        return malformed();
+    };
+    let digit_count = number
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit())
+        .count();
+    let (digits, after_digits) = number.split_at(digit_count);
+    let Some(rest) = after_digits.strip_prefix(b">") else {
+        return malformed();
+    };
+    if name.is_empty() || digits.is_empty() {
+        return malformed();
+    }
+    let len = digits.iter().try_fold(0usize, |len, &digit| {
+        len.checked_mul(10)?
+            .checked_add(usize::from(digit.wrapping_sub(b'0')))
+    });
+    match len {
+        Some(0) => malformed(),
+        Some(len) => Ok((rest, (name, len))),
+        None => failure(LineError::at(input, E_PATTERN_LEN)),
     }
 }
 
@@ -528,147 +764,197 @@ const NIBBLE: [u8; 256] = {
     table
 };
 
+/// Hex digits decoded per step: 32 digits into 16 bytes (two 128-bit vectors).
+const BLOCK: usize = 32;
+
 /// Decodes the run of hex digits at the start of `digits` into `out` (cleared first,
 /// its capacity reused), two digits per byte; returns how many digits the run has. When
 /// that count is odd the last digit is left undecoded (the caller reports the odd run).
+///
+/// Each step decodes a whole block of [`BLOCK`] bytes and counts the hex digits it
+/// starts with, so a run costs one step per 32 digits, plus one for its end, whatever
+/// its length: no digit-by-digit tail. A line parsed in place in the input's buffer is
+/// followed by its line break and more lines, so the last block of a run is nearly
+/// always there whole; only at the end of the buffer (or of a line read the general
+/// way) is a copy padded with blanks made.
+// The first block is decoded where the run starts (most runs end in it); the blocks
+// after it by a loop kept out of line, which then has the registers to itself.
+#[inline(always)]
 fn decode_hex_run(digits: &[u8], out: &mut Vec<u8>) -> usize {
     out.clear();
-    let mut pos = 0usize;
-    // Thirty-two digits at a time while they are all hex (most of a trace's bytes),
-    // then eight at a time, then pair by pair.
-    while let Some(block) = digits.get(pos..).and_then(<[u8]>::first_chunk::<32>) {
-        let Some(decoded) = decode_32_hex_digits(block) else {
-            break;
-        };
-        out.extend_from_slice(&decoded);
-        pos = pos.saturating_add(32);
+    let (bytes, valid) = match digits.first_chunk::<BLOCK>() {
+        Some(block) => decode_block(block),
+        None => decode_block(&padded(digits)),
+    };
+    out.extend_from_slice(&bytes);
+    if valid < BLOCK {
+        out.truncate(valid / 2);
+        return valid;
     }
-    while let Some(block) = digits.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
-        let Some(decoded) = decode_8_hex_digits(*block) else {
-            break;
+    decode_blocks_after(digits, BLOCK, out)
+}
+
+/// The rest of a run of hex digits from `pos` (a multiple of [`BLOCK`]) on, appended to
+/// `out`: see [`decode_hex_run`].
+#[inline(never)]
+fn decode_blocks_after(digits: &[u8], mut pos: usize, out: &mut Vec<u8>) -> usize {
+    loop {
+        let rest = digits.get(pos..).unwrap_or_default();
+        let (bytes, valid) = match rest.first_chunk::<BLOCK>() {
+            Some(block) => decode_block(block),
+            None => decode_block(&padded(rest)),
         };
-        out.extend_from_slice(&decoded);
-        pos = pos.saturating_add(8);
-    }
-    while let Some([high, low]) = digits.get(pos..).and_then(<[u8]>::first_chunk::<2>) {
-        let (high, low) = (NIBBLE[usize::from(*high)], NIBBLE[usize::from(*low)]);
-        if (high | low) & 0xF0 != 0 {
-            break;
+        // The whole block's bytes are stored (a fixed-size copy) and the end of the
+        // run cut off after: cheaper than a copy of variable length.
+        out.extend_from_slice(&bytes);
+        if valid < BLOCK {
+            let kept = out
+                .len()
+                .saturating_sub(bytes.len())
+                .saturating_add(valid / 2);
+            out.truncate(kept);
+            return pos.saturating_add(valid);
         }
-        out.push((high << 4) | low);
-        pos = pos.saturating_add(2);
-    }
-    // A last single digit makes the run odd.
-    match digits.get(pos) {
-        Some(&digit) if NIBBLE[usize::from(digit)] != INVALID => pos.saturating_add(1),
-        _ => pos,
+        pos = pos.saturating_add(BLOCK);
     }
 }
 
-/// Decodes 32 hex digits into 16 bytes, or `None` when one of them is not a hex digit.
-/// Written as element-wise arithmetic over fixed-size arrays, with no table lookup and
-/// no early exit, so that the compiler vectorises it (the crate forbids `unsafe`, hence
-/// no explicit SIMD).
-fn decode_32_hex_digits(block: &[u8; 32]) -> Option<[u8; 16]> {
-    let mut values = [0u8; 32];
-    let mut invalid = 0u8;
-    for (value, &digit) in values.iter_mut().zip(block) {
+/// `rest` (shorter than a block) followed by blanks, which end any run.
+fn padded(rest: &[u8]) -> [u8; BLOCK] {
+    let mut block = [b' '; BLOCK];
+    for (slot, &byte) in block.iter_mut().zip(rest) {
+        *slot = byte;
+    }
+    block
+}
+
+/// Decodes the 32 bytes of `block` as hex digits, two per byte, and counts how many of
+/// them, from the start, are hex digits; the bytes decoded from anything after those are
+/// meaningless, and the caller drops them. The decoding is element-wise arithmetic over
+/// fixed-size arrays, with no table lookup and no early exit, which the compiler
+/// vectorises (the crate forbids `unsafe`, hence no explicit SIMD); the count looks at
+/// the flags eight at a time.
+// Inlined where the blocks are decoded, so that its constants are loaded once per run,
+// not once per block.
+#[inline(always)]
+fn decode_block(block: &[u8; BLOCK]) -> ([u8; BLOCK / 2], usize) {
+    let mut values = [0u8; BLOCK];
+    let mut invalid = [0u8; BLOCK];
+    for ((value, bad), &digit) in values.iter_mut().zip(invalid.iter_mut()).zip(block) {
         let is_digit = digit.wrapping_sub(b'0') < 10;
+        // Setting bit 5 folds `A`-`F` onto `a`-`f` and maps nothing else there.
         let is_letter = (digit | 0x20).wrapping_sub(b'a') < 6;
-        invalid |= u8::from(!(is_digit | is_letter));
+        *bad = u8::from(!(is_digit | is_letter));
         // The low nibble, plus 9 for letters (`A` is 0x41, `a` 0x61: bit 6 set).
         *value = (digit & 0x0F).wrapping_add(((digit >> 6) & 1).wrapping_mul(9));
     }
-    if invalid != 0 {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; BLOCK / 2];
     for (byte, pair) in bytes.iter_mut().zip(values.chunks_exact(2)) {
         if let [high, low] = pair {
             *byte = (high << 4) | low;
         }
     }
-    Some(bytes)
+    (bytes, zeros_before_one(&invalid))
 }
 
-/// Eight copies of `byte` in a word.
-const fn splat(byte: u8) -> u64 {
-    u64::from_le_bytes([byte; 8])
-}
-
-/// For each byte of `word` (all below 0x80): 0x80 where it is at least `floor` (at most
-/// 0x80), 0 elsewhere. Adding `0x80 - floor` sets the top bit exactly when the byte
-/// reaches `floor`, and never carries into the next byte.
-const fn at_least(word: u64, floor: u8) -> u64 {
-    word.wrapping_add(splat(0x80 - floor)) & splat(0x80)
-}
-
-/// Decodes eight hex digits into four bytes, or `None` when one of them is not a hex
-/// digit: the digits are tested and converted eight at a time in a 64-bit word (SWAR),
-/// with no table and no branch per digit.
-fn decode_8_hex_digits(block: [u8; 8]) -> Option<[u8; 4]> {
-    let word = u64::from_le_bytes(block);
-    if word & splat(0x80) != 0 {
-        return None;
+/// How many of the 32 flags (0 or 1) are 0 before the first 1: the first non-zero
+/// group of eight, read as a little-endian word, gives it by its trailing zero bits.
+fn zeros_before_one(flags: &[u8; BLOCK]) -> usize {
+    // Most blocks are all hex digits: one test for all the flags first.
+    if flags.iter().fold(0, |any, &flag| any | flag) == 0 {
+        return BLOCK;
     }
-    let digit = at_least(word, b'0') & !at_least(word, b'9' + 1);
-    // Setting bit 5 folds `A`-`F` onto `a`-`f` and maps nothing else there.
-    let folded = word | splat(0x20);
-    let letter = at_least(folded, b'a') & !at_least(folded, b'f' + 1);
-    if digit | letter != splat(0x80) {
-        return None;
+    let mut count = 0usize;
+    for group in flags.chunks_exact(8) {
+        let word = group
+            .first_chunk::<8>()
+            .map_or(0, |group| u64::from_le_bytes(*group));
+        if word != 0 {
+            return count.saturating_add((word.trailing_zeros() / 8) as usize);
+        }
+        count = count.saturating_add(8);
     }
-    // Value of each digit: its low nibble, plus 9 for letters (bit 6 set: `A` is 0x41).
-    let is_letter = (word >> 6) & splat(0x01);
-    let values = (word & splat(0x0F)) + is_letter * 9;
-    // Pairs of digits (little-endian: the first digit in the low byte) into bytes, each
-    // in the low half of a 16-bit lane, then the four lanes packed together.
-    let lanes = u64::from_le_bytes([0xFF, 0, 0xFF, 0, 0xFF, 0, 0xFF, 0]);
-    let pairs = ((values & lanes) << 4) | ((values >> 8) & lanes);
-    let packed = (pairs | (pairs >> 8)) & 0x0000_FFFF_0000_FFFF;
-    let packed = (packed | (packed >> 16)) & 0xFFFF_FFFF;
-    let bytes = packed.to_le_bytes();
-    bytes.first_chunk::<4>().copied()
+    BLOCK
 }
 
 /// `@` then a decimal number (optionally with a fraction) and a unit, followed by a
-/// space, a tab or the end of the line. On every response line of a recorded trace, so
-/// scanned byte by byte (the grammar is `"@" digit+ ("." digit*)? ("ns"|"us"|"ms"|"s")`).
-fn duration(input: &[u8]) -> PResult<'_, Duration> {
-    if input.first() != Some(&b'@') {
+/// space, a tab, a line break or the end of the line (the grammar is
+/// `"@" digit+ ("." digit*)? ("ns"|"us"|"ms"|"s")`). On every response line of a
+/// recorded trace, so read in one pass: the digits are accumulated as they are found,
+/// and [`nanoseconds`] is only called for numbers too long for that.
+#[inline]
+fn duration(input: &[u8], end: LineEnd) -> PResult<'_, Duration> {
+    let Some(number) = input.strip_prefix(b"@") else {
         return Err(NomErr::Error(LineError::at(input, E_DURATION)));
-    }
-    let digits_from = |from: usize| {
-        let count = input
-            .get(from..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|byte| byte.is_ascii_digit())
-            .count();
-        from.saturating_add(count)
     };
-    let whole_end = digits_from(1);
-    let mut end = whole_end;
-    if whole_end > 1 && input.get(end) == Some(&b'.') {
-        end = digits_from(end.saturating_add(1));
-    }
-    let (places, unit_len) = match input.get(end..end.saturating_add(2)) {
-        Some(b"ns") => (0, 2),
-        Some(b"us") => (3, 2),
-        Some(b"ms") => (6, 2),
-        _ if input.get(end) == Some(&b's') => (9, 1),
+    let (whole_len, value) = digits(number, 0);
+    let (fraction_len, value, number_len) = match number.get(whole_len..).unwrap_or_default() {
+        [b'.', fraction @ ..] if whole_len > 0 => {
+            let (fraction_len, value) = digits(fraction, value);
+            let number_len = whole_len.saturating_add(1).saturating_add(fraction_len);
+            (fraction_len, value, number_len)
+        }
+        _ => (0, value, whole_len),
+    };
+    let (places, unit_len): (usize, usize) = match number.get(number_len..).unwrap_or_default() {
+        [b'n', b's', ..] => (0, 2),
+        [b'u', b's', ..] => (3, 2),
+        [b'm', b's', ..] => (6, 2),
+        [b's', ..] => (9, 1),
         _ => (0, 0),
     };
-    let after = end.saturating_add(unit_len);
-    let ends_token = matches!(input.get(after), None | Some(b' ' | b'\t'));
-    if whole_end == 1 || unit_len == 0 || !ends_token {
+    // After `@`, the number and the unit.
+    let after = number_len.saturating_add(unit_len).saturating_add(1);
+    if whole_len == 0 || unit_len == 0 || !ends_token(input, after, end) {
         return failure(LineError::at(input, E_DURATION));
     }
-    let number = input.get(1..end).unwrap_or_default();
-    match nanoseconds(number, places).and_then(duration_from_nanos) {
+    // `value` is the number with its point left out, exact while it has at most 19
+    // digits; scaled to nanoseconds it has `whole_len + places` digits, so at most 19
+    // keep it under 10^19 < 2^64. Otherwise (or for digits finer than a nanosecond)
+    // the exact computation decides.
+    let scale = places
+        .checked_sub(fraction_len)
+        .filter(|_| whole_len.saturating_add(places) <= 19)
+        .and_then(|exponent| POWERS_OF_TEN.get(exponent));
+    let elapsed = match scale {
+        Some(scale) => Some(Duration::from_nanos(value.wrapping_mul(*scale))),
+        None => nanoseconds(number.get(..number_len).unwrap_or_default(), places)
+            .and_then(duration_from_nanos),
+    };
+    match elapsed {
         Some(elapsed) => Ok((input.get(after..).unwrap_or_default(), elapsed)),
         None => failure(LineError::at(input, E_DURATION_RANGE)),
     }
+}
+
+/// 10^0 to 10^9: the scales of the duration units, in nanoseconds.
+const POWERS_OF_TEN: [u64; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// The decimal digits at the start of `bytes`: how many there are, and `value` with
+/// them appended (wrapping: exact only while the whole number has at most 19 digits,
+/// which the caller checks).
+fn digits(bytes: &[u8], mut value: u64) -> (usize, u64) {
+    let mut count = 0usize;
+    for &byte in bytes {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        count = count.saturating_add(1);
+    }
+    (count, value)
 }
 
 /// `number` (digits, optionally `.` and digits) in a unit of 10^`places` nanoseconds,

@@ -2,16 +2,23 @@
 //! round-trips exactly. The specification, with its grammar and the canonical form the
 //! writer produces, is `docs/trace-format.md`.
 //!
-//! Submodules: `line` holds the grammar of one line (nom combinators for the structure,
-//! a vectorised scan for the hex runs that make most of a trace), `write` the writer and
-//! `error` the [`TraceError`] of this layer.
+//! Submodules: `line` holds the grammar of one line (nom combinators for the header
+//! lines, a scanner by hand for the patterns, with a vectorised decoder for the hex runs
+//! that make most of a trace), `write` the writer and `error` the [`TraceError`] of this
+//! layer.
+//!
+//! The reader offers each line first to a fast way that parses the usual command and
+//! response lines in place in the input's buffer, up to the line break it meets; any
+//! other line, or one it cannot take, is then found and parsed the general way, which
+//! also reports the errors. Both give the same result for every line (a property test
+//! below checks it).
 //!
 //! - [`Reader`] reads a [`BufRead`] line by line with a bounded line buffer and yields
 //!   the [`Event`]s one at a time, as an [`Iterator`] or, without allocating once warm,
 //!   into a reused [`Event`] ([`Reader::read_event`]); [`parse_str`] and [`read_file`]
 //!   collect a [`Trace`].
 //! - [`Writer`] writes a header and then events as they come (the recorder's path);
-//!   [`write`] and [`to_string`] write a whole [`Trace`].
+//!   [`write()`] and [`to_string`] write a whole [`Trace`].
 //! - [`parse_pattern`] and [`format_pattern`] convert one [`Pattern`].
 
 mod error;
@@ -76,6 +83,10 @@ const VERSION_LINE_LIMIT: usize = 256;
 pub struct Reader<R: BufRead> {
     lines: Lines<R>,
     state: State,
+    /// The event the [`Iterator`] reads into, buffers reused, before it hands out a copy:
+    /// a copy allocates each buffer once, at its exact size, where building each owned
+    /// event afresh would grow its buffers step by step.
+    scratch: Event,
 }
 
 /// Everything the reader knows besides its input.
@@ -111,26 +122,6 @@ struct Lines<R: BufRead> {
     buf: Vec<u8>,
     /// The number of the last line handed out, from 1 (0 before the first).
     number: usize,
-}
-
-/// The position of the first `\n` in `bytes`. Searched 32 bytes at a time with an
-/// element-wise comparison and no early exit inside a block, which the compiler
-/// vectorises.
-fn find_newline(bytes: &[u8]) -> Option<usize> {
-    let mut pos = 0usize;
-    while let Some(block) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<32>) {
-        if block
-            .iter()
-            .fold(false, |found, &byte| found | (byte == b'\n'))
-        {
-            break;
-        }
-        pos = pos.saturating_add(32);
-    }
-    let rest = bytes.get(pos..)?;
-    rest.iter()
-        .position(|&byte| byte == b'\n')
-        .map(|index| pos.saturating_add(index))
 }
 
 /// `line` without a final `\r` (a `\r\n` line break).
@@ -175,7 +166,7 @@ impl<R: BufRead> Lines<R> {
                 }
                 return Ok(Some(handle(&self.buf, self.number, &self.origin)));
             }
-            match find_newline(available) {
+            match line::find_newline(available) {
                 Some(end) if self.buf.is_empty() => {
                     // The whole line is in the input's buffer: parsed in place.
                     self.number = self.number.saturating_add(1);
@@ -220,6 +211,43 @@ impl<R: BufRead> Lines<R> {
                 }
             }
         }
+    }
+
+    /// Offers the next line to `parse` in place in the input's buffer, before its line
+    /// break is looked for: `parse` gets a window on the buffer from the start of the line
+    /// (at most `limit` bytes and a `\r\n`) and the line's number, and returns how many
+    /// bytes the line and its line break take, with its result; or `None` (a line of
+    /// another shape, an error, a line that does not end in the window), and then
+    /// nothing is consumed and [`Lines::next_line`] reads the line the general way.
+    ///
+    /// This is the fast way for the lines that make most of a trace: it spares the
+    /// separate search for the line break, since the parser stops at it anyway.
+    fn next_in_place<T>(
+        &mut self,
+        limit: usize,
+        parse: impl FnOnce(&[u8], usize) -> Option<(usize, T)>,
+    ) -> Result<Option<T>, Box<TraceError>> {
+        let available = match self.input.fill_buf() {
+            Ok(available) => available,
+            // Retried by `next_line`.
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(None),
+            Err(source) => {
+                return Err(Box::new(TraceError::Io {
+                    origin: self.origin.clone(),
+                    source,
+                }));
+            }
+        };
+        let window = available
+            .get(..limit.saturating_add(2))
+            .unwrap_or(available);
+        let number = self.number.saturating_add(1);
+        let Some((taken, result)) = parse(window, number) else {
+            return Ok(None);
+        };
+        self.number = number;
+        self.input.consume(taken);
+        Ok(Some(result))
     }
 
     /// The error for the line being read (boxed: errors are rare, and a small `Result`
@@ -411,7 +439,69 @@ impl Spare {
     }
 }
 
+/// How many bytes a line parsed in place takes, its line break included: its text is
+/// the first `text_len` bytes of `window`, followed by the line break. `None` for a text
+/// over [`MAX_LINE_LEN`], which the general way reports. Checked before the reader's
+/// state changes, so that `None` leaves the state as it was.
+// Once per line: a plain `#[inline]` left it out of line.
+#[inline(always)]
+fn taken_in_place(window: &[u8], text_len: usize) -> Option<usize> {
+    if text_len > MAX_LINE_LEN {
+        return None;
+    }
+    text_len.checked_add(line::line_break_len(window, text_len)?)
+}
+
 impl State {
+    /// Reads a `>` or `<` line of the usual shape in place ([`Lines::next_in_place`]):
+    /// the same effect as [`State::body_line`] on that line, for the lines it can take
+    /// without an error. Returns the bytes the line and its line break take, and whether
+    /// it completed an event (in `event`); `None` leaves the line to
+    /// [`State::body_line`], which also reports the errors.
+    #[inline]
+    fn in_place_line(
+        &mut self,
+        window: &[u8],
+        number: usize,
+        event: &mut Event,
+    ) -> Option<(usize, bool)> {
+        let marker = line::skip_blanks(window, 0);
+        let body_start = marker.saturating_add(1);
+        let body = window.get(body_start..)?;
+        match window.get(marker)? {
+            b'>' => {
+                // A command while one waits for its response is an error.
+                if self.pending_line.is_some() {
+                    return None;
+                }
+                let end = line::command_in_place(body, &mut self.pending, &mut self.pool)?;
+                let taken = taken_in_place(window, body_start.saturating_add(end))?;
+                self.pending_line = Some(number);
+                self.seen_exchange = true;
+                Some((taken, false))
+            }
+            b'<' => {
+                let command_line = self.pending_line?;
+                if !matches!(event, Event::Exchange(_)) {
+                    *event = Event::Exchange(self.spare.take_exchange(event));
+                }
+                let Event::Exchange(exchange) = event else {
+                    return None;
+                };
+                let (elapsed, note, end) =
+                    line::response_in_place(body, &mut exchange.response, &mut self.pool)?;
+                let taken = taken_in_place(window, body_start.saturating_add(end))?;
+                std::mem::swap(&mut exchange.command, &mut self.pending);
+                exchange.elapsed = elapsed;
+                self.spare.set_note(&mut exchange.note, note);
+                self.pending_line = None;
+                self.event_line = command_line;
+                Some((taken, true))
+            }
+            _ => None,
+        }
+    }
+
     /// Handles one line of the header part (before the first exchange).
     fn header_line(
         &mut self,
@@ -593,6 +683,7 @@ impl<R: BufRead> Reader<R> {
         let version = lines.version()?;
         let mut reader = Reader {
             lines,
+            scratch: Event::Comment(String::new()),
             state: State {
                 header: Header {
                     version,
@@ -615,7 +706,7 @@ impl<R: BufRead> Reader<R> {
 
     /// Reads header lines up to the first exchange, keeping the events met on the way.
     fn read_header(&mut self) -> Result<(), Box<TraceError>> {
-        let Reader { lines, state } = self;
+        let Reader { lines, state, .. } = self;
         let mut seen = SeenKeys::default();
         let mut read = 0usize;
         loop {
@@ -674,7 +765,7 @@ impl<R: BufRead> Reader<R> {
     /// # Ok::<(), telepay::trace::format::TraceError>(())
     /// ```
     pub fn read_event(&mut self, event: &mut Event) -> Result<bool, TraceError> {
-        let Reader { lines, state } = self;
+        let Reader { lines, state, .. } = self;
         if state.done {
             return Ok(false);
         }
@@ -684,6 +775,14 @@ impl<R: BufRead> Reader<R> {
             return Ok(true);
         }
         let result = loop {
+            match lines.next_in_place(MAX_LINE_LEN, |window, number| {
+                state.in_place_line(window, number, event)
+            }) {
+                Ok(Some(true)) => break Ok(true),
+                Ok(Some(false)) => continue,
+                Ok(None) => {}
+                Err(error) => break Err(error),
+            }
             match lines.next_line(MAX_LINE_LEN, |line, number, origin| {
                 state.body_line(line, number, origin, event)
             }) {
@@ -713,12 +812,14 @@ impl<R: BufRead> Iterator for Reader<R> {
     type Item = Result<Event, TraceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let mut event = Event::Comment(String::new());
-        match self.read_event(&mut event) {
-            Ok(true) => Some(Ok(event)),
+        let mut scratch = std::mem::replace(&mut self.scratch, Event::Comment(String::new()));
+        let item = match self.read_event(&mut scratch) {
+            Ok(true) => Some(Ok(scratch.clone())),
             Ok(false) => None,
             Err(error) => Some(Err(error)),
-        }
+        };
+        self.scratch = scratch;
+        item
     }
 }
 
@@ -755,4 +856,191 @@ fn collect<R: BufRead>(reader: Reader<R>) -> Result<Trace, TraceError> {
 pub fn parse_pattern(text: &str) -> Result<Pattern, TraceError> {
     line::pattern_only(text.as_bytes())
         .map_err(|error| *syntax_error("<pattern>", 1, text.as_bytes(), error))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::BufReader;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every event (with its line) or the error, as the reader gives them: the events
+    /// read into one reused event, the error displayed.
+    fn outcome<R: BufRead>(input: R) -> Vec<Result<(usize, Event), String>> {
+        let mut reader = match Reader::new(input, "t.trace") {
+            Ok(reader) => reader,
+            Err(error) => return vec![Err(error.to_string())],
+        };
+        let mut event = Event::Comment(String::new());
+        let mut out = Vec::new();
+        loop {
+            match reader.read_event(&mut event) {
+                Ok(true) => out.push(Ok((reader.line(), event.clone()))),
+                Ok(false) => return out,
+                Err(error) => {
+                    out.push(Err(error.to_string()));
+                    return out;
+                }
+            }
+        }
+    }
+
+    /// `text` read from a buffer of one byte: every line is then cut by the end of the
+    /// buffer and read the general way, never in place.
+    fn outcome_the_general_way(text: &str) -> Vec<Result<(usize, Event), String>> {
+        outcome(BufReader::with_capacity(1, text.as_bytes()))
+    }
+
+    #[test]
+    fn lines_in_place_and_the_general_way_agree_on_examples() {
+        // Texts after the version line; each must read the same both ways.
+        let cases = [
+            "\n> 00A4040007A0000000421010\n< 6F10 ????  @1.5ms\n",
+            // `\r\n` line breaks, blanks before the line break.
+            "\r\n> 00B2010C00 \t\r\n< 70 <pan:8> 9000  @80us \r\n",
+            // Notes: empty, not ASCII, with a control character, with a `\r` left.
+            "\n> 80CA9F3600\n< 9F3602 ???? 9000  @95us  # ATC\n",
+            "\n> 00\n< 9000 #\n> 00\n< 9000 # été\r\n",
+            "\n> 00\n< 9000 # \u{7f}\n",
+            "\n> 00\n< 9000 # a\r\r\n",
+            // Errors: a stray `\r`, an odd run at the line break, a duration glued to it.
+            "\n> 00\r11\n< 9000\n",
+            "\n> 00A\n< 9000\n",
+            "\n> 00\n< 9000  @5\n",
+            "\n> 00\n< 9000@5us\n",
+            "\n> 00\n< 9000  @5us\r\r\n",
+            // The last line without a line break.
+            "\n> 00\n< 9000  @5us",
+            // A command without its response, a response without command.
+            "\n> 00\n> 01\n< 9000\n",
+            "\n< 9000\n",
+        ];
+        for body in cases {
+            let text = format!("telepay-trace 1\n{body}");
+            assert_eq!(
+                outcome(text.as_bytes()),
+                outcome_the_general_way(&text),
+                "{text:?}"
+            );
+        }
+        // A note that is not UTF-8.
+        let text = b"telepay-trace 1\n\n> 00\n< 9000\n> 00\n< 9000 # \xFF\n";
+        let in_place = outcome(&text[..]);
+        assert_eq!(in_place, outcome(BufReader::with_capacity(1, &text[..])));
+        assert_eq!(
+            in_place.last(),
+            Some(&Err(
+                "t.trace:6:10: invalid UTF-8 (binary data?) at byte column 10".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn crlf_lines_read_in_place_like_lf_lines() {
+        let lf = "telepay-trace 1\n\n> 00B2010C00\n< 70 <pan:8> 9000  @880.5us\n";
+        let crlf = lf.replace('\n', "\r\n");
+        assert_eq!(outcome(crlf.as_bytes()), outcome(lf.as_bytes()));
+        assert_eq!(outcome(lf.as_bytes()).len(), 1);
+    }
+
+    #[test]
+    fn a_line_over_the_limit_in_a_large_buffer_is_still_too_long() {
+        // Lines that fit whole in the buffer, padded with blanks to the limit and one
+        // byte over it: the in-place way must leave the longer one to the general way,
+        // which refuses it, with either line break.
+        let line = |len: usize| format!("> 00{}", " ".repeat(len - 4));
+        for line_break in ["\n", "\r\n"] {
+            let read = |len: usize| {
+                // After a first exchange: the first `>` line is read with the header.
+                let text = format!(
+                    "telepay-trace 1\n\n> 00\n< 9000\n{}{line_break}< 9000{line_break}",
+                    line(len)
+                );
+                outcome(BufReader::with_capacity(4 * MAX_LINE_LEN, text.as_bytes()))
+            };
+            let over = read(MAX_LINE_LEN + 1);
+            let too_long = format!("t.trace:5: line longer than {MAX_LINE_LEN} bytes");
+            assert!(
+                matches!(over.as_slice(), [Ok((3, _)), Err(error)] if *error == too_long),
+                "{line_break:?}: {over:?}"
+            );
+            let at_limit = read(MAX_LINE_LEN);
+            assert!(
+                matches!(
+                    at_limit.as_slice(),
+                    [Ok((3, _)), Ok((5, Event::Exchange(_)))]
+                ),
+                "{line_break:?}: {at_limit:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_iterator_hands_out_events_equal_to_those_read_in_place() {
+        let text = "telepay-trace 1\n# c\n@atr 3B00\n\n> 00B2010C00\n< 70 <pan:8> 9000  @1ms\n\
+                    > 00B2020C00\n< 6A83\n# end\n";
+        let owned = Reader::new(text.as_bytes(), "t.trace")
+            .and_then(|reader| reader.collect::<Result<Vec<_>, _>>())
+            .unwrap_or_else(|error| panic!("{error}"));
+        let reused: Vec<_> = outcome(text.as_bytes())
+            .into_iter()
+            .filter_map(|item| item.ok().map(|(_, event)| event))
+            .collect();
+        assert_eq!(owned.len(), 5);
+        assert_eq!(owned, reused);
+    }
+
+    /// Lines made of the pieces where reading in place and the general way could part:
+    /// line breaks (`\n`, `\r\n`, a lone `\r`), blanks, runs cut anywhere, durations,
+    /// notes, text that is not ASCII or not printable.
+    fn body_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("\n> ".to_owned()),
+            Just("\n< ".to_owned()),
+            Just("\r\n> ".to_owned()),
+            Just("\r\n< ".to_owned()),
+            Just("\n".to_owned()),
+            Just("\r".to_owned()),
+            Just(" ".to_owned()),
+            Just("\t".to_owned()),
+            Just("9000".to_owned()),
+            Just("??".to_owned()),
+            Just("?".to_owned()),
+            Just("<pan:8>".to_owned()),
+            Just("<a:0>".to_owned()),
+            Just("  @1.5ms".to_owned()),
+            Just(" @80us".to_owned()),
+            Just("@".to_owned()),
+            Just("s".to_owned()),
+            Just("  # note".to_owned()),
+            Just("#".to_owned()),
+            Just("é".to_owned()),
+            Just("\u{1}".to_owned()),
+            Just("\n# comment".to_owned()),
+            Just("\n@atr 3B".to_owned()),
+            "[0-9A-Fa-f]{1,70}",
+            "[ -~]{0,3}",
+        ];
+        proptest::collection::vec(piece, 0..30)
+            .prop_map(|pieces| format!("telepay-trace 1\n{}", pieces.concat()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn lines_in_place_and_the_general_way_agree(
+            text in body_text(),
+            capacity in 1usize..200,
+        ) {
+            let general = outcome_the_general_way(&text);
+            // All in one buffer: every line that can be is read in place.
+            prop_assert_eq!(&outcome(text.as_bytes()), &general, "{:?}", text);
+            // Buffers of other sizes: lines cut anywhere.
+            let input = BufReader::with_capacity(capacity, text.as_bytes());
+            prop_assert_eq!(&outcome(input), &general, "{:?} ({})", text, capacity);
+        }
+    }
 }

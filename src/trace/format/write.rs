@@ -113,7 +113,7 @@ pub fn write(trace: &Trace, out: &mut impl Write) -> io::Result<()> {
 /// Every trace the parser returns can be written. For a trace built with values the
 /// format cannot hold (see [`TraceError::Unwritable`]), each such header line or event
 /// is replaced by a comment line saying why (`# not written: cannot write …`), so that
-/// the text still reads back; use [`write`] to get the error instead.
+/// the text still reads back; use [`write()`] to get the error instead.
 pub fn to_string(trace: &Trace) -> String {
     let mut out = format!("telepay-trace {FORMAT_VERSION}\n");
     for entry in header_entries(&trace.header) {
@@ -137,7 +137,7 @@ pub fn to_string(trace: &Trace) -> String {
 /// One pattern as text: its segments joined by one space, bytes in upper-case hex,
 /// `??` per wildcard byte, `<name:N>` per redaction (`77 1E 9F27 01 ????`).
 /// [`parse_pattern`](super::parse_pattern) reads it back as the same pattern when the
-/// format can hold it (see [`write`]); a wildcard run longer than
+/// format can hold it (see [`write()`]); a wildcard run longer than
 /// [`MAX_PATTERN_LEN`] is shown as `??…×N`.
 pub fn format_pattern(pattern: &Pattern) -> String {
     // Two digits per byte and a space per segment; capped, the pattern may be invalid.
