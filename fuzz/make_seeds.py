@@ -198,6 +198,169 @@ CARD_DIALOGUES = {
 }
 
 
+# ---- trace_format: the .trace fixtures, the shipped traces, then every grammar rule and
+# every error of docs/trace-format.md (§1 lines, §2 grammar, §3 version, §9 errors) ----
+TRACE_TEXTS = {
+    "minimal": "telepay-trace 1\n",
+    "crlf": "telepay-trace 1\r\n@reader sim:cb\r\n\r\n> 00A4040000\r\n< 9000  @5us\r\n",
+    "no-final-newline": "telepay-trace 1\n\n> 00B2010C00\n< 6A83",
+    "comment-inside-exchange": "telepay-trace 1\n> 00B2010C00\n# waiting\n\n< 6A83  #  note\n",
+    "header-among-comments": "telepay-trace 1\n# c\n@atr 3B00\n@protocol T=1\n\t@x-key v a l\n@secrets recorded\n",
+    "patterns": "telepay-trace 1\n\n> 00a4 0400 07 a0000000??1010 <aid-tail:2>00\n"
+                "< ????<data_1:3> 9000 @1.5ms #\n@atr ?? 3B\n",
+    "durations": "telepay-trace 1\n> 00\n< 9000 @0s\n> 00\n< 9000 @7ns\n> 00\n< 9000 @1.000001ms\n"
+                 "> 00\n< 9000 @18446744073709551615.999999999s\n> 00\n< 9000 @3.s\n",
+    "empty-comments": "telepay-trace 1\n#\n> 00\n< 9000  #\n#\n",
+    "unicode-text": "telepay-trace 1\n@tool caf\u00e9 \u2014 \u00a0x\n# \u00e9t\u00e9 \u65e5\u672c\n> 00\n< 9000 # \u2028\n",
+    "bad-empty": "",
+    "bad-version-0": "telepay-trace 0\n",
+    "bad-version-2": "telepay-trace 2\n",
+    "bad-version-huge": "telepay-trace 99999999999999999999999999\n",
+    "bad-bom": "\ufefftelepay-trace 1\n",
+    "bad-odd-hex": "telepay-trace 1\n> 00A4040007A000000042101\n< 9000\n",
+    "bad-stray-char": "telepay-trace 1\n> 00A4 0x90\n< 9000\n",
+    "bad-odd-wildcard": "telepay-trace 1\n> 00???\n< 9000\n",
+    "bad-redaction": "telepay-trace 1\n> 00 <PIN:8>\n< 9000\n> 00 <pin:0>\n< 9000\n",
+    "bad-short-response": "telepay-trace 1\n> 00A40400\n< 90\n",
+    "bad-duration": "telepay-trace 1\n> 00A40400\n< 9000 @134\n",
+    "bad-glued-duration": "telepay-trace 1\n> 00A40400\n< 9000@5us\n",
+    "bad-response-without-command": "telepay-trace 1\n< 9000\n",
+    "bad-command-without-response": "telepay-trace 1\n> 00\n> 00\n< 9000\n",
+    "bad-atr-inside-exchange": "telepay-trace 1\n> 00\n@atr 3B00\n< 9000\n",
+    "bad-truncated": "telepay-trace 1\n\n> 00B2010C00\n",
+    "bad-header-after-exchange": "telepay-trace 1\n> 00\n< 9000\n@reader sim:\n",
+    "bad-duplicate-header": "telepay-trace 1\n@reader sim:\n@reader pcsc:\n",
+    "bad-secrets": "telepay-trace 1\n@secrets maybe\n",
+    "bad-key": "telepay-trace 1\n@Reader sim:\n",
+    "bad-no-value": "telepay-trace 1\n@tool\n",
+    "bad-line-start": "telepay-trace 1\nhello\n",
+    "bad-control": "telepay-trace 1\n# bell \x07\n",
+    "bad-c1-control": "telepay-trace 1\n# \u0085\n",
+}
+TRACE_BINARY = {
+    "bad-binary": b"telepay-trace 1\n> 00 \xff\xfe\n< 9000\n",
+    "bad-binary-comment": b"telepay-trace 1\n# caf\xc3\n",
+}
+
+# ---- import_*: per format, the fixture of tests/fixtures/import/ (as written and with
+# CRLF line breaks) and hand-written logs for what the fixture does not show, each in
+# the layout docs/trace-import.md gives for the tool --------------------------------
+SPY_TRANSMIT = (
+    "SCardTransmit\n i hCard: 0x0001E5C9\n i bSendLength 0x00000005 (5)\n i bSendBuffer\n"
+    " i  0000 00 B2 01 0C 00                                  .....\n"
+    " o bRecvLength 0x00000002 (2)\n o bRecvBuffer\n"
+    " o  0000 6A 83                                           j.\n"
+    " => Command successful. (SCARD_S_SUCCESS [0x00000000])  [0.011870]\n"
+)
+IMPORT_TEXTS = {
+    "import_pcsc_spy": {
+        "transmit": SPY_TRANSMIT,
+        "colours": "\x1b[34mSCardTransmit\x1b[0m\n\x1b[32m i bSendBuffer\x1b[0m\n"
+                   "\x1b[32m i  0000 00 A4 04 00 00                                  .....\x1b[0m\n"
+                   "\x1b[35m o bRecvBuffer\x1b[0m\n"
+                   "\x1b[35m o  0000 90 00                                           ..\x1b[0m\n"
+                   "\x1b[32m => Command successful. (SCARD_S_SUCCESS [0x00000000])\x1b[0m  [0.000100]\n",
+        # `pcsc-spy -t` tags (t1); another thread's block is indented by four spaces.
+        "threads": "".join(f"(t1) {line}\n" for line in SPY_TRANSMIT.splitlines())
+                   + "    SCardGetStatusChange\n     i hContext: 0x1\n",
+        "layout-2011": "SCardTransmit\n i hCard: 0x00010001\n i bSendLength 0x00000005 (5)\n"
+                       " i bSendBuffer 00 B2 01 0C 00\n o bRecvLength 0x00000002 (2)\n"
+                       " o bRecvBuffer 6A 83\n => Command successful. (SCARD_S_SUCCESS [0x00000000])  [0.000181]\n",
+        "reconnect-reset": "SCardReconnect\n i hCard: 0x1\n i dwInitialization 0x00000001 (1)\n"
+                           " => Command successful. (SCARD_S_SUCCESS [0x00000000])  [0.1]\n"
+                           "SCardStatus\n o bAtr 3B 00\n => Command successful. (SCARD_S_SUCCESS [0x00000000])  [0.0]\n"
+                           + SPY_TRANSMIT,
+        "control-decoded": "SCardControl\n i hCard: 0x1\n i dwControlCode: 0x42330012\n"
+                           " => Command successful. (SCARD_S_SUCCESS [0x00000000])  [0.000020]\n"
+                           "  Tag 0x06: 0x42330006\n" + SPY_TRANSMIT,
+        "unanswered-end": "SCardTransmit\n i hCard: 0x1\n i bSendBuffer\n i  0000 00 A4 04 00\n",
+        "statistics": "fifo: /root/pcsc-spy already present. Reusing it.\nCtrl-C, exiting.\n\n"
+                      "Thread 1/1\nResults sorted by total execution time\ntotal time: 0.000100 sec\n"
+                      "0.000100 sec (  1 calls) 100.00% SCardTransmit\nUnknown function: SCardFoo\n",
+    },
+    "import_opensc": {
+        "windows-prefix": "P:1234; T:5678 2026-11-25 10:49:05.104 [opensc-tool] reader-pcsc.c:325:pcsc_transmit: \n"
+                          "Outgoing APDU (5 bytes):\n00 B2 01 0C 00 .....\n"
+                          "P:1234; T:5678 2026-11-25 10:49:05.999 [opensc-tool] reader-pcsc.c:334:pcsc_transmit: \n"
+                          "Incoming APDU (2 bytes):\n6A 83 j.\n",
+        "old-prefix-midnight": "0x7f1234 23:59:59.990 [opensc-tool] reader-pcsc.c:325:pcsc_transmit: \n"
+                               "Outgoing APDU (1 byte):\n00 .\n"
+                               "0x7f1234 00:00:00.010 [opensc-tool] reader-pcsc.c:334:pcsc_transmit: \n"
+                               "Incoming APDU (2 bytes):\n90 00 ..\n",
+        "other-dump": "P:1; T:0x1 10:00:00.000 [pkcs11-tool] card.c:1:f: \nSM APDU (3 bytes):\n01 02 03 ...\n",
+        "cut-in-dump": "Outgoing APDU (20 bytes):\n00 A4 04 00 0E 32 50 41 59 2E 53 59 53 2E 44 44 .....2PAY.SYS.DD\n",
+    },
+    "import_vicc": {
+        "unparsed": "25.11.2026 17:00:01  [INFO] Unparsed APDU:\n"
+                    "0000:  00 B0 00 00 00                                   .....           \n"
+                    "25.11.2026 17:00:01  [INFO] Response APDU (2 Bytes):\n"
+                    "0000:  90 00                                            ..              \n\n",
+        "extended": "25.11.2026 17:00:01  [INFO] Parsed APDU:\n"
+                    "C_APDU(CLA=0x00, INS=0xB0, P1=0x00, P2=0x00, Le=0x1000)\n"
+                    "25.11.2026 17:00:01  [INFO] Response APDU (2 Bytes):\n0000:  6B 00\n",
+        "banner": "25.11.2026 17:00:00  [INFO] Waiting for vpcd on port 35963\nVICC hostname: host\n"
+                  "VICC port: 35963\n25.11.2026 17:00:00  [INFO] Reset\n"
+                  "25.11.2026 17:00:09  [INFO] Virtual PCD shut down\n",
+        "warning-response": "25.11.2026 17:00:05  [WARNING] Invalid Lc value. Is 5, should be 10 or 11\n"
+                            "25.11.2026 17:00:05  [INFO] Response APDU (2 Bytes):\n0000:  6A 80\n",
+    },
+    "import_cardpeek": {
+        "minimal": "R:3B00\nC:00A4040000:9000:\nC:00B2010C00:9000:0102\n",
+        "comments": "# cardpeek emulator\n# version 0\n# a note\nC:00A4040000:6A82:\n# end\n",
+    },
+    "import_apdu4j": {
+        "bibo": "# ATR: 3B00\n# PROTOCOL: T=1\n# UID: 04A1B2C3\n#\n00A4040000\n# 2ms\n6A82\n",
+        "failed": "00A4040000\n# 5ms Card was removed\n00B0000000\n# 0.52ms\n9000\n",
+        "generated": "# Generated on Thu, 1 Jan 2026 00:30:00 +0200 by apdu4j/20.1\n# Using Reader\n",
+    },
+    "import_gp": {
+        "raw": "B>> T=1 (5) 00B2010C00\nB<< (2) 6A83\n",
+        "failed": "A>> T=1 (4+0000) 00A40400 00 \n<< (5ms) Card was removed\n"
+                  "A>> T=1 (4+0000) 00B00000 00 \nA<< (0000+2) (3ms) 9000\n",
+        "connect-failed": "SCardConnect(\"Reader\", T=*) -> SCARD_E_NO_SMARTCARD\n"
+                          "[DEBUG] GPTool - no card\nSCardControl(\"Reader\", 0x42330012)\n",
+        "exception": "A>> T=0 (4+0000) 00A40400 00\n<< Exception (12ms)\n",
+    },
+    "import_pyscard": {
+        "minimal": "connecting to Reader\n> 00 A4 04 00 00\n<  [] 90 00\n",
+        "unanswered": "> 00 A4 04 00 00\n> 00 B0 00 00 00\n<  [] 90 00\n",
+        "data": "> 00 B0 00 00 02\n< 01 02 90 00\ndisconnecting from Reader\n",
+    },
+}
+IMPORT_FIXTURES = {
+    "import_pcsc_spy": "pcsc-spy.log",
+    "import_opensc": "opensc.log",
+    "import_vicc": "vicc.log",
+    "import_cardpeek": "cardpeek.clf",
+    "import_apdu4j": "apdu4j.dump",
+    "import_gp": "gp.log",
+    "import_pyscard": "pyscard.log",
+}
+
+
+def trace_seeds() -> None:
+    for directory, prefix in ((ROOT / "tests" / "fixtures" / "trace", "fixture"),
+                              (ROOT / "traces", "trace")):
+        for path in sorted(directory.glob("*.trace")):
+            write("trace_format", f"{prefix}-{path.stem.replace('.', '-')}", path.read_bytes())
+    for name, text in TRACE_TEXTS.items():
+        write("trace_format", name, text.encode())
+    for name, data in TRACE_BINARY.items():
+        write("trace_format", name, data)
+
+
+def import_seeds() -> None:
+    for target, file_name in IMPORT_FIXTURES.items():
+        fixture = ROOT / "tests" / "fixtures" / "import" / file_name
+        if fixture.exists():
+            data = fixture.read_bytes()
+            write(target, "fixture", data)
+            write(target, "fixture-crlf", data.replace(b"\n", b"\r\n"))
+    for target, texts in IMPORT_TEXTS.items():
+        for name, text in texts.items():
+            write(target, name, text.encode())
+
+
 def main() -> None:
     for name, text in APDU_COMMANDS.items():
         write("apdu_command", name, h(text))
@@ -222,6 +385,8 @@ def main() -> None:
             write("tlv", f"fixture-{path.stem}", h("".join(lines)))
     for name, (profile, apdus) in CARD_DIALOGUES.items():
         write("card_transmit", name, bytes([profile]) + frames(*apdus))
+    trace_seeds()
+    import_seeds()
 
 
 if __name__ == "__main__":

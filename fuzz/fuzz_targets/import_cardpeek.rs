@@ -1,0 +1,29 @@
+//! Fuzz target `import_cardpeek`: `telepay::trace::import` of a Cardpeek card log
+//! (`emulator.c`, `cardemul_save_to_file`) (`docs/trace-import.md`, "cardpeek"), on
+//! arbitrary bytes.
+//!
+//! The importer reads `R:ATR` and `C:COMMAND:SW:DATA` records and `#` lines.
+//!
+//! Checked (the shared properties of `common/import.rs`): `text_from_bytes` accepts
+//! exactly UTF-8 and locates the first bad byte; `detect` never panics and `auto`
+//! imports as the format it names; the masked and recorded imports never panic, agree
+//! on success or on the error, and the error names the origin and a line within the
+//! input; an imported trace has non-empty commands, responses with SW1 SW2 (ISO 7816-4
+//! §5.1), writes and reads back equal, lists at most `MAX_SKIPPED_LINES` skipped lines
+//! in order; masking only hides bytes. For this format: it logs ATRs, no timing.
+#![no_main]
+
+#[path = "common/import.rs"]
+mod import;
+
+use libfuzzer_sys::fuzz_target;
+use telepay::trace::import::ImportFormat;
+
+/// What the `cardpeek` log holds: it logs ATRs, no timing.
+const CAPABILITIES: import::Capabilities = import::Capabilities {
+    atr: true,
+    timings: false,
+    resolution_nanos: 1,
+};
+
+fuzz_target!(|input: &[u8]| import::check(ImportFormat::Cardpeek, CAPABILITIES, input));

@@ -1,0 +1,33 @@
+//! Fuzz target `import_gp`: `telepay::trace::import` of GlobalPlatformPro's `gp -d`
+//! output (apdu4j's `LoggingCardTerminal`) (`docs/trace-import.md`, "gp"), on arbitrary
+//! bytes.
+//!
+//! The importer reads `A>> PROTOCOL (4+Nc) …` commands with Nc checked, `A<< (Nr+2)
+//! (TIME) … SW` responses, the raw `B>>` / `B<<` forms, `SCardConnect(…)` reader,
+//! protocol and ATR, failed transmissions.
+//!
+//! Checked (the shared properties of `common/import.rs`): `text_from_bytes` accepts
+//! exactly UTF-8 and locates the first bad byte; `detect` never panics and `auto`
+//! imports as the format it names; the masked and recorded imports never panic, agree
+//! on success or on the error, and the error names the origin and a line within the
+//! input; an imported trace has non-empty commands, responses with SW1 SW2 (ISO 7816-4
+//! §5.1), writes and reads back equal, lists at most `MAX_SKIPPED_LINES` skipped lines
+//! in order; masking only hides bytes. For this format: it logs ATRs and timings.
+#![no_main]
+
+#[path = "common/import.rs"]
+mod import;
+
+use libfuzzer_sys::fuzz_target;
+use telepay::trace::import::ImportFormat;
+
+/// What the `gp` log holds: it logs ATRs and timings.
+const CAPABILITIES: import::Capabilities = import::Capabilities {
+    atr: true,
+    timings: true,
+    resolution_nanos: 1,
+};
+
+fuzz_target!(|input: &[u8]| {
+    import::check(ImportFormat::GlobalPlatformPro, CAPABILITIES, input);
+});

@@ -1,0 +1,33 @@
+//! Fuzz target `import_pcsc_spy`: `telepay::trace::import` of pcsc-lite's `pcsc-spy -n`
+//! output (`src/spy/pcsc-spy`) (`docs/trace-import.md`, "pcsc-spy"), on arbitrary
+//! bytes.
+//!
+//! The importer reads `SCardTransmit` blocks with ` i bSendBuffer` / ` o bRecvBuffer`
+//! hex dumps, their lengths checked against `bSendLength` / `bRecvLength`, the
+//! bracketed call time, ATRs of `SCardGetStatusChange` / `SCardStatus` /
+//! `SCardReconnect`, threads (indentation, `(tN)` tags), colour codes, the 2011 layout.
+//!
+//! Checked (the shared properties of `common/import.rs`): `text_from_bytes` accepts
+//! exactly UTF-8 and locates the first bad byte; `detect` never panics and `auto`
+//! imports as the format it names; the masked and recorded imports never panic, agree
+//! on success or on the error, and the error names the origin and a line within the
+//! input; an imported trace has non-empty commands, responses with SW1 SW2 (ISO 7816-4
+//! §5.1), writes and reads back equal, lists at most `MAX_SKIPPED_LINES` skipped lines
+//! in order; masking only hides bytes. For this format: it logs ATRs and times (seconds
+//! with decimals).
+#![no_main]
+
+#[path = "common/import.rs"]
+mod import;
+
+use libfuzzer_sys::fuzz_target;
+use telepay::trace::import::ImportFormat;
+
+/// What the `pcsc-spy` log holds: it logs ATRs and times (seconds with decimals).
+const CAPABILITIES: import::Capabilities = import::Capabilities {
+    atr: true,
+    timings: true,
+    resolution_nanos: 1,
+};
+
+fuzz_target!(|input: &[u8]| import::check(ImportFormat::PcscSpy, CAPABILITIES, input));
