@@ -185,6 +185,22 @@ pub enum LengthBehaviour {
     T0GetResponse,
 }
 
+/// How the card behaves on a serial line, below the APDU level: what `telepay serial
+/// serve` does when it plays this card (ISO 7816-3 §10.3.3, §11.3.2.2). The APDU
+/// answers do not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LineBehaviour {
+    /// T=0: NULL procedure bytes (`60`) sent before answering each command, as a card
+    /// does while it computes.
+    pub t0_null_bytes: u8,
+    /// T=0: acknowledge data one byte at a time (INS ⊕ FF before each byte) instead of
+    /// once with INS.
+    pub t0_ack_each_byte: bool,
+    /// T=1: the waiting time extension multiplier asked (S(WTX request)) before
+    /// answering each command; 0 asks none.
+    pub t1_waiting_time_extension: u8,
+}
+
 /// The payment directories a card holds: contact terminals look for the PSE
 /// `1PAY.SYS.DDF01` (EMV Book 1 §12.2), contactless ones for the PPSE `2PAY.SYS.DDF01`;
 /// a card with neither is found by trying AIDs (EMV Book 1 §12.3.3).
@@ -395,6 +411,7 @@ pub struct Profile {
     origin: String,
     atr: Vec<u8>,
     length_behaviour: LengthBehaviour,
+    line_behaviour: LineBehaviour,
     pan: Zeroizing<String>,
     pan_sequence: u8,
     expiry: [u8; 3],
@@ -416,6 +433,7 @@ impl fmt::Debug for Profile {
             .field("origin", &self.origin)
             .field("atr", &hex::encode_upper(&self.atr))
             .field("length_behaviour", &self.length_behaviour)
+            .field("line_behaviour", &self.line_behaviour)
             .field("pan", &"<hidden>")
             .field("pin", &"<hidden>")
             .field("signing_key", &"<hidden>")
@@ -497,6 +515,10 @@ impl Profile {
     /// How the card answers length mismatches (T=1-like or T=0 `61xx`/`6Cxx`).
     pub fn length_behaviour(&self) -> LengthBehaviour {
         self.length_behaviour
+    }
+    /// How the card behaves on a serial line (NULL bytes, byte-by-byte ACKs, WTX).
+    pub fn line_behaviour(&self) -> LineBehaviour {
+        self.line_behaviour
     }
     /// The PAN (5A) as ASCII digits. Sensitive: do not log it.
     pub fn pan(&self) -> &str {
@@ -633,6 +655,15 @@ struct RawProfile {
 struct RawProtocol {
     /// `"direct"` or `"t0-get-response"`.
     length_behaviour: String,
+    /// NULL bytes before each T=0 answer on a serial line.
+    #[serde(default)]
+    t0_null_bytes: u8,
+    /// T=0 byte-by-byte acknowledgement on a serial line.
+    #[serde(default)]
+    t0_ack_each_byte: bool,
+    /// WTX multiplier asked before each T=1 answer on a serial line.
+    #[serde(default)]
+    t1_waiting_time_extension: u8,
 }
 
 #[derive(Deserialize)]
@@ -938,6 +969,11 @@ impl Checker<'_> {
             origin: self.origin.to_owned(),
             atr,
             length_behaviour,
+            line_behaviour: LineBehaviour {
+                t0_null_bytes: raw.protocol.t0_null_bytes,
+                t0_ack_each_byte: raw.protocol.t0_ack_each_byte,
+                t1_waiting_time_extension: raw.protocol.t1_waiting_time_extension,
+            },
             pan,
             pan_sequence: raw.card.pan_sequence,
             expiry,

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use card_applet_sim::card::{SimCard, SimOptions};
-use card_applet_sim::profile::Profile;
+use card_applet_sim::profile::{LineBehaviour, Profile};
 use card_applet_sim::rng::SeededRandom;
 use card_applet_sim::{ResetKind, SmartCard};
 
@@ -19,6 +19,7 @@ pub struct SimReader {
     name: String,
     card: Box<dyn SmartCard + Send>,
     powered: bool,
+    line_behaviour: LineBehaviour,
 }
 
 impl std::fmt::Debug for SimReader {
@@ -52,8 +53,11 @@ impl SimReader {
         if let Some(seed) = uri.seed {
             options.random = Box::new(SeededRandom::new(seed));
         }
+        let line_behaviour = profile.line_behaviour();
         let card = SimCard::new(profile, options).map_err(card_error)?;
-        Ok(SimReader::with_card(uri_text, Box::new(card)))
+        let mut reader = SimReader::with_card(uri_text, Box::new(card));
+        reader.line_behaviour = line_behaviour;
+        Ok(reader)
     }
 
     /// Wraps any card, e.g. one a test built itself.
@@ -62,7 +66,15 @@ impl SimReader {
             name: name.into(),
             card,
             powered: false,
+            line_behaviour: LineBehaviour::default(),
         }
+    }
+
+    /// How the card's profile says it behaves on a serial line (NULL bytes,
+    /// byte-by-byte acknowledgements, waiting time extensions); the default for a card
+    /// given to [`SimReader::with_card`].
+    pub fn line_behaviour(&self) -> LineBehaviour {
+        self.line_behaviour
     }
 }
 
