@@ -4,12 +4,16 @@
 //! - [`apdu`]: command and response APDUs (ISO 7816-4 cases 1–4, short and extended)
 //!   and status words decoded to their meaning.
 //! - [`atr`]: the Answer To Reset (ISO 7816-3 §8).
+//! - [`iso7816_3`]: the serial line's protocols as sans-IO engines: ATR reception, PPS,
+//!   T=0 and T=1, host side and card side.
 //! - [`tlv`]: BER-TLV, the EMV tag dictionary, DOLs and a pretty-printer.
 //! - [`reader`]: one reader abstraction for every backend, the transport layer (T=0
 //!   GET RESPONSE / re-issue, command chaining) and reader URIs.
 //! - [`describe`]: an exchange rendered for people (command name, TLV tree, SW meaning).
 //! - [`emv`]: the terminal side of an EMV card read (application selection, GPO, records).
 //! - [`trace`]: recorded dialogues: the `.trace` format, recording, replay, diff, import.
+//! - [`serial`]: serial lines: the port edge, and the card side `telepay serial serve`
+//!   plays on one.
 //! - [`vpcd`]: serves any reader's card to pcscd through vsmartcard's vpcd driver.
 //! - [`testing`]: snapshot helpers for tests of card dialogues.
 //! - [`cli`]: the `telepay` command line.
@@ -22,7 +26,9 @@ mod calendar;
 pub mod cli;
 pub mod describe;
 pub mod emv;
+pub mod iso7816_3;
 pub mod reader;
+pub mod serial;
 pub mod testing;
 pub mod tlv;
 pub mod trace;

@@ -286,7 +286,7 @@ impl fmt::Debug for DataField<'_> {
 }
 
 /// See [`Command::carries_secret`].
-fn carries_secret(cla: u8, ins_byte: u8) -> bool {
+pub(crate) fn carries_secret(cla: u8, ins_byte: u8) -> bool {
     let proprietary = cla & 0x80 != 0 && cla != 0xFF;
     if proprietary {
         ins_byte == ins::PIN_CHANGE_UNBLOCK

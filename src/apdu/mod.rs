@@ -221,3 +221,21 @@ pub(crate) fn serialize_hex<S: serde::Serializer>(
 ) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&hex::encode_upper(bytes))
 }
+
+/// A command's bytes in hex for a log line: the header and lengths as they are, the
+/// data of a command that carries a PIN ([`Command::carries_secret`]) replaced by
+/// `<secret: N bytes>` — logs never hold a PIN.
+pub fn loggable_hex(command: &[u8]) -> String {
+    match command {
+        [cla, ins, _, _, _, data @ ..]
+            if !data.is_empty() && command::carries_secret(*cla, *ins) =>
+        {
+            format!(
+                "{} <secret: {} bytes>",
+                hex::encode_upper(command.get(..5).unwrap_or_default()),
+                data.len()
+            )
+        }
+        _ => hex::encode_upper(command),
+    }
+}

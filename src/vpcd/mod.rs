@@ -461,7 +461,7 @@ impl std::fmt::Display for Event {
             } => write!(
                 f,
                 "> {}\n< {}  ({} µs)",
-                hex::encode_upper(command),
+                crate::apdu::loggable_hex(command),
                 hex::encode_upper(response),
                 elapsed.as_micros()
             ),
