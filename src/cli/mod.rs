@@ -131,6 +131,60 @@ enum Commands {
     /// Serve a card to any PC/SC application through vsmartcard's vpcd driver in pcscd.
     #[command(subcommand)]
     Vpcd(VpcdCommand),
+    /// Play a card on a serial line, as a card in a Phoenix-style reader would.
+    #[command(subcommand)]
+    Serial(SerialCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SerialCommand {
+    /// Play the card (any reader URI) on a serial port: ATR on reset, PPS, T=0 or T=1,
+    /// until the port goes away. The log goes to standard error; --record records the
+    /// terminal's dialogue. See docs/serial.md.
+    Serve(SerialServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct SerialServeArgs {
+    /// The card to play, as a reader URI: sim:PROFILE, replay:FILE, pcsc:NAME
+    /// [default: --reader, else sim:]
+    #[arg(long, value_name = "URI")]
+    card: Option<ReaderUri>,
+    /// The serial port (a pty end, or a USB-serial adapter wired to the terminal's
+    /// card contacts).
+    #[arg(long, value_name = "PATH")]
+    port: PathBuf,
+    /// Line speed in bits per second.
+    #[arg(long, default_value_t = crate::serial::DEFAULT_BAUD)]
+    baud: u32,
+    /// Parity bit: none, even (ISO 7816-3) or odd.
+    #[arg(long, default_value = "even", value_parser = ["none", "even", "odd"])]
+    parity: String,
+    /// Stop bits: 2 gives the ISO 7816-3 guard time.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    stop: u8,
+    /// Echo every received character back, as a Phoenix reader's shared I/O line does
+    /// (for testing a host that strips the echo, `echo=on`).
+    #[arg(long)]
+    echo: bool,
+    /// T=0: NULL bytes sent before each answer [default: the card profile's, else 0].
+    #[arg(long, value_name = "N")]
+    null_bytes: Option<u8>,
+    /// T=0: acknowledge data one byte at a time, true or false [default: the card
+    /// profile's, else false].
+    #[arg(long, value_name = "BOOL")]
+    ack_each_byte: Option<bool>,
+    /// T=1: the waiting time extension multiplier asked before each answer, 0 for none
+    /// [default: the card profile's, else 0].
+    #[arg(long, value_name = "MULTIPLIER")]
+    wtx: Option<u8>,
+    /// Stop after this many sessions (a session ends when the terminal resets the card
+    /// again) [default: serve until the port goes away].
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<u32>,
+    /// Log every exchange (PINs masked), not only resets and failures.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -404,6 +458,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Commands::Tlv { hex } => tlv_command(global, hex, out),
         Commands::Trace(command) => trace_command(global, command, out),
         Commands::Vpcd(VpcdCommand::Serve(args)) => vpcd_serve(global, args, out),
+        Commands::Serial(SerialCommand::Serve(args)) => serial_serve(global, args, out),
     }
 }
 
@@ -886,8 +941,122 @@ fn vpcd_serve(
     Ok(())
 }
 
+/// `telepay serial serve`: the card waits, mute, for the terminal's reset; it is
+/// powered then, as a card inserted in a reader is.
+fn serial_serve(
+    global: &GlobalArgs,
+    args: &SerialServeArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use crate::reader::uri::Parity;
+    use crate::serial::card::{CardLine, CardLineOptions};
+    use crate::serial::serve::{ServeOptions, serve};
+    use crate::serial::{Line, LineSettings};
+
+    let uri = match &args.card {
+        Some(uri) => uri.clone(),
+        None => global.reader_or(ReaderUri::default),
+    };
+    // A software card's profile says how it behaves on the line; options override it.
+    let (reader, mut behaviour): (Box<dyn Reader + Send>, _) = match &uri {
+        ReaderUri::Sim(sim_uri) => {
+            let sim = reader::sim::SimReader::open(sim_uri)?;
+            let behaviour = sim.line_behaviour();
+            (Box::new(sim), behaviour)
+        }
+        other => (
+            reader::open_with(other, &global.open_options())?,
+            Default::default(),
+        ),
+    };
+    if let Some(null_bytes) = args.null_bytes {
+        behaviour.t0_null_bytes = null_bytes;
+    }
+    if let Some(ack_each_byte) = args.ack_each_byte {
+        behaviour.t0_ack_each_byte = ack_each_byte;
+    }
+    if let Some(wtx) = args.wtx {
+        behaviour.t1_waiting_time_extension = wtx;
+    }
+    let settings = LineSettings {
+        baud: args.baud,
+        parity: match args.parity.as_str() {
+            "none" => Parity::None,
+            "odd" => Parity::Odd,
+            _ => Parity::Even,
+        },
+        stop_bits: args.stop,
+        // The card side writes its own echo (ServeOptions::echo); it reads none back.
+        echo: false,
+    };
+    let mut line = Line::open(&args.port, settings)
+        .map_err(|error| CliError::Reader(Box::new(ReaderError::Serial(Box::new(error)))))?;
+    let options = CardLineOptions {
+        behaviour,
+        timing: crate::iso7816_3::timing::LineTiming::from_baud(args.baud, 1),
+    };
+    let mut card = CardLine::new(reader, options);
+    let mut recorder = match &global.record {
+        Some(path) => {
+            let extra = vec![("serial".to_owned(), args.port.display().to_string())];
+            // The ATR is recorded at each reset the terminal makes.
+            Some(start_recording(global, path, &uri, None, &[], extra)?)
+        }
+        None => None,
+    };
+    eprintln!(
+        "telepay serial: playing {uri} on {} ({} baud); waiting for a reset",
+        args.port.display(),
+        args.baud
+    );
+    let serve_options = ServeOptions {
+        echo: args.echo,
+        max_resets: args.max_sessions,
+        verbose: args.verbose,
+    };
+    let result = serve(
+        &mut card,
+        &mut line,
+        serve_options,
+        recorder
+            .as_mut()
+            .map(|r| r as &mut dyn crate::reader::ExchangeObserver),
+        &mut std::io::stderr(),
+    );
+    if let (Some(path), Some(mut recorder)) = (&global.record, recorder) {
+        crate::reader::ExchangeObserver::finish(&mut recorder).map_err(|source| {
+            CliError::Record {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    let report =
+        result.map_err(|error| CliError::Reader(Box::new(ReaderError::Serial(Box::new(error)))))?;
+    if global.json {
+        let json = serde_json::json!({
+            "card": uri.to_string(),
+            "port": args.port.display().to_string(),
+            "resets": report.resets,
+            "commands": report.commands,
+            "failures": report.failures,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+    } else {
+        writeln!(
+            out,
+            "played {uri} on {}: {} resets, {} commands, {} failures",
+            args.port.display(),
+            report.resets,
+            report.commands,
+            report.failures
+        )?;
+    }
+    Ok(())
+}
+
 /// A new trace file for `--record` (never overwriting one), its header filled from the
-/// reader and the options, the card's ATR as its first event.
+/// reader and the options, the card's ATR (unless empty) as its first event.
 fn start_recording(
     global: &GlobalArgs,
     path: &Path,
@@ -931,7 +1100,11 @@ fn start_recording(
     };
     let mut recorder =
         Recorder::new(std::io::BufWriter::new(file), &header).map_err(record_error)?;
-    recorder.answer_to_reset(atr);
+    // Empty when the card has not answered yet (a card on a serial line waiting for
+    // its reset): the ATR is recorded when it comes.
+    if !atr.is_empty() {
+        recorder.answer_to_reset(atr);
+    }
     Ok(recorder)
 }
 

@@ -3,7 +3,8 @@
 //!
 //! - [`Reader`]: what a backend does — power, reset, raw bytes in and out. The software
 //!   card ([`sim`]), trace replay ([`replay`]) and, with the cargo feature `pcsc`, real
-//!   PC/SC readers (`pcsc`) implement it; serial lines will implement the same trait.
+//!   PC/SC readers (`pcsc`) implement it, and so do Phoenix-style readers on a serial
+//!   line ([`serial`]).
 //! - [`Transport`]: the layer above every reader. It turns a [`Command`] into bytes,
 //!   handles what ISO 7816 leaves to the terminal (T=0 `61xx` → GET RESPONSE, `6Cxx` →
 //!   re-issue with the right Le, command chaining when the card does not announce
@@ -16,6 +17,7 @@
 #[cfg(feature = "pcsc")]
 pub mod pcsc;
 pub mod replay;
+pub mod serial;
 pub mod sim;
 mod transport;
 pub mod uri;
@@ -213,6 +215,10 @@ pub enum ReaderError {
         /// The status word, decoded.
         sw: crate::apdu::StatusWord,
     },
+    /// A serial-line reader failed: the port, the ATR, the PPS or the T=0 / T=1
+    /// protocol; the error names the port and the step.
+    #[error(transparent)]
+    Serial(Box<crate::serial::SerialError>),
     /// The PC/SC resource manager or a PC/SC reader failed; the error names the reader
     /// and keeps the PC/SC code.
     #[cfg(feature = "pcsc")]
@@ -229,10 +235,10 @@ impl From<pcsc::PcscError> for ReaderError {
 
 /// Backends this build provides, for error messages.
 #[cfg(feature = "pcsc")]
-pub const AVAILABLE_BACKENDS: &str = "sim:, pcsc:, replay:";
+pub const AVAILABLE_BACKENDS: &str = "sim:, pcsc:, serial:, replay:";
 /// Backends this build provides, for error messages.
 #[cfg(not(feature = "pcsc"))]
-pub const AVAILABLE_BACKENDS: &str = "sim:, replay:";
+pub const AVAILABLE_BACKENDS: &str = "sim:, serial:, replay:";
 
 /// Why `pcsc:` is missing from a build without the cargo feature `pcsc`.
 #[cfg(not(feature = "pcsc"))]
@@ -278,15 +284,12 @@ pub fn open_with(
             let _ = options;
             Err(unavailable(uri, "pcsc", PCSC_NOT_BUILT))
         }
-        ReaderUri::Serial(_) => Err(unavailable(
-            uri,
-            "serial",
-            "the serial-line backend is not implemented yet in telepay 0.1; it is planned behind the cargo feature `serial`",
-        )),
+        ReaderUri::Serial(serial_uri) => Ok(Box::new(serial::SerialReader::open(serial_uri)?)),
         ReaderUri::Replay(replay_uri) => Ok(Box::new(replay::ReplayReader::open(replay_uri)?)),
     }
 }
 
+#[cfg(not(feature = "pcsc"))]
 fn unavailable(uri: &ReaderUri, scheme: &'static str, reason: &'static str) -> ReaderError {
     ReaderError::BackendUnavailable {
         uri: uri.to_string(),
@@ -327,10 +330,8 @@ pub fn list_readers() -> Vec<BackendListing> {
         pcsc_listing(),
         BackendListing {
             scheme: "serial",
-            readers: Vec::new(),
-            unavailable: Some(
-                "not implemented yet in telepay 0.1 (planned: cargo feature `serial`)".to_owned(),
-            ),
+            readers: serial_listing(),
+            unavailable: None,
         },
         BackendListing {
             scheme: "replay",
@@ -365,6 +366,31 @@ fn pcsc_listing() -> BackendListing {
         readers: Vec::new(),
         unavailable: Some(PCSC_NOT_BUILT.to_owned()),
     }
+}
+
+/// The serial ports the operating system knows of (USB adapters, on-board UARTs); a
+/// pty is not listed but opens all the same.
+fn serial_listing() -> Vec<ReaderListing> {
+    let Ok(ports) = ::serialport::available_ports() else {
+        return Vec::new();
+    };
+    ports
+        .into_iter()
+        .map(|port| ReaderListing {
+            uri: format!("serial:{}", port.port_name),
+            description: match port.port_type {
+                ::serialport::SerialPortType::UsbPort(usb) => format!(
+                    "USB serial port {:04x}:{:04x}{}",
+                    usb.vid,
+                    usb.pid,
+                    usb.product.map(|p| format!(" ({p})")).unwrap_or_default()
+                ),
+                ::serialport::SerialPortType::PciPort => "PCI serial port".to_owned(),
+                ::serialport::SerialPortType::BluetoothPort => "Bluetooth serial port".to_owned(),
+                ::serialport::SerialPortType::Unknown => "serial port".to_owned(),
+            },
+        })
+        .collect()
 }
 
 /// The golden traces shipped in `traces/` when run from a clone, as replayable readers.

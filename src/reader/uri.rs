@@ -21,7 +21,7 @@ pub const DEFAULT_SIM_PROFILE: &str = "cb";
 
 /// Every accepted form, listed in errors so a user sees what to write.
 pub const VALID_FORMS: &str = "sim:, sim:PROFILE, sim:PROFILE?state=FILE&seed=N, pcsc:, pcsc:NAME, \
-serial:PATH?baud=N&parity=none|even|odd&stop=1|2&echo=on|off&reset=rts|dtr|none&protocol=auto|t0|t1, \
+serial:PATH?baud=N&parity=none|even|odd&stop=1|2&echo=on|off&reset=rts|dtr|inband|none&protocol=auto|t0|t1, \
 replay:FILE?mode=strict|lenient";
 
 /// A parsed reader URI.
@@ -92,7 +92,11 @@ pub enum SerialReset {
     Rts,
     /// Pulse DTR.
     Dtr,
-    /// No modem line: in-band reset (the only kind a pty carries).
+    /// An in-band reset request on the data line (`telepay serial serve` answers it):
+    /// the only kind a pty carries, having no modem lines.
+    Inband,
+    /// No reset: wait for the ATR a card sends when it is inserted or reset by other
+    /// means.
     None,
 }
 
@@ -487,8 +491,9 @@ fn parse_serial(input: &str, path: String, params: Params) -> Result<ReaderUri, 
         None => None,
         Some("rts") => Some(SerialReset::Rts),
         Some("dtr") => Some(SerialReset::Dtr),
+        Some("inband") => Some(SerialReset::Inband),
         Some("none") => Some(SerialReset::None),
-        Some(other) => return Err(bad("reset", other, "rts, dtr or none")),
+        Some(other) => return Err(bad("reset", other, "rts, dtr, inband or none")),
     };
     let protocol = match params.get("protocol") {
         None => None,
@@ -607,6 +612,7 @@ impl fmt::Display for ReaderUri {
                             serial.reset.and_then(|reset| match reset {
                                 SerialReset::Rts => text("rts"),
                                 SerialReset::Dtr => text("dtr"),
+                                SerialReset::Inband => text("inband"),
                                 SerialReset::None => text("none"),
                             }),
                         ),
