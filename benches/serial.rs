@@ -2,14 +2,15 @@
 //! pty's own echo round-trip floor measured in the same run; and the modelled wire time
 //! of a `card read` at 9,600 baud — what a real Phoenix reader would take.
 //!
-//! - floor: the host writes the characters of one T=0 exchange of the measured command
-//!   (header and data) and a thread on the other end writes back as many characters as
-//!   the card's answer has, as soon as it has read them all: the cost of the pty and
-//!   socat with no protocol work on either side;
+//! - floors: the host writes the characters of one turn of the line and a thread on the
+//!   other end writes back as many characters as the card answers, as soon as it has
+//!   read them all, turn after turn, in the same turns as the protocol's exchange (T=0:
+//!   three turns, header / data / GET RESPONSE; T=1: one block each way): the cost of
+//!   the pty and socat with no protocol work on either side;
 //! - T=0 and T=1: the `serial:` backend in this process against a [`CardLine`] serving
 //!   `sim:cb` in a thread on the other end, the same command each time.
 //!
-//! The ratio printed is exchanges/s ÷ floor/s (goal ≥ 0.5: the protocol engines on both
+//! The ratio printed is exchanges/s ÷ the floor's exchanges/s for the same turns (goal ≥ 0.5: the protocol engines on both
 //! sides must cost no more than the pty itself). The wire time counts every character
 //! both ways (12 etu each: start, 8 data, parity, 2 stop) at 9,600 baud; it leaves out
 //! the card's own computing time and the turnaround between characters.
@@ -127,8 +128,12 @@ fn protocol_rate(protocol: &str) -> f64 {
     COUNT as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Round trips per second of the same characters with a bare echo on the other end.
-fn floor_rate(sent: usize, answered: usize) -> f64 {
+/// One turn of the line: characters the host sends, then characters the card answers.
+type Turn = (usize, usize);
+
+/// Exchanges per second of the same turns of the line as a protocol's exchange, with a
+/// bare echo on the other end that answers each turn's characters once it has read them.
+fn floor_rate(turns: &'static [Turn]) -> f64 {
     let pair = socat("floor");
     let stop = Arc::new(AtomicBool::new(false));
     let card_path = pair.card.clone();
@@ -139,11 +144,13 @@ fn floor_rate(sent: usize, answered: usize) -> f64 {
                 .timeout(Duration::from_millis(100))
                 .open()
                 .expect("the echo end opens");
-            let mut buffer = vec![0u8; sent];
-            let answer = vec![0x90u8; answered];
+            let mut turn = 0;
             while !stop.load(Ordering::Relaxed) {
+                let (sent, answered) = turns[turn];
+                let mut buffer = vec![0u8; sent];
                 if port.read_exact(&mut buffer).is_ok() {
-                    port.write_all(&answer).unwrap();
+                    port.write_all(&vec![0x90u8; answered]).unwrap();
+                    turn = (turn + 1) % turns.len();
                 }
             }
         })
@@ -152,18 +159,18 @@ fn floor_rate(sent: usize, answered: usize) -> f64 {
         .timeout(Duration::from_secs(2))
         .open()
         .expect("the host end opens");
-    let message = vec![0x00u8; sent];
-    let mut answer = vec![0u8; answered];
-    let mut round = |port: &mut Box<dyn serialport::SerialPort>| {
-        port.write_all(&message).unwrap();
-        port.read_exact(&mut answer).unwrap();
+    let exchange = |port: &mut Box<dyn serialport::SerialPort>| {
+        for &(sent, answered) in turns {
+            port.write_all(&vec![0x00u8; sent]).unwrap();
+            port.read_exact(&mut vec![0u8; answered]).unwrap();
+        }
     };
     for _ in 0..WARM_UP {
-        round(&mut port);
+        exchange(&mut port);
     }
     let started = Instant::now();
     for _ in 0..COUNT {
-        round(&mut port);
+        exchange(&mut port);
     }
     let rate = COUNT as f64 / started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
@@ -187,29 +194,34 @@ fn card_read_characters(profile: &str, protocol: &str) -> u64 {
     counters.written + counters.read
 }
 
+/// Length of the FCI the CB application answers the measured SELECT with.
+const FCI_LENGTH: usize = 56;
+
+/// The turns of the measured exchange in T=0 (§10.3): header → INS; data → 61xx;
+/// GET RESPONSE header → INS, the FCI, 9000.
+const T0_TURNS: &[Turn] = &[(5, 1), (7, 2), (5, 1 + FCI_LENGTH + 2)];
+
+/// The turns in T=1 (§11.3): one I-block each way (prologue 3, INF, LRC 1).
+const T1_TURNS: &[Turn] = &[(3 + 12 + 1, 3 + FCI_LENGTH + 2 + 1)];
+
 fn main() {
-    // The characters of the measured exchange as T=0 carries them: header + data out;
-    // INS, 61xx; GET RESPONSE header; INS + FCI + 9000 back. The floor moves as many.
-    let fci_length = 56;
-    let sent = 5 + 7 + 5;
-    let answered = 1 + 2 + 1 + fci_length + 2;
     println!("serial: {COUNT} exchanges of {APDU} per measure, best of {ROUNDS}");
-    let mut floor = 0f64;
-    let mut t0 = 0f64;
-    let mut t1 = 0f64;
+    let (mut floor_t0, mut floor_t1, mut t0, mut t1) = (0f64, 0f64, 0f64, 0f64);
     for _ in 0..ROUNDS {
-        floor = floor.max(floor_rate(sent, answered));
+        floor_t0 = floor_t0.max(floor_rate(T0_TURNS));
         t0 = t0.max(protocol_rate("t0"));
+        floor_t1 = floor_t1.max(floor_rate(T1_TURNS));
         t1 = t1.max(protocol_rate("t1"));
     }
-    println!("  pty echo floor ({sent} out, {answered} back): {floor:8.0} round trips/s");
+    println!("  pty echo floor, T=0's turns {T0_TURNS:?}: {floor_t0:8.0} exchanges/s");
     println!(
-        "  T=0 (serial: ↔ serial serve sim:cb): {t0:8.0} exchanges/s  ratio {:.2} (goal ≥ 0.5)",
-        t0 / floor
+        "  T=0 (serial: <-> serial serve sim:cb): {t0:8.0} exchanges/s  ratio {:.2} (goal >= 0.5)",
+        t0 / floor_t0
     );
+    println!("  pty echo floor, T=1's turns {T1_TURNS:?}: {floor_t1:8.0} exchanges/s");
     println!(
-        "  T=1 (serial: ↔ serial serve sim:cb): {t1:8.0} exchanges/s  ratio {:.2} (goal ≥ 0.5)",
-        t1 / floor
+        "  T=1 (serial: <-> serial serve sim:cb): {t1:8.0} exchanges/s  ratio {:.2} (goal >= 0.5)",
+        t1 / floor_t1
     );
     let etu = LineTiming::from_baud(9_600, 1);
     for (profile, protocol) in [
