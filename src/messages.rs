@@ -1,0 +1,883 @@
+//! The purchase exchanges of the patent's Fig. 6, one type each, and the values they
+//! carry.
+//!
+//! | step | type | from → to |
+//! |---|---|---|
+//! | A | [`ServiceRequest`] | client device → front-end |
+//! | B | [`QuoteRequest`] | front-end → service server |
+//! | C | [`Quote`] | service server → front-end |
+//! | D | [`PaymentRequest`] | front-end → payer device |
+//! | E | [`Transaction`] | payer device → front-end |
+//! | F | [`AcquirerTransaction`] | front-end → acquirer |
+//! | G | [`Acknowledgement`] | acquirer → front-end |
+//! | H | [`PayerAcknowledgement`] | front-end → payer device (no answer expected) |
+//! | I | [`ServiceOrder`] | front-end → service server |
+//! | J | [`ServiceDelivery`] | service server → front-end |
+//! | K | [`ClientDelivery`] | front-end → client device |
+//!
+//! Besides those, [`Unavailable`] is a service server's answer when it cannot quote or
+//! deliver, and [`PurchaseOutcome`] closes a purchase that delivers nothing, so that the
+//! client device always learns how its request ended.
+//!
+//! Every message carries the identifiers that make it idempotent: a role that receives
+//! a message it has already handled (same identifiers) changes nothing and answers what
+//! it answered the first time. Identifiers are chosen by the role that starts an
+//! exchange: the client device names its request, the front-end its purchase and its
+//! payment request, the service server its quote.
+//!
+//! Times are [`Timestamp`]s, milliseconds since 1970-01-01 UTC, always passed in: no
+//! role reads a clock.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since 1970-01-01 00:00 UTC. Roles receive the time as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// This time plus `millis` milliseconds (saturating).
+    pub fn plus_millis(self, millis: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(millis))
+    }
+
+    /// The calendar date in UTC as EMV's `9A` Transaction Date wants it: YYMMDD, BCD.
+    pub fn emv_date(self) -> [u8; 3] {
+        let (year, month, day) = crate::calendar::civil_from_days(self.0.div_euclid(86_400_000));
+        let bcd = |value: i64| {
+            let value = value.rem_euclid(100) as u8;
+            ((value / 10) << 4) | (value % 10)
+        };
+        [bcd(year), bcd(month), bcd(day)]
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seconds = self.0.div_euclid(1000);
+        let millis = self.0.rem_euclid(1000);
+        let text = crate::calendar::rfc3339_utc(seconds);
+        match text.strip_suffix('Z') {
+            Some(stem) if millis != 0 => write!(f, "{stem}.{millis:03}Z"),
+            _ => f.write_str(&text),
+        }
+    }
+}
+
+/// An ISO 4217 currency, by its numeric code (what EMV's `5F2A` carries) and the
+/// number of minor units amounts are counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Currency {
+    /// ISO 4217 numeric code, e.g. 978 for the euro.
+    pub numeric: u16,
+    /// Digits after the decimal point (2 for the euro, 0 for the yen).
+    pub exponent: u8,
+}
+
+impl Currency {
+    /// The euro: 978, two decimals.
+    pub const EUR: Currency = Currency {
+        numeric: 978,
+        exponent: 2,
+    };
+    /// The US dollar: 840, two decimals.
+    pub const USD: Currency = Currency {
+        numeric: 840,
+        exponent: 2,
+    };
+    /// The pound sterling: 826, two decimals.
+    pub const GBP: Currency = Currency {
+        numeric: 826,
+        exponent: 2,
+    };
+    /// The yen: 392, no decimals.
+    pub const JPY: Currency = Currency {
+        numeric: 392,
+        exponent: 0,
+    };
+
+    /// The currency with this alphabetic code (EUR, USD, GBP, JPY).
+    pub fn from_alpha(code: &str) -> Option<Currency> {
+        match code {
+            "EUR" => Some(Currency::EUR),
+            "USD" => Some(Currency::USD),
+            "GBP" => Some(Currency::GBP),
+            "JPY" => Some(Currency::JPY),
+            _ => None,
+        }
+    }
+
+    /// The currency with this numeric code, if telepay knows it.
+    pub fn from_numeric(numeric: u16) -> Option<Currency> {
+        [Currency::EUR, Currency::USD, Currency::GBP, Currency::JPY]
+            .into_iter()
+            .find(|currency| currency.numeric == numeric)
+    }
+
+    /// The alphabetic code, or the numeric one when telepay does not know it.
+    pub fn alpha(&self) -> String {
+        match self.numeric {
+            978 => "EUR".into(),
+            840 => "USD".into(),
+            826 => "GBP".into(),
+            392 => "JPY".into(),
+            other => format!("{other:03}"),
+        }
+    }
+
+    /// The numeric code as EMV's `5F2A` carries it: n3, BCD in two bytes.
+    pub fn emv_code(&self) -> [u8; 2] {
+        let digits = self.numeric % 1000;
+        let hundreds = (digits / 100) as u8;
+        let tens = ((digits / 10) % 10) as u8;
+        let units = (digits % 10) as u8;
+        [hundreds, (tens << 4) | units]
+    }
+}
+
+/// An amount of money in minor units (cents for the euro).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Money {
+    /// The amount in minor units.
+    pub minor: u64,
+    /// Its currency.
+    pub currency: Currency,
+}
+
+impl Money {
+    /// `minor` units of `currency`.
+    pub fn new(minor: u64, currency: Currency) -> Money {
+        Money { minor, currency }
+    }
+
+    /// Whether the amount is zero (a free service).
+    pub fn is_zero(&self) -> bool {
+        self.minor == 0
+    }
+
+    /// The amount as EMV's `9F02` carries it: n12, BCD in six bytes. `None` above
+    /// 999,999,999,999 minor units, which n12 cannot hold.
+    pub fn emv_amount(&self) -> Option<[u8; 6]> {
+        if self.minor > 999_999_999_999 {
+            return None;
+        }
+        let mut bytes = [0u8; 6];
+        let mut rest = self.minor;
+        for byte in bytes.iter_mut().rev() {
+            let low = (rest % 10) as u8;
+            let high = ((rest / 10) % 10) as u8;
+            *byte = (high << 4) | low;
+            rest /= 100;
+        }
+        Some(bytes)
+    }
+}
+
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let exponent = u32::from(self.currency.exponent);
+        let scale = 10u64.saturating_pow(exponent);
+        if exponent == 0 {
+            write!(f, "{} {}", self.minor, self.currency.alpha())
+        } else {
+            write!(
+                f,
+                "{}.{:0width$} {}",
+                self.minor / scale,
+                self.minor % scale,
+                self.currency.alpha(),
+                width = exponent as usize
+            )
+        }
+    }
+}
+
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(pub String);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> $name {
+                $name(text.to_owned())
+            }
+        }
+    };
+}
+
+identifier!(
+    /// A client device's name for one of its service requests: a repeated request with
+    /// the same identifier is the same request.
+    RequestId
+);
+identifier!(
+    /// The front-end's name for a purchase, from the service request A to the delivery K.
+    PurchaseId
+);
+identifier!(
+    /// A service in a service server's catalogue.
+    ServiceId
+);
+identifier!(
+    /// A service server's name for one of its quotes.
+    QuoteId
+);
+identifier!(
+    /// The front-end's name for a payment request D; the transaction E, F and the
+    /// acknowledgements G, H answering it carry it too.
+    PaymentId
+);
+identifier!(
+    /// A consultation terminal (its client device and payer device).
+    TerminalId
+);
+identifier!(
+    /// A service server.
+    ProviderId
+);
+identifier!(
+    /// An acquirer system.
+    AcquirerId
+);
+identifier!(
+    /// A merchant as the acquirer knows it: the front-end selling on behalf of a
+    /// service server.
+    MerchantId
+);
+
+/// A postal address for goods delivered by another channel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PostalAddress {
+    /// Addressee.
+    pub name: String,
+    /// Street lines, one per element.
+    pub lines: Vec<String>,
+    /// Postal code.
+    pub postcode: String,
+    /// Town.
+    pub town: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+}
+
+/// What kind of service a catalogue item is, which decides how it is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceKind {
+    /// A document delivered as content.
+    Document,
+    /// A pay-per-view item delivered as content.
+    PayPerView,
+    /// Physical goods: the delivery is an order, by another channel.
+    PhysicalGood,
+}
+
+/// A – the client device asks the front-end for a service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceRequest {
+    /// The client device's name for this request.
+    pub request: RequestId,
+    /// The terminal asking.
+    pub terminal: TerminalId,
+    /// The service server that offers the service.
+    pub provider: ProviderId,
+    /// The service.
+    pub service: ServiceId,
+    /// Where physical goods go; required for them, ignored otherwise.
+    pub delivery_address: Option<PostalAddress>,
+}
+
+/// B – the front-end asks a service server for a quote.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct QuoteRequest {
+    /// The purchase this quote is for.
+    pub purchase: PurchaseId,
+    /// The service.
+    pub service: ServiceId,
+    /// Where physical goods go.
+    pub delivery_address: Option<PostalAddress>,
+}
+
+/// C's static information: what the service is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StaticInfo {
+    /// The designation shown to the user.
+    pub designation: String,
+    /// The kind of service.
+    pub kind: ServiceKind,
+}
+
+/// C's variable information: what it costs now and whether it can be had.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VariableInfo {
+    /// The price; zero for a free service.
+    pub price: Money,
+    /// Whether the server can deliver it now.
+    pub available: bool,
+}
+
+/// C's quote information: how long the quote holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct QuoteValidity {
+    /// When the server made the quote.
+    pub issued_at: Timestamp,
+    /// The last instant at which a transaction against it is accepted.
+    pub valid_until: Timestamp,
+}
+
+impl QuoteValidity {
+    /// Whether the quote still holds at `now`.
+    pub fn holds_at(&self, now: Timestamp) -> bool {
+        now <= self.valid_until
+    }
+}
+
+/// C – the service server's quote.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Quote {
+    /// The purchase it answers.
+    pub purchase: PurchaseId,
+    /// The server's name for it.
+    pub quote: QuoteId,
+    /// The service quoted.
+    pub service: ServiceId,
+    /// Static information.
+    pub static_info: StaticInfo,
+    /// Variable information.
+    pub variable: VariableInfo,
+    /// Quote information.
+    pub validity: QuoteValidity,
+    /// Fig. 7: the service itself, sent with the quote; the front-end keeps it until a
+    /// positive acknowledgement, and I and J do not happen.
+    pub service_enclosed: Option<Delivery>,
+}
+
+/// A service server's answer when it cannot quote (B) or deliver (I).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Unavailable {
+    /// The purchase concerned.
+    pub purchase: PurchaseId,
+    /// The service concerned.
+    pub service: ServiceId,
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// A means of payment the payer device may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Means {
+    /// Secure telepayment by bank card (claim 11).
+    BankCard,
+    /// The virtual wallet (claim 10).
+    VirtualWallet,
+}
+
+/// D – the payment request the front-end builds from all or part of the quote.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PaymentRequest {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The front-end's name for this payment request.
+    pub payment: PaymentId,
+    /// The merchant the acquirer will credit.
+    pub merchant: MerchantId,
+    /// The service's designation, from the quote.
+    pub designation: String,
+    /// SHA-256 of the designation, cut to the 20 bytes of EMV's merchant custom data
+    /// (`9F7C`): what the card is given to bind the service to the payment.
+    pub designation_digest: [u8; 20],
+    /// What to pay.
+    pub amount: Money,
+    /// The transaction date (the front-end's clock, UTC).
+    pub date: Timestamp,
+    /// A nonce the front-end drew for this request; the card's unpredictable number
+    /// (`9F37`) is derived from it and the designation digest
+    /// ([`PaymentRequest::unpredictable_number`]).
+    pub nonce: [u8; 16],
+    /// The quote's validity, shown to the user.
+    pub valid_until: Timestamp,
+    /// The means the front-end accepts for this payment.
+    pub accepted_means: Vec<Means>,
+}
+
+impl PaymentRequest {
+    /// The designation digest of [`PaymentRequest::designation_digest`].
+    pub fn digest_designation(designation: &str) -> [u8; 20] {
+        use sha2::Digest;
+        let full = sha2::Sha256::digest(designation.as_bytes());
+        let mut digest = [0u8; 20];
+        digest.copy_from_slice(full.get(..20).unwrap_or(&[0u8; 20]));
+        digest
+    }
+
+    /// The unpredictable number (`9F37`) the card is given: the first four bytes of
+    /// SHA-256(nonce ‖ designation digest). The cryptogram covers it, so the acquirer,
+    /// recomputing it from the request, checks that the card signed for this service;
+    /// the card cannot predict it because the nonce is fresh.
+    pub fn unpredictable_number(nonce: &[u8; 16], designation_digest: &[u8; 20]) -> [u8; 4] {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(nonce);
+        hash.update(designation_digest);
+        let full = hash.finalize();
+        let mut number = [0u8; 4];
+        number.copy_from_slice(full.get(..4).unwrap_or(&[0u8; 4]));
+        number
+    }
+}
+
+/// What the bank card produced for a payment: the cardholder data and the first
+/// GENERATE AC's answer, with every value the cryptogram covers, in EMV encodings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CardTransaction {
+    /// Application PAN (5A), digits.
+    pub pan: String,
+    /// PAN Sequence Number (5F34).
+    pub pan_sequence: u8,
+    /// Application Expiration Date (5F24), YYMMDD digits.
+    pub expiry: String,
+    /// The AID the card paid with.
+    #[serde(with = "hex_bytes")]
+    pub aid: Vec<u8>,
+    /// Application Interchange Profile (82).
+    pub aip: [u8; 2],
+    /// Application Transaction Counter (9F36).
+    pub atc: u16,
+    /// Cryptogram Information Data (9F27): `80` for an ARQC.
+    pub cid: u8,
+    /// The application cryptogram (9F26).
+    pub cryptogram: [u8; 8],
+    /// Issuer Application Data (9F10).
+    #[serde(with = "hex_bytes")]
+    pub iad: Vec<u8>,
+    /// Amount, Authorised (9F02), n12.
+    pub amount: [u8; 6],
+    /// Amount, Other (9F03), n12.
+    pub amount_other: [u8; 6],
+    /// Terminal Country Code (9F1A), n3.
+    pub terminal_country: [u8; 2],
+    /// Terminal Verification Results (95).
+    pub tvr: [u8; 5],
+    /// Transaction Currency Code (5F2A), n3.
+    pub currency: [u8; 2],
+    /// Transaction Date (9A), YYMMDD.
+    pub date: [u8; 3],
+    /// Transaction Type (9C): `00` purchase.
+    pub transaction_type: u8,
+    /// Unpredictable Number (9F37).
+    pub unpredictable_number: [u8; 4],
+    /// Whether the card verified the PIN offline for this transaction.
+    pub pin_verified: bool,
+}
+
+/// How the payer device paid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Payment {
+    /// By bank card.
+    BankCard(CardTransaction),
+}
+
+impl Payment {
+    /// The means this payment used.
+    pub fn means(&self) -> Means {
+        match self {
+            Payment::BankCard(_) => Means::BankCard,
+        }
+    }
+}
+
+/// E – the transaction the payer device builds with the means the user's plan picks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The payment request it answers.
+    pub payment: PaymentId,
+    /// The terminal paying.
+    pub terminal: TerminalId,
+    /// The payment.
+    pub means: Payment,
+}
+
+/// F – the transaction as the front-end submits it to the acquirer suited to its means.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AcquirerTransaction {
+    /// The acquirer it goes to.
+    pub acquirer: AcquirerId,
+    /// The merchant to credit.
+    pub merchant: MerchantId,
+    /// The payment request as the front-end issued it: the acquirer checks the payment
+    /// against it (amount, currency, date, unpredictable number).
+    pub request: PaymentRequest,
+    /// The transaction E.
+    pub transaction: Transaction,
+}
+
+/// Why an acquirer refused a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalReason {
+    /// The acquirer knows no issuer for this PAN's BIN.
+    UnknownIssuer,
+    /// The PAN fails its Luhn check digit.
+    InvalidPan,
+    /// The card's expiry date is before the transaction date.
+    CardExpired,
+    /// The amount is outside the acquirer's limits.
+    AmountOutOfLimits,
+    /// The cryptogram does not verify under the issuer's keys.
+    CryptogramInvalid,
+    /// The card did not ask for an online authorisation (no ARQC).
+    NotAnAuthorisationRequest,
+    /// The ATC is not above every ATC this card already used: a replayed or re-ordered
+    /// cryptogram.
+    ReplayedCounter,
+    /// The transaction does not match the payment request (amount, currency, date,
+    /// unpredictable number).
+    MismatchWithRequest,
+    /// The acquirer did not answer in time (decided by the front-end).
+    AcquirerUnreachable,
+    /// No acquirer for this means.
+    NoAcquirer,
+}
+
+impl RefusalReason {
+    /// The ISO 8583 response code an acquirer gives for this reason.
+    pub fn response_code(&self) -> [u8; 2] {
+        match self {
+            RefusalReason::UnknownIssuer => *b"15",
+            RefusalReason::InvalidPan => *b"14",
+            RefusalReason::CardExpired => *b"54",
+            RefusalReason::AmountOutOfLimits => *b"61",
+            RefusalReason::CryptogramInvalid => *b"Z3",
+            RefusalReason::NotAnAuthorisationRequest => *b"Z3",
+            RefusalReason::ReplayedCounter => *b"Z3",
+            RefusalReason::MismatchWithRequest => *b"Z3",
+            RefusalReason::AcquirerUnreachable => *b"91",
+            RefusalReason::NoAcquirer => *b"92",
+        }
+    }
+}
+
+impl std::fmt::Display for RefusalReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RefusalReason::UnknownIssuer => "no issuer known for this card number",
+            RefusalReason::InvalidPan => "the card number fails its check digit",
+            RefusalReason::CardExpired => "the card has expired",
+            RefusalReason::AmountOutOfLimits => "the amount is outside the acquirer's limits",
+            RefusalReason::CryptogramInvalid => "the card's cryptogram does not verify",
+            RefusalReason::NotAnAuthorisationRequest => {
+                "the card did not ask for an online authorisation"
+            }
+            RefusalReason::ReplayedCounter => {
+                "the card's transaction counter was already used (replayed or re-ordered)"
+            }
+            RefusalReason::MismatchWithRequest => {
+                "the transaction does not match the payment request"
+            }
+            RefusalReason::AcquirerUnreachable => "the acquirer did not answer in time",
+            RefusalReason::NoAcquirer => "no acquirer takes this means of payment",
+        })
+    }
+}
+
+/// G's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Authorised.
+    Positive {
+        /// The acquirer's authorisation code (ISO 8583 field 38), six characters.
+        authorisation_code: String,
+        /// The response code (8A) for the card, "00".
+        response_code: [u8; 2],
+        /// The ARPC for the card's second GENERATE AC (method 1), when the means has one.
+        arpc: Option<[u8; 8]>,
+    },
+    /// Refused.
+    Negative {
+        /// Why.
+        reason: RefusalReason,
+        /// The response code (8A) for the card.
+        response_code: [u8; 2],
+        /// The ARPC over the refusal, when the cryptogram verified.
+        arpc: Option<[u8; 8]>,
+    },
+}
+
+impl Verdict {
+    /// Whether the acquirer authorised the payment.
+    pub fn is_positive(&self) -> bool {
+        matches!(self, Verdict::Positive { .. })
+    }
+}
+
+/// G – the acquirer's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// The acquirer answering.
+    pub acquirer: AcquirerId,
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The payment request the transaction answered.
+    pub payment: PaymentId,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// H – the acknowledgement passed on to the payer device; no answer is expected. A
+/// negative one ends the purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PayerAcknowledgement {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The payment request.
+    pub payment: PaymentId,
+    /// The acquirer's verdict.
+    pub verdict: Verdict,
+}
+
+/// I – after a positive acknowledgement, the front-end orders the service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceOrder {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The quote the service was bought on.
+    pub quote: QuoteId,
+    /// The service.
+    pub service: ServiceId,
+}
+
+/// A service as delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Content: a document or a pay-per-view item.
+    Content {
+        /// Media type, e.g. `text/plain`.
+        media_type: String,
+        /// The bytes.
+        #[serde(with = "hex_bytes")]
+        bytes: Vec<u8>,
+        /// SHA-256 of the bytes, so the client device can check what it received.
+        sha256: [u8; 32],
+    },
+    /// Physical goods: an order the server has accepted to ship by another channel.
+    Order {
+        /// The server's order number.
+        order: String,
+        /// Where it goes.
+        address: PostalAddress,
+    },
+}
+
+impl Delivery {
+    /// Content with its digest.
+    pub fn content(media_type: &str, bytes: Vec<u8>) -> Delivery {
+        use sha2::Digest;
+        let sha256 = sha2::Sha256::digest(&bytes).into();
+        Delivery::Content {
+            media_type: media_type.to_owned(),
+            bytes,
+            sha256,
+        }
+    }
+
+    /// Whether content bytes match their digest (always true for an order).
+    pub fn is_intact(&self) -> bool {
+        use sha2::Digest;
+        match self {
+            Delivery::Content { bytes, sha256, .. } => {
+                let computed: [u8; 32] = sha2::Sha256::digest(bytes).into();
+                &computed == sha256
+            }
+            Delivery::Order { .. } => true,
+        }
+    }
+}
+
+/// J – the service server delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceDelivery {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The service.
+    pub service: ServiceId,
+    /// What is delivered.
+    pub delivery: Delivery,
+}
+
+/// K – the front-end delivers the service to the client device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientDelivery {
+    /// The client device's request.
+    pub request: RequestId,
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The service.
+    pub service: ServiceId,
+    /// What is delivered.
+    pub delivery: Delivery,
+    /// What was paid (zero for a free service).
+    pub paid: Money,
+}
+
+/// Why a purchase ended without a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// The service server could not quote or deliver.
+    ServiceUnavailable {
+        /// The server's reason.
+        reason: String,
+    },
+    /// The service server did not answer in time.
+    ServerSilent,
+    /// The quote expired before the transaction arrived.
+    QuoteExpired,
+    /// The payer device declined to pay, or could not (wrong PIN, card blocked...).
+    PaymentDeclined {
+        /// The payer device's reason.
+        reason: String,
+    },
+    /// The payer device did not answer in time.
+    PayerSilent,
+    /// The acquirer refused, or could not be reached.
+    PaymentRefused {
+        /// Why.
+        reason: RefusalReason,
+    },
+    /// The request was malformed (physical goods without an address...).
+    BadRequest {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::ServiceUnavailable { reason } => write!(f, "service unavailable: {reason}"),
+            Failure::ServerSilent => f.write_str("the service server did not answer in time"),
+            Failure::QuoteExpired => f.write_str("the quote expired before the payment"),
+            Failure::PaymentDeclined { reason } => write!(f, "payment not made: {reason}"),
+            Failure::PayerSilent => f.write_str("the payer device did not answer in time"),
+            Failure::PaymentRefused { reason } => write!(f, "payment refused: {reason}"),
+            Failure::BadRequest { reason } => write!(f, "bad request: {reason}"),
+        }
+    }
+}
+
+/// The end of a purchase that delivered nothing, sent to the client device instead of K.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PurchaseOutcome {
+    /// The client device's request.
+    pub request: RequestId,
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// Why nothing was delivered.
+    pub failure: Failure,
+}
+
+/// A payer device's refusal to pay a payment request (the user declined, the PIN was
+/// wrong, the card is blocked...): the answer to D when there is no transaction E.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PaymentDeclined {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The payment request declined.
+    pub payment: PaymentId,
+    /// Why, for people (never a PIN).
+    pub reason: String,
+}
+
+/// Serde for byte strings as upper-case hex.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode_upper(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        hex::decode(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_and_currencies_in_emv_encodings() {
+        // EMV Book 3 Annex A: 9F02 is n12, 5F2A n3, both BCD right-justified.
+        assert_eq!(
+            Money::new(1234, Currency::EUR).emv_amount(),
+            Some([0, 0, 0, 0, 0x12, 0x34])
+        );
+        assert_eq!(
+            Money::new(999_999_999_999, Currency::EUR).emv_amount(),
+            Some([0x99; 6])
+        );
+        assert_eq!(
+            Money::new(1_000_000_000_000, Currency::EUR).emv_amount(),
+            None
+        );
+        assert_eq!(Currency::EUR.emv_code(), [0x09, 0x78]);
+        assert_eq!(Currency::USD.emv_code(), [0x08, 0x40]);
+        assert_eq!(Currency::JPY.emv_code(), [0x03, 0x92]);
+    }
+
+    #[test]
+    fn money_prints_with_its_decimals() {
+        assert_eq!(Money::new(250, Currency::EUR).to_string(), "2.50 EUR");
+        assert_eq!(Money::new(5, Currency::EUR).to_string(), "0.05 EUR");
+        assert_eq!(Money::new(500, Currency::JPY).to_string(), "500 JPY");
+    }
+
+    #[test]
+    fn timestamps_give_the_emv_date_in_utc() {
+        // 2026-11-25 23:59:59.999 UTC, then the next millisecond.
+        let last = Timestamp(1_795_651_199_999);
+        assert_eq!(last.emv_date(), [0x26, 0x11, 0x25]);
+        assert_eq!(last.plus_millis(1).emv_date(), [0x26, 0x11, 0x26]);
+        assert_eq!(last.to_string(), "2026-11-25T23:59:59.999Z");
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn the_unpredictable_number_binds_the_designation() {
+        let nonce = [7u8; 16];
+        let one = PaymentRequest::digest_designation("Report 2026");
+        let other = PaymentRequest::digest_designation("Report 2027");
+        assert_ne!(one, other);
+        assert_ne!(
+            PaymentRequest::unpredictable_number(&nonce, &one),
+            PaymentRequest::unpredictable_number(&nonce, &other)
+        );
+        assert_ne!(
+            PaymentRequest::unpredictable_number(&nonce, &one),
+            PaymentRequest::unpredictable_number(&[8u8; 16], &one)
+        );
+    }
+
+    #[test]
+    fn content_carries_its_digest() {
+        let mut delivery = Delivery::content("text/plain", b"hello".to_vec());
+        assert!(delivery.is_intact());
+        if let Delivery::Content { bytes, .. } = &mut delivery {
+            bytes[0] = b'H';
+        }
+        assert!(!delivery.is_intact());
+    }
+}
