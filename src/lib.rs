@@ -11,6 +11,7 @@
 //!   GET RESPONSE / re-issue, command chaining) and reader URIs.
 //! - [`describe`]: an exchange rendered for people (command name, TLV tree, SW meaning).
 //! - [`messages`]: the purchase exchanges A–K of the patent's Fig. 6, one type each.
+//! - [`frontend`]: the communication front-end: the purchase state machine A–K.
 //! - [`emv`]: the terminal side of an EMV card read (application selection, GPO, records).
 //! - [`trace`]: recorded dialogues: the `.trace` format, recording, replay, diff, import.
 //! - [`serial`]: serial lines: the port edge, and the card side `telepay serial serve`
@@ -27,6 +28,7 @@ mod calendar;
 pub mod cli;
 pub mod describe;
 pub mod emv;
+pub mod frontend;
 pub mod iso7816_3;
 pub mod messages;
 pub mod reader;

@@ -547,6 +547,8 @@ pub enum RefusalReason {
     AcquirerUnreachable,
     /// No acquirer for this means.
     NoAcquirer,
+    /// The quote had expired when the transaction arrived (decided by the front-end).
+    QuoteExpired,
 }
 
 impl RefusalReason {
@@ -563,6 +565,7 @@ impl RefusalReason {
             RefusalReason::MismatchWithRequest => *b"Z3",
             RefusalReason::AcquirerUnreachable => *b"91",
             RefusalReason::NoAcquirer => *b"92",
+            RefusalReason::QuoteExpired => *b"12",
         }
     }
 }
@@ -586,6 +589,7 @@ impl std::fmt::Display for RefusalReason {
             }
             RefusalReason::AcquirerUnreachable => "the acquirer did not answer in time",
             RefusalReason::NoAcquirer => "no acquirer takes this means of payment",
+            RefusalReason::QuoteExpired => "the quote expired before the transaction arrived",
         })
     }
 }
@@ -798,6 +802,143 @@ pub struct PaymentDeclined {
     pub payment: PaymentId,
     /// Why, for people (never a PIN).
     pub reason: String,
+}
+
+/// The front-end's cancellation of a transaction it gave up on (the acquirer did not
+/// answer in time, or the service could not be delivered after a positive
+/// acknowledgement): the acquirer must not remit it, and must refuse it if it arrives
+/// later. Not a step of Fig. 6: what keeps a purchase from being left half-done.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Reversal {
+    /// The acquirer concerned.
+    pub acquirer: AcquirerId,
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The payment request whose transaction is cancelled.
+    pub payment: PaymentId,
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// A party of the purchase: where a message comes from and goes to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Party {
+    /// A consultation terminal's client device (21).
+    Client(TerminalId),
+    /// A consultation terminal's payer device (22).
+    Payer(TerminalId),
+    /// The communication front-end (12), the telematic mediator.
+    FrontEnd,
+    /// A service server (11).
+    Server(ProviderId),
+    /// An acquirer system (20).
+    Acquirer(AcquirerId),
+}
+
+impl std::fmt::Display for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Party::Client(terminal) => write!(f, "client device {terminal}"),
+            Party::Payer(terminal) => write!(f, "payer device {terminal}"),
+            Party::FrontEnd => f.write_str("front-end"),
+            Party::Server(provider) => write!(f, "service server {provider}"),
+            Party::Acquirer(acquirer) => write!(f, "acquirer {acquirer}"),
+        }
+    }
+}
+
+/// Any message of the purchase, for runners and logs that carry them all.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Message {
+    /// A.
+    ServiceRequest(ServiceRequest),
+    /// B.
+    QuoteRequest(QuoteRequest),
+    /// C.
+    Quote(Quote),
+    /// The server cannot quote or deliver (answers B or I).
+    Unavailable(Unavailable),
+    /// D.
+    PaymentRequest(PaymentRequest),
+    /// E.
+    Transaction(Transaction),
+    /// The payer device's answer to D when it does not pay.
+    PaymentDeclined(PaymentDeclined),
+    /// F.
+    AcquirerTransaction(AcquirerTransaction),
+    /// G.
+    Acknowledgement(Acknowledgement),
+    /// H.
+    PayerAcknowledgement(PayerAcknowledgement),
+    /// I.
+    ServiceOrder(ServiceOrder),
+    /// J.
+    ServiceDelivery(ServiceDelivery),
+    /// K.
+    ClientDelivery(ClientDelivery),
+    /// The end of a purchase that delivered nothing.
+    PurchaseOutcome(PurchaseOutcome),
+    /// The front-end cancels a transaction it gave up on.
+    Reversal(Reversal),
+}
+
+impl Message {
+    /// The step of Fig. 6 this message is (`"A"` … `"K"`), or a name for the messages
+    /// the figure does not draw.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Message::ServiceRequest(_) => "A",
+            Message::QuoteRequest(_) => "B",
+            Message::Quote(_) => "C",
+            Message::Unavailable(_) => "unavailable",
+            Message::PaymentRequest(_) => "D",
+            Message::Transaction(_) => "E",
+            Message::PaymentDeclined(_) => "declined",
+            Message::AcquirerTransaction(_) => "F",
+            Message::Acknowledgement(_) => "G",
+            Message::PayerAcknowledgement(_) => "H",
+            Message::ServiceOrder(_) => "I",
+            Message::ServiceDelivery(_) => "J",
+            Message::ClientDelivery(_) => "K",
+            Message::PurchaseOutcome(_) => "outcome",
+            Message::Reversal(_) => "reversal",
+        }
+    }
+
+    /// The purchase the message belongs to, when it names one (A does not: the
+    /// front-end names the purchase on receiving it).
+    pub fn purchase(&self) -> Option<&PurchaseId> {
+        match self {
+            Message::ServiceRequest(_) => None,
+            Message::QuoteRequest(m) => Some(&m.purchase),
+            Message::Quote(m) => Some(&m.purchase),
+            Message::Unavailable(m) => Some(&m.purchase),
+            Message::PaymentRequest(m) => Some(&m.purchase),
+            Message::Transaction(m) => Some(&m.purchase),
+            Message::PaymentDeclined(m) => Some(&m.purchase),
+            Message::AcquirerTransaction(m) => Some(&m.transaction.purchase),
+            Message::Acknowledgement(m) => Some(&m.purchase),
+            Message::PayerAcknowledgement(m) => Some(&m.purchase),
+            Message::ServiceOrder(m) => Some(&m.purchase),
+            Message::ServiceDelivery(m) => Some(&m.purchase),
+            Message::ClientDelivery(m) => Some(&m.purchase),
+            Message::PurchaseOutcome(m) => Some(&m.purchase),
+            Message::Reversal(m) => Some(&m.purchase),
+        }
+    }
+}
+
+/// A message on its way: who sends it, to whom.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The sender.
+    pub from: Party,
+    /// The addressee.
+    pub to: Party,
+    /// The message.
+    pub message: Message,
 }
 
 /// Serde for byte strings as upper-case hex.

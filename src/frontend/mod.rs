@@ -1,0 +1,860 @@
+//! The communication front-end (12), the patent's "telematic mediator": the purchase
+//! state machine of Fig. 6 and its variants, sans-IO.
+//!
+//! The front-end sits between the consultation terminals, the service servers and the
+//! acquirers, and sells services on behalf of the servers. For each service request A it
+//! asks the server for a quote (B → C), asks the payer device to pay (D → E), submits the
+//! transaction to the acquirer suited to its means (F → G), passes the acknowledgement
+//! on (H), orders the service (I → J) and delivers it (K).
+//!
+//! Variants:
+//! - **Fig. 7**: the quote C already carries the service; the front-end holds it until a
+//!   positive G, and I/J do not happen;
+//! - **free services**: a zero price skips D–H;
+//! - **delivery by another channel**: the server's delivery is an order (physical
+//!   goods); the front-end passes it on like content;
+//! - **failures**: an unavailable or silent server, a declined or silent payer device,
+//!   a quote expired before E, a refusing, unreachable or silent acquirer. Each ends the
+//!   purchase with a [`PurchaseOutcome`] to the client device; when a transaction exists
+//!   the payer device gets a negative H (its card then ends with an AAC), and when the
+//!   acquirer may have authorised it, a [`Reversal`] so that nothing is charged.
+//!
+//! [`FrontEnd`] consumes messages and the time, and returns the messages to send; it
+//! never calls another role. Deadlines are exposed by [`FrontEnd::poll_timeout`] and
+//! fired by [`FrontEnd::handle_timeout`]. Nonces come from an [`Entropy`] source the
+//! caller provides. Every message is idempotent: a repeated one changes nothing and,
+//! where it had an answer, gets the same answer again.
+
+use std::collections::BTreeMap;
+
+use crate::messages::{
+    Acknowledgement, AcquirerId, AcquirerTransaction, ClientDelivery, Delivery, Envelope, Failure,
+    Means, MerchantId, Message, PayerAcknowledgement, PaymentDeclined, PaymentId, PaymentRequest,
+    ProviderId, PurchaseId, PurchaseOutcome, Quote, QuoteRequest, RefusalReason, Reversal,
+    ServiceDelivery, ServiceOrder, ServiceRequest, TerminalId, Timestamp, Transaction, Unavailable,
+    Verdict,
+};
+use crate::messages::{Party, RequestId};
+
+/// Where the front-end's nonces come from (the payment request's nonce, from which the
+/// card's unpredictable number is derived). Production draws them from the operating
+/// system; tests give a seeded sequence so that every run is the same.
+pub trait Entropy {
+    /// A fresh 16-byte nonce.
+    fn nonce(&mut self) -> [u8; 16];
+}
+
+/// Nonces from the operating system's random source.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemEntropy;
+
+impl Entropy for SystemEntropy {
+    fn nonce(&mut self) -> [u8; 16] {
+        let mut nonce = [0u8; 16];
+        // Without the OS source there is no safe nonce: a fixed one would let a card
+        // precompute cryptograms. Stopping is the only honest answer.
+        if let Err(error) = getrandom::fill(&mut nonce) {
+            panic!("the operating system's random source failed: {error}");
+        }
+        nonce
+    }
+}
+
+/// A deterministic nonce sequence for tests and reproducible runs: SHA-256 of the seed
+/// and a counter.
+#[derive(Debug, Clone)]
+pub struct SeededEntropy {
+    seed: u64,
+    counter: u64,
+}
+
+impl SeededEntropy {
+    /// The sequence for `seed`.
+    pub fn new(seed: u64) -> SeededEntropy {
+        SeededEntropy { seed, counter: 0 }
+    }
+}
+
+impl Entropy for SeededEntropy {
+    fn nonce(&mut self) -> [u8; 16] {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(self.seed.to_be_bytes());
+        hash.update(self.counter.to_be_bytes());
+        self.counter = self.counter.wrapping_add(1);
+        let full = hash.finalize();
+        let mut nonce = [0u8; 16];
+        nonce.copy_from_slice(full.get(..16).unwrap_or(&[0u8; 16]));
+        nonce
+    }
+}
+
+/// How the front-end is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontEndConfig {
+    /// The merchant the acquirers credit for sales made through this front-end.
+    pub merchant: MerchantId,
+    /// The service servers the front-end sells for.
+    pub providers: Vec<ProviderId>,
+    /// The acquirer for each means of payment.
+    pub acquirers: Vec<(Means, AcquirerId)>,
+    /// How long a service server has to answer B or I.
+    pub server_timeout_ms: i64,
+    /// How long the payer device has to answer D (the user confirms and types a PIN).
+    pub payer_timeout_ms: i64,
+    /// How long an acquirer has to answer F.
+    pub acquirer_timeout_ms: i64,
+    /// How many times I is sent before the delivery is given up.
+    pub service_order_attempts: u32,
+}
+
+impl FrontEndConfig {
+    /// A front-end for `providers`, paying by bank card through `acquirer`, with
+    /// deadlines of 10 s for servers, 2 min for the payer and 30 s for the acquirer.
+    pub fn new(
+        merchant: MerchantId,
+        providers: Vec<ProviderId>,
+        acquirer: AcquirerId,
+    ) -> FrontEndConfig {
+        FrontEndConfig {
+            merchant,
+            providers,
+            acquirers: vec![(Means::BankCard, acquirer)],
+            server_timeout_ms: 10_000,
+            payer_timeout_ms: 120_000,
+            acquirer_timeout_ms: 30_000,
+            service_order_attempts: 3,
+        }
+    }
+
+    fn acquirer_for(&self, means: Means) -> Option<&AcquirerId> {
+        self.acquirers
+            .iter()
+            .find(|(candidate, _)| *candidate == means)
+            .map(|(_, acquirer)| acquirer)
+    }
+}
+
+/// Where a purchase stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// B sent; waiting for C.
+    AwaitingQuote,
+    /// D sent; waiting for E.
+    AwaitingTransaction,
+    /// F sent; waiting for G.
+    AwaitingAcknowledgement,
+    /// I sent (`attempt` times); waiting for J.
+    AwaitingService {
+        /// How many times I was sent.
+        attempt: u32,
+    },
+    /// K sent: the service was delivered.
+    Delivered,
+    /// The purchase ended without a delivery.
+    Failed(Failure),
+}
+
+/// What the front-end remembers of one purchase.
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    /// The front-end's name for it.
+    pub id: PurchaseId,
+    /// The request A that started it.
+    pub request: ServiceRequest,
+    /// Where it stands.
+    pub stage: Stage,
+    /// The quote C.
+    pub quote: Option<Quote>,
+    /// The payment request D.
+    pub payment: Option<PaymentRequest>,
+    /// The transaction E.
+    pub transaction: Option<Transaction>,
+    /// The acknowledgement G.
+    pub acknowledgement: Option<Acknowledgement>,
+    /// The acknowledgement H as sent to the payer device, resent on a repeated E.
+    pub payer_acknowledgement: Option<Envelope>,
+    /// The message that closed the purchase for the client (K or the outcome), resent
+    /// on a repeated A.
+    pub closing: Option<Envelope>,
+    /// The acquirer the transaction went to, and whether a reversal was sent.
+    pub acquirer: Option<AcquirerId>,
+    /// Whether the front-end cancelled the transaction at the acquirer.
+    pub reversed: bool,
+    /// When the current wait ends.
+    pub deadline: Option<Timestamp>,
+}
+
+/// What handling one input did: the messages to send and, when the input changed
+/// nothing, why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reaction {
+    /// Messages to send, in order.
+    pub sent: Vec<Envelope>,
+    /// Why the input was ignored, when it was (a repeat, or out of place).
+    pub ignored: Option<String>,
+}
+
+impl Reaction {
+    fn send(sent: Vec<Envelope>) -> Reaction {
+        Reaction {
+            sent,
+            ignored: None,
+        }
+    }
+
+    fn ignore(why: impl Into<String>) -> Reaction {
+        Reaction {
+            sent: Vec::new(),
+            ignored: Some(why.into()),
+        }
+    }
+
+    fn resend(sent: Vec<Envelope>, why: impl Into<String>) -> Reaction {
+        Reaction {
+            sent,
+            ignored: Some(why.into()),
+        }
+    }
+}
+
+/// The front-end: every purchase in progress or done, sans-IO.
+pub struct FrontEnd<E: Entropy> {
+    config: FrontEndConfig,
+    entropy: E,
+    purchases: BTreeMap<PurchaseId, Purchase>,
+    by_request: BTreeMap<(TerminalId, RequestId), PurchaseId>,
+    next_purchase: u64,
+}
+
+impl<E: Entropy> FrontEnd<E> {
+    /// A front-end with no purchase yet.
+    pub fn new(config: FrontEndConfig, entropy: E) -> FrontEnd<E> {
+        FrontEnd {
+            config,
+            entropy,
+            purchases: BTreeMap::new(),
+            by_request: BTreeMap::new(),
+            next_purchase: 1,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FrontEndConfig {
+        &self.config
+    }
+
+    /// A purchase, by its identifier.
+    pub fn purchase(&self, id: &PurchaseId) -> Option<&Purchase> {
+        self.purchases.get(id)
+    }
+
+    /// The purchase a terminal's request started.
+    pub fn purchase_for(&self, terminal: &TerminalId, request: &RequestId) -> Option<&Purchase> {
+        self.by_request
+            .get(&(terminal.clone(), request.clone()))
+            .and_then(|id| self.purchases.get(id))
+    }
+
+    /// The earliest deadline of any purchase in progress.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.purchases
+            .values()
+            .filter_map(|purchase| purchase.deadline)
+            .min()
+    }
+
+    /// Takes a message from `from` at `now`.
+    pub fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Reaction {
+        match message {
+            Message::ServiceRequest(request) => self.on_service_request(now, from, request),
+            Message::Quote(quote) => self.on_quote(now, from, quote),
+            Message::Unavailable(unavailable) => self.on_unavailable(from, unavailable),
+            Message::Transaction(transaction) => self.on_transaction(now, from, transaction),
+            Message::PaymentDeclined(declined) => self.on_declined(from, declined),
+            Message::Acknowledgement(acknowledgement) => {
+                self.on_acknowledgement(now, from, acknowledgement)
+            }
+            Message::ServiceDelivery(delivery) => self.on_delivery(from, delivery),
+            other => Reaction::ignore(format!(
+                "the front-end does not take a {} message",
+                other.step()
+            )),
+        }
+    }
+
+    /// Fires every deadline reached at `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Reaction {
+        let due: Vec<PurchaseId> = self
+            .purchases
+            .values()
+            .filter(|purchase| purchase.deadline.is_some_and(|deadline| deadline <= now))
+            .map(|purchase| purchase.id.clone())
+            .collect();
+        let mut sent = Vec::new();
+        for id in due {
+            sent.extend(self.expire(now, &id));
+        }
+        Reaction::send(sent)
+    }
+
+    fn expire(&mut self, now: Timestamp, id: &PurchaseId) -> Vec<Envelope> {
+        let Some(purchase) = self.purchases.get_mut(id) else {
+            return Vec::new();
+        };
+        purchase.deadline = None;
+        match purchase.stage.clone() {
+            Stage::AwaitingQuote => fail(purchase, Failure::ServerSilent),
+            Stage::AwaitingTransaction => fail(purchase, Failure::PayerSilent),
+            Stage::AwaitingAcknowledgement => {
+                // The acquirer may have authorised without its answer reaching us:
+                // cancel there, and tell the payer device so its card ends with an AAC.
+                let mut sent = vec![negative_h(purchase, RefusalReason::AcquirerUnreachable)];
+                sent.extend(reverse(purchase, "the acquirer did not answer in time"));
+                sent.extend(fail(
+                    purchase,
+                    Failure::PaymentRefused {
+                        reason: RefusalReason::AcquirerUnreachable,
+                    },
+                ));
+                sent
+            }
+            Stage::AwaitingService { attempt } => {
+                if attempt < self.config.service_order_attempts {
+                    let attempt = attempt + 1;
+                    purchase.stage = Stage::AwaitingService { attempt };
+                    purchase.deadline = Some(now.plus_millis(self.config.server_timeout_ms));
+                    vec![service_order(purchase)]
+                } else {
+                    let mut sent = reverse(purchase, "the service could not be delivered");
+                    sent.extend(fail(purchase, Failure::ServerSilent));
+                    sent
+                }
+            }
+            Stage::Delivered | Stage::Failed(_) => Vec::new(),
+        }
+    }
+
+    fn on_service_request(
+        &mut self,
+        now: Timestamp,
+        from: &Party,
+        request: ServiceRequest,
+    ) -> Reaction {
+        if *from != Party::Client(request.terminal.clone()) {
+            return Reaction::ignore(format!(
+                "a service request for terminal {} came from {from}",
+                request.terminal
+            ));
+        }
+        let key = (request.terminal.clone(), request.request.clone());
+        if let Some(existing) = self
+            .by_request
+            .get(&key)
+            .and_then(|id| self.purchases.get(id))
+        {
+            return match &existing.closing {
+                Some(closing) => Reaction::resend(
+                    vec![closing.clone()],
+                    format!("request {} repeated: its answer again", request.request),
+                ),
+                None => Reaction::ignore(format!(
+                    "request {} repeated while purchase {} is in progress",
+                    request.request, existing.id
+                )),
+            };
+        }
+        let id = PurchaseId(format!("P-{:06}", self.next_purchase));
+        self.next_purchase = self.next_purchase.saturating_add(1);
+        self.by_request.insert(key, id.clone());
+        let mut purchase = Purchase {
+            id: id.clone(),
+            request: request.clone(),
+            stage: Stage::AwaitingQuote,
+            quote: None,
+            payment: None,
+            transaction: None,
+            acknowledgement: None,
+            payer_acknowledgement: None,
+            closing: None,
+            acquirer: None,
+            reversed: false,
+            deadline: None,
+        };
+        let sent = if self.config.providers.contains(&request.provider) {
+            purchase.deadline = Some(now.plus_millis(self.config.server_timeout_ms));
+            vec![Envelope {
+                from: Party::FrontEnd,
+                to: Party::Server(request.provider.clone()),
+                message: Message::QuoteRequest(QuoteRequest {
+                    purchase: id.clone(),
+                    service: request.service.clone(),
+                    delivery_address: request.delivery_address.clone(),
+                }),
+            }]
+        } else {
+            fail(
+                &mut purchase,
+                Failure::BadRequest {
+                    reason: format!(
+                        "the front-end sells nothing for service server {}",
+                        request.provider
+                    ),
+                },
+            )
+        };
+        self.purchases.insert(id, purchase);
+        Reaction::send(sent)
+    }
+
+    fn on_quote(&mut self, now: Timestamp, from: &Party, quote: Quote) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&quote.purchase) else {
+            return Reaction::ignore(format!("a quote for unknown purchase {}", quote.purchase));
+        };
+        if *from != Party::Server(purchase.request.provider.clone()) {
+            return Reaction::ignore(format!(
+                "a quote for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        if purchase.stage != Stage::AwaitingQuote {
+            return Reaction::ignore(format!(
+                "quote {} repeated or late for purchase {}",
+                quote.quote, purchase.id
+            ));
+        }
+        if quote.service != purchase.request.service {
+            return Reaction::ignore(format!(
+                "quote {} is for service {}, purchase {} asked for {}",
+                quote.quote, quote.service, purchase.id, purchase.request.service
+            ));
+        }
+        purchase.deadline = None;
+        if !quote.variable.available {
+            let reason = format!("{} is not available", quote.static_info.designation);
+            purchase.quote = Some(quote);
+            return Reaction::send(fail(purchase, Failure::ServiceUnavailable { reason }));
+        }
+        if !quote.validity.holds_at(now) {
+            purchase.quote = Some(quote);
+            return Reaction::send(fail(purchase, Failure::QuoteExpired));
+        }
+        let free = quote.variable.price.is_zero();
+        purchase.quote = Some(quote.clone());
+        if free {
+            // Free services: no payment steps (D–H).
+            return Reaction::send(match quote.service_enclosed {
+                Some(delivery) => deliver(purchase, delivery),
+                None => order_service(purchase, now, self.config.server_timeout_ms),
+            });
+        }
+        let designation = quote.static_info.designation.clone();
+        let payment = PaymentRequest {
+            purchase: purchase.id.clone(),
+            payment: PaymentId(format!("{}-PAY", purchase.id)),
+            merchant: self.config.merchant.clone(),
+            designation_digest: PaymentRequest::digest_designation(&designation),
+            designation,
+            amount: quote.variable.price,
+            date: now,
+            nonce: self.entropy.nonce(),
+            valid_until: quote.validity.valid_until,
+            accepted_means: self
+                .config
+                .acquirers
+                .iter()
+                .map(|(means, _)| *means)
+                .collect(),
+        };
+        purchase.payment = Some(payment.clone());
+        purchase.stage = Stage::AwaitingTransaction;
+        purchase.deadline = Some(now.plus_millis(self.config.payer_timeout_ms));
+        Reaction::send(vec![Envelope {
+            from: Party::FrontEnd,
+            to: Party::Payer(purchase.request.terminal.clone()),
+            message: Message::PaymentRequest(payment),
+        }])
+    }
+
+    fn on_unavailable(&mut self, from: &Party, unavailable: Unavailable) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&unavailable.purchase) else {
+            return Reaction::ignore(format!(
+                "an unavailability notice for unknown purchase {}",
+                unavailable.purchase
+            ));
+        };
+        if *from != Party::Server(purchase.request.provider.clone()) {
+            return Reaction::ignore(format!(
+                "an unavailability notice for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        let failure = Failure::ServiceUnavailable {
+            reason: unavailable.reason,
+        };
+        match purchase.stage {
+            Stage::AwaitingQuote => Reaction::send(fail(purchase, failure)),
+            Stage::AwaitingService { .. } => {
+                // Paid, but the server cannot deliver: cancel the payment.
+                let mut sent = reverse(purchase, "the service could not be delivered");
+                sent.extend(fail(purchase, failure));
+                Reaction::send(sent)
+            }
+            _ => Reaction::ignore(format!(
+                "an unavailability notice for purchase {} that waits for no server",
+                purchase.id
+            )),
+        }
+    }
+
+    fn on_transaction(
+        &mut self,
+        now: Timestamp,
+        from: &Party,
+        transaction: Transaction,
+    ) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&transaction.purchase) else {
+            return Reaction::ignore(format!(
+                "a transaction for unknown purchase {}",
+                transaction.purchase
+            ));
+        };
+        if *from != Party::Payer(purchase.request.terminal.clone())
+            || transaction.terminal != purchase.request.terminal
+        {
+            return Reaction::ignore(format!(
+                "a transaction for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        let Some(payment) = purchase.payment.clone() else {
+            return Reaction::ignore(format!(
+                "a transaction for purchase {}, which asked for no payment",
+                purchase.id
+            ));
+        };
+        if transaction.payment != payment.payment {
+            return Reaction::ignore(format!(
+                "transaction for payment {}, purchase {} asked for payment {}",
+                transaction.payment, purchase.id, payment.payment
+            ));
+        }
+        if purchase.stage != Stage::AwaitingTransaction {
+            return match (&purchase.transaction, &purchase.payer_acknowledgement) {
+                (Some(first), Some(h)) if *first == transaction => Reaction::resend(
+                    vec![h.clone()],
+                    format!(
+                        "transaction {} repeated: its acknowledgement again",
+                        payment.payment
+                    ),
+                ),
+                _ => Reaction::ignore(format!(
+                    "transaction for payment {} repeated or late",
+                    payment.payment
+                )),
+            };
+        }
+        purchase.deadline = None;
+        purchase.transaction = Some(transaction.clone());
+        let quote_holds = purchase
+            .quote
+            .as_ref()
+            .is_some_and(|quote| quote.validity.holds_at(now));
+        if !quote_holds {
+            // Refused before any acquirer sees it: nothing can be charged.
+            let mut sent = vec![negative_h(purchase, RefusalReason::QuoteExpired)];
+            sent.extend(fail(purchase, Failure::QuoteExpired));
+            return Reaction::send(sent);
+        }
+        let means = transaction.means.means();
+        let acquirer = match self.config.acquirer_for(means) {
+            Some(acquirer) if payment.accepted_means.contains(&means) => acquirer.clone(),
+            _ => {
+                let mut sent = vec![negative_h(purchase, RefusalReason::NoAcquirer)];
+                sent.extend(fail(
+                    purchase,
+                    Failure::PaymentRefused {
+                        reason: RefusalReason::NoAcquirer,
+                    },
+                ));
+                return Reaction::send(sent);
+            }
+        };
+        purchase.acquirer = Some(acquirer.clone());
+        purchase.stage = Stage::AwaitingAcknowledgement;
+        purchase.deadline = Some(now.plus_millis(self.config.acquirer_timeout_ms));
+        Reaction::send(vec![Envelope {
+            from: Party::FrontEnd,
+            to: Party::Acquirer(acquirer.clone()),
+            message: Message::AcquirerTransaction(AcquirerTransaction {
+                acquirer,
+                merchant: self.config.merchant.clone(),
+                request: payment,
+                transaction,
+            }),
+        }])
+    }
+
+    fn on_declined(&mut self, from: &Party, declined: PaymentDeclined) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&declined.purchase) else {
+            return Reaction::ignore(format!(
+                "a declined payment for unknown purchase {}",
+                declined.purchase
+            ));
+        };
+        if *from != Party::Payer(purchase.request.terminal.clone()) {
+            return Reaction::ignore(format!(
+                "a declined payment for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        let expected = purchase.payment.as_ref().map(|payment| &payment.payment);
+        if purchase.stage != Stage::AwaitingTransaction || expected != Some(&declined.payment) {
+            return Reaction::ignore(format!(
+                "payment {} declined repeated or late",
+                declined.payment
+            ));
+        }
+        purchase.deadline = None;
+        Reaction::send(fail(
+            purchase,
+            Failure::PaymentDeclined {
+                reason: declined.reason,
+            },
+        ))
+    }
+
+    fn on_acknowledgement(
+        &mut self,
+        now: Timestamp,
+        from: &Party,
+        acknowledgement: Acknowledgement,
+    ) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&acknowledgement.purchase) else {
+            return Reaction::ignore(format!(
+                "an acknowledgement for unknown purchase {}",
+                acknowledgement.purchase
+            ));
+        };
+        let expected_acquirer = purchase.acquirer.clone();
+        if expected_acquirer
+            .as_ref()
+            .map(|acquirer| Party::Acquirer(acquirer.clone()))
+            != Some(from.clone())
+            || expected_acquirer.as_ref() != Some(&acknowledgement.acquirer)
+        {
+            return Reaction::ignore(format!(
+                "an acknowledgement for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        let expected_payment = purchase.payment.as_ref().map(|payment| &payment.payment);
+        if expected_payment != Some(&acknowledgement.payment) {
+            return Reaction::ignore(format!(
+                "an acknowledgement for payment {}, not purchase {}'s",
+                acknowledgement.payment, purchase.id
+            ));
+        }
+        if purchase.stage != Stage::AwaitingAcknowledgement {
+            // A late positive acknowledgement after the front-end gave up: the
+            // acquirer authorised something nobody will get; cancel it again.
+            if purchase.reversed && acknowledgement.verdict.is_positive() {
+                return Reaction::resend(
+                    reverse_again(purchase),
+                    format!(
+                        "late positive acknowledgement for payment {}: reversed again",
+                        acknowledgement.payment
+                    ),
+                );
+            }
+            return Reaction::ignore(format!(
+                "acknowledgement for payment {} repeated or late",
+                acknowledgement.payment
+            ));
+        }
+        purchase.deadline = None;
+        purchase.acknowledgement = Some(acknowledgement.clone());
+        let h = Envelope {
+            from: Party::FrontEnd,
+            to: Party::Payer(purchase.request.terminal.clone()),
+            message: Message::PayerAcknowledgement(PayerAcknowledgement {
+                purchase: purchase.id.clone(),
+                payment: acknowledgement.payment.clone(),
+                verdict: acknowledgement.verdict.clone(),
+            }),
+        };
+        purchase.payer_acknowledgement = Some(h.clone());
+        let mut sent = vec![h];
+        match &acknowledgement.verdict {
+            Verdict::Negative { reason, .. } => {
+                sent.extend(fail(
+                    purchase,
+                    Failure::PaymentRefused {
+                        reason: reason.clone(),
+                    },
+                ));
+            }
+            Verdict::Positive { .. } => {
+                let enclosed = purchase
+                    .quote
+                    .as_ref()
+                    .and_then(|quote| quote.service_enclosed.clone());
+                match enclosed {
+                    // Fig. 7: the service came with the quote; no I/J.
+                    Some(delivery) => sent.extend(deliver(purchase, delivery)),
+                    None => {
+                        sent.extend(order_service(purchase, now, self.config.server_timeout_ms))
+                    }
+                }
+            }
+        }
+        Reaction::send(sent)
+    }
+
+    fn on_delivery(&mut self, from: &Party, delivery: ServiceDelivery) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&delivery.purchase) else {
+            return Reaction::ignore(format!(
+                "a delivery for unknown purchase {}",
+                delivery.purchase
+            ));
+        };
+        if *from != Party::Server(purchase.request.provider.clone()) {
+            return Reaction::ignore(format!(
+                "a delivery for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        if !matches!(purchase.stage, Stage::AwaitingService { .. }) {
+            return Reaction::ignore(format!(
+                "delivery for purchase {} repeated or late",
+                purchase.id
+            ));
+        }
+        if delivery.service != purchase.request.service || !delivery.delivery.is_intact() {
+            // Wait for the next attempt of I: the deadline stays.
+            return Reaction::ignore(format!(
+                "delivery for purchase {} is not the service ordered, or its content does not match its digest",
+                purchase.id
+            ));
+        }
+        purchase.deadline = None;
+        Reaction::send(deliver(purchase, delivery.delivery))
+    }
+}
+
+fn service_order(purchase: &Purchase) -> Envelope {
+    Envelope {
+        from: Party::FrontEnd,
+        to: Party::Server(purchase.request.provider.clone()),
+        message: Message::ServiceOrder(ServiceOrder {
+            purchase: purchase.id.clone(),
+            quote: purchase
+                .quote
+                .as_ref()
+                .map(|quote| quote.quote.clone())
+                .unwrap_or_else(|| "none".into()),
+            service: purchase.request.service.clone(),
+        }),
+    }
+}
+
+fn order_service(purchase: &mut Purchase, now: Timestamp, timeout_ms: i64) -> Vec<Envelope> {
+    purchase.stage = Stage::AwaitingService { attempt: 1 };
+    purchase.deadline = Some(now.plus_millis(timeout_ms));
+    vec![service_order(purchase)]
+}
+
+fn deliver(purchase: &mut Purchase, delivery: Delivery) -> Vec<Envelope> {
+    let paid = purchase
+        .payment
+        .as_ref()
+        .map(|payment| payment.amount)
+        .or_else(|| purchase.quote.as_ref().map(|quote| quote.variable.price))
+        .unwrap_or(crate::messages::Money::new(
+            0,
+            crate::messages::Currency::EUR,
+        ));
+    let k = Envelope {
+        from: Party::FrontEnd,
+        to: Party::Client(purchase.request.terminal.clone()),
+        message: Message::ClientDelivery(ClientDelivery {
+            request: purchase.request.request.clone(),
+            purchase: purchase.id.clone(),
+            service: purchase.request.service.clone(),
+            delivery,
+            paid,
+        }),
+    };
+    purchase.stage = Stage::Delivered;
+    purchase.deadline = None;
+    purchase.closing = Some(k.clone());
+    vec![k]
+}
+
+fn fail(purchase: &mut Purchase, failure: Failure) -> Vec<Envelope> {
+    let outcome = Envelope {
+        from: Party::FrontEnd,
+        to: Party::Client(purchase.request.terminal.clone()),
+        message: Message::PurchaseOutcome(PurchaseOutcome {
+            request: purchase.request.request.clone(),
+            purchase: purchase.id.clone(),
+            failure: failure.clone(),
+        }),
+    };
+    purchase.stage = Stage::Failed(failure);
+    purchase.deadline = None;
+    purchase.closing = Some(outcome.clone());
+    vec![outcome]
+}
+
+/// A negative H decided by the front-end itself (no acquirer verdict to pass on).
+fn negative_h(purchase: &mut Purchase, reason: RefusalReason) -> Envelope {
+    let payment = purchase
+        .payment
+        .as_ref()
+        .map(|payment| payment.payment.clone())
+        .unwrap_or_else(|| "none".into());
+    let h = Envelope {
+        from: Party::FrontEnd,
+        to: Party::Payer(purchase.request.terminal.clone()),
+        message: Message::PayerAcknowledgement(PayerAcknowledgement {
+            purchase: purchase.id.clone(),
+            payment,
+            verdict: Verdict::Negative {
+                response_code: reason.response_code(),
+                reason,
+                arpc: None,
+            },
+        }),
+    };
+    purchase.payer_acknowledgement = Some(h.clone());
+    h
+}
+
+fn reverse(purchase: &mut Purchase, reason: &str) -> Vec<Envelope> {
+    let (Some(acquirer), Some(payment)) = (purchase.acquirer.clone(), purchase.payment.as_ref())
+    else {
+        return Vec::new();
+    };
+    purchase.reversed = true;
+    vec![Envelope {
+        from: Party::FrontEnd,
+        to: Party::Acquirer(acquirer.clone()),
+        message: Message::Reversal(Reversal {
+            acquirer,
+            purchase: purchase.id.clone(),
+            payment: payment.payment.clone(),
+            reason: reason.to_owned(),
+        }),
+    }]
+}
+
+fn reverse_again(purchase: &mut Purchase) -> Vec<Envelope> {
+    reverse(
+        purchase,
+        "a positive acknowledgement arrived after the front-end gave up",
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,586 @@
+//! The front-end's purchase state machine, step by step, without any other role: each
+//! test plays the other parties by hand and reads what the front-end sends.
+
+use super::*;
+use crate::messages::{
+    CardTransaction, Currency, Money, Payment, PostalAddress, QuoteId, QuoteValidity, ServiceId,
+    ServiceKind, StaticInfo, VariableInfo,
+};
+
+const T0: Timestamp = Timestamp(1_795_600_000_000);
+
+fn terminal() -> TerminalId {
+    "terminal-1".into()
+}
+
+fn provider() -> ProviderId {
+    "demo-publisher".into()
+}
+
+fn acquirer() -> AcquirerId {
+    "bank-card-acquirer".into()
+}
+
+fn client() -> Party {
+    Party::Client(terminal())
+}
+
+fn payer() -> Party {
+    Party::Payer(terminal())
+}
+
+fn server() -> Party {
+    Party::Server(provider())
+}
+
+fn bank() -> Party {
+    Party::Acquirer(acquirer())
+}
+
+fn front_end() -> FrontEnd<SeededEntropy> {
+    FrontEnd::new(
+        FrontEndConfig::new("merchant-42".into(), vec![provider()], acquirer()),
+        SeededEntropy::new(7),
+    )
+}
+
+fn service_request(request: &str) -> Message {
+    Message::ServiceRequest(ServiceRequest {
+        request: request.into(),
+        terminal: terminal(),
+        provider: provider(),
+        service: "report-2026".into(),
+        delivery_address: None,
+    })
+}
+
+fn quote(purchase: &PurchaseId, price: u64, enclosed: Option<Delivery>) -> Message {
+    Message::Quote(Quote {
+        purchase: purchase.clone(),
+        quote: QuoteId("Q-1".into()),
+        service: ServiceId("report-2026".into()),
+        static_info: StaticInfo {
+            designation: "Annual market report 2026".into(),
+            kind: ServiceKind::Document,
+        },
+        variable: VariableInfo {
+            price: Money::new(price, Currency::EUR),
+            available: true,
+        },
+        validity: QuoteValidity {
+            issued_at: T0,
+            valid_until: T0.plus_millis(300_000),
+        },
+        service_enclosed: enclosed,
+    })
+}
+
+fn transaction(payment: &PaymentRequest) -> Message {
+    Message::Transaction(Transaction {
+        purchase: payment.purchase.clone(),
+        payment: payment.payment.clone(),
+        terminal: terminal(),
+        means: Payment::BankCard(CardTransaction {
+            pan: "4970100000000014".into(),
+            pan_sequence: 1,
+            expiry: "281231".into(),
+            aid: vec![0xA0, 0, 0, 0, 0x42, 0x10, 0x10],
+            aip: [0x1C, 0x00],
+            atc: 1,
+            cid: 0x80,
+            cryptogram: [1, 2, 3, 4, 5, 6, 7, 8],
+            iad: vec![0x06, 0x01, 0x12, 0x03, 0xA0, 0x00, 0x00],
+            amount: payment.amount.emv_amount().unwrap(),
+            amount_other: [0; 6],
+            terminal_country: [0x02, 0x50],
+            tvr: [0; 5],
+            currency: payment.amount.currency.emv_code(),
+            date: payment.date.emv_date(),
+            transaction_type: 0,
+            unpredictable_number: PaymentRequest::unpredictable_number(
+                &payment.nonce,
+                &payment.designation_digest,
+            ),
+            pin_verified: true,
+        }),
+    })
+}
+
+fn acknowledgement(payment: &PaymentRequest, positive: bool) -> Message {
+    let verdict = if positive {
+        Verdict::Positive {
+            authorisation_code: "A1B2C3".into(),
+            response_code: *b"00",
+            arpc: Some([9; 8]),
+        }
+    } else {
+        Verdict::Negative {
+            reason: RefusalReason::CryptogramInvalid,
+            response_code: *b"Z3",
+            arpc: None,
+        }
+    };
+    Message::Acknowledgement(Acknowledgement {
+        acquirer: acquirer(),
+        purchase: payment.purchase.clone(),
+        payment: payment.payment.clone(),
+        verdict,
+    })
+}
+
+fn document() -> Delivery {
+    Delivery::content("text/plain", b"The market grew.".to_vec())
+}
+
+/// The steps of the messages sent, with their addressees: `"B>server"`.
+fn steps(reaction: &Reaction) -> Vec<String> {
+    reaction
+        .sent
+        .iter()
+        .map(|envelope| {
+            let to = match &envelope.to {
+                Party::Client(_) => "client",
+                Party::Payer(_) => "payer",
+                Party::FrontEnd => "front-end",
+                Party::Server(_) => "server",
+                Party::Acquirer(_) => "acquirer",
+            };
+            format!("{}>{to}", envelope.message.step())
+        })
+        .collect()
+}
+
+fn only_payment_request(reaction: &Reaction) -> PaymentRequest {
+    match reaction.sent.as_slice() {
+        [
+            Envelope {
+                message: Message::PaymentRequest(payment),
+                ..
+            },
+        ] => payment.clone(),
+        other => panic!("expected one D, got {other:?}"),
+    }
+}
+
+fn failure_of(reaction: &Reaction) -> Failure {
+    reaction
+        .sent
+        .iter()
+        .find_map(|envelope| match &envelope.message {
+            Message::PurchaseOutcome(outcome) => Some(outcome.failure.clone()),
+            _ => None,
+        })
+        .expect("a purchase outcome")
+}
+
+/// Runs A and C and returns the purchase id and the payment request D.
+fn up_to_payment_request(
+    front: &mut FrontEnd<SeededEntropy>,
+    enclosed: Option<Delivery>,
+) -> (PurchaseId, PaymentRequest) {
+    let a = front.handle(T0, &client(), service_request("r-1"));
+    assert_eq!(steps(&a), ["B>server"]);
+    let purchase = PurchaseId("P-000001".into());
+    let d = front.handle(
+        T0.plus_millis(50),
+        &server(),
+        quote(&purchase, 250, enclosed),
+    );
+    assert_eq!(steps(&d), ["D>payer"]);
+    (purchase, only_payment_request(&d))
+}
+
+#[test]
+fn fig6_a_to_k_in_order() {
+    let mut front = front_end();
+    let (purchase, payment) = up_to_payment_request(&mut front, None);
+    // D is built from the quote: its price, its designation and a fresh nonce.
+    assert_eq!(payment.amount, Money::new(250, Currency::EUR));
+    assert_eq!(payment.designation, "Annual market report 2026");
+    assert_eq!(
+        payment.designation_digest,
+        PaymentRequest::digest_designation("Annual market report 2026")
+    );
+    assert_eq!(payment.valid_until, T0.plus_millis(300_000));
+    assert_eq!(payment.accepted_means, [Means::BankCard]);
+
+    let f = front.handle(T0.plus_millis(900), &payer(), transaction(&payment));
+    assert_eq!(steps(&f), ["F>acquirer"]);
+    let Message::AcquirerTransaction(submitted) = &f.sent[0].message else {
+        unreachable!()
+    };
+    assert_eq!(
+        submitted.request, payment,
+        "the acquirer checks E against D"
+    );
+    assert_eq!(submitted.merchant, MerchantId("merchant-42".into()));
+
+    let hi = front.handle(
+        T0.plus_millis(1000),
+        &bank(),
+        acknowledgement(&payment, true),
+    );
+    assert_eq!(steps(&hi), ["H>payer", "I>server"]);
+    let k = front.handle(
+        T0.plus_millis(1100),
+        &server(),
+        Message::ServiceDelivery(ServiceDelivery {
+            purchase: purchase.clone(),
+            service: "report-2026".into(),
+            delivery: document(),
+        }),
+    );
+    assert_eq!(steps(&k), ["K>client"]);
+    let Message::ClientDelivery(delivered) = &k.sent[0].message else {
+        unreachable!()
+    };
+    assert_eq!(delivered.request, RequestId("r-1".into()));
+    assert_eq!(delivered.paid, Money::new(250, Currency::EUR));
+    assert_eq!(front.purchase(&purchase).unwrap().stage, Stage::Delivered);
+    assert_eq!(front.poll_timeout(), None, "nothing left to wait for");
+}
+
+#[test]
+fn fig7_the_quote_carries_the_service_held_until_a_positive_acknowledgement() {
+    let mut front = front_end();
+    let (purchase, payment) = up_to_payment_request(&mut front, Some(document()));
+    let f = front.handle(T0.plus_millis(900), &payer(), transaction(&payment));
+    assert_eq!(steps(&f), ["F>acquirer"], "nothing delivered before G");
+    let hk = front.handle(
+        T0.plus_millis(1000),
+        &bank(),
+        acknowledgement(&payment, true),
+    );
+    assert_eq!(steps(&hk), ["H>payer", "K>client"], "no I, no J");
+    assert_eq!(front.purchase(&purchase).unwrap().stage, Stage::Delivered);
+}
+
+#[test]
+fn fig7_a_negative_acknowledgement_keeps_the_enclosed_service() {
+    let mut front = front_end();
+    let (_, payment) = up_to_payment_request(&mut front, Some(document()));
+    front.handle(T0.plus_millis(900), &payer(), transaction(&payment));
+    let h = front.handle(
+        T0.plus_millis(1000),
+        &bank(),
+        acknowledgement(&payment, false),
+    );
+    assert_eq!(steps(&h), ["H>payer", "outcome>client"]);
+    assert!(
+        h.sent
+            .iter()
+            .all(|envelope| !matches!(envelope.message, Message::ClientDelivery(_))),
+        "the service stays with the front-end"
+    );
+}
+
+#[test]
+fn free_services_skip_the_payment_steps() {
+    let mut front = front_end();
+    front.handle(T0, &client(), service_request("r-1"));
+    let purchase = PurchaseId("P-000001".into());
+    let i = front.handle(T0, &server(), quote(&purchase, 0, None));
+    assert_eq!(steps(&i), ["I>server"], "no D–H");
+
+    let mut front = front_end();
+    front.handle(T0, &client(), service_request("r-1"));
+    let k = front.handle(T0, &server(), quote(&purchase, 0, Some(document())));
+    assert_eq!(
+        steps(&k),
+        ["K>client"],
+        "free and enclosed: delivered at once"
+    );
+}
+
+#[test]
+fn a_quote_expired_before_e_is_refused_and_nothing_is_submitted() {
+    let mut front = front_end();
+    let (_, payment) = up_to_payment_request(&mut front, None);
+    let late = payment.valid_until.plus_millis(1);
+    let reaction = front.handle(late, &payer(), transaction(&payment));
+    assert_eq!(
+        steps(&reaction),
+        ["H>payer", "outcome>client"],
+        "no F: nothing charged"
+    );
+    let Message::PayerAcknowledgement(h) = &reaction.sent[0].message else {
+        unreachable!()
+    };
+    assert!(matches!(
+        h.verdict,
+        Verdict::Negative {
+            reason: RefusalReason::QuoteExpired,
+            ..
+        }
+    ));
+    assert_eq!(failure_of(&reaction), Failure::QuoteExpired);
+}
+
+#[test]
+fn an_unavailable_server_ends_the_purchase() {
+    let mut front = front_end();
+    front.handle(T0, &client(), service_request("r-1"));
+    let reaction = front.handle(
+        T0,
+        &server(),
+        Message::Unavailable(Unavailable {
+            purchase: "P-000001".into(),
+            service: "report-2026".into(),
+            reason: "server down for maintenance".into(),
+        }),
+    );
+    assert_eq!(steps(&reaction), ["outcome>client"]);
+    assert_eq!(
+        failure_of(&reaction),
+        Failure::ServiceUnavailable {
+            reason: "server down for maintenance".into()
+        }
+    );
+}
+
+#[test]
+fn a_silent_server_ends_the_purchase_at_its_deadline() {
+    let mut front = front_end();
+    front.handle(T0, &client(), service_request("r-1"));
+    let deadline = front.poll_timeout().expect("a deadline for C");
+    assert_eq!(deadline, T0.plus_millis(10_000));
+    assert!(
+        front
+            .handle_timeout(deadline.plus_millis(-1))
+            .sent
+            .is_empty()
+    );
+    let reaction = front.handle_timeout(deadline);
+    assert_eq!(failure_of(&reaction), Failure::ServerSilent);
+}
+
+#[test]
+fn a_silent_acquirer_gets_a_negative_h_and_a_reversal() {
+    let mut front = front_end();
+    let (purchase, payment) = up_to_payment_request(&mut front, None);
+    front.handle(T0.plus_millis(900), &payer(), transaction(&payment));
+    let deadline = front.poll_timeout().unwrap();
+    let reaction = front.handle_timeout(deadline);
+    assert_eq!(
+        steps(&reaction),
+        ["H>payer", "reversal>acquirer", "outcome>client"]
+    );
+    assert_eq!(
+        failure_of(&reaction),
+        Failure::PaymentRefused {
+            reason: RefusalReason::AcquirerUnreachable
+        }
+    );
+    // The acquirer's positive answer arrives after all: cancelled again, nothing else.
+    let late = front.handle(
+        deadline.plus_millis(5),
+        &bank(),
+        acknowledgement(&payment, true),
+    );
+    assert_eq!(steps(&late), ["reversal>acquirer"]);
+    assert!(front.purchase(&purchase).unwrap().reversed);
+}
+
+#[test]
+fn a_declined_payment_ends_the_purchase_without_h() {
+    let mut front = front_end();
+    let (_, payment) = up_to_payment_request(&mut front, None);
+    let reaction = front.handle(
+        T0.plus_millis(900),
+        &payer(),
+        Message::PaymentDeclined(PaymentDeclined {
+            purchase: payment.purchase.clone(),
+            payment: payment.payment.clone(),
+            reason: "wrong PIN, 2 tries left".into(),
+        }),
+    );
+    assert_eq!(steps(&reaction), ["outcome>client"]);
+    assert_eq!(
+        failure_of(&reaction),
+        Failure::PaymentDeclined {
+            reason: "wrong PIN, 2 tries left".into()
+        }
+    );
+}
+
+#[test]
+fn a_silent_payer_device_ends_the_purchase() {
+    let mut front = front_end();
+    up_to_payment_request(&mut front, None);
+    let reaction = front.handle_timeout(T0.plus_millis(50 + 120_000));
+    assert_eq!(failure_of(&reaction), Failure::PayerSilent);
+}
+
+#[test]
+fn a_server_that_cannot_deliver_after_payment_gets_the_payment_reversed() {
+    let mut front = front_end();
+    let (_, payment) = up_to_payment_request(&mut front, None);
+    front.handle(T0.plus_millis(900), &payer(), transaction(&payment));
+    front.handle(
+        T0.plus_millis(1000),
+        &bank(),
+        acknowledgement(&payment, true),
+    );
+    // I is sent three times in all, then the front-end gives up.
+    let second = front.handle_timeout(front.poll_timeout().unwrap());
+    assert_eq!(steps(&second), ["I>server"]);
+    let third = front.handle_timeout(front.poll_timeout().unwrap());
+    assert_eq!(steps(&third), ["I>server"]);
+    let given_up = front.handle_timeout(front.poll_timeout().unwrap());
+    assert_eq!(steps(&given_up), ["reversal>acquirer", "outcome>client"]);
+}
+
+#[test]
+fn repeated_messages_change_nothing_and_get_the_same_answer() {
+    let mut front = front_end();
+    let (purchase, payment) = up_to_payment_request(&mut front, None);
+    // A repeated while the purchase runs: no second purchase.
+    let again = front.handle(T0.plus_millis(60), &client(), service_request("r-1"));
+    assert!(again.sent.is_empty() && again.ignored.is_some());
+    // C repeated: no second D.
+    let again = front.handle(T0.plus_millis(60), &server(), quote(&purchase, 250, None));
+    assert!(again.sent.is_empty());
+
+    front.handle(T0.plus_millis(900), &payer(), transaction(&payment));
+    // E repeated while G is awaited: no second F.
+    assert!(
+        front
+            .handle(T0.plus_millis(950), &payer(), transaction(&payment))
+            .sent
+            .is_empty()
+    );
+    let first = front.handle(
+        T0.plus_millis(1000),
+        &bank(),
+        acknowledgement(&payment, true),
+    );
+    // E repeated after H: the same H again, and nothing else.
+    let again = front.handle(T0.plus_millis(1010), &payer(), transaction(&payment));
+    assert_eq!(again.sent, vec![first.sent[0].clone()]);
+    // G repeated: nothing.
+    assert!(
+        front
+            .handle(
+                T0.plus_millis(1020),
+                &bank(),
+                acknowledgement(&payment, true)
+            )
+            .sent
+            .is_empty()
+    );
+
+    let k = front.handle(
+        T0.plus_millis(1100),
+        &server(),
+        Message::ServiceDelivery(ServiceDelivery {
+            purchase: purchase.clone(),
+            service: "report-2026".into(),
+            delivery: document(),
+        }),
+    );
+    // A repeated after K: the same K.
+    let again = front.handle(T0.plus_millis(2000), &client(), service_request("r-1"));
+    assert_eq!(again.sent, k.sent);
+    // A new request is a new purchase.
+    let new = front.handle(T0.plus_millis(2000), &client(), service_request("r-2"));
+    assert_eq!(steps(&new), ["B>server"]);
+    assert!(front.purchase(&"P-000002".into()).is_some());
+}
+
+#[test]
+fn messages_from_the_wrong_party_are_ignored() {
+    let mut front = front_end();
+    let (purchase, payment) = up_to_payment_request(&mut front, None);
+    let stranger = Party::Payer("terminal-2".into());
+    assert!(
+        front
+            .handle(T0, &stranger, transaction(&payment))
+            .sent
+            .is_empty()
+    );
+    let forged_bank = Party::Acquirer("other-acquirer".into());
+    front.handle(T0.plus_millis(900), &payer(), transaction(&payment));
+    let forged = front.handle(
+        T0.plus_millis(950),
+        &forged_bank,
+        acknowledgement(&payment, true),
+    );
+    assert!(forged.sent.is_empty() && forged.ignored.is_some());
+    assert_eq!(
+        front.purchase(&purchase).unwrap().stage,
+        Stage::AwaitingAcknowledgement
+    );
+}
+
+#[test]
+fn a_content_that_does_not_match_its_digest_is_not_delivered() {
+    let mut front = front_end();
+    let (purchase, payment) = up_to_payment_request(&mut front, None);
+    front.handle(T0.plus_millis(900), &payer(), transaction(&payment));
+    front.handle(
+        T0.plus_millis(1000),
+        &bank(),
+        acknowledgement(&payment, true),
+    );
+    let mut damaged = document();
+    if let Delivery::Content { bytes, .. } = &mut damaged {
+        bytes.push(b'!');
+    }
+    let reaction = front.handle(
+        T0.plus_millis(1100),
+        &server(),
+        Message::ServiceDelivery(ServiceDelivery {
+            purchase: purchase.clone(),
+            service: "report-2026".into(),
+            delivery: damaged,
+        }),
+    );
+    assert!(reaction.sent.is_empty());
+    assert!(reaction.ignored.unwrap().contains("digest"));
+}
+
+#[test]
+fn physical_goods_pass_their_address_to_the_server() {
+    let mut front = front_end();
+    let address = PostalAddress {
+        name: "A. Martin".into(),
+        lines: vec!["1 rue de la Paix".into()],
+        postcode: "75002".into(),
+        town: "Paris".into(),
+        country: "FR".into(),
+    };
+    let reaction = front.handle(
+        T0,
+        &client(),
+        Message::ServiceRequest(ServiceRequest {
+            request: "r-1".into(),
+            terminal: terminal(),
+            provider: provider(),
+            service: "printed-guide".into(),
+            delivery_address: Some(address.clone()),
+        }),
+    );
+    let Message::QuoteRequest(b) = &reaction.sent[0].message else {
+        unreachable!()
+    };
+    assert_eq!(b.delivery_address, Some(address));
+}
+
+#[test]
+fn an_unknown_service_server_is_a_bad_request() {
+    let mut front = front_end();
+    let reaction = front.handle(
+        T0,
+        &client(),
+        Message::ServiceRequest(ServiceRequest {
+            request: "r-1".into(),
+            terminal: terminal(),
+            provider: "nobody".into(),
+            service: "x".into(),
+            delivery_address: None,
+        }),
+    );
+    assert!(
+        matches!(failure_of(&reaction), Failure::BadRequest { reason } if reason.contains("nobody"))
+    );
+}
