@@ -267,7 +267,8 @@ pub enum T0Error {
     },
     /// Card side: bytes from the host while the card is not listening (working on a
     /// command).
-    #[error("{} bytes received while {state}: {}", bytes.len(), hex::encode_upper(bytes))]
+    // The bytes stay out of the message: they may be a PIN sent too early.
+    #[error("{} bytes received while {state}", bytes.len())]
     UnexpectedBytes {
         /// The bytes (dropped).
         bytes: Vec<u8>,

@@ -238,6 +238,14 @@ impl T1Card {
         quiet_state && !self.link.is_receiving() && !self.link.has_transmit()
     }
 
+    /// Whether no block has begun: the next character starts one, whatever the
+    /// exchange's state (a command being chained, a waiting time extension pending).
+    /// A T=1 block never starts with `FF` (§11.3.2.1 keeps that NAD for PPSS), so a
+    /// driver can look for out-of-band requests there.
+    pub fn is_between_blocks(&self) -> bool {
+        !self.link.is_receiving()
+    }
+
     fn request(
         &mut self,
         kind: Supervisory,
