@@ -833,10 +833,7 @@ mod tests {
             assert_eq!(bench.send(&upper(&[byte])), "");
         }
         assert_eq!(bench.wait(RESET_HOLD), "");
-        assert_eq!(
-            bench.events(),
-            vec![format!("discarded 1 byte: {MUTE}"); 4]
-        );
+        assert_eq!(bench.events(), vec![format!("discarded 1 byte: {MUTE}"); 4]);
     }
 
     // ---- The in-band reset and the ATR (§8) ----
