@@ -1,0 +1,1866 @@
+//! A service server's catalogue: the services it quotes (step C) and delivers (step J),
+//! read from a TOML file whose format `docs/catalogue.md` specifies.
+//!
+//! The file is decoded from `toml`'s spanned document tree rather than through a serde
+//! derive, so that every error names the file, the line and column, the item and the
+//! key, and says what was expected and what was found ([`CatalogueError`]).
+//!
+//! Prices are decimal strings (`"2.50"`) read exactly into minor units with the
+//! currency's ISO 4217 exponent ([`parse_price`]); floating point never touches them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::messages::{Currency, Money, ProviderId, ServiceId, ServiceKind, StaticInfo};
+
+/// The largest amount a price may have, in minor units: EMV's Amount, Authorised
+/// (`9F02`) is n12 (EMV Book 3 Annex A), so a larger price could not be paid by card.
+pub const MAX_PRICE_MINOR: u64 = 999_999_999_999;
+
+/// The longest quote validity a catalogue may give, in seconds (365 days).
+pub const MAX_VALIDITY_SECONDS: u64 = 365 * 86_400;
+
+/// The largest content file a catalogue may name, in bytes (4 MiB): content travels
+/// whole in a message, so anything bigger is a mistake in the catalogue.
+pub const MAX_CONTENT_LEN: u64 = 4 * 1024 * 1024;
+
+/// The longest service or provider identifier, in characters.
+pub const MAX_ID_LEN: usize = 64;
+
+/// The media type of inline `content`, when the item gives none: a TOML string is
+/// UTF-8 text.
+pub const DEFAULT_INLINE_MEDIA_TYPE: &str = "text/plain; charset=utf-8";
+
+/// The demo catalogue, built in: the default when no catalogue file is given.
+const DEMO_CATALOGUE: &str = include_str!("demo-catalogue.toml");
+
+/// Where the demo catalogue's `origin` says it comes from.
+const DEMO_ORIGIN: &str = "demo-catalogue.toml (built in)";
+
+/// The demo catalogue's `content_file`s, built in, by the path the catalogue gives.
+const DEMO_FILES: &[(&str, &[u8])] = &[
+    (
+        "demo/market-report-2026.txt",
+        include_bytes!("demo/market-report-2026.txt"),
+    ),
+    (
+        "demo/card-payments-guide.md",
+        include_bytes!("demo/card-payments-guide.md"),
+    ),
+];
+
+/// The keys an `[[item]]` table may have.
+const ITEM_KEYS: &[&str] = &[
+    "id",
+    "designation",
+    "kind",
+    "price",
+    "currency",
+    "validity_seconds",
+    "deliver_with_quote",
+    "available",
+    "content",
+    "content_file",
+    "media_type",
+];
+
+/// The keys a physical good may not have: its delivery is an order, not content.
+const CONTENT_KEYS: &[&str] = &["content", "content_file", "media_type"];
+
+/// Content a document or pay-per-view item delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    /// Media type, e.g. `text/plain; charset=utf-8`.
+    pub media_type: String,
+    /// The bytes delivered.
+    pub bytes: Vec<u8>,
+}
+
+/// One service of a catalogue. Built only by the catalogue reader, so its invariants
+/// hold: documents and pay-per-view items have content, physical goods have none and
+/// are never delivered with the quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueItem {
+    id: ServiceId,
+    designation: String,
+    kind: ServiceKind,
+    price: Money,
+    validity_seconds: u64,
+    deliver_with_quote: bool,
+    available: bool,
+    content: Option<Content>,
+}
+
+impl CatalogueItem {
+    /// The service's identifier.
+    pub fn id(&self) -> &ServiceId {
+        &self.id
+    }
+
+    /// The designation shown to the user.
+    pub fn designation(&self) -> &str {
+        &self.designation
+    }
+
+    /// What kind of service it is.
+    pub fn kind(&self) -> ServiceKind {
+        self.kind
+    }
+
+    /// The price; zero for a free service.
+    pub fn price(&self) -> Money {
+        self.price
+    }
+
+    /// Whether the service is free (price zero: no payment steps).
+    pub fn is_free(&self) -> bool {
+        self.price.is_zero()
+    }
+
+    /// How long a quote for it holds, in seconds (from 1 to [`MAX_VALIDITY_SECONDS`]).
+    pub fn validity_seconds(&self) -> u64 {
+        self.validity_seconds
+    }
+
+    /// Fig. 7: whether the quote C carries the service itself.
+    pub fn deliver_with_quote(&self) -> bool {
+        self.deliver_with_quote
+    }
+
+    /// Whether the item is on sale (`available`, true unless the catalogue says false).
+    pub fn available(&self) -> bool {
+        self.available
+    }
+
+    /// The content delivered; `None` exactly for physical goods.
+    pub fn content(&self) -> Option<&Content> {
+        self.content.as_ref()
+    }
+
+    /// The quote's static information (C) for this item.
+    pub fn static_info(&self) -> StaticInfo {
+        StaticInfo {
+            designation: self.designation.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
+/// A service server's catalogue: its provider identifier and its items in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalogue {
+    provider: ProviderId,
+    origin: String,
+    items: Vec<CatalogueItem>,
+    index: BTreeMap<ServiceId, usize>,
+}
+
+impl Catalogue {
+    /// The demo catalogue built into telepay (`src/provider/demo-catalogue.toml`, items
+    /// listed in `docs/catalogue.md`). Its first item is the default of
+    /// `telepay purchase`. The text is built in, so this fails only if the built-in file
+    /// is wrong, which the module's tests rule out.
+    pub fn demo() -> Result<Catalogue, CatalogueError> {
+        parse(DEMO_CATALOGUE, DEMO_ORIGIN, &Files::Embedded(DEMO_FILES))
+    }
+
+    /// Reads the catalogue file at `path`; `content_file` paths are relative to its
+    /// directory.
+    pub fn load(path: impl AsRef<Path>) -> Result<Catalogue, CatalogueError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogueError::Io {
+            origin: origin.clone(),
+            source,
+        })?;
+        let base_dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        parse(&text, &origin, &Files::Directory(base_dir))
+    }
+
+    /// Reads a catalogue from its text; `content_file` paths are relative to
+    /// `base_dir`. Errors name the origin `<string>`.
+    pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Catalogue, CatalogueError> {
+        parse(text, "<string>", &Files::Directory(base_dir))
+    }
+
+    /// The service server this catalogue belongs to (top-level `provider`).
+    pub fn provider(&self) -> &ProviderId {
+        &self.provider
+    }
+
+    /// Where the catalogue was read from: a file name, `<string>`, or the built-in demo.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The items, in file order.
+    pub fn items(&self) -> &[CatalogueItem] {
+        &self.items
+    }
+
+    /// The item with this identifier.
+    pub fn get(&self, id: &ServiceId) -> Option<&CatalogueItem> {
+        self.index
+            .get(id)
+            .and_then(|&position| self.items.get(position))
+    }
+}
+
+/// A place in a catalogue text: the origin (file name), line and column, both from 1;
+/// the column counts characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file name, `<string>`, or the built-in demo's name.
+    pub origin: String,
+    /// The line, from 1.
+    pub line: usize,
+    /// The column in characters, from 1.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.origin, self.line, self.column)
+    }
+}
+
+/// Where in the catalogue's structure a key was expected or found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// The top-level table (`provider`, `item`).
+    TopLevel,
+    /// An `[[item]]` table.
+    Item {
+        /// Its position in the file, from 1.
+        index: usize,
+        /// Its `id`, when it has a string one.
+        id: Option<String>,
+    },
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::TopLevel => f.write_str("top level"),
+            Place::Item { id: Some(id), .. } => write!(f, "item `{id}`"),
+            Place::Item { index, id: None } => write!(f, "item #{index}"),
+        }
+    }
+}
+
+/// Why a price string is not a price.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PriceError {
+    /// The string is empty.
+    #[error("empty: expected a decimal such as \"2.50\"")]
+    Empty,
+    /// The string starts with `-`.
+    #[error("negative: a price is zero or more")]
+    Negative,
+    /// A character other than a digit or the one decimal point.
+    #[error("unexpected {found:?} at character {position}: expected a digit or one `.`")]
+    UnexpectedChar {
+        /// Its position in characters, from 1.
+        position: usize,
+        /// The character.
+        found: char,
+    },
+    /// The decimal point has no digit before or after it (`.5`, `2.`).
+    #[error("expected digits on both sides of the decimal point")]
+    MissingDigits,
+    /// More decimals than the currency's exponent.
+    #[error("{decimals} decimals, but {} has {allowed}", currency.alpha())]
+    TooManyDecimals {
+        /// Decimals given.
+        decimals: usize,
+        /// The currency's exponent.
+        allowed: u8,
+        /// The currency.
+        currency: Currency,
+    },
+    /// More than [`MAX_PRICE_MINOR`] minor units.
+    #[error("more than {MAX_PRICE_MINOR} minor units, the most EMV's n12 amount holds")]
+    TooLarge,
+}
+
+/// Why a catalogue could not be read. Every variant names the origin, and where there
+/// is one the line, column, item and key, with what was expected and what was found.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogueError {
+    /// The catalogue file could not be read (or is not UTF-8).
+    #[error("{origin}: cannot read the catalogue: {source}")]
+    Io {
+        /// The file name.
+        origin: String,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The text is not TOML.
+    #[error("{at}: not valid TOML: {message}")]
+    Syntax {
+        /// Where the parser stopped.
+        at: Location,
+        /// The parser's message.
+        message: String,
+    },
+    /// No top-level `provider` key.
+    #[error("{origin}: missing top-level key `provider`: expected provider = \"NAME\"")]
+    MissingProvider {
+        /// The file name.
+        origin: String,
+    },
+    /// No `[[item]]`, or an empty `item` array.
+    #[error("{origin}: no `[[item]]`: a catalogue offers at least one service")]
+    NoItems {
+        /// The file name.
+        origin: String,
+    },
+    /// `item` is not an array of tables, or one of its elements is not a table.
+    #[error("{at}: `item` must be an array of tables (`[[item]]`), found {found}")]
+    ItemNotTable {
+        /// Where the value is.
+        at: Location,
+        /// The TOML type found.
+        found: &'static str,
+    },
+    /// A key the catalogue format does not have (a typo, often).
+    #[error("{at}: {place}: unknown key `{key}`: expected one of {expected}")]
+    UnknownKey {
+        /// Where the key is.
+        at: Location,
+        /// The table it is in.
+        place: Place,
+        /// The key.
+        key: String,
+        /// The keys allowed there, comma-separated.
+        expected: String,
+    },
+    /// A required key is absent.
+    #[error("{at}: {place}: missing key `{key}`")]
+    MissingKey {
+        /// The table's header.
+        at: Location,
+        /// The table.
+        place: Place,
+        /// The key.
+        key: &'static str,
+    },
+    /// A key's value has the wrong TOML type.
+    #[error("{at}: {place}: key `{key}`: expected {expected}, found {found}")]
+    WrongType {
+        /// Where the value is.
+        at: Location,
+        /// The table.
+        place: Place,
+        /// The key.
+        key: &'static str,
+        /// What the format wants.
+        expected: &'static str,
+        /// The TOML type found.
+        found: &'static str,
+    },
+    /// A provider or service identifier that is not 1 to [`MAX_ID_LEN`] ASCII letters,
+    /// digits, `-`, `_` or `.`.
+    #[error(
+        "{at}: {place}: key `{key}`: bad identifier {found:?}: expected 1 to {MAX_ID_LEN} ASCII letters, digits, `-`, `_` or `.`"
+    )]
+    BadId {
+        /// Where the value is.
+        at: Location,
+        /// The table.
+        place: Place,
+        /// `provider` or `id`.
+        key: &'static str,
+        /// The identifier given.
+        found: String,
+    },
+    /// Two items with the same `id`.
+    #[error("{at}: item `{item}`: duplicate id: line {first_line} already has it")]
+    DuplicateId {
+        /// Where the second one is.
+        at: Location,
+        /// The identifier.
+        item: String,
+        /// The line of the first item with it.
+        first_line: usize,
+    },
+    /// A text key that must say something is empty (or only blanks).
+    #[error("{at}: item `{item}`: key `{key}` is empty")]
+    EmptyText {
+        /// Where the value is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// `designation`, `content` or `content_file`.
+        key: &'static str,
+    },
+    /// `kind` names no kind of service.
+    #[error(
+        "{at}: item `{item}`: key `kind`: unknown kind {found:?}: expected document, pay-per-view or physical-good"
+    )]
+    UnknownKind {
+        /// Where the value is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// What was given.
+        found: String,
+    },
+    /// `currency` names no currency telepay knows.
+    #[error(
+        "{at}: item `{item}`: key `currency`: unknown currency {found:?}: expected EUR, USD, GBP or JPY"
+    )]
+    UnknownCurrency {
+        /// Where the value is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// What was given.
+        found: String,
+    },
+    /// `price` is not a price in the item's currency.
+    #[error("{at}: item `{item}`: key `price`: bad price {found:?}: {reason}")]
+    BadPrice {
+        /// Where the value is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// The string given.
+        found: String,
+        /// What is wrong with it.
+        #[source]
+        reason: PriceError,
+    },
+    /// `validity_seconds` is not a whole number from 1 to [`MAX_VALIDITY_SECONDS`].
+    #[error(
+        "{at}: item `{item}`: key `validity_seconds`: expected whole seconds from 1 to {MAX_VALIDITY_SECONDS}, found {found}"
+    )]
+    BadValidity {
+        /// Where the value is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// The integer as written.
+        found: String,
+    },
+    /// A document or pay-per-view item with neither `content` nor `content_file`.
+    #[error("{at}: item `{item}`: missing content: a {kind} needs `content` or `content_file`")]
+    MissingContent {
+        /// The item's header.
+        at: Location,
+        /// The item.
+        item: String,
+        /// Its kind, as the file writes it.
+        kind: &'static str,
+    },
+    /// Both `content` and `content_file`.
+    #[error("{at}: item `{item}`: both `content` and `content_file`: give one")]
+    TwoContents {
+        /// Where the second one is.
+        at: Location,
+        /// The item.
+        item: String,
+    },
+    /// A content key, or `deliver_with_quote = true`, on a physical good.
+    #[error(
+        "{at}: item `{item}`: key `{key}` is not for a physical-good: its delivery is an order shipped by another channel"
+    )]
+    NotForPhysicalGood {
+        /// Where the key is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// The key.
+        key: &'static str,
+    },
+    /// `content_file` without `media_type`.
+    #[error(
+        "{at}: item `{item}`: `content_file` needs `media_type` (e.g. \"text/plain; charset=utf-8\")"
+    )]
+    MissingMediaType {
+        /// Where `content_file` is.
+        at: Location,
+        /// The item.
+        item: String,
+    },
+    /// `media_type` is not `type/subtype` with optional parameters (RFC 6838 §4.2).
+    #[error("{at}: item `{item}`: key `media_type`: expected type/subtype, found {found:?}")]
+    BadMediaType {
+        /// Where the value is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// What was given.
+        found: String,
+    },
+    /// `content_file` could not be read.
+    #[error("{at}: item `{item}`: cannot read content file {}: {source}", path.display())]
+    ContentFile {
+        /// Where `content_file` is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// The path, resolved against the catalogue's directory.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+    /// `content_file` is empty, or larger than [`MAX_CONTENT_LEN`].
+    #[error(
+        "{at}: item `{item}`: content file {} has {len} bytes: expected 1 to {MAX_CONTENT_LEN}", path.display()
+    )]
+    ContentFileSize {
+        /// Where `content_file` is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// The path, resolved against the catalogue's directory.
+        path: PathBuf,
+        /// Its length (or a lower bound, when too large).
+        len: u64,
+    },
+}
+
+/// Reads a decimal price such as `"2.50"` exactly into minor units of `currency`.
+///
+/// Accepts digits with at most one `.` and at most `currency.exponent` decimals (fewer
+/// are padded: `"2.5"` is 250 cents). Refuses signs, blanks, exponents, more decimals
+/// than the currency has, and amounts above [`MAX_PRICE_MINOR`].
+pub fn parse_price(text: &str, currency: Currency) -> Result<Money, PriceError> {
+    if text.is_empty() {
+        return Err(PriceError::Empty);
+    }
+    if text.starts_with('-') {
+        return Err(PriceError::Negative);
+    }
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    let fraction_start = whole.chars().count().saturating_add(2);
+    // Every character is checked before the lengths, so that a stray character is
+    // named where it is rather than reported as a shape problem.
+    for (offset, found) in whole.chars().enumerate() {
+        if !found.is_ascii_digit() {
+            return Err(PriceError::UnexpectedChar {
+                position: offset.saturating_add(1),
+                found,
+            });
+        }
+    }
+    for (offset, found) in fraction.unwrap_or("").chars().enumerate() {
+        if !found.is_ascii_digit() {
+            return Err(PriceError::UnexpectedChar {
+                position: fraction_start.saturating_add(offset),
+                found,
+            });
+        }
+    }
+    if whole.is_empty() || fraction.is_some_and(str::is_empty) {
+        return Err(PriceError::MissingDigits);
+    }
+    let fraction = fraction.unwrap_or("");
+    let allowed = currency.exponent;
+    if fraction.len() > usize::from(allowed) {
+        return Err(PriceError::TooManyDecimals {
+            decimals: fraction.len(),
+            allowed,
+            currency,
+        });
+    }
+    // Whole units, then each decimal, then zeros up to the exponent: minor units exactly.
+    let padding = usize::from(allowed).saturating_sub(fraction.len());
+    let digits = whole
+        .bytes()
+        .chain(fraction.bytes())
+        .chain(std::iter::repeat_n(b'0', padding));
+    let mut minor: u64 = 0;
+    for digit in digits {
+        minor = minor
+            .checked_mul(10)
+            .and_then(|value| value.checked_add(u64::from(digit.wrapping_sub(b'0'))))
+            .filter(|&value| value <= MAX_PRICE_MINOR)
+            .ok_or(PriceError::TooLarge)?;
+    }
+    Ok(Money::new(minor, currency))
+}
+
+/// Writes a price as the catalogue does: the decimal with exactly the currency's
+/// number of decimals, without the currency (`2.50`, `500`). [`parse_price`] reads it
+/// back to the same amount.
+pub fn format_price(price: Money) -> String {
+    let exponent = usize::from(price.currency.exponent);
+    let digits = format!(
+        "{:0width$}",
+        price.minor,
+        width = exponent.saturating_add(1)
+    );
+    let split = digits.len().saturating_sub(exponent);
+    match (digits.get(..split), digits.get(split..)) {
+        (Some(whole), Some(fraction)) if exponent > 0 => format!("{whole}.{fraction}"),
+        _ => digits,
+    }
+}
+
+/// Where `content_file`s are read from.
+enum Files<'a> {
+    /// The catalogue file's directory.
+    Directory(&'a Path),
+    /// Files built into the binary, by the path the catalogue gives.
+    Embedded(&'static [(&'static str, &'static [u8])]),
+}
+
+impl Files<'_> {
+    /// The path as resolved (for messages) and the file's bytes.
+    fn read(&self, relative: &str) -> (PathBuf, Result<Vec<u8>, FileProblem>) {
+        match self {
+            Files::Directory(base) => {
+                let path = base.join(relative);
+                let bytes = read_bounded(&path);
+                (path, bytes)
+            }
+            Files::Embedded(files) => {
+                let bytes = files
+                    .iter()
+                    .find(|(name, _)| *name == relative)
+                    .map(|(_, bytes)| bytes.to_vec())
+                    .ok_or_else(|| {
+                        FileProblem::Io(io::Error::new(
+                            io::ErrorKind::NotFound,
+                            "no such file built into the demo catalogue",
+                        ))
+                    });
+                (PathBuf::from(relative), bytes)
+            }
+        }
+    }
+}
+
+/// Why a content file gave no content.
+enum FileProblem {
+    Io(io::Error),
+    /// Empty or too large; the length read (a lower bound when too large).
+    Size(u64),
+}
+
+/// Reads a file of at most [`MAX_CONTENT_LEN`] bytes, without reading more than one
+/// byte past the limit.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, FileProblem> {
+    let file = std::fs::File::open(path).map_err(FileProblem::Io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONTENT_LEN.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(FileProblem::Io)?;
+    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if len == 0 || len > MAX_CONTENT_LEN {
+        return Err(FileProblem::Size(len));
+    }
+    Ok(bytes)
+}
+
+/// The catalogue text and its name, to turn byte offsets into [`Location`]s.
+struct Source<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Source<'_> {
+    /// The line and column (characters) of a byte offset; offsets past the end are
+    /// taken as the end.
+    fn at(&self, offset: usize) -> Location {
+        let bytes = self.text.as_bytes();
+        let before = bytes.get(..offset).unwrap_or(bytes);
+        let line = before
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count()
+            .saturating_add(1);
+        let line_start = before
+            .iter()
+            .rposition(|&byte| byte == b'\n')
+            .map_or(0, |newline| newline.saturating_add(1));
+        // Characters are counted by their first bytes (not UTF-8 continuation bytes).
+        let column = before
+            .get(line_start..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|&&byte| byte & 0xC0 != 0x80)
+            .count()
+            .saturating_add(1);
+        Location {
+            origin: self.origin.to_owned(),
+            line,
+            column,
+        }
+    }
+
+    fn at_span<T>(&self, spanned: &Spanned<T>) -> Location {
+        self.at(spanned.span().start)
+    }
+}
+
+/// Reads a catalogue text.
+fn parse(text: &str, origin: &str, files: &Files<'_>) -> Result<Catalogue, CatalogueError> {
+    let source = Source { text, origin };
+    let root = DeTable::parse(text).map_err(|error| CatalogueError::Syntax {
+        at: source.at(error.span().map_or(0, |span| span.start)),
+        message: error.message().to_owned(),
+    })?;
+    let root = root.get_ref();
+    check_keys(&source, root, &Place::TopLevel, &["provider", "item"])?;
+
+    let provider = root
+        .get("provider")
+        .ok_or_else(|| CatalogueError::MissingProvider {
+            origin: origin.to_owned(),
+        })?;
+    let provider = ProviderId(identifier(&source, &Place::TopLevel, "provider", provider)?);
+
+    let no_items = || CatalogueError::NoItems {
+        origin: origin.to_owned(),
+    };
+    let items_value = root.get("item").ok_or_else(no_items)?;
+    let DeValue::Array(elements) = items_value.get_ref() else {
+        return Err(CatalogueError::ItemNotTable {
+            at: source.at_span(items_value),
+            found: items_value.get_ref().type_str(),
+        });
+    };
+    if elements.is_empty() {
+        return Err(no_items());
+    }
+
+    let mut items = Vec::with_capacity(elements.len());
+    let mut index = BTreeMap::new();
+    let mut first_offsets = BTreeMap::new();
+    for (position, element) in elements.iter().enumerate() {
+        let DeValue::Table(table) = element.get_ref() else {
+            return Err(CatalogueError::ItemNotTable {
+                at: source.at_span(element),
+                found: element.get_ref().type_str(),
+            });
+        };
+        let item = parse_item(&source, files, position.saturating_add(1), element, table)?;
+        // Offsets, not lines: a line costs a scan of the text, paid only on error.
+        if let Some(&first_offset) = first_offsets.get(&item.id) {
+            let at = table
+                .get("id")
+                .map_or_else(|| source.at_span(element), |id| source.at_span(id));
+            return Err(CatalogueError::DuplicateId {
+                at,
+                item: item.id.0,
+                first_line: source.at(first_offset).line,
+            });
+        }
+        first_offsets.insert(item.id.clone(), element.span().start);
+        index.insert(item.id.clone(), position);
+        items.push(item);
+    }
+    Ok(Catalogue {
+        provider,
+        origin: origin.to_owned(),
+        items,
+        index,
+    })
+}
+
+/// Refuses the first key (in file order) that `allowed` does not list.
+fn check_keys(
+    source: &Source<'_>,
+    table: &DeTable<'_>,
+    place: &Place,
+    allowed: &[&str],
+) -> Result<(), CatalogueError> {
+    let unknown = table
+        .iter()
+        .map(|(key, _)| key)
+        .filter(|key| {
+            let name: &str = key.get_ref();
+            !allowed.contains(&name)
+        })
+        .min_by_key(|key| key.span().start);
+    match unknown {
+        None => Ok(()),
+        Some(key) => Err(CatalogueError::UnknownKey {
+            at: source.at_span(key),
+            place: place.clone(),
+            key: key.get_ref().to_string(),
+            expected: allowed.join(", "),
+        }),
+    }
+}
+
+/// A string value, or [`CatalogueError::WrongType`].
+fn string<'v>(
+    source: &Source<'_>,
+    place: &Place,
+    key: &'static str,
+    value: &'v Spanned<DeValue<'_>>,
+) -> Result<&'v str, CatalogueError> {
+    value
+        .get_ref()
+        .as_str()
+        .ok_or_else(|| CatalogueError::WrongType {
+            at: source.at_span(value),
+            place: place.clone(),
+            key,
+            expected: "a string",
+            found: value.get_ref().type_str(),
+        })
+}
+
+/// A boolean value, or [`CatalogueError::WrongType`].
+fn boolean(
+    source: &Source<'_>,
+    place: &Place,
+    key: &'static str,
+    value: &Spanned<DeValue<'_>>,
+) -> Result<bool, CatalogueError> {
+    value
+        .get_ref()
+        .as_bool()
+        .ok_or_else(|| CatalogueError::WrongType {
+            at: source.at_span(value),
+            place: place.clone(),
+            key,
+            expected: "true or false",
+            found: value.get_ref().type_str(),
+        })
+}
+
+/// An identifier: 1 to [`MAX_ID_LEN`] ASCII letters, digits, `-`, `_`, `.` — safe in
+/// messages, file names and command lines.
+fn identifier(
+    source: &Source<'_>,
+    place: &Place,
+    key: &'static str,
+    value: &Spanned<DeValue<'_>>,
+) -> Result<String, CatalogueError> {
+    let text = string(source, place, key, value)?;
+    let valid = !text.is_empty()
+        && text.len() <= MAX_ID_LEN
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(CatalogueError::BadId {
+            at: source.at_span(value),
+            place: place.clone(),
+            key,
+            found: text.to_owned(),
+        })
+    }
+}
+
+/// Whether a media type is `type/subtype` with optional `; parameter`s (RFC 6838 §4.2:
+/// restricted-name characters on both sides of the slash).
+fn is_media_type(text: &str) -> bool {
+    let essence = text.split(';').next().unwrap_or("").trim();
+    let restricted = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 127
+            && part.bytes().all(|byte| {
+                byte.is_ascii_alphanumeric()
+                    || matches!(
+                        byte,
+                        b'!' | b'#' | b'$' | b'&' | b'-' | b'^' | b'_' | b'.' | b'+'
+                    )
+            })
+    };
+    match essence.split_once('/') {
+        Some((kind, subtype)) => {
+            restricted(kind) && restricted(subtype) && !text.chars().any(char::is_control)
+        }
+        None => false,
+    }
+}
+
+/// The name the file uses for a kind.
+fn kind_name(kind: ServiceKind) -> &'static str {
+    match kind {
+        ServiceKind::Document => "document",
+        ServiceKind::PayPerView => "pay-per-view",
+        ServiceKind::PhysicalGood => "physical-good",
+    }
+}
+
+/// Reads one `[[item]]` table; `position` counts items from 1.
+fn parse_item(
+    source: &Source<'_>,
+    files: &Files<'_>,
+    position: usize,
+    element: &Spanned<DeValue<'_>>,
+    table: &DeTable<'_>,
+) -> Result<CatalogueItem, CatalogueError> {
+    // The item's name for messages: its id if it has a string one, else its position.
+    let place = Place::Item {
+        index: position,
+        id: table
+            .get("id")
+            .and_then(|id| id.get_ref().as_str())
+            .map(str::to_owned),
+    };
+    check_keys(source, table, &place, ITEM_KEYS)?;
+    let required = |key: &'static str| {
+        table.get(key).ok_or_else(|| CatalogueError::MissingKey {
+            at: source.at_span(element),
+            place: place.clone(),
+            key,
+        })
+    };
+
+    let id_value = required("id")?;
+    let id = identifier(source, &place, "id", id_value)?;
+    let item = || id.clone();
+
+    let designation_value = required("designation")?;
+    let designation = string(source, &place, "designation", designation_value)?;
+    if designation.trim().is_empty() {
+        return Err(CatalogueError::EmptyText {
+            at: source.at_span(designation_value),
+            item: item(),
+            key: "designation",
+        });
+    }
+
+    let kind_value = required("kind")?;
+    let kind = match string(source, &place, "kind", kind_value)? {
+        "document" => ServiceKind::Document,
+        "pay-per-view" => ServiceKind::PayPerView,
+        "physical-good" => ServiceKind::PhysicalGood,
+        other => {
+            return Err(CatalogueError::UnknownKind {
+                at: source.at_span(kind_value),
+                item: item(),
+                found: other.to_owned(),
+            });
+        }
+    };
+
+    let currency_value = required("currency")?;
+    let currency_text = string(source, &place, "currency", currency_value)?;
+    let currency =
+        Currency::from_alpha(currency_text).ok_or_else(|| CatalogueError::UnknownCurrency {
+            at: source.at_span(currency_value),
+            item: item(),
+            found: currency_text.to_owned(),
+        })?;
+
+    // A float would already have lost the exact amount: the price is a string.
+    let price_value = required("price")?;
+    let price_text = price_value
+        .get_ref()
+        .as_str()
+        .ok_or_else(|| CatalogueError::WrongType {
+            at: source.at_span(price_value),
+            place: place.clone(),
+            key: "price",
+            expected: "a decimal string such as \"2.50\"",
+            found: price_value.get_ref().type_str(),
+        })?;
+    let price = parse_price(price_text, currency).map_err(|reason| CatalogueError::BadPrice {
+        at: source.at_span(price_value),
+        item: item(),
+        found: price_text.to_owned(),
+        reason,
+    })?;
+
+    let validity_value = required("validity_seconds")?;
+    let DeValue::Integer(validity_integer) = validity_value.get_ref() else {
+        return Err(CatalogueError::WrongType {
+            at: source.at_span(validity_value),
+            place: place.clone(),
+            key: "validity_seconds",
+            expected: "an integer",
+            found: validity_value.get_ref().type_str(),
+        });
+    };
+    let validity_seconds = u64::from_str_radix(validity_integer.as_str(), validity_integer.radix())
+        .ok()
+        .filter(|seconds| (1..=MAX_VALIDITY_SECONDS).contains(seconds))
+        .ok_or_else(|| CatalogueError::BadValidity {
+            at: source.at_span(validity_value),
+            item: item(),
+            found: validity_integer.to_string(),
+        })?;
+
+    let deliver_with_quote = match table.get("deliver_with_quote") {
+        Some(value) => boolean(source, &place, "deliver_with_quote", value)?,
+        None => false,
+    };
+    let available = match table.get("available") {
+        Some(value) => boolean(source, &place, "available", value)?,
+        None => true,
+    };
+
+    let content = if kind == ServiceKind::PhysicalGood {
+        // The first of them in file order.
+        if let Some((key, value)) = CONTENT_KEYS
+            .iter()
+            .filter_map(|&key| table.get(key).map(|value| (key, value)))
+            .min_by_key(|(_, value)| value.span().start)
+        {
+            return Err(CatalogueError::NotForPhysicalGood {
+                at: source.at_span(value),
+                item: item(),
+                key,
+            });
+        }
+        if deliver_with_quote {
+            // Fig. 7 hands the service over before payment; an order placed then
+            // would ship unpaid goods.
+            let at = table
+                .get("deliver_with_quote")
+                .map_or_else(|| source.at_span(element), |value| source.at_span(value));
+            return Err(CatalogueError::NotForPhysicalGood {
+                at,
+                item: item(),
+                key: "deliver_with_quote",
+            });
+        }
+        None
+    } else {
+        let entry = ItemTable {
+            source,
+            place: &place,
+            header: element,
+            table,
+        };
+        Some(parse_content(&entry, files, &id, kind)?)
+    };
+
+    Ok(CatalogueItem {
+        id: ServiceId(id),
+        designation: designation.to_owned(),
+        kind,
+        price,
+        validity_seconds,
+        deliver_with_quote,
+        available,
+        content,
+    })
+}
+
+/// An `[[item]]` table and what messages about it need.
+struct ItemTable<'a, 'i> {
+    source: &'a Source<'a>,
+    place: &'a Place,
+    /// The table's header (`[[item]]`), or the whole table when inline.
+    header: &'a Spanned<DeValue<'i>>,
+    table: &'a DeTable<'i>,
+}
+
+/// Reads a document's or pay-per-view item's content: inline `content` or
+/// `content_file`, and `media_type`.
+fn parse_content(
+    entry: &ItemTable<'_, '_>,
+    files: &Files<'_>,
+    id: &str,
+    kind: ServiceKind,
+) -> Result<Content, CatalogueError> {
+    let ItemTable {
+        source,
+        place,
+        header,
+        table,
+    } = entry;
+    let media_type = match table.get("media_type") {
+        Some(value) => {
+            let text = string(source, place, "media_type", value)?;
+            if !is_media_type(text) {
+                return Err(CatalogueError::BadMediaType {
+                    at: source.at_span(value),
+                    item: id.to_owned(),
+                    found: text.to_owned(),
+                });
+            }
+            Some(text.to_owned())
+        }
+        None => None,
+    };
+    match (table.get("content"), table.get("content_file")) {
+        (Some(inline), Some(file)) => {
+            let second = if file.span().start > inline.span().start {
+                file
+            } else {
+                inline
+            };
+            Err(CatalogueError::TwoContents {
+                at: source.at_span(second),
+                item: id.to_owned(),
+            })
+        }
+        (None, None) => Err(CatalogueError::MissingContent {
+            at: source.at_span(header),
+            item: id.to_owned(),
+            kind: kind_name(kind),
+        }),
+        (Some(inline), None) => {
+            let text = string(source, place, "content", inline)?;
+            if text.trim().is_empty() {
+                return Err(CatalogueError::EmptyText {
+                    at: source.at_span(inline),
+                    item: id.to_owned(),
+                    key: "content",
+                });
+            }
+            Ok(Content {
+                media_type: media_type.unwrap_or_else(|| DEFAULT_INLINE_MEDIA_TYPE.to_owned()),
+                bytes: text.as_bytes().to_vec(),
+            })
+        }
+        (None, Some(file)) => {
+            let relative = string(source, place, "content_file", file)?;
+            let at = source.at_span(file);
+            if relative.trim().is_empty() {
+                return Err(CatalogueError::EmptyText {
+                    at,
+                    item: id.to_owned(),
+                    key: "content_file",
+                });
+            }
+            // A file's bytes say nothing reliable about their type: it must be given.
+            let Some(media_type) = media_type else {
+                return Err(CatalogueError::MissingMediaType {
+                    at,
+                    item: id.to_owned(),
+                });
+            };
+            let (path, bytes) = files.read(relative);
+            let bytes = bytes.map_err(|problem| match problem {
+                FileProblem::Io(source) => CatalogueError::ContentFile {
+                    at: at.clone(),
+                    item: id.to_owned(),
+                    path: path.clone(),
+                    source,
+                },
+                FileProblem::Size(len) => CatalogueError::ContentFileSize {
+                    at: at.clone(),
+                    item: id.to_owned(),
+                    path: path.clone(),
+                    len,
+                },
+            })?;
+            Ok(Content { media_type, bytes })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A valid document item's keys after `id`, to build cases from.
+    const DOC: &str = "designation = \"Doc\"\nkind = \"document\"\nprice = \"1.00\"\ncurrency = \"EUR\"\nvalidity_seconds = 60\ncontent = \"text\"\n";
+
+    fn from_str(text: &str) -> Result<Catalogue, CatalogueError> {
+        Catalogue::from_toml_str(text, Path::new("."))
+    }
+
+    /// A fresh directory under the system's temporary directory.
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("telepay-provider-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn catalogue_errors_name_file_line_item_and_key() {
+        type Check = fn(&CatalogueError) -> bool;
+        let doc_a = format!("provider = \"p\"\n[[item]]\nid = \"a\"\n{DOC}");
+        let cases: Vec<(String, Check, &str)> = vec![
+            (
+                "[[item]]\nid = \"a\"\n".into(),
+                |e| matches!(e, CatalogueError::MissingProvider { .. }),
+                "<string>: missing top-level key `provider`: expected provider = \"NAME\"",
+            ),
+            (
+                "provider = 3\n".into(),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            place: Place::TopLevel,
+                            key: "provider",
+                            ..
+                        }
+                    )
+                },
+                "<string>:1:12: top level: key `provider`: expected a string, found integer",
+            ),
+            (
+                "provider = \"demo publisher\"\n".into(),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadId {
+                            key: "provider",
+                            ..
+                        }
+                    )
+                },
+                "<string>:1:12: top level: key `provider`: bad identifier \"demo publisher\": expected 1 to 64 ASCII letters, digits, `-`, `_` or `.`",
+            ),
+            (
+                "provider = \"p\"\ntitle = \"x\"\n".into(),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::UnknownKey {
+                            place: Place::TopLevel,
+                            ..
+                        }
+                    )
+                },
+                "<string>:2:1: top level: unknown key `title`: expected one of provider, item",
+            ),
+            (
+                "provider = \"p\"\n".into(),
+                |e| matches!(e, CatalogueError::NoItems { .. }),
+                "<string>: no `[[item]]`: a catalogue offers at least one service",
+            ),
+            (
+                "provider = \"p\"\nitem = []\n".into(),
+                |e| matches!(e, CatalogueError::NoItems { .. }),
+                "<string>: no `[[item]]`: a catalogue offers at least one service",
+            ),
+            (
+                "provider = \"p\"\nitem = 3\n".into(),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::ItemNotTable {
+                            found: "integer",
+                            ..
+                        }
+                    )
+                },
+                "<string>:2:8: `item` must be an array of tables (`[[item]]`), found integer",
+            ),
+            (
+                "provider = \"p\"\nitem = [\"a\"]\n".into(),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::ItemNotTable {
+                            found: "string",
+                            ..
+                        }
+                    )
+                },
+                "<string>:2:9: `item` must be an array of tables (`[[item]]`), found string",
+            ),
+            (
+                format!("provider = \"p\"\n[[item]]\n{DOC}"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::MissingKey {
+                            key: "id",
+                            place: Place::Item { index: 1, id: None },
+                            ..
+                        }
+                    )
+                },
+                "<string>:2:1: item #1: missing key `id`",
+            ),
+            (
+                format!("{doc_a}pricee = \"2\"\n"),
+                |e| matches!(e, CatalogueError::UnknownKey { .. }),
+                "<string>:10:1: item `a`: unknown key `pricee`: expected one of id, designation, kind, price, currency, validity_seconds, deliver_with_quote, available, content, content_file, media_type",
+            ),
+            (
+                "provider = \"p\"\n[[item]]\nid = \"a b\"\n".into(),
+                |e| matches!(e, CatalogueError::BadId { key: "id", .. }),
+                "<string>:3:6: item `a b`: key `id`: bad identifier \"a b\": expected 1 to 64 ASCII letters, digits, `-`, `_` or `.`",
+            ),
+            (
+                "provider = \"p\"\n[[item]]\nid = 7\n".into(),
+                |e| matches!(e, CatalogueError::WrongType { key: "id", .. }),
+                "<string>:3:6: item #1: key `id`: expected a string, found integer",
+            ),
+            (
+                "provider = \"p\"\n[[item]]\nid = \"a\"\ndesignation = 3\n".into(),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "designation",
+                            ..
+                        }
+                    )
+                },
+                "<string>:4:15: item `a`: key `designation`: expected a string, found integer",
+            ),
+            (
+                "provider = \"p\"\n[[item]]\nid = \"a\"\ndesignation = \"  \"\n".into(),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::EmptyText {
+                            key: "designation",
+                            ..
+                        }
+                    )
+                },
+                "<string>:4:15: item `a`: key `designation` is empty",
+            ),
+            (
+                doc_a.replace("\"document\"", "\"video\""),
+                |e| matches!(e, CatalogueError::UnknownKind { .. }),
+                "<string>:5:8: item `a`: key `kind`: unknown kind \"video\": expected document, pay-per-view or physical-good",
+            ),
+            (
+                doc_a.replace("\"EUR\"", "\"XEU\""),
+                |e| matches!(e, CatalogueError::UnknownCurrency { .. }),
+                "<string>:7:12: item `a`: key `currency`: unknown currency \"XEU\": expected EUR, USD, GBP or JPY",
+            ),
+            (
+                doc_a.replace("\"1.00\"", "\"2.505\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadPrice {
+                            reason: PriceError::TooManyDecimals { .. },
+                            ..
+                        }
+                    )
+                },
+                "<string>:6:9: item `a`: key `price`: bad price \"2.505\": 3 decimals, but EUR has 2",
+            ),
+            (
+                doc_a.replace("\"1.00\"", "\"-1\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadPrice {
+                            reason: PriceError::Negative,
+                            ..
+                        }
+                    )
+                },
+                "<string>:6:9: item `a`: key `price`: bad price \"-1\": negative: a price is zero or more",
+            ),
+            (
+                doc_a.replace("\"1.00\"", "\"1000000000000\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadPrice {
+                            reason: PriceError::TooLarge,
+                            ..
+                        }
+                    )
+                },
+                "<string>:6:9: item `a`: key `price`: bad price \"1000000000000\": more than 999999999999 minor units, the most EMV's n12 amount holds",
+            ),
+            (
+                doc_a.replace("\"1.00\"", "2.5"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "price",
+                            found: "float",
+                            ..
+                        }
+                    )
+                },
+                "<string>:6:9: item `a`: key `price`: expected a decimal string such as \"2.50\", found float",
+            ),
+            (
+                doc_a.replace("= 60", "= 0"),
+                |e| matches!(e, CatalogueError::BadValidity { .. }),
+                "<string>:8:20: item `a`: key `validity_seconds`: expected whole seconds from 1 to 31536000, found 0",
+            ),
+            (
+                doc_a.replace("= 60", "= -5"),
+                |e| matches!(e, CatalogueError::BadValidity { .. }),
+                "<string>:8:20: item `a`: key `validity_seconds`: expected whole seconds from 1 to 31536000, found -5",
+            ),
+            (
+                doc_a.replace("= 60", "= 31536001"),
+                |e| matches!(e, CatalogueError::BadValidity { .. }),
+                "<string>:8:20: item `a`: key `validity_seconds`: expected whole seconds from 1 to 31536000, found 31536001",
+            ),
+            (
+                doc_a.replace("= 60", "= \"60\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "validity_seconds",
+                            ..
+                        }
+                    )
+                },
+                "<string>:8:20: item `a`: key `validity_seconds`: expected an integer, found string",
+            ),
+            (
+                format!("{doc_a}available = \"yes\"\n"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "available",
+                            ..
+                        }
+                    )
+                },
+                "<string>:10:13: item `a`: key `available`: expected true or false, found string",
+            ),
+            (
+                format!("{doc_a}[[item]]\nid = \"a\"\n{DOC}"),
+                |e| matches!(e, CatalogueError::DuplicateId { first_line: 2, .. }),
+                "<string>:11:6: item `a`: duplicate id: line 2 already has it",
+            ),
+            (
+                doc_a.replace("content = \"text\"\n", ""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::MissingContent {
+                            kind: "document",
+                            ..
+                        }
+                    )
+                },
+                "<string>:2:1: item `a`: missing content: a document needs `content` or `content_file`",
+            ),
+            (
+                doc_a.replace("\"text\"", "\"\""),
+                |e| matches!(e, CatalogueError::EmptyText { key: "content", .. }),
+                "<string>:9:11: item `a`: key `content` is empty",
+            ),
+            (
+                format!("{doc_a}content_file = \"x.txt\"\n"),
+                |e| matches!(e, CatalogueError::TwoContents { .. }),
+                "<string>:10:16: item `a`: both `content` and `content_file`: give one",
+            ),
+            (
+                doc_a.replace("\"document\"", "\"physical-good\""),
+                |e| matches!(e, CatalogueError::NotForPhysicalGood { key: "content", .. }),
+                "<string>:9:11: item `a`: key `content` is not for a physical-good: its delivery is an order shipped by another channel",
+            ),
+            (
+                doc_a
+                    .replace("\"document\"", "\"physical-good\"")
+                    .replace("content = \"text\"", "media_type = \"text/plain\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::NotForPhysicalGood {
+                            key: "media_type",
+                            ..
+                        }
+                    )
+                },
+                "<string>:9:14: item `a`: key `media_type` is not for a physical-good: its delivery is an order shipped by another channel",
+            ),
+            (
+                doc_a
+                    .replace("\"document\"", "\"physical-good\"")
+                    .replace("content = \"text\"", "deliver_with_quote = true"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::NotForPhysicalGood {
+                            key: "deliver_with_quote",
+                            ..
+                        }
+                    )
+                },
+                "<string>:9:22: item `a`: key `deliver_with_quote` is not for a physical-good: its delivery is an order shipped by another channel",
+            ),
+            (
+                doc_a.replace("content = \"text\"", "content_file = \"x.bin\""),
+                |e| matches!(e, CatalogueError::MissingMediaType { .. }),
+                "<string>:9:16: item `a`: `content_file` needs `media_type` (e.g. \"text/plain; charset=utf-8\")",
+            ),
+            (
+                format!("{doc_a}media_type = \"text\"\n"),
+                |e| matches!(e, CatalogueError::BadMediaType { .. }),
+                "<string>:10:14: item `a`: key `media_type`: expected type/subtype, found \"text\"",
+            ),
+            (
+                format!("{doc_a}media_type = \"text/plain extra\"\n"),
+                |e| matches!(e, CatalogueError::BadMediaType { .. }),
+                "<string>:10:14: item `a`: key `media_type`: expected type/subtype, found \"text/plain extra\"",
+            ),
+            (
+                doc_a.replace("content = \"text\"", "content_file = \" \""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::EmptyText {
+                            key: "content_file",
+                            ..
+                        }
+                    )
+                },
+                "<string>:9:16: item `a`: key `content_file` is empty",
+            ),
+            // Columns count characters, not bytes: `é` is two bytes, one column.
+            (
+                "provider = \"p\"\nitem = [{ id = \"é\" }]\n".into(),
+                |e| matches!(e, CatalogueError::BadId { .. }),
+                "<string>:2:16: item `é`: key `id`: bad identifier \"é\": expected 1 to 64 ASCII letters, digits, `-`, `_` or `.`",
+            ),
+            (
+                "provider = \"p\"\nitem = [{ designation = \"é\", id = 1 }]\n".into(),
+                |e| matches!(e, CatalogueError::WrongType { key: "id", .. }),
+                "<string>:2:35: item #1: key `id`: expected a string, found integer",
+            ),
+        ];
+        for (text, is_variant, message) in &cases {
+            let error = from_str(text).expect_err(text);
+            assert!(is_variant(&error), "{text}\nunexpected variant {error:?}");
+            assert_eq!(error.to_string(), *message, "{text}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_give_the_position_the_parser_stopped_at() {
+        let error = from_str("provider = \"p\"\n[[item]\nid = \"a\"\n").unwrap_err();
+        let CatalogueError::Syntax { at, message } = &error else {
+            panic!("expected a syntax error, got {error:?}");
+        };
+        assert_eq!((at.origin.as_str(), at.line), ("<string>", 2));
+        assert!(!message.is_empty());
+        assert!(error.to_string().starts_with("<string>:2:"), "{error}");
+        assert!(error.to_string().contains("not valid TOML"), "{error}");
+
+        // TOML itself refuses a key given twice.
+        let error = from_str("provider = \"p\"\nprovider = \"q\"\n").unwrap_err();
+        assert!(
+            matches!(&error, CatalogueError::Syntax { at, .. } if at.line == 2),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn content_files_resolve_against_the_catalogue_directory() {
+        let dir = scratch_dir("content-files");
+        std::fs::create_dir_all(dir.join("docs")).unwrap();
+        std::fs::write(dir.join("docs/a.pdf"), b"%PDF-1.7 tiny").unwrap();
+        std::fs::write(dir.join("empty.txt"), b"").unwrap();
+        let text = "provider = \"p\"\n[[item]]\nid = \"a\"\ndesignation = \"A\"\nkind = \"document\"\nprice = \"1\"\ncurrency = \"EUR\"\nvalidity_seconds = 60\nmedia_type = \"application/pdf\"\ncontent_file = \"docs/a.pdf\"\n";
+        let path = dir.join("catalogue.toml");
+        std::fs::write(&path, text).unwrap();
+
+        let loaded = Catalogue::load(&path).unwrap();
+        assert_eq!(loaded.origin(), path.display().to_string());
+        let content = loaded
+            .get(&ServiceId::from("a"))
+            .unwrap()
+            .content()
+            .unwrap();
+        assert_eq!(content.media_type, "application/pdf");
+        assert_eq!(content.bytes, b"%PDF-1.7 tiny");
+        assert_eq!(
+            Catalogue::from_toml_str(text, &dir).unwrap().items(),
+            loaded.items()
+        );
+
+        // A missing file, named as resolved.
+        let missing = text.replace("docs/a.pdf", "docs/b.pdf");
+        match Catalogue::from_toml_str(&missing, &dir).unwrap_err() {
+            CatalogueError::ContentFile {
+                at,
+                item,
+                path,
+                source,
+            } => {
+                assert_eq!((at.line, at.column, item.as_str()), (10, 16, "a"));
+                assert_eq!(path, dir.join("docs/b.pdf"));
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("expected ContentFile, got {other:?}"),
+        }
+        // An empty file.
+        let empty = text.replace("docs/a.pdf", "empty.txt");
+        let error = Catalogue::from_toml_str(&empty, &dir).unwrap_err();
+        assert!(
+            matches!(&error, CatalogueError::ContentFileSize { len: 0, .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "<string>:10:16: item `a`: content file {} has 0 bytes: expected 1 to 4194304",
+                dir.join("empty.txt").display()
+            )
+        );
+        // A file over the limit is refused without being read whole.
+        let big = dir.join("big.bin");
+        std::fs::write(&big, vec![0u8; (MAX_CONTENT_LEN + 10) as usize]).unwrap();
+        let error =
+            Catalogue::from_toml_str(&text.replace("docs/a.pdf", "big.bin"), &dir).unwrap_err();
+        assert!(
+            matches!(&error, CatalogueError::ContentFileSize { len, .. } if *len == MAX_CONTENT_LEN + 1),
+            "{error:?}"
+        );
+
+        // An unreadable catalogue file.
+        let error = Catalogue::load(dir.join("absent.toml")).unwrap_err();
+        assert!(
+            matches!(&error, CatalogueError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().starts_with(&format!(
+                "{}: cannot read the catalogue:",
+                dir.join("absent.toml").display()
+            )),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn optional_keys_take_their_defaults() {
+        let catalogue =
+            from_str(&format!("provider = \"p\"\n[[item]]\nid = \"a\"\n{DOC}")).unwrap();
+        assert_eq!(catalogue.provider(), &ProviderId::from("p"));
+        let item = catalogue.get(&ServiceId::from("a")).unwrap();
+        assert!(item.available());
+        assert!(!item.deliver_with_quote());
+        assert_eq!(item.validity_seconds(), 60);
+        assert_eq!(item.price(), Money::new(100, Currency::EUR));
+        assert_eq!(
+            item.content(),
+            Some(&Content {
+                media_type: DEFAULT_INLINE_MEDIA_TYPE.to_owned(),
+                bytes: b"text".to_vec(),
+            })
+        );
+        assert_eq!(catalogue.get(&ServiceId::from("b")), None);
+    }
+
+    #[test]
+    fn prices_are_read_exactly_in_minor_units() {
+        use PriceError::*;
+        let eur = Currency::EUR;
+        let jpy = Currency::JPY;
+        let too_many = |decimals, currency: Currency| TooManyDecimals {
+            decimals,
+            allowed: currency.exponent,
+            currency,
+        };
+        let cases: &[(&str, Currency, Result<u64, PriceError>)] = &[
+            ("2.50", eur, Ok(250)),
+            ("2.5", eur, Ok(250)),
+            ("2", eur, Ok(200)),
+            ("0", eur, Ok(0)),
+            ("0.00", eur, Ok(0)),
+            ("0.07", eur, Ok(7)),
+            ("19.90", eur, Ok(1990)),
+            ("007.10", eur, Ok(710)),
+            ("9999999999.99", eur, Ok(999_999_999_999)),
+            ("10000000000.00", eur, Err(TooLarge)),
+            ("99999999999999999999999999", eur, Err(TooLarge)),
+            ("500", jpy, Ok(500)),
+            ("999999999999", jpy, Ok(999_999_999_999)),
+            ("1000000000000", jpy, Err(TooLarge)),
+            ("5.0", jpy, Err(too_many(1, jpy))),
+            ("2.505", eur, Err(too_many(3, eur))),
+            ("", eur, Err(Empty)),
+            ("-1", eur, Err(Negative)),
+            ("-0", eur, Err(Negative)),
+            (
+                "+1",
+                eur,
+                Err(UnexpectedChar {
+                    position: 1,
+                    found: '+',
+                }),
+            ),
+            (
+                " 1",
+                eur,
+                Err(UnexpectedChar {
+                    position: 1,
+                    found: ' ',
+                }),
+            ),
+            (
+                "1 ",
+                eur,
+                Err(UnexpectedChar {
+                    position: 2,
+                    found: ' ',
+                }),
+            ),
+            (
+                "1,50",
+                eur,
+                Err(UnexpectedChar {
+                    position: 2,
+                    found: ',',
+                }),
+            ),
+            (
+                "1e3",
+                eur,
+                Err(UnexpectedChar {
+                    position: 2,
+                    found: 'e',
+                }),
+            ),
+            (
+                "1.2.3",
+                eur,
+                Err(UnexpectedChar {
+                    position: 4,
+                    found: '.',
+                }),
+            ),
+            (
+                "1.5€",
+                eur,
+                Err(UnexpectedChar {
+                    position: 4,
+                    found: '€',
+                }),
+            ),
+            (
+                "٣",
+                eur,
+                Err(UnexpectedChar {
+                    position: 1,
+                    found: '٣',
+                }),
+            ),
+            (".5", eur, Err(MissingDigits)),
+            ("2.", eur, Err(MissingDigits)),
+            (".", eur, Err(MissingDigits)),
+        ];
+        for (text, currency, expected) in cases {
+            let got = parse_price(text, *currency).map(|money| {
+                assert_eq!(money.currency, *currency);
+                money.minor
+            });
+            assert_eq!(&got, expected, "{text:?} in {}", currency.alpha());
+        }
+    }
+
+    #[test]
+    fn prices_are_written_with_the_currency_decimals() {
+        assert_eq!(format_price(Money::new(250, Currency::EUR)), "2.50");
+        assert_eq!(format_price(Money::new(5, Currency::EUR)), "0.05");
+        assert_eq!(format_price(Money::new(0, Currency::EUR)), "0.00");
+        assert_eq!(format_price(Money::new(500, Currency::JPY)), "500");
+        assert_eq!(format_price(Money::new(0, Currency::JPY)), "0");
+    }
+
+    #[test]
+    fn the_demo_catalogue_has_every_kind_of_item() {
+        let demo = Catalogue::demo().unwrap();
+        assert_eq!(demo.provider(), &ProviderId::from("demo-publisher"));
+        let items = demo.items();
+
+        // The first item is `telepay purchase`'s default: a paid document.
+        let first = &items[0];
+        assert_eq!(first.designation(), "Annual market report 2026");
+        assert_eq!(first.kind(), ServiceKind::Document);
+        assert_eq!(first.price(), Money::new(250, Currency::EUR));
+        assert!(first.available() && !first.deliver_with_quote());
+
+        let count = |wanted: &dyn Fn(&CatalogueItem) -> bool| {
+            items.iter().filter(|item| wanted(item)).count()
+        };
+        assert!(count(&|item| item.kind() == ServiceKind::Document && !item.is_free()) >= 2);
+        assert_eq!(count(&|item| item.kind() == ServiceKind::PayPerView), 2);
+        assert_eq!(
+            count(&|item| item.kind() == ServiceKind::PayPerView && item.deliver_with_quote()),
+            1
+        );
+        assert_eq!(count(&|item| item.is_free()), 1);
+        assert_eq!(count(&|item| !item.available()), 1);
+        let goods: Vec<_> = items
+            .iter()
+            .filter(|item| item.kind() == ServiceKind::PhysicalGood)
+            .collect();
+        assert_eq!(goods.len(), 1);
+        assert_eq!(goods[0].price(), Money::new(1990, Currency::EUR));
+        assert_eq!(goods[0].content(), None);
+
+        // Content is small, meaningful text.
+        for item in items
+            .iter()
+            .filter(|item| item.kind() != ServiceKind::PhysicalGood)
+        {
+            let content = item.content().unwrap();
+            assert!((64..=1024).contains(&content.bytes.len()), "{}", item.id());
+            assert!(std::str::from_utf8(&content.bytes).is_ok(), "{}", item.id());
+            assert!(content.media_type.starts_with("text/"), "{}", item.id());
+        }
+    }
+
+    #[test]
+    fn the_built_in_demo_matches_the_files_beside_it() {
+        // The embedded copies and the source tree's files must not drift apart.
+        let on_disk = Catalogue::load(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/provider/demo-catalogue.toml"),
+        )
+        .unwrap();
+        let demo = Catalogue::demo().unwrap();
+        assert_eq!(on_disk.provider(), demo.provider());
+        assert_eq!(on_disk.items(), demo.items());
+        assert_eq!(demo.origin(), DEMO_ORIGIN);
+    }
+
+    proptest! {
+        #[test]
+        fn written_prices_read_back_to_the_same_amount(
+            minor in 0..=MAX_PRICE_MINOR,
+            currency in prop::sample::select(vec![Currency::EUR, Currency::USD, Currency::GBP, Currency::JPY]),
+        ) {
+            let price = Money::new(minor, currency);
+            let text = format_price(price);
+            prop_assert_eq!(parse_price(&text, currency), Ok(price));
+        }
+
+        #[test]
+        fn parse_price_never_panics(text in "\\PC{0,24}|[0-9.+-]{0,30}") {
+            let _ = parse_price(&text, Currency::EUR);
+            let _ = parse_price(&text, Currency::JPY);
+        }
+
+        #[test]
+        fn reading_any_text_never_panics(text in "\\PC{0,200}") {
+            let _ = from_str(&text);
+        }
+
+        #[test]
+        fn reading_mutated_catalogues_never_panics(
+            position in 0usize..400,
+            insert in "[\\[\\]=\"\n .a-z0-9-]{0,6}",
+        ) {
+            let base = format!("provider = \"p\"\n[[item]]\nid = \"a\"\n{DOC}");
+            let mut cut = position.min(base.len());
+            while !base.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let text = format!("{}{insert}{}", &base[..cut], &base[cut..]);
+            let _ = from_str(&text);
+        }
+    }
+}
