@@ -1,0 +1,127 @@
+//! The bank-card acquirer system as a party of the purchase: the banking rules of
+//! [`crate::acquirer::card`] over the durable [`Journal`].
+//!
+//! For each transaction F: a payment already in the journal gets its recorded
+//! acknowledgement again (idempotence); a payment the front-end reversed before F
+//! arrived is refused; otherwise the rules decide with the card's history from the
+//! journal, and the decision is recorded — durably — **before** G is returned. A
+//! journal that cannot record means no answer at all: the front-end's deadline then
+//! reverses the payment, so nothing is charged that the acquirer did not keep.
+
+use crate::acquirer::card::{BankCardRules, CardKey};
+use crate::acquirer::journal::{Journal, JournalError, ReversalOutcome};
+use crate::messages::{
+    Acknowledgement, AcquirerId, AcquirerTransaction, Payment, RefusalReason, Reversal, Timestamp,
+    Verdict,
+};
+
+/// Why the acquirer could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AcquirerError {
+    /// The transaction is addressed to another acquirer.
+    #[error(
+        "transaction for payment {payment} is addressed to acquirer {addressed}, this is {this}"
+    )]
+    NotForThisAcquirer {
+        /// The payment.
+        payment: String,
+        /// The acquirer it names.
+        addressed: AcquirerId,
+        /// This acquirer.
+        this: AcquirerId,
+    },
+    /// The journal failed: no acknowledgement can be given.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// A bank-card acquirer: rules and journal.
+pub struct BankCardAcquirer {
+    rules: BankCardRules,
+    journal: Journal,
+}
+
+impl BankCardAcquirer {
+    /// The acquirer deciding with `rules` and keeping `journal`.
+    pub fn new(rules: BankCardRules, journal: Journal) -> BankCardAcquirer {
+        BankCardAcquirer { rules, journal }
+    }
+
+    /// The acquirer's name.
+    pub fn id(&self) -> &AcquirerId {
+        self.rules.acquirer()
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The journal, mutably (cut-off, remittance).
+    pub fn journal_mut(&mut self) -> &mut Journal {
+        &mut self.journal
+    }
+
+    /// Answers F with G, recorded durably before it is returned.
+    ///
+    /// # Errors
+    /// [`AcquirerError::NotForThisAcquirer`], or the journal's error: then no G exists.
+    pub fn authorise(
+        &mut self,
+        transaction: &AcquirerTransaction,
+        now: Timestamp,
+    ) -> Result<Acknowledgement, AcquirerError> {
+        let payment = &transaction.transaction.payment;
+        if transaction.acquirer != *self.id() {
+            return Err(AcquirerError::NotForThisAcquirer {
+                payment: payment.to_string(),
+                addressed: transaction.acquirer.clone(),
+                this: self.id().clone(),
+            });
+        }
+        if let Some(stored) = self.journal.stored_transaction(payment)? {
+            if stored.transaction == *transaction {
+                return Ok(stored.acknowledgement);
+            }
+            // Another transaction under a used identifier: refused, and not recorded
+            // (the identifier's first transaction stands).
+            let reason = RefusalReason::PaymentIdReused;
+            return Ok(Acknowledgement {
+                acquirer: self.id().clone(),
+                purchase: transaction.transaction.purchase.clone(),
+                payment: payment.clone(),
+                verdict: Verdict::Negative {
+                    response_code: reason.response_code(),
+                    reason,
+                    arpc: None,
+                },
+            });
+        }
+        let Payment::BankCard(card) = &transaction.transaction.means;
+        let history = self.journal.card_history(&CardKey::of(card))?;
+        let mut decision = self.rules.decide(transaction, &history);
+        if self.journal.is_reversed(payment)? {
+            // The reversal overtook F: refuse, and spend no counter on it.
+            let reason = RefusalReason::Cancelled;
+            decision.acknowledgement.verdict = Verdict::Negative {
+                response_code: reason.response_code(),
+                reason,
+                arpc: None,
+            };
+            decision.record_atc = None;
+        }
+        Ok(self.journal.record_decision(transaction, &decision, now)?)
+    }
+
+    /// Takes the front-end's cancellation of a payment.
+    ///
+    /// # Errors
+    /// The journal's.
+    pub fn reverse(
+        &mut self,
+        reversal: &Reversal,
+        now: Timestamp,
+    ) -> Result<ReversalOutcome, AcquirerError> {
+        Ok(self.journal.reverse(reversal, now)?)
+    }
+}

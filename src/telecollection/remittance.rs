@@ -1,0 +1,138 @@
+//! The acquirer's side of telecollection: cut a batch off when the schedule says it is
+//! due, send every batch the centre has not acknowledged, and record its
+//! acknowledgement in the journal.
+//!
+//! The order of writes is what makes a crash harmless (`docs/telecollection.md`):
+//!
+//! 1. [`Journal::cut_off`] fixes the batch (its transactions, its number, its bytes'
+//!    SHA-256) in one SQLite transaction;
+//! 2. [`Journal::mark_sent`] is committed **before** the first byte leaves, so a batch
+//!    that may have arrived is never mistaken for one that did not;
+//! 3. the batch is streamed from the journal; the same bytes every time, or nothing
+//!    past the records (the trailer is only written when the checksum is the one fixed
+//!    at the cut-off);
+//! 4. [`Journal::mark_acknowledged`] once the centre's acceptance names this batch
+//!    (acquirer, number, checksum). A crash before it only means the batch is sent
+//!    again, and the centre, de-duplicating by (acquirer, number), counts it once.
+
+use crate::acquirer::journal::{BatchSummary, Journal};
+use crate::acquirer::schedule::CutoffSchedule;
+use crate::messages::Timestamp;
+use crate::telecollection::centre::CentreAnswer;
+use crate::telecollection::server::{CentreAddress, ClientOptions, RemitError, remit_with};
+
+/// One batch sent and the centre's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remittance {
+    /// The batch number.
+    pub batch: u64,
+    /// The centre's answer. Only an acceptance marks the batch acknowledged; a refused
+    /// batch stays `sent` and is sent again next time, until someone looks into it.
+    pub answer: CentreAnswer,
+}
+
+/// What [`telecollect`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelecollectionReport {
+    /// The batch cut off this time, if the schedule said one was due and there was
+    /// something to remit.
+    pub cut: Option<BatchSummary>,
+    /// Every batch sent, by number.
+    pub remitted: Vec<Remittance>,
+}
+
+/// Sends batch `number` to the centre at `address`: marks it sent, streams it from the
+/// journal, and marks it acknowledged when the centre accepts it (a duplicate
+/// acceptance included). Returns the centre's answer.
+pub fn remit_batch(
+    journal: &mut Journal,
+    number: u64,
+    address: &CentreAddress,
+    options: &ClientOptions,
+    now: Timestamp,
+) -> Result<CentreAnswer, RemitError> {
+    let summary = journal.batch(number)?.ok_or_else(|| {
+        crate::acquirer::journal::JournalError::UnknownBatch {
+            path: journal.path().to_owned(),
+            operation: crate::acquirer::journal::Operation::WriteBatch,
+            number,
+        }
+    })?;
+    journal.mark_sent(number, now)?;
+    let reader: &Journal = journal;
+    let answer = remit_with(address, summary.bytes, options, |out| {
+        reader.write_batch(number, out)?;
+        Ok(())
+    })?;
+    if let CentreAnswer::Accepted(acceptance) = &answer {
+        if acceptance.batch != number
+            || acceptance.acquirer != summary.acquirer
+            || acceptance.checksum != hex::encode(summary.checksum)
+        {
+            return Err(RemitError::AnswerMismatch {
+                address: address.to_string(),
+                sent: number,
+                accepted: acceptance.batch,
+                acquirer: acceptance.acquirer.to_string(),
+                checksum: acceptance.checksum.clone(),
+            });
+        }
+        journal.mark_acknowledged(number, now)?;
+    }
+    Ok(answer)
+}
+
+/// Sends every batch the centre has not acknowledged (open or sent), by number: after a
+/// restart, what may not have arrived goes again. Stops at the first batch that gets no
+/// answer (the centre is unreachable: the others would fail the same way).
+pub fn remit_pending(
+    journal: &mut Journal,
+    address: &CentreAddress,
+    options: &ClientOptions,
+    now: Timestamp,
+) -> Result<Vec<Remittance>, RemitError> {
+    let mut remitted = Vec::new();
+    for summary in journal.unacknowledged_batches()? {
+        let answer = remit_batch(journal, summary.number, address, options, now)?;
+        remitted.push(Remittance {
+            batch: summary.number,
+            answer,
+        });
+    }
+    Ok(remitted)
+}
+
+/// Whether a batch is due at `now`: there are authorised transactions waiting, and a
+/// cut-off of `schedule` has passed since the oldest of them was recorded (and since
+/// the last cut-off).
+pub fn cut_off_due(
+    journal: &Journal,
+    schedule: &CutoffSchedule,
+    now: Timestamp,
+) -> Result<bool, RemitError> {
+    let Some(oldest) = journal.oldest_pending()? else {
+        return Ok(false);
+    };
+    let since = journal
+        .last_cutoff()?
+        .map_or(oldest, |last| last.max(oldest));
+    Ok(schedule.is_due(since, now))
+}
+
+/// One round of telecollection, for a loop or a timer: cuts a batch off if one is due,
+/// then sends every batch not yet acknowledged.
+pub fn telecollect(
+    journal: &mut Journal,
+    schedule: &CutoffSchedule,
+    address: &CentreAddress,
+    options: &ClientOptions,
+    now: Timestamp,
+) -> Result<TelecollectionReport, RemitError> {
+    let cut = if cut_off_due(journal, schedule, now)? {
+        journal.cut_off(now)?
+    } else {
+        None
+    };
+    let remitted = remit_pending(journal, address, options, now)?;
+    Ok(TelecollectionReport { cut, remitted })
+}
