@@ -1,0 +1,97 @@
+//! The client device (21): asks the front-end for services (A) and receives them (K), or
+//! learns why a purchase delivered nothing.
+
+use std::collections::BTreeMap;
+
+use crate::messages::{
+    ClientDelivery, Envelope, Failure, Message, Party, PostalAddress, ProviderId, RequestId,
+    ServiceId, ServiceRequest, TerminalId,
+};
+
+/// How a request ended, as the client device saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestResult {
+    /// The service arrived, its content matching its digest.
+    Delivered(ClientDelivery),
+    /// A delivery arrived whose content does not match its digest.
+    Damaged(ClientDelivery),
+    /// The purchase ended without a delivery.
+    Failed(Failure),
+}
+
+/// The client device of one terminal.
+#[derive(Debug, Clone)]
+pub struct ClientDevice {
+    terminal: TerminalId,
+    next_request: u64,
+    requests: BTreeMap<RequestId, Option<RequestResult>>,
+}
+
+impl ClientDevice {
+    /// The client device of `terminal`.
+    pub fn new(terminal: TerminalId) -> ClientDevice {
+        ClientDevice {
+            terminal,
+            next_request: 1,
+            requests: BTreeMap::new(),
+        }
+    }
+
+    /// The terminal.
+    pub fn terminal(&self) -> &TerminalId {
+        &self.terminal
+    }
+
+    /// A new service request A for `service` of `provider`.
+    pub fn request(
+        &mut self,
+        provider: ProviderId,
+        service: ServiceId,
+        delivery_address: Option<PostalAddress>,
+    ) -> Envelope {
+        let request = RequestId(format!("{}-R{}", self.terminal, self.next_request));
+        self.next_request = self.next_request.saturating_add(1);
+        self.requests.insert(request.clone(), None);
+        Envelope {
+            from: Party::Client(self.terminal.clone()),
+            to: Party::FrontEnd,
+            message: Message::ServiceRequest(ServiceRequest {
+                request,
+                terminal: self.terminal.clone(),
+                provider,
+                service,
+                delivery_address,
+            }),
+        }
+    }
+
+    /// How a request ended, once it has.
+    pub fn result(&self, request: &RequestId) -> Option<&RequestResult> {
+        self.requests.get(request).and_then(Option::as_ref)
+    }
+
+    /// Takes K or the purchase's outcome from the front-end. The first answer to a
+    /// request stands; a repeated one changes nothing.
+    pub fn handle(&mut self, from: &Party, message: Message) {
+        if *from != Party::FrontEnd {
+            return;
+        }
+        let (request, result) = match message {
+            Message::ClientDelivery(delivery) => {
+                let result = if delivery.delivery.is_intact() {
+                    RequestResult::Delivered(delivery.clone())
+                } else {
+                    RequestResult::Damaged(delivery.clone())
+                };
+                (delivery.request, result)
+            }
+            Message::PurchaseOutcome(outcome) => {
+                (outcome.request, RequestResult::Failed(outcome.failure))
+            }
+            _ => return,
+        };
+        if let Some(slot @ None) = self.requests.get_mut(&request) {
+            *slot = Some(result);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The consultation terminal (10) of the patent: a **client device** (21) that asks the
+//! front-end for services and receives them, and a **payer device** (22) that answers the
+//! front-end's solicitations — payment requests (D), acknowledgements (H), service
+//! messages.
+//!
+//! - [`card_module`]: the payer device's bank-card module (claim 11): it reads the
+//!   cardholder data from the card, presents the PIN to the card, and has the card itself
+//!   compute the application cryptogram over the payment request's elements (first
+//!   GENERATE AC), then completes the transaction with the acquirer's verdict (second
+//!   GENERATE AC).
+//! - [`payer`]: the payer device: D → E with the card module and the user, H → the
+//!   card's completion.
+//! - [`client`]: the client device: A out, K (or the purchase's outcome) in.
+
+pub mod card_module;
+pub mod client;
+pub mod payer;
