@@ -11,7 +11,14 @@
 //!   GET RESPONSE / re-issue, command chaining) and reader URIs.
 //! - [`describe`]: an exchange rendered for people (command name, TLV tree, SW meaning).
 //! - [`messages`]: the purchase exchanges A–K of the patent's Fig. 6, one type each.
+//! - [`terminal`]: the consultation terminal: client device, payer device and its
+//!   bank-card module.
 //! - [`frontend`]: the communication front-end: the purchase state machine A–K.
+//! - [`provider`]: service servers: the catalogue, quotes, delivery.
+//! - [`acquirer`]: the bank-card acquirer: banking rules, the durable journal, cut-off
+//!   schedule and remittance batches.
+//! - [`telecollection`]: the telecollection centre that receives remitted batches.
+//! - [`purchase`]: the embedded runner connecting every role, and the purchase log.
 //! - [`emv`]: the terminal side of an EMV card read (application selection, GPO, records).
 //! - [`trace`]: recorded dialogues: the `.trace` format, recording, replay, diff, import.
 //! - [`serial`]: serial lines: the port edge, and the card side `telepay serial serve`
@@ -22,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acquirer;
 pub mod apdu;
 pub mod atr;
 mod calendar;
@@ -31,8 +39,12 @@ pub mod emv;
 pub mod frontend;
 pub mod iso7816_3;
 pub mod messages;
+pub mod provider;
+pub mod purchase;
 pub mod reader;
 pub mod serial;
+pub mod telecollection;
+pub mod terminal;
 pub mod testing;
 pub mod tlv;
 pub mod trace;

@@ -199,7 +199,7 @@ macro_rules! identifier {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
+                f.pad(&self.0)
             }
         }
 
@@ -549,6 +549,12 @@ pub enum RefusalReason {
     NoAcquirer,
     /// The quote had expired when the transaction arrived (decided by the front-end).
     QuoteExpired,
+    /// The front-end cancelled this payment before its transaction reached the
+    /// acquirer (a [`Reversal`] overtook it).
+    Cancelled,
+    /// The payment identifier was already used for another transaction: a repeated F
+    /// must be the same message to get the same answer.
+    PaymentIdReused,
 }
 
 impl RefusalReason {
@@ -566,6 +572,8 @@ impl RefusalReason {
             RefusalReason::AcquirerUnreachable => *b"91",
             RefusalReason::NoAcquirer => *b"92",
             RefusalReason::QuoteExpired => *b"12",
+            RefusalReason::Cancelled => *b"17",
+            RefusalReason::PaymentIdReused => *b"94",
         }
     }
 }
@@ -590,6 +598,10 @@ impl std::fmt::Display for RefusalReason {
             RefusalReason::AcquirerUnreachable => "the acquirer did not answer in time",
             RefusalReason::NoAcquirer => "no acquirer takes this means of payment",
             RefusalReason::QuoteExpired => "the quote expired before the transaction arrived",
+            RefusalReason::Cancelled => "the front-end cancelled this payment",
+            RefusalReason::PaymentIdReused => {
+                "the payment identifier was already used for another transaction"
+            }
         })
     }
 }

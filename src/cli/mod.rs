@@ -6,6 +6,7 @@
 //! naming the input and the fault, and exit with status 1 (2 for usage errors).
 
 mod hexarg;
+mod purchase;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -134,6 +135,13 @@ enum Commands {
     /// Play a card on a serial line, as a card in a Phoenix-style reader would.
     #[command(subcommand)]
     Serial(SerialCommand),
+    /// Buy a service through the patent's purchase flow A–K, every party embedded: the
+    /// client and payer devices (the card through --reader, default the software card),
+    /// the front-end, the service server and the bank-card acquirer with its journal.
+    /// Exits non-zero, with the reason, unless the service was delivered.
+    Purchase(purchase::PurchaseArgs),
+    /// List the services a catalogue offers (default: the demo catalogue).
+    Catalogue(purchase::CatalogueArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,6 +388,12 @@ pub enum CliError {
     /// Reading the PIN from standard input failed.
     #[error("cannot read the PIN from standard input: {0}")]
     Pin(String),
+    /// The purchase could not be set up or run (catalogue, journal, data directory).
+    #[error("purchase: {0}")]
+    Purchase(String),
+    /// The purchase ran and delivered nothing: why.
+    #[error("purchase refused: {0}")]
+    PurchaseFailed(String),
     /// The card cannot be served to vpcd.
     #[error(transparent)]
     Vpcd(Box<crate::vpcd::VpcdError>),
@@ -459,6 +473,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Commands::Trace(command) => trace_command(global, command, out),
         Commands::Vpcd(VpcdCommand::Serve(args)) => vpcd_serve(global, args, out),
         Commands::Serial(SerialCommand::Serve(args)) => serial_serve(global, args, out),
+        Commands::Purchase(args) => purchase::purchase(global, args, out),
+        Commands::Catalogue(args) => purchase::catalogue(global, args, out),
     }
 }
 

@@ -106,6 +106,11 @@ pub struct FrontEndConfig {
     pub acquirer_timeout_ms: i64,
     /// How many times I is sent before the delivery is given up.
     pub service_order_attempts: u32,
+    /// What purchase identifiers start with: `P` gives `P-000001`, `P-000002`… A
+    /// front-end that restarts must take a new prefix (the CLI draws one at random):
+    /// acquirers and servers keep answers by identifier, so a reused one would get the
+    /// previous purchase's answers.
+    pub purchase_prefix: String,
 }
 
 impl FrontEndConfig {
@@ -124,6 +129,7 @@ impl FrontEndConfig {
             payer_timeout_ms: 120_000,
             acquirer_timeout_ms: 30_000,
             service_order_attempts: 3,
+            purchase_prefix: "P".into(),
         }
     }
 
@@ -364,7 +370,10 @@ impl<E: Entropy> FrontEnd<E> {
                 )),
             };
         }
-        let id = PurchaseId(format!("P-{:06}", self.next_purchase));
+        let id = PurchaseId(format!(
+            "{}-{:06}",
+            self.config.purchase_prefix, self.next_purchase
+        ));
         self.next_purchase = self.next_purchase.saturating_add(1);
         self.by_request.insert(key, id.clone());
         let mut purchase = Purchase {

@@ -1,0 +1,147 @@
+//! The embedded default: one terminal, one front-end, one service server and the
+//! bank-card acquirer in one process, wired by the [`Runner`](super::Runner). What
+//! `telepay purchase` runs, and what tests and benchmarks build on.
+
+use crate::acquirer::card::{AmountLimits, BankCardRules, ConfigError, IssuerTable};
+use crate::acquirer::journal::Journal;
+use crate::acquirer::system::BankCardAcquirer;
+use crate::emv::CardChannel;
+use crate::frontend::{Entropy, FrontEnd, FrontEndConfig};
+use crate::messages::{
+    AcquirerId, MerchantId, Message, PaymentId, PostalAddress, RequestId, ServiceId, TerminalId,
+};
+use crate::provider::ServiceServer;
+use crate::terminal::card_module::CardModule;
+use crate::terminal::client::{ClientDevice, RequestResult};
+use crate::terminal::payer::{PayerDevice, PayerUser, PaymentState};
+
+use super::{Clock, Faults, PurchaseLog, Role, RunError, Runner};
+
+/// The names the embedded parties go by.
+pub const TERMINAL: &str = "terminal-1";
+/// The front-end's merchant name at the acquirer.
+pub const MERCHANT: &str = "telepay-frontend";
+/// The bank-card acquirer's name.
+pub const ACQUIRER: &str = "bank-card-acquirer";
+
+/// Every party of the embedded default.
+pub struct Embedded<E: Entropy, C: CardChannel, U: PayerUser> {
+    /// The front-end.
+    pub front_end: FrontEnd<E>,
+    /// The service server.
+    pub server: ServiceServer,
+    /// The bank-card acquirer.
+    pub acquirer: BankCardAcquirer,
+    /// The terminal's payer device.
+    pub payer: PayerDevice<C, U>,
+    /// The terminal's client device.
+    pub client: ClientDevice,
+}
+
+/// What one purchase did.
+#[derive(Debug, Clone)]
+pub struct PurchaseRun {
+    /// The client device's request.
+    pub request: RequestId,
+    /// Every message, in order.
+    pub log: PurchaseLog,
+    /// How the request ended for the client device (`None` if it never heard back).
+    pub result: Option<RequestResult>,
+    /// The payment request D, when there was one, and how it went on the payer device.
+    pub payment: Option<(PaymentId, Option<PaymentState>)>,
+}
+
+impl PurchaseRun {
+    /// Whether the service reached the client device intact.
+    pub fn delivered(&self) -> bool {
+        matches!(self.result, Some(RequestResult::Delivered(_)))
+    }
+}
+
+/// The test acquirer: every shipped test card's issuer, the default limits.
+///
+/// # Errors
+/// A malformed embedded issuer table (a build defect).
+pub fn test_rules() -> Result<BankCardRules, ConfigError> {
+    Ok(BankCardRules::new(
+        AcquirerId::from(ACQUIRER),
+        IssuerTable::test_issuers()?,
+        AmountLimits::default(),
+    ))
+}
+
+impl<E: Entropy, C: CardChannel, U: PayerUser> Embedded<E, C, U> {
+    /// The embedded parties: `server` sells through the front-end, paid by the card on
+    /// `card` with `user` at the terminal, authorised by `rules` keeping `journal`.
+    /// Purchase identifiers start with `purchase_prefix`: with a journal that outlives
+    /// the process, give each run its own ([`crate::frontend::FrontEndConfig`]).
+    pub fn new(
+        server: ServiceServer,
+        rules: BankCardRules,
+        journal: Journal,
+        card: CardModule<C>,
+        user: U,
+        entropy: E,
+        purchase_prefix: String,
+    ) -> Embedded<E, C, U> {
+        let mut config = FrontEndConfig::new(
+            MerchantId::from(MERCHANT),
+            vec![server.catalogue().provider().clone()],
+            rules.acquirer().clone(),
+        );
+        config.purchase_prefix = purchase_prefix;
+        Embedded {
+            front_end: FrontEnd::new(config, entropy),
+            server,
+            acquirer: BankCardAcquirer::new(rules, journal),
+            payer: PayerDevice::new(TerminalId::from(TERMINAL), card, user),
+            client: ClientDevice::new(TerminalId::from(TERMINAL)),
+        }
+    }
+
+    /// Buys `service` (with `address` for physical goods), delivering every message
+    /// through a runner on `clock` with `faults`.
+    ///
+    /// # Errors
+    /// [`RunError`] when the roles loop.
+    pub fn purchase<K: Clock>(
+        &mut self,
+        service: &ServiceId,
+        address: Option<PostalAddress>,
+        clock: K,
+        faults: Faults,
+    ) -> Result<PurchaseRun, RunError> {
+        let provider = self.server.catalogue().provider().clone();
+        let first = self.client.request(provider, service.clone(), address);
+        let Message::ServiceRequest(request) = &first.message else {
+            unreachable!("ClientDevice::request makes a service request")
+        };
+        let request = request.request.clone();
+        let roles: Vec<&mut dyn Role> = vec![
+            &mut self.client,
+            &mut self.payer,
+            &mut self.front_end,
+            &mut self.server,
+            &mut self.acquirer,
+        ];
+        let mut runner = Runner::new(roles, clock).with_faults(faults);
+        runner.run(first)?;
+        let log = runner.into_log();
+        let payment = log
+            .entries
+            .iter()
+            .find_map(|entry| match &entry.envelope.message {
+                Message::PaymentRequest(d) => Some(d.payment.clone()),
+                _ => None,
+            });
+        Ok(PurchaseRun {
+            result: self.client.result(&request).cloned(),
+            payment: payment.map(|payment| {
+                let state = self.payer.payment_state(&payment).cloned();
+                (payment, state)
+            }),
+            request,
+            log,
+        })
+    }
+}

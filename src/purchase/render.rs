@@ -1,0 +1,248 @@
+//! A purchase log for people: one decoded line per message, and a Mermaid sequence
+//! diagram of the same exchanges. PANs are masked; nothing secret is in a message.
+
+use std::fmt::Write as _;
+
+use crate::emv::mask_pan;
+use crate::messages::{Delivery, Message, Party, Payment, Verdict};
+
+use super::{Fate, PurchaseLog};
+
+/// The log as text: one line per message, `step  from → to  summary`, lost messages
+/// marked, ignored ones followed by the addressee's note.
+pub fn text(log: &PurchaseLog) -> String {
+    let mut out = String::new();
+    for entry in &log.entries {
+        let envelope = &entry.envelope;
+        let lost = match entry.fate {
+            Fate::Delivered => "",
+            Fate::Dropped => " [lost]",
+        };
+        let _ = writeln!(
+            out,
+            "{:<8} {} → {}{lost}: {}",
+            envelope.message.step(),
+            envelope.from,
+            envelope.to,
+            summary(&envelope.message)
+        );
+        if let Some(note) = &entry.note {
+            let _ = writeln!(out, "         ({note})");
+        }
+    }
+    out
+}
+
+/// One message in a line.
+pub fn summary(message: &Message) -> String {
+    match message {
+        Message::ServiceRequest(m) => format!(
+            "service request {}: {} of {}{}",
+            m.request,
+            m.service,
+            m.provider,
+            if m.delivery_address.is_some() {
+                ", with a delivery address"
+            } else {
+                ""
+            }
+        ),
+        Message::QuoteRequest(m) => format!("quote request for {}: {}", m.purchase, m.service),
+        Message::Quote(m) => format!(
+            "quote {}: \"{}\" ({:?}), {}, valid until {}{}",
+            m.quote,
+            m.static_info.designation,
+            m.static_info.kind,
+            m.variable.price,
+            m.validity.valid_until,
+            if m.service_enclosed.is_some() {
+                ", service enclosed (Fig. 7)"
+            } else {
+                ""
+            }
+        ),
+        Message::Unavailable(m) => {
+            format!("{} unavailable for {}: {}", m.service, m.purchase, m.reason)
+        }
+        Message::PaymentRequest(m) => format!(
+            "payment request {}: {} to {} for \"{}\" (designation digest {}), nonce {}, valid until {}",
+            m.payment,
+            m.amount,
+            m.merchant,
+            m.designation,
+            hex::encode_upper(m.designation_digest),
+            hex::encode_upper(m.nonce),
+            m.valid_until
+        ),
+        Message::Transaction(m) => format!("transaction for {}: {}", m.payment, payment(&m.means)),
+        Message::PaymentDeclined(m) => format!("payment {} declined: {}", m.payment, m.reason),
+        Message::AcquirerTransaction(m) => format!(
+            "transaction for {} to {} for merchant {}: {}",
+            m.transaction.payment,
+            m.acquirer,
+            m.merchant,
+            payment(&m.transaction.means)
+        ),
+        Message::Acknowledgement(m) => format!("{} for {}", verdict(&m.verdict), m.payment),
+        Message::PayerAcknowledgement(m) => format!("{} for {}", verdict(&m.verdict), m.payment),
+        Message::ServiceOrder(m) => format!("service order for {} on quote {}", m.service, m.quote),
+        Message::ServiceDelivery(m) => format!("{}: {}", m.service, delivery(&m.delivery)),
+        Message::ClientDelivery(m) => format!(
+            "{} for request {}, paid {}: {}",
+            m.service,
+            m.request,
+            m.paid,
+            delivery(&m.delivery)
+        ),
+        Message::PurchaseOutcome(m) => format!("request {} ended: {}", m.request, m.failure),
+        Message::Reversal(m) => format!("reversal of {}: {}", m.payment, m.reason),
+    }
+}
+
+fn payment(payment: &Payment) -> String {
+    match payment {
+        Payment::BankCard(card) => format!(
+            "bank card {} PSN {:02}, ATC {}, CID {:02X}, cryptogram {}, UN {}{}",
+            mask_pan(&card.pan),
+            card.pan_sequence,
+            card.atc,
+            card.cid,
+            hex::encode_upper(card.cryptogram),
+            hex::encode_upper(card.unpredictable_number),
+            if card.pin_verified {
+                ", PIN verified by the card"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+fn verdict(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Positive {
+            authorisation_code,
+            arpc,
+            ..
+        } => format!(
+            "positive, authorisation {authorisation_code}{}",
+            arpc.map(|arpc| format!(", ARPC {}", hex::encode_upper(arpc)))
+                .unwrap_or_default()
+        ),
+        Verdict::Negative {
+            reason,
+            response_code,
+            ..
+        } => format!(
+            "negative ({}): {reason}",
+            String::from_utf8_lossy(response_code)
+        ),
+    }
+}
+
+fn delivery(delivery: &Delivery) -> String {
+    match delivery {
+        Delivery::Content {
+            media_type,
+            bytes,
+            sha256,
+        } => format!(
+            "{media_type}, {} bytes, SHA-256 {}",
+            bytes.len(),
+            hex::encode_upper(sha256)
+        ),
+        Delivery::Order { order, address } => format!(
+            "order {order}, to {} in {} ({})",
+            address.name, address.town, address.country
+        ),
+    }
+}
+
+/// The log as a Mermaid sequence diagram (`sequenceDiagram`), one arrow per message, a
+/// crossed arrow for a lost one.
+pub fn mermaid(log: &PurchaseLog) -> String {
+    let mut parties: Vec<Party> = Vec::new();
+    for entry in &log.entries {
+        for party in [&entry.envelope.from, &entry.envelope.to] {
+            if !parties.contains(party) {
+                parties.push(party.clone());
+            }
+        }
+    }
+    // The patent's left-to-right order: terminal, front-end, servers, acquirers.
+    parties.sort_by_key(|party| match party {
+        Party::Client(_) => 0,
+        Party::Payer(_) => 1,
+        Party::FrontEnd => 2,
+        Party::Server(_) => 3,
+        Party::Acquirer(_) => 4,
+    });
+    let mut out = String::from("sequenceDiagram\n");
+    for (index, party) in parties.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "    participant P{index} as {}",
+            mermaid_text(&party.to_string())
+        );
+    }
+    let alias = |party: &Party| {
+        parties
+            .iter()
+            .position(|candidate| candidate == party)
+            .map(|index| format!("P{index}"))
+            .unwrap_or_default()
+    };
+    for entry in &log.entries {
+        let envelope = &entry.envelope;
+        let arrow = match entry.fate {
+            Fate::Delivered => "->>",
+            Fate::Dropped => "-x",
+        };
+        let label = match envelope.message {
+            Message::PurchaseOutcome(ref outcome) => format!("outcome: {}", outcome.failure),
+            ref other => format!("{} {}", other.step(), short_name(other)),
+        };
+        let _ = writeln!(
+            out,
+            "    {}{arrow}{}: {}",
+            alias(&envelope.from),
+            alias(&envelope.to),
+            mermaid_text(&label)
+        );
+    }
+    out
+}
+
+/// What each message is called on a diagram arrow.
+fn short_name(message: &Message) -> &'static str {
+    match message {
+        Message::ServiceRequest(_) => "service request",
+        Message::QuoteRequest(_) => "quote request",
+        Message::Quote(_) => "quote",
+        Message::Unavailable(_) => "service unavailable",
+        Message::PaymentRequest(_) => "payment request",
+        Message::Transaction(_) => "transaction",
+        Message::PaymentDeclined(_) => "payment declined",
+        Message::AcquirerTransaction(_) => "transaction",
+        Message::Acknowledgement(m) => acknowledgement_name(&m.verdict),
+        Message::PayerAcknowledgement(m) => acknowledgement_name(&m.verdict),
+        Message::ServiceOrder(_) => "service order",
+        Message::ServiceDelivery(_) => "service",
+        Message::ClientDelivery(_) => "service",
+        Message::PurchaseOutcome(_) => "outcome",
+        Message::Reversal(_) => "reversal",
+    }
+}
+
+fn acknowledgement_name(verdict: &Verdict) -> &'static str {
+    if verdict.is_positive() {
+        "positive acknowledgement"
+    } else {
+        "negative acknowledgement"
+    }
+}
+
+/// Mermaid treats `;` and `#` specially in labels; keep them out.
+fn mermaid_text(text: &str) -> String {
+    text.replace(';', ",").replace('#', "no. ")
+}

@@ -1,0 +1,310 @@
+//! The patent's purchase flow end to end in one process: client device, payer device
+//! with the software bank card (`sim:`), front-end, the demo service server and the
+//! bank-card acquirer with its SQLite journal. Each test is one scenario of Fig. 6 / 7.
+
+use telepay::acquirer::journal::{Journal, TransactionState};
+use telepay::frontend::SeededEntropy;
+use telepay::messages::{
+    Delivery, Failure, Message, PostalAddress, RefusalReason, ServiceId, Timestamp, Verdict,
+};
+use telepay::provider::{Catalogue, ServiceServer};
+use telepay::purchase::embedded::{Embedded, PurchaseRun, test_rules};
+use telepay::purchase::{Faults, PartyKind, VirtualClock, render};
+use telepay::reader::{Reader, Transport};
+use telepay::terminal::card_module::{CardModule, TerminalData};
+use telepay::terminal::client::RequestResult;
+use telepay::terminal::payer::{PaymentState, ScriptedUser};
+use telepay::testing::powered;
+
+type Network = Embedded<SeededEntropy, Transport<Box<dyn Reader + Send>>, ScriptedUser>;
+
+/// 2026-11-25 10:30:00 UTC.
+const START: Timestamp = Timestamp(1_795_602_600_000);
+
+fn network(profile: &str, pin: &str) -> Network {
+    let card = CardModule::new(
+        powered(&format!("sim:{profile}?seed=1")).unwrap(),
+        TerminalData::france(),
+    );
+    Embedded::new(
+        ServiceServer::new(Catalogue::demo().unwrap()),
+        test_rules().unwrap(),
+        Journal::open_in_memory().unwrap(),
+        card,
+        ScriptedUser::with_pin(pin),
+        SeededEntropy::new(1),
+        "P".into(),
+    )
+}
+
+/// A clock that moves 10 ms per message.
+fn clock() -> VirtualClock {
+    VirtualClock::new(START, 10)
+}
+
+fn buy(network: &mut Network, service: &str) -> PurchaseRun {
+    network
+        .purchase(&ServiceId::from(service), None, clock(), Faults::none())
+        .unwrap()
+}
+
+fn failure(run: &PurchaseRun) -> Failure {
+    match &run.result {
+        Some(RequestResult::Failed(failure)) => failure.clone(),
+        other => panic!(
+            "expected a failure, got {other:?}\n{}",
+            render::text(&run.log)
+        ),
+    }
+}
+
+fn journal_states(network: &Network) -> Vec<TransactionState> {
+    let mut states = Vec::new();
+    network
+        .acquirer
+        .journal()
+        .transactions::<telepay::acquirer::journal::JournalError>(&Default::default(), |entry| {
+            states.push(entry.state);
+            Ok(())
+        })
+        .unwrap();
+    states
+}
+
+#[test]
+fn fig6_a_paid_document_goes_through_every_step_a_to_k() {
+    let mut network = network("cb", "1234");
+    let run = buy(&mut network, "market-report-2026");
+    assert_eq!(
+        run.log.steps(),
+        ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K"],
+        "{}",
+        render::text(&run.log)
+    );
+    assert!(run.delivered());
+    // The card completed with a TC after the positive H.
+    let Some((_, Some(PaymentState::Completed(completion)))) = &run.payment else {
+        panic!("the card completed: {:?}", run.payment)
+    };
+    assert_eq!(format!("{:?}", completion.kind), "Tc");
+    // The acquirer kept the acknowledged transaction for telecollection.
+    assert_eq!(journal_states(&network), [TransactionState::Authorised]);
+    insta::assert_snapshot!("purchase_cb_market_report", render::text(&run.log));
+}
+
+#[test]
+fn fig7_the_service_comes_with_the_quote_and_i_j_disappear() {
+    let mut network = network("cb", "1234");
+    let run = buy(&mut network, "marine-weather-live");
+    assert_eq!(
+        run.log.steps(),
+        ["A", "B", "C", "D", "E", "F", "G", "H", "K"]
+    );
+    assert!(run.delivered());
+}
+
+#[test]
+fn a_free_service_has_no_payment_steps() {
+    let mut network = network("cb", "1234");
+    let run = buy(&mut network, "library-opening-hours");
+    assert_eq!(run.log.steps(), ["A", "B", "C", "I", "J", "K"]);
+    assert!(run.delivered());
+    assert!(journal_states(&network).is_empty(), "nothing to charge");
+}
+
+#[test]
+fn physical_goods_are_delivered_as_an_order_to_the_address() {
+    let mut network = network("cb", "1234");
+    let address = PostalAddress {
+        name: "A. Martin".into(),
+        lines: vec!["1 rue de la Paix".into()],
+        postcode: "75002".into(),
+        town: "Paris".into(),
+        country: "FR".into(),
+    };
+    let run = network
+        .purchase(
+            &ServiceId::from("printed-travel-guide"),
+            Some(address.clone()),
+            clock(),
+            Faults::none(),
+        )
+        .unwrap();
+    let Some(RequestResult::Delivered(k)) = &run.result else {
+        panic!("{}", render::text(&run.log))
+    };
+    let Delivery::Order { address: to, .. } = &k.delivery else {
+        panic!("an order, not content")
+    };
+    assert_eq!(*to, address);
+}
+
+#[test]
+fn a_wrong_pin_stops_the_purchase_with_the_tries_left() {
+    let mut network = network("cb", "9999");
+    let run = buy(&mut network, "market-report-2026");
+    assert_eq!(
+        failure(&run),
+        Failure::PaymentDeclined {
+            reason: "wrong PIN: 2 tries left".into()
+        }
+    );
+    assert_eq!(run.log.steps(), ["A", "B", "C", "D", "declined", "outcome"]);
+    assert!(journal_states(&network).is_empty());
+}
+
+#[test]
+fn a_blocked_card_stops_the_purchase() {
+    let mut network = network("blocked", "1234");
+    let run = buy(&mut network, "market-report-2026");
+    let Failure::PaymentDeclined { reason } = failure(&run) else {
+        panic!()
+    };
+    assert!(reason.contains("blocked"), "{reason}");
+}
+
+#[test]
+fn an_unavailable_server_ends_the_purchase_before_any_payment() {
+    let mut network = network("cb", "1234");
+    network.server.set_available(false);
+    let run = buy(&mut network, "market-report-2026");
+    assert!(matches!(failure(&run), Failure::ServiceUnavailable { .. }));
+    assert_eq!(run.log.steps(), ["A", "B", "unavailable", "outcome"]);
+}
+
+#[test]
+fn an_item_the_server_cannot_supply_is_refused_at_the_quote() {
+    let mut network = network("cb", "1234");
+    let run = buy(&mut network, "press-archive-1996");
+    assert!(matches!(failure(&run), Failure::ServiceUnavailable { .. }));
+}
+
+#[test]
+fn an_unreachable_acquirer_gets_a_negative_h_and_nothing_is_charged() {
+    let mut network = network("cb", "1234");
+    let run = network
+        .purchase(
+            &ServiceId::from("market-report-2026"),
+            None,
+            clock(),
+            Faults::none().unreachable(PartyKind::Acquirer),
+        )
+        .unwrap();
+    assert_eq!(
+        failure(&run),
+        Failure::PaymentRefused {
+            reason: RefusalReason::AcquirerUnreachable
+        }
+    );
+    // The card ends with an AAC: the payer device completed with the negative H.
+    let Some((_, Some(PaymentState::Completed(completion)))) = &run.payment else {
+        panic!("{:?}", run.payment)
+    };
+    assert_eq!(format!("{:?}", completion.kind), "Aac");
+    assert!(
+        journal_states(&network).is_empty(),
+        "the acquirer never saw it"
+    );
+}
+
+#[test]
+fn an_acquirer_silent_after_authorising_sees_its_transaction_reversed() {
+    let mut network = network("cb", "1234");
+    // The acquirer authorises and records, but its G is lost on the way.
+    let run = network
+        .purchase(
+            &ServiceId::from("market-report-2026"),
+            None,
+            clock(),
+            Faults::none().drop_step("G", PartyKind::FrontEnd),
+        )
+        .unwrap();
+    assert_eq!(
+        failure(&run),
+        Failure::PaymentRefused {
+            reason: RefusalReason::AcquirerUnreachable
+        }
+    );
+    let text = render::text(&run.log);
+    assert!(text.contains("reversal of"), "{text}");
+    // Kept, but never to be remitted: a cut-off finds nothing to batch.
+    assert_eq!(journal_states(&network), [TransactionState::Reversed]);
+    let batch = network
+        .acquirer
+        .journal_mut()
+        .cut_off(START.plus_millis(86_400_000))
+        .unwrap();
+    assert!(batch.is_none(), "a reversed transaction is not remitted");
+}
+
+#[test]
+fn a_quote_expired_before_the_transaction_is_refused_and_nothing_is_charged() {
+    let mut network = network("cb", "1234");
+    // Each message takes 25 s: the 60 s quote, issued when B arrives, still holds when
+    // C arrives (25 s later) but not when E does (75 s later).
+    let run = network
+        .purchase(
+            &ServiceId::from("marine-weather-live"),
+            None,
+            VirtualClock::new(START, 25_000),
+            Faults::none(),
+        )
+        .unwrap();
+    assert_eq!(failure(&run), Failure::QuoteExpired);
+    assert!(!run.log.steps().contains(&"F"), "no acquirer saw it");
+    let h = run
+        .log
+        .entries
+        .iter()
+        .find_map(|entry| match &entry.envelope.message {
+            Message::PayerAcknowledgement(h) => Some(h.verdict.clone()),
+            _ => None,
+        })
+        .expect("a negative H so the card ends its transaction");
+    assert!(matches!(
+        h,
+        Verdict::Negative {
+            reason: RefusalReason::QuoteExpired,
+            ..
+        }
+    ));
+    assert!(journal_states(&network).is_empty());
+}
+
+#[test]
+fn two_purchases_in_a_row_use_increasing_counters_and_both_are_kept() {
+    let mut network = network("cb", "1234");
+    for service in ["market-report-2026", "card-payments-guide"] {
+        let run = buy(&mut network, service);
+        assert!(run.delivered());
+        let Some((_, Some(PaymentState::Completed(completion)))) = &run.payment else {
+            panic!("{:?}", run.payment)
+        };
+        assert_eq!(
+            format!("{:?}", completion.kind),
+            "Tc",
+            "{service}: {completion:?}"
+        );
+    }
+    assert_eq!(
+        journal_states(&network),
+        [TransactionState::Authorised, TransactionState::Authorised]
+    );
+    let batch = network
+        .acquirer
+        .journal_mut()
+        .cut_off(START.plus_millis(86_400_000))
+        .unwrap()
+        .expect("a batch");
+    assert_eq!(batch.records, 2);
+}
+
+#[test]
+fn the_diagram_draws_every_exchange() {
+    let mut network = network("cb", "1234");
+    let run = buy(&mut network, "market-report-2026");
+    let diagram = render::mermaid(&run.log);
+    assert!(diagram.starts_with("sequenceDiagram\n"));
+    assert_eq!(diagram.matches("->>").count(), 11, "{diagram}");
+    insta::assert_snapshot!("purchase_cb_market_report_diagram", diagram);
+}
