@@ -154,7 +154,10 @@ fn unknown_reader_scheme_lists_the_valid_forms() {
 #[test]
 fn a_serial_port_that_does_not_exist_is_named_in_the_error() {
     let error = fails(&["atr", "--reader", "serial:/dev/telepay-no-such-port"], 1);
-    assert!(error.contains("serial port /dev/telepay-no-such-port"), "{error}");
+    assert!(
+        error.contains("serial port /dev/telepay-no-such-port"),
+        "{error}"
+    );
     assert!(error.contains("cannot open it"), "{error}");
 }
 
