@@ -1,0 +1,309 @@
+//! One test per claim of patent FR2750275 that telepay implements on the bank-card path,
+//! each named after its claim and showing what the claim says on the running system:
+//! the software card, the demo service server, the front-end and the bank-card acquirer
+//! in one process. docs/patent.md maps every claim to its test.
+
+use telepay::acquirer::journal::{Journal, TransactionState};
+use telepay::acquirer::schedule::CutoffSchedule;
+use telepay::frontend::SeededEntropy;
+use telepay::messages::{Failure, Message, Party, Payment, ServiceId, Timestamp, Verdict};
+use telepay::provider::{Catalogue, ServiceServer};
+use telepay::purchase::embedded::{Embedded, PurchaseRun, test_rules};
+use telepay::purchase::{Faults, PartyKind, VirtualClock, render};
+use telepay::reader::{Reader, Transport};
+use telepay::telecollection::centre::{Centre, CentreAnswer};
+use telepay::telecollection::remittance::cut_off_due;
+use telepay::terminal::card_module::{CardModule, TerminalData};
+use telepay::terminal::client::RequestResult;
+use telepay::terminal::payer::{PaymentState, ScriptedUser};
+use telepay::testing::powered;
+
+type Network = Embedded<SeededEntropy, Transport<Box<dyn Reader + Send>>, ScriptedUser>;
+
+/// 2026-11-25 10:30:00 UTC.
+const START: Timestamp = Timestamp(1_795_602_600_000);
+
+fn network(pin: &str) -> Network {
+    Embedded::new(
+        ServiceServer::new(Catalogue::demo().unwrap()),
+        test_rules().unwrap(),
+        Journal::open_in_memory().unwrap(),
+        CardModule::new(powered("sim:cb?seed=1").unwrap(), TerminalData::france()),
+        ScriptedUser::with_pin(pin),
+        SeededEntropy::new(1),
+        "P".into(),
+    )
+}
+
+fn buy(network: &mut Network, service: &str, faults: Faults) -> PurchaseRun {
+    network
+        .purchase(
+            &ServiceId::from(service),
+            None,
+            VirtualClock::new(START, 10),
+            faults,
+        )
+        .unwrap()
+}
+
+/// The steps a party took part in, with the direction: `"D>payer"`, `"E<payer"`.
+fn seen_by(run: &PurchaseRun, kind: PartyKind) -> Vec<String> {
+    let matches = |party: &Party| {
+        matches!(
+            (party, kind),
+            (Party::Client(_), PartyKind::Client)
+                | (Party::Payer(_), PartyKind::Payer)
+                | (Party::FrontEnd, PartyKind::FrontEnd)
+                | (Party::Server(_), PartyKind::Server)
+                | (Party::Acquirer(_), PartyKind::Acquirer)
+        )
+    };
+    run.log
+        .entries
+        .iter()
+        .filter_map(|entry| {
+            let step = entry.envelope.message.step();
+            if matches(&entry.envelope.to) {
+                Some(format!("{step}>"))
+            } else if matches(&entry.envelope.from) {
+                Some(format!("{step}<"))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Claim 1: seen from the front-end, the steps are A received from the terminal, B sent
+/// to a service server, C received from it, D sent to the terminal, E received from it,
+/// F submitted to an acquirer, G received from it, H sent to the terminal.
+#[test]
+fn claim_1_the_front_end_runs_steps_a_to_h() {
+    let mut network = network("1234");
+    let run = buy(&mut network, "market-report-2026", Faults::none());
+    let front_end: Vec<(String, String, &str)> = run
+        .log
+        .entries
+        .iter()
+        .take(8)
+        .map(|entry| {
+            let side = |party: &Party| match party {
+                Party::Client(_) | Party::Payer(_) => "terminal".to_owned(),
+                Party::FrontEnd => "front-end".to_owned(),
+                Party::Server(_) => "server".to_owned(),
+                Party::Acquirer(_) => "acquirer".to_owned(),
+            };
+            (
+                side(&entry.envelope.from),
+                side(&entry.envelope.to),
+                entry.envelope.message.step(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("terminal", "front-end", "A"),
+        ("front-end", "server", "B"),
+        ("server", "front-end", "C"),
+        ("front-end", "terminal", "D"),
+        ("terminal", "front-end", "E"),
+        ("front-end", "acquirer", "F"),
+        ("acquirer", "front-end", "G"),
+        ("front-end", "terminal", "H"),
+    ];
+    let expected: Vec<(String, String, &str)> = expected
+        .iter()
+        .map(|(from, to, step)| (from.to_string(), to.to_string(), *step))
+        .collect();
+    assert_eq!(front_end, expected, "{}", render::text(&run.log));
+    // H is the acknowledgement G, passed on unchanged.
+    let verdicts: Vec<Verdict> = run
+        .log
+        .entries
+        .iter()
+        .filter_map(|entry| match &entry.envelope.message {
+            Message::Acknowledgement(g) => Some(g.verdict.clone()),
+            Message::PayerAcknowledgement(h) => Some(h.verdict.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts[0], verdicts[1]);
+}
+
+/// Claim 2: when the acknowledgement is positive, the front-end asks the server for the
+/// service (I), receives it (J) and sends it to the terminal (K); when it is negative,
+/// none of that happens.
+#[test]
+fn claim_2_a_positive_acknowledgement_is_followed_by_i_j_k() {
+    let mut network = network("1234");
+    let run = buy(&mut network, "market-report-2026", Faults::none());
+    assert_eq!(
+        run.log.steps()[8..],
+        ["I", "J", "K"],
+        "{}",
+        render::text(&run.log)
+    );
+    assert!(run.delivered());
+
+    // Negative: an acquirer that cannot be reached → negative H, no I/J/K.
+    let mut unreachable = self::network("1234");
+    let run = buy(
+        &mut unreachable,
+        "market-report-2026",
+        Faults::none().unreachable(PartyKind::Acquirer),
+    );
+    for step in ["I", "J", "K"] {
+        assert!(
+            !run.log.steps().contains(&step),
+            "{}",
+            render::text(&run.log)
+        );
+    }
+}
+
+/// Claim 3: the information C received from the server may carry the service itself
+/// (Fig. 7); the front-end then holds it until the acknowledgement, and I/J disappear.
+#[test]
+fn claim_3_the_quote_may_carry_the_service() {
+    let mut network = network("1234");
+    let run = buy(&mut network, "marine-weather-live", Faults::none());
+    let quote_carries_it = run.log.entries.iter().any(|entry| {
+        matches!(&entry.envelope.message, Message::Quote(c) if c.service_enclosed.is_some())
+    });
+    assert!(quote_carries_it);
+    assert_eq!(
+        run.log.steps(),
+        ["A", "B", "C", "D", "E", "F", "G", "H", "K"]
+    );
+    assert!(run.delivered());
+}
+
+/// Claim 11: secure telepayment by bank card. The payer device's card module reads the
+/// cardholder data; after the PIN is entered and presented, the card itself signs the
+/// payment request's elements (its ARQC); the acquirer checks the transaction by the
+/// banking rules and answers; it keeps the acknowledged transaction and remits it, at
+/// the deadline the banking systems set, to the telecollection centre.
+#[test]
+fn claim_11_the_card_signs_the_acquirer_keeps_and_remits_at_the_deadline() {
+    let mut network = network("1234");
+    let run = buy(&mut network, "market-report-2026", Faults::none());
+    // E: the cardholder data read from the card, the PIN verified by the card, and the
+    // card's cryptogram over the payment request.
+    let (card, request) = run
+        .log
+        .entries
+        .iter()
+        .find_map(|entry| match &entry.envelope.message {
+            Message::AcquirerTransaction(f) => {
+                let Payment::BankCard(card) = &f.transaction.means;
+                Some((card.clone(), f.request.clone()))
+            }
+            _ => None,
+        })
+        .expect("F");
+    assert_eq!(card.pan, "4970100000000014");
+    assert!(card.pin_verified);
+    assert_eq!(card.cid, 0x80, "an ARQC: the card asks the acquirer");
+    assert_eq!(card.amount, request.amount.emv_amount().unwrap());
+    // The acquirer's banking rules accepted the card's signature.
+    assert!(run.delivered());
+
+    // A wrong PIN: the card refuses it and nothing is signed.
+    let mut refused = self::network("0000");
+    let declined = buy(&mut refused, "market-report-2026", Faults::none());
+    assert!(matches!(
+        declined.result,
+        Some(RequestResult::Failed(Failure::PaymentDeclined { .. }))
+    ));
+    assert!(!declined.log.steps().contains(&"E"));
+
+    // Kept: the journal holds it, authorised, until the deadline.
+    let journal = network.acquirer.journal_mut();
+    let schedule: CutoffSchedule = "daily:22:00".parse().unwrap();
+    assert!(
+        !cut_off_due(journal, &schedule, START).unwrap(),
+        "10:30: not yet"
+    );
+    let deadline = schedule.next_cutoff_after(START);
+    assert!(cut_off_due(journal, &schedule, deadline).unwrap());
+    let batch = journal
+        .cut_off(deadline)
+        .unwrap()
+        .expect("a batch at 22:00");
+    assert_eq!(batch.records, 1);
+    // Remitted to the telecollection centre, which accepts it.
+    let mut file = Vec::new();
+    journal.write_batch(batch.number, &mut file).unwrap();
+    let mut centre = Centre::open_in_memory().unwrap();
+    let answer = centre.receive(&file[..], deadline).unwrap();
+    assert!(matches!(answer, CentreAnswer::Accepted(_)), "{answer:?}");
+    journal.mark_sent(batch.number, deadline).unwrap();
+    journal.mark_acknowledged(batch.number, deadline).unwrap();
+    let totals = centre.totals().unwrap();
+    assert_eq!((totals[0].records, totals[0].total_minor), (1, 250));
+    let mut states = Vec::new();
+    journal
+        .transactions::<telepay::acquirer::journal::JournalError>(&Default::default(), |entry| {
+            states.push(entry.state);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(states, [TransactionState::AcknowledgedByCentre]);
+}
+
+/// Claim 13: the system is a consultation terminal (client device + payer device), a
+/// front-end and acquirers, the terminal linked to the front-end, the front-end to the
+/// service servers and to the acquirers: no message goes around the front-end.
+#[test]
+fn claim_13_every_exchange_goes_through_the_front_end() {
+    let mut network = network("1234");
+    let run = buy(&mut network, "market-report-2026", Faults::none());
+    for entry in &run.log.entries {
+        let Some(other) = [&entry.envelope.from, &entry.envelope.to]
+            .into_iter()
+            .find(|party| **party != Party::FrontEnd)
+        else {
+            continue;
+        };
+        assert!(
+            entry.envelope.from == Party::FrontEnd || entry.envelope.to == Party::FrontEnd,
+            "{} → {} bypasses the front-end ({other})",
+            entry.envelope.from,
+            entry.envelope.to
+        );
+    }
+    // Both devices of the terminal take part.
+    assert!(!seen_by(&run, PartyKind::Client).is_empty());
+    assert!(!seen_by(&run, PartyKind::Payer).is_empty());
+}
+
+/// Claim 14: the client device sends requests to the front-end and handles the answers
+/// — the service, or why there is none.
+#[test]
+fn claim_14_the_client_device_requests_and_handles_the_answers() {
+    let mut network = network("1234");
+    let run = buy(&mut network, "market-report-2026", Faults::none());
+    assert_eq!(seen_by(&run, PartyKind::Client), ["A<", "K>"]);
+    assert!(matches!(run.result, Some(RequestResult::Delivered(_))));
+
+    let run = buy(&mut network, "press-archive-1996", Faults::none());
+    assert_eq!(seen_by(&run, PartyKind::Client), ["A<", "outcome>"]);
+    assert!(matches!(
+        run.result,
+        Some(RequestResult::Failed(Failure::ServiceUnavailable { .. }))
+    ));
+}
+
+/// Claim 15: the payer device receives the front-end's solicitations, which call for an
+/// answer (D → E) or not (H, no answer).
+#[test]
+fn claim_15_the_payer_device_answers_d_and_not_h() {
+    let mut network = network("1234");
+    let run = buy(&mut network, "market-report-2026", Faults::none());
+    assert_eq!(seen_by(&run, PartyKind::Payer), ["D>", "E<", "H>"]);
+    // H asked for nothing back, yet the payer device acted on it: the card completed.
+    let Some((_, Some(PaymentState::Completed(completion)))) = &run.payment else {
+        panic!("{:?}", run.payment)
+    };
+    assert_eq!(format!("{:?}", completion.kind), "Tc");
+}
