@@ -643,6 +643,10 @@ impl T0Host {
     fn end_exchange(&mut self) {
         self.state = HostState::Idle;
         self.deadline = None;
+        // Data queued by an acknowledgement but not yet handed out belongs to the
+        // exchange that just ended: sent later, it would reach the card as the next
+        // command's header — a PIN block sent twice, and read as a command.
+        self.transmit.zeroize();
         self.outgoing_data.zeroize();
         self.outgoing_data.clear();
         self.sent = 0;
@@ -1654,6 +1658,35 @@ mod tests {
         assert_eq!(host.poll_transmit(), Some(bytes("56")));
         host.handle_input(&bytes("63 C2"), start).unwrap();
         assert_eq!(host.poll_response(), Some(bytes("63 C2")));
+    }
+
+    /// §10.3.3 then §10.2: an acknowledgement queues the command data, but a byte that
+    /// is no procedure byte in the same read ends the exchange. The data queued (a PIN
+    /// block here) is dropped with it, never sent after the error nor ahead of the next
+    /// command's header. Found by the `t0_host` fuzz target.
+    #[test]
+    fn host_drops_queued_data_when_the_exchange_ends() {
+        let start = Instant::now();
+        let mut host = T0Host::new(WWT);
+        host.start(&bytes("00 20 00 80 08 24 12 34 FF FF FF FF FF"), start)
+            .unwrap();
+        assert_eq!(host.poll_transmit(), Some(bytes("00 20 00 80 08")));
+        assert!(matches!(
+            host.handle_input(&bytes("20 1F"), start),
+            Err(T0Error::ProtocolViolation { byte: 0x1F, .. })
+        ));
+        assert_eq!(host.poll_transmit(), None, "no PIN byte after the error");
+        host.start(&bytes("00 B2 01 0C 00"), start).unwrap();
+        assert_eq!(host.poll_transmit(), Some(bytes("00 B2 01 0C 00")));
+
+        // The card answers its status right after the INS, before any data went.
+        let mut host = T0Host::new(WWT);
+        host.start(&bytes("00 20 00 80 08 24 12 34 FF FF FF FF FF"), start)
+            .unwrap();
+        host.poll_transmit();
+        host.handle_input(&bytes("20 69 85"), start).unwrap();
+        assert_eq!(host.poll_response(), Some(bytes("69 85")));
+        assert_eq!(host.poll_transmit(), None, "the card has answered: no data");
     }
 
     // ---- card side ----
