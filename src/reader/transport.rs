@@ -143,7 +143,8 @@ impl<R: Reader> Transport<R> {
             });
         };
         if !command.needs_extended() || atr.supports_extended_length() {
-            let bytes = command.to_bytes();
+            // The encoded command may hold a PIN block: wiped when dropped.
+            let bytes = zeroize::Zeroizing::new(command.to_bytes());
             let response = self.exchange(&bytes)?;
             return self.complete(command, bytes, response);
         }
@@ -165,7 +166,7 @@ impl<R: Reader> Transport<R> {
             )
             .with_data(chunk.to_vec())
             .map_err(|source| self.encode_error(source))?;
-            let response = self.exchange(&part.to_bytes())?;
+            let response = self.exchange(&zeroize::Zeroizing::new(part.to_bytes()))?;
             if !response.sw.is_success() {
                 return Err(ReaderError::ChainingRefused {
                     reader: self.reader.name().to_owned(),
@@ -182,9 +183,10 @@ impl<R: Reader> Transport<R> {
                 .with_le(ne)
                 .map_err(|source| self.encode_error(source))?;
         }
-        let bytes = part
-            .to_bytes_with(Encoding::Short)
-            .map_err(|source| self.encode_error(source))?;
+        let bytes = zeroize::Zeroizing::new(
+            part.to_bytes_with(Encoding::Short)
+                .map_err(|source| self.encode_error(source))?,
+        );
         let response = self.exchange(&bytes)?;
         self.complete(&part, bytes, response)
     }
@@ -193,7 +195,7 @@ impl<R: Reader> Transport<R> {
     fn complete(
         &mut self,
         command: &Command,
-        mut sent: Vec<u8>,
+        mut sent: zeroize::Zeroizing<Vec<u8>>,
         mut response: Response,
     ) -> Result<Response, ReaderError> {
         let mut gathered: Vec<u8> = Vec::new();
@@ -205,7 +207,7 @@ impl<R: Reader> Transport<R> {
                     if rounds > MAX_ROUNDS {
                         return Err(self.runaway("6Cxx re-issue", rounds, gathered.len()));
                     }
-                    sent = with_short_le(&sent, exact);
+                    sent = zeroize::Zeroizing::new(with_short_le(&sent, exact));
                     response = self.exchange(&sent)?;
                 }
                 StatusWord::MoreAvailable(available) => {
@@ -214,13 +216,13 @@ impl<R: Reader> Transport<R> {
                     if rounds > MAX_ROUNDS || gathered.len() > MAX_RESPONSE_BYTES {
                         return Err(self.runaway("GET RESPONSE", rounds, gathered.len()));
                     }
-                    sent = vec![
+                    sent = zeroize::Zeroizing::new(vec![
                         get_response_class(command.cla()),
                         ins::GET_RESPONSE,
                         0x00,
                         0x00,
                         available,
-                    ];
+                    ]);
                     response = self.exchange(&sent)?;
                 }
                 _ => {
