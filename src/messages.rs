@@ -555,6 +555,10 @@ pub enum RefusalReason {
     /// The payment identifier was already used for another transaction: a repeated F
     /// must be the same message to get the same answer.
     PaymentIdReused,
+    /// The card's own verification results (under its cryptogram) do not show the PIN
+    /// verified: not presented, wrong, or the try limit exceeded. Claim 11 wants the
+    /// card to sign only after the PIN was presented.
+    CardholderNotVerified,
 }
 
 impl RefusalReason {
@@ -574,6 +578,7 @@ impl RefusalReason {
             RefusalReason::QuoteExpired => *b"12",
             RefusalReason::Cancelled => *b"17",
             RefusalReason::PaymentIdReused => *b"94",
+            RefusalReason::CardholderNotVerified => *b"55",
         }
     }
 }
@@ -601,6 +606,9 @@ impl std::fmt::Display for RefusalReason {
             RefusalReason::Cancelled => "the front-end cancelled this payment",
             RefusalReason::PaymentIdReused => {
                 "the payment identifier was already used for another transaction"
+            }
+            RefusalReason::CardholderNotVerified => {
+                "the card did not verify the cardholder's PIN for this transaction"
             }
         })
     }

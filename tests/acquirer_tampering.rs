@@ -45,6 +45,8 @@ const DAY_MILLIS: i64 = 86_400_000;
 /// A consultation terminal's card reader with one shipped test card in it.
 struct Terminal {
     transport: Transport<SimReader>,
+    /// The PIN block presented with VERIFY, or none (no VERIFY at all).
+    pin_block: Option<&'static str>,
 }
 
 impl Terminal {
@@ -53,7 +55,10 @@ impl Terminal {
         let boxed: Box<dyn SmartCard + Send> = Box::new(card);
         let mut transport = Transport::new(SimReader::with_card(format!("sim:{profile}"), boxed));
         transport.power_on().unwrap();
-        Terminal { transport }
+        Terminal {
+            transport,
+            pin_block: Some("241234FFFFFFFFFF"),
+        }
     }
 
     /// Sends a command and returns the response data; the status word must be `9000`.
@@ -122,8 +127,16 @@ impl Terminal {
         let psn = record(0x5F34)[0];
         let cdol1 = dol::parse_dol(record(0x8C)).unwrap();
 
-        // VERIFY, plaintext offline PIN 1234 (EMV Book 3 §6.5.12, ISO 9564 format 2).
-        self.send(&hex::decode("0020008008241234FFFFFFFFFF").unwrap());
+        // VERIFY, plaintext offline PIN (EMV Book 3 §6.5.12, ISO 9564 format 2): 1234
+        // unless the test says otherwise; a wrong one answers 63Cx, which is no failure
+        // of this function.
+        if let Some(block) = self.pin_block {
+            let verify = Command::parse(
+                &hex::decode(format!("00200080 08{block}").replace(' ', "")).unwrap(),
+            )
+            .unwrap();
+            self.transport.transmit(&verify).unwrap();
+        }
 
         // GENERATE AC (EMV Book 3 §6.5.5) with the CDOL1 data.
         let cdol1_data = dol::build_dol_data(&cdol1, &terminal);
@@ -313,6 +326,26 @@ fn refusal(decision: &Decision) -> Option<(RefusalReason, bool)> {
 
 // -------------------------------------------------------------------------------------
 // Genuine transactions.
+
+/// Claim 11: the card signs after the PIN is presented. A genuine cryptogram made
+/// without VERIFY, or after a wrong PIN, says so in the card's verification results
+/// (under the cryptogram): the acquirer refuses it, with an ARPC since it is authentic.
+#[test]
+fn a_cryptogram_made_without_a_verified_pin_is_refused() {
+    let rules = acquirer();
+    for (pin_block, case) in [(None, "no VERIFY"), (Some("240000FFFFFFFFFF"), "wrong PIN")] {
+        let request = request("pay-unverified", 4250);
+        let mut terminal = Terminal::with_card("cb");
+        terminal.pin_block = pin_block;
+        let card = terminal.pay("A0000000421010", &request);
+        let decision = rules.decide(&submission(request, card), &CardHistory::default());
+        assert_eq!(
+            refusal(&decision),
+            Some((RefusalReason::CardholderNotVerified, true)),
+            "{case}"
+        );
+    }
+}
 
 #[test]
 fn genuine_transactions_are_authorised_and_the_card_accepts_the_arpc() {

@@ -812,6 +812,8 @@ impl BankCardRules {
             Some(RefusalReason::CryptogramInvalid)
         } else if !history.admits(card.atc) {
             Some(RefusalReason::ReplayedCounter)
+        } else if !cardholder_verified(&card.iad) {
+            Some(RefusalReason::CardholderNotVerified)
         } else {
             None
         };
@@ -862,6 +864,24 @@ impl BankCardRules {
             card: CardKey::of(card),
             record_atc,
         }
+    }
+}
+
+/// Whether the card's verification results say it verified the PIN for this
+/// transaction: in the Visa IAD layout (`06 DKI CVN 03 CVR₁ CVR₂ CVR₃`, VIS 1.5 Appendix
+/// A), CVR₁ b3 "offline PIN verification performed" set, b2 "offline PIN verification
+/// failed" clear, and CVR₂ b7 "PIN try limit exceeded" clear. Read only after the
+/// cryptogram verified, which covers the IAD: the bits are the card's, not the terminal's
+/// claim (`CardTransaction::pin_verified` is not trusted).
+fn cardholder_verified(iad: &[u8]) -> bool {
+    const PIN_PERFORMED: u8 = 0x04;
+    const PIN_FAILED: u8 = 0x02;
+    const TRY_LIMIT_EXCEEDED: u8 = 0x40;
+    match (iad.get(4), iad.get(5)) {
+        (Some(&cvr1), Some(&cvr2)) => {
+            cvr1 & PIN_PERFORMED != 0 && cvr1 & PIN_FAILED == 0 && cvr2 & TRY_LIMIT_EXCEEDED == 0
+        }
+        _ => false,
     }
 }
 
