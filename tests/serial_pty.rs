@@ -415,3 +415,50 @@ fn garbage_on_the_line_is_a_clear_error_in_t0() {
     assert!(stderr.contains("42"), "names the byte: {stderr}");
     assert_eq!(relay.injected.load(Ordering::Relaxed), 1);
 }
+
+/// Claim 11 through a serial reader: `telepay purchase` with the card behind a pty,
+/// served by `telepay serial serve` — the PIN verified and the cryptogram computed by
+/// the card over T=1 (cb, after a PPS) and over T=0 (t0-slow, NULL bytes and per-byte
+/// acknowledgements), and the service delivered.
+#[test]
+fn a_purchase_pays_with_a_card_on_a_serial_line() {
+    for (profile, options) in [("cb", "protocol=t1"), ("t0-slow", "protocol=t0")] {
+        let Some(pair) = pty_pair(&format!("purchase-{profile}")) else {
+            return;
+        };
+        let data = TempDir::new(&format!("purchase-data-{profile}"));
+        let _served = serve(&format!("sim:{profile}?seed=1"), &pair.card, &[]);
+        let reader = format!("serial:{}?{options}", pair.host.display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_telepay"))
+            .args(["--reader", &reader, "purchase", "--pin-stdin"])
+            .env_remove("TELEPAY_READER")
+            .env("TELEPAY_DATA_DIR", &data.0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the telepay binary runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"1234\n")
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{profile}: {}\n{text}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            text.contains("PIN verified by the card"),
+            "{profile}: {text}"
+        );
+        assert!(text.contains("card: Tc "), "{profile}: {text}");
+        assert!(
+            text.contains("delivered: market-report-2026"),
+            "{profile}: {text}"
+        );
+    }
+}
