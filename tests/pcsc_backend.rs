@@ -566,4 +566,42 @@ mod with_pcscd {
         assert_eq!(response.sw, StatusWord::Success);
         assert_eq!(response.data, rest[..0x3A]);
     }
+
+    /// Claim 11 through PC/SC: `telepay purchase` pays with the card pcscd holds (the
+    /// software card served by vpcd): read, PIN, cryptogram and completion all go
+    /// through pcscd, and the service is delivered.
+    #[test]
+    fn a_purchase_pays_with_the_card_in_a_pcsc_reader() {
+        let Some(_slot) = slot() else {
+            return;
+        };
+        let served = Served::start(CARD);
+        let data = temp_path("purchase-data");
+        let mut child = telepay_command()
+            .args(["--reader", READER_URI, "purchase", "--pin-stdin"])
+            .env("TELEPAY_DATA_DIR", &data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the telepay binary starts");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(b"1234\n").expect("the PIN is written");
+        }
+        let output = child.wait_with_output().expect("the purchase ends");
+        let stdout = text(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}\n{stdout}\nserver log:\n{}",
+            text(&output.stderr),
+            served.log_text()
+        );
+        assert!(stdout.contains("PIN verified by the card"), "{stdout}");
+        assert!(stdout.contains("card: Tc "), "{stdout}");
+        assert!(stdout.contains("delivered: market-report-2026"), "{stdout}");
+        let _ = std::fs::remove_dir_all(&data);
+        served.stop();
+    }
 }
