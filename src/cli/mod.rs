@@ -5,6 +5,7 @@
 //! prints decoded, human-readable output, or JSON with `--json`. Errors print one line
 //! naming the input and the fault, and exit with status 1 (2 for usage errors).
 
+mod acquirer;
 mod hexarg;
 mod purchase;
 
@@ -142,6 +143,13 @@ enum Commands {
     Purchase(purchase::PurchaseArgs),
     /// List the services a catalogue offers (default: the demo catalogue).
     Catalogue(purchase::CatalogueArgs),
+    /// The bank-card acquirer's journal and its telecollection: list the transactions,
+    /// cut a remittance batch off, remit batches to the telecollection centre.
+    #[command(subcommand)]
+    Acquirer(acquirer::AcquirerCommand),
+    /// The telecollection centre: serve it on a socket, list the batches it accepted.
+    #[command(subcommand)]
+    Telecollection(acquirer::TelecollectionCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,6 +408,84 @@ pub enum CliError {
     /// Serving to vpcd stopped.
     #[error(transparent)]
     Serve(Box<crate::vpcd::serve::ServeError>),
+    /// No data directory: neither `--data-dir`, `TELEPAY_DATA_DIR`, `XDG_DATA_HOME` nor
+    /// `HOME` is set.
+    #[error("no data directory: give --data-dir or set TELEPAY_DATA_DIR")]
+    NoDataDir,
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The acquirer's journal does not exist (no purchase was made with this data
+    /// directory).
+    #[error(
+        "no acquirer journal at {}: make a purchase first, or name the data directory with --data-dir",
+        path.display()
+    )]
+    NoJournal {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The telecollection centre's store does not exist.
+    #[error(
+        "no telecollection centre store at {}: start a centre with `telepay telecollection serve`, or name the store with --store",
+        path.display()
+    )]
+    NoCentreStore {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The acquirer's journal failed.
+    #[error(transparent)]
+    Journal(Box<crate::acquirer::journal::JournalError>),
+    /// The telecollection centre's store failed.
+    #[error(transparent)]
+    Centre(Box<crate::telecollection::centre::CentreError>),
+    /// The telecollection centre cannot be served.
+    #[error(transparent)]
+    CentreServe(Box<crate::telecollection::server::ServeError>),
+    /// A batch got no answer from the centre (unreachable, connection lost).
+    #[error(transparent)]
+    Remit(Box<crate::telecollection::server::RemitError>),
+    /// The centre refused a batch.
+    #[error("centre {address} refused batch {batch}: {reason}")]
+    Refused {
+        /// The centre.
+        address: String,
+        /// The batch number.
+        batch: u64,
+        /// The batch's line at fault, when the centre names one.
+        line: Option<u64>,
+        /// The centre's reason.
+        reason: String,
+    },
+    /// The centre could not process a batch (its store failed).
+    #[error("centre {address} could not take batch {batch}: {reason}")]
+    Unavailable {
+        /// The centre.
+        address: String,
+        /// The batch number.
+        batch: u64,
+        /// The centre's reason.
+        reason: String,
+    },
+    /// A batch file cannot be written.
+    #[error("cannot write the batch file {}: {source}", path.display())]
+    BatchFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SIGINT / SIGTERM handlers cannot be installed.
+    #[error("cannot install the SIGINT/SIGTERM handlers: {0}")]
+    Signals(#[source] std::io::Error),
 }
 
 impl From<crate::vpcd::VpcdError> for CliError {
@@ -475,6 +561,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Commands::Serial(SerialCommand::Serve(args)) => serial_serve(global, args, out),
         Commands::Purchase(args) => purchase::purchase(global, args, out),
         Commands::Catalogue(args) => purchase::catalogue(global, args, out),
+        Commands::Acquirer(command) => acquirer::acquirer(global, command, out),
+        Commands::Telecollection(command) => acquirer::telecollection(global, command, out),
     }
 }
 

@@ -22,7 +22,7 @@ use crate::terminal::payer::{PayerUser, PaymentState};
 use super::{CliError, GlobalArgs, open_powered_uri, read_pin_from_stdin};
 
 /// The journal's file name in the data directory.
-const JOURNAL_FILE: &str = "acquirer-journal.sqlite";
+pub(super) const JOURNAL_FILE: &str = "acquirer-journal.sqlite";
 
 /// Arguments of `telepay purchase`.
 #[derive(Debug, Args)]
@@ -123,29 +123,31 @@ pub(super) fn catalogue(
     Ok(())
 }
 
-/// The data directory: `--data-dir` / `TELEPAY_DATA_DIR`, else the XDG data home.
-fn data_dir(args: &PurchaseArgs) -> Result<PathBuf, CliError> {
-    let dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
-        None => match std::env::var_os("XDG_DATA_HOME").filter(|value| !value.is_empty()) {
-            Some(base) => PathBuf::from(base).join("telepay"),
-            None => match std::env::var_os("HOME").filter(|value| !value.is_empty()) {
-                Some(home) => PathBuf::from(home).join(".local/share/telepay"),
-                None => {
-                    return Err(CliError::Purchase(
-                        "no data directory: give --data-dir or set TELEPAY_DATA_DIR".into(),
-                    ));
-                }
-            },
-        },
-    };
-    std::fs::create_dir_all(&dir).map_err(|error| {
-        CliError::Purchase(format!(
-            "cannot create the data directory {}: {error}",
-            dir.display()
-        ))
+/// The data directory, created if absent: `explicit` (`--data-dir`, which clap also
+/// fills from `TELEPAY_DATA_DIR`), else `$XDG_DATA_HOME/telepay`, else
+/// `~/.local/share/telepay`. Shared with `telepay acquirer` and `telepay telecollection`.
+pub(super) fn data_dir(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
+    let dir = data_dir_path(explicit)?;
+    std::fs::create_dir_all(&dir).map_err(|source| CliError::DataDir {
+        path: dir.clone(),
+        source,
     })?;
     Ok(dir)
+}
+
+/// The data directory as [`data_dir`] finds it, without creating it: for commands that
+/// only read what a purchase left there.
+pub(super) fn data_dir_path(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_owned());
+    }
+    match std::env::var_os("XDG_DATA_HOME").filter(|value| !value.is_empty()) {
+        Some(base) => Ok(PathBuf::from(base).join("telepay")),
+        None => match std::env::var_os("HOME").filter(|value| !value.is_empty()) {
+            Some(home) => Ok(PathBuf::from(home).join(".local/share/telepay")),
+            None => Err(CliError::NoDataDir),
+        },
+    }
 }
 
 fn parse_address(text: &str) -> Result<PostalAddress, CliError> {
@@ -218,7 +220,7 @@ pub(super) fn purchase(
             .ok_or_else(|| CliError::Purchase("the catalogue has no paid item".into()))?,
     };
     let address = args.deliver_to.as_deref().map(parse_address).transpose()?;
-    let dir = data_dir(args)?;
+    let dir = data_dir(args.data_dir.as_deref())?;
     // The software card keeps its counters next to the journal, so that a second
     // purchase does not replay the first one's ATC (the acquirer would refuse it).
     let uri = global.reader.clone().unwrap_or_else(|| {
