@@ -8,7 +8,7 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use crate::acquirer::journal::{Journal, JournalError};
-use crate::frontend::{Entropy, SystemEntropy};
+use crate::frontend::{Entropy, SeededEntropy, SystemEntropy};
 use crate::messages::{Delivery, Failure, PaymentRequest, PostalAddress, ServiceId};
 use crate::provider::{Catalogue, CatalogueError, ServiceServer, format_price};
 use crate::purchase::embedded::{Embedded, test_rules};
@@ -44,6 +44,12 @@ pub(super) struct PurchaseArgs {
     /// ~/.local/share/telepay]
     #[arg(long, value_name = "DIR", env = "TELEPAY_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Draw the front-end's nonces from this seed instead of the system's random source,
+    /// so that a purchase is the same card dialogue each time (to record it and replay
+    /// it with --reader replay:FILE the same day, each run with a fresh --data-dir).
+    /// Never for real payments: the card's unpredictable number becomes predictable.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// Delivery address for physical goods: "NAME;STREET;POSTCODE;TOWN;COUNTRY"
     /// (country as two letters, e.g. FR).
     #[arg(long, value_name = "ADDRESS")]
@@ -203,6 +209,21 @@ impl PayerUser for TerminalUser {
     }
 }
 
+/// The front-end's nonces: the system's, or a seeded sequence (`--seed`).
+enum CliEntropy {
+    System(SystemEntropy),
+    Seeded(SeededEntropy),
+}
+
+impl Entropy for CliEntropy {
+    fn nonce(&mut self) -> [u8; 16] {
+        match self {
+            CliEntropy::System(entropy) => entropy.nonce(),
+            CliEntropy::Seeded(entropy) => entropy.nonce(),
+        }
+    }
+}
+
 /// `telepay purchase`: A–K with every party in this process.
 pub(super) fn purchase(
     global: &GlobalArgs,
@@ -240,15 +261,19 @@ pub(super) fn purchase(
         pin_stdin: args.pin_stdin,
         failure: None,
     };
+    let mut entropy = match args.seed {
+        Some(seed) => CliEntropy::Seeded(SeededEntropy::new(seed)),
+        None => CliEntropy::System(SystemEntropy),
+    };
     // The journal outlives this process: each run names its purchases afresh.
-    let run_id = hex::encode_upper(&SystemEntropy.nonce()[..4]);
+    let run_id = hex::encode_upper(&entropy.nonce()[..4]);
     let mut network = Embedded::new(
         ServiceServer::new(catalogue),
         rules,
         journal,
         card,
         user,
-        SystemEntropy,
+        entropy,
         format!("P-{run_id}"),
     );
     let run = network
