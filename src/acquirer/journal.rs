@@ -684,17 +684,15 @@ impl Journal {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(at.db())?;
         let exists: bool = transaction
-            .query_row(
+            .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'schema_version')",
-                [],
-                |row| row.get(0),
             )
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .map_err(at.db())?;
         if exists {
             let found: Option<i64> = transaction
-                .query_row("SELECT max(version) FROM schema_version", [], |row| {
-                    row.get(0)
-                })
+                .prepare_cached("SELECT max(version) FROM schema_version")
+                .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
                 .map_err(at.db())?;
             if found != Some(SCHEMA_VERSION) {
                 return Err(JournalError::SchemaVersion {
@@ -705,10 +703,8 @@ impl Journal {
         } else {
             transaction.execute_batch(SCHEMA).map_err(at.db())?;
             transaction
-                .execute(
-                    "INSERT INTO schema_version (version) VALUES (?1)",
-                    [SCHEMA_VERSION],
-                )
+                .prepare_cached("INSERT INTO schema_version (version) VALUES (?1)")
+                .and_then(|mut statement| statement.execute([SCHEMA_VERSION]))
                 .map_err(at.db())?;
         }
         transaction.commit().map_err(at.db())?;
@@ -731,9 +727,8 @@ impl Journal {
     pub fn acquirer(&self) -> Result<Option<AcquirerId>, JournalError> {
         let at = self.at(Operation::Read);
         self.connection
-            .query_row("SELECT value FROM meta WHERE key = 'acquirer'", [], |row| {
-                row.get::<_, String>(0)
-            })
+            .prepare_cached("SELECT value FROM meta WHERE key = 'acquirer'")
+            .and_then(|mut statement| statement.query_row([], |row| row.get::<_, String>(0)))
             .optional()
             .map(|found| found.map(AcquirerId))
             .map_err(at.db())
@@ -748,11 +743,8 @@ impl Journal {
         let at = self.at(Operation::Read);
         let json: Option<String> = self
             .connection
-            .query_row(
-                "SELECT g_json FROM transactions WHERE payment = ?1",
-                [&payment.0],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT g_json FROM transactions WHERE payment = ?1")
+            .and_then(|mut statement| statement.query_row([&payment.0], |row| row.get(0)))
             .optional()
             .map_err(at.db())?;
         json.map(|json| {
@@ -769,11 +761,14 @@ impl Journal {
         let at = self.at(Operation::Read);
         let row: Option<(String, String, String, Option<i64>)> = self
             .connection
-            .query_row(
+            .prepare_cached(
                 "SELECT f_json, g_json, state, batch FROM transactions WHERE payment = ?1",
-                [&payment.0],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
             )
+            .and_then(|mut statement| {
+                statement.query_row([&payment.0], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+            })
             .optional()
             .map_err(at.db())?;
         let Some((f_json, g_json, state, batch)) = row else {
@@ -797,11 +792,10 @@ impl Journal {
         let at = self.at(Operation::Read);
         let found: Option<i64> = self
             .connection
-            .query_row(
-                "SELECT last_atc FROM cards WHERE pan = ?1 AND pan_sequence = ?2",
-                params![pan, pan_sequence],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT last_atc FROM cards WHERE pan = ?1 AND pan_sequence = ?2")
+            .and_then(|mut statement| {
+                statement.query_row(params![pan, pan_sequence], |row| row.get(0))
+            })
             .optional()
             .map_err(at.db())?;
         found
@@ -827,11 +821,8 @@ impl Journal {
     pub fn is_reversed(&self, payment: &PaymentId) -> Result<bool, JournalError> {
         let at = self.at(Operation::Read);
         self.connection
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM reversals WHERE payment = ?1)",
-                [&payment.0],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM reversals WHERE payment = ?1)")
+            .and_then(|mut statement| statement.query_row([&payment.0], |row| row.get(0)))
             .map_err(at.db())
     }
 
@@ -913,11 +904,8 @@ impl Journal {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(at.db())?;
         let stored: Option<String> = transaction
-            .query_row(
-                "SELECT g_json FROM transactions WHERE payment = ?1",
-                [&payment.0],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT g_json FROM transactions WHERE payment = ?1")
+            .and_then(|mut statement| statement.query_row([&payment.0], |row| row.get(0)))
             .optional()
             .map_err(at.db())?;
         if let Some(stored) = stored {
@@ -925,9 +913,8 @@ impl Journal {
                 .map_err(at.json(payment, "stored acknowledgement G"));
         }
         let journal_acquirer: Option<String> = transaction
-            .query_row("SELECT value FROM meta WHERE key = 'acquirer'", [], |row| {
-                row.get(0)
-            })
+            .prepare_cached("SELECT value FROM meta WHERE key = 'acquirer'")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .optional()
             .map_err(at.db())?;
         match journal_acquirer {
@@ -942,10 +929,8 @@ impl Journal {
             Some(_) => {}
             None => {
                 transaction
-                    .execute(
-                        "INSERT INTO meta (key, value) VALUES ('acquirer', ?1)",
-                        [&f.acquirer.0],
-                    )
+                    .prepare_cached("INSERT INTO meta (key, value) VALUES ('acquirer', ?1)")
+                    .and_then(|mut statement| statement.execute([&f.acquirer.0]))
                     .map_err(at.db())?;
             }
         }
@@ -955,11 +940,8 @@ impl Journal {
                 authorisation_code, ..
             } => {
                 let reversed: bool = transaction
-                    .query_row(
-                        "SELECT EXISTS (SELECT 1 FROM reversals WHERE payment = ?1)",
-                        [&payment.0],
-                        |row| row.get(0),
-                    )
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM reversals WHERE payment = ?1)")
+                    .and_then(|mut statement| statement.query_row([&payment.0], |row| row.get(0)))
                     .map_err(at.db())?;
                 if reversed {
                     return Err(JournalError::ReversedBeforeRecord {
@@ -1001,7 +983,7 @@ impl Journal {
         };
 
         transaction
-            .execute(
+            .prepare_cached(
                 "INSERT INTO transactions (payment, purchase, merchant, pan, pan_sequence, expiry, \
                  atc, amount_minor, currency, requested_at, transaction_date, cryptogram, \
                  amount_other, transaction_type, terminal_country, aid, aip, tvr, \
@@ -1009,7 +991,9 @@ impl Journal {
                  updated_at, f_json, g_json) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
                  ?17, ?18, ?19, ?20, ?21, ?22, ?23, NULL, ?24, ?24, ?25, ?26)",
-                params![
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
                     payment.0,
                     f.transaction.purchase.0,
                     f.merchant.0,
@@ -1036,8 +1020,8 @@ impl Journal {
                     now.0,
                     f_json,
                     g_json,
-                ],
-            )
+                ])
+            })
             .map_err(at.db())?;
 
         // The counter only grows: an authorised transaction spent it, and so did any
@@ -1050,12 +1034,10 @@ impl Journal {
         };
         if let Some(atc) = raise {
             transaction
-                .execute(
-                    "INSERT INTO cards (pan, pan_sequence, last_atc, updated_at) VALUES (?1, ?2, ?3, ?4) \
+                .prepare_cached("INSERT INTO cards (pan, pan_sequence, last_atc, updated_at) VALUES (?1, ?2, ?3, ?4) \
                      ON CONFLICT (pan, pan_sequence) DO UPDATE SET \
-                     last_atc = max(last_atc, excluded.last_atc), updated_at = excluded.updated_at",
-                    params![card.pan, card.pan_sequence, atc, now.0],
-                )
+                     last_atc = max(last_atc, excluded.last_atc), updated_at = excluded.updated_at")
+.and_then(|mut statement| statement.execute(params![card.pan, card.pan_sequence, atc, now.0]))
                 .map_err(at.db())?;
         }
         transaction.commit().map_err(at.db())?;
@@ -1081,9 +1063,8 @@ impl Journal {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(at.db())?;
         let journal_acquirer: Option<String> = transaction
-            .query_row("SELECT value FROM meta WHERE key = 'acquirer'", [], |row| {
-                row.get(0)
-            })
+            .prepare_cached("SELECT value FROM meta WHERE key = 'acquirer'")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .optional()
             .map_err(at.db())?;
         if let Some(acquirer) = journal_acquirer
@@ -1097,11 +1078,12 @@ impl Journal {
             });
         }
         let row: Option<(String, String, Option<i64>)> = transaction
-            .query_row(
-                "SELECT purchase, state, batch FROM transactions WHERE payment = ?1",
-                [&payment.0],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
+            .prepare_cached("SELECT purchase, state, batch FROM transactions WHERE payment = ?1")
+            .and_then(|mut statement| {
+                statement.query_row([&payment.0], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+            })
             .optional()
             .map_err(at.db())?;
         let outcome = match row {
@@ -1118,11 +1100,11 @@ impl Journal {
                 match state {
                     TransactionState::Authorised => {
                         transaction
-                            .execute(
+                            .prepare_cached(
                                 "UPDATE transactions SET state = 'reversed', updated_at = ?2 \
                                  WHERE payment = ?1",
-                                params![payment.0, now.0],
                             )
+                            .and_then(|mut statement| statement.execute(params![payment.0, now.0]))
                             .map_err(at.db())?;
                         ReversalOutcome::Reversed
                     }
@@ -1140,17 +1122,19 @@ impl Journal {
             }
         };
         transaction
-            .execute(
+            .prepare_cached(
                 "INSERT INTO reversals (payment, purchase, acquirer, reason, received_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (payment) DO NOTHING",
-                params![
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
                     payment.0,
                     reversal.purchase.0,
                     reversal.acquirer.0,
                     reversal.reason,
                     now.0
-                ],
-            )
+                ])
+            })
             .map_err(at.db())?;
         transaction.commit().map_err(at.db())?;
         Ok(outcome)
@@ -1170,36 +1154,31 @@ impl Journal {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(at.db())?;
         let pending: bool = transaction
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM transactions WHERE state = 'authorised')",
-                [],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM transactions WHERE state = 'authorised')")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .map_err(at.db())?;
         if !pending {
             return Ok(None);
         }
         let acquirer: String = transaction
-            .query_row("SELECT value FROM meta WHERE key = 'acquirer'", [], |row| {
-                row.get(0)
-            })
+            .prepare_cached("SELECT value FROM meta WHERE key = 'acquirer'")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .optional()
             .map_err(at.db())?
             .ok_or_else(|| at.corrupt("meta", "acquirer", "missing"))?;
         let last: i64 = transaction
-            .query_row("SELECT coalesce(max(number), 0) FROM batches", [], |row| {
-                row.get(0)
-            })
+            .prepare_cached("SELECT coalesce(max(number), 0) FROM batches")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .map_err(at.db())?;
         let number = last
             .checked_add(1)
             .ok_or_else(|| at.corrupt(last, "number", "the last batch number"))?;
         let moved: i64 = transaction
-            .execute(
+            .prepare_cached(
                 "UPDATE transactions SET state = 'in-batch', batch = ?1, updated_at = ?2 \
                  WHERE state = 'authorised'",
-                params![number, now.0],
             )
+            .and_then(|mut statement| statement.execute(params![number, now.0]))
             .map_err(at.db())?
             .try_into()
             .map_err(|_| at.corrupt(number, "records", "beyond 64 bits"))?;
@@ -1255,30 +1234,26 @@ impl Journal {
         })?;
         let (_, trailer) = writer.finish().map_err(batch_error)?;
         transaction
-            .execute(
-                "INSERT INTO batches (number, acquirer, cut_off_at, state, records, bytes, checksum) \
-                 VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6)",
-                params![
+            .prepare_cached("INSERT INTO batches (number, acquirer, cut_off_at, state, records, bytes, checksum) \
+                 VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6)")
+.and_then(|mut statement| statement.execute(params![
                     number,
                     header.acquirer.0,
                     now.0,
                     moved,
                     i64::try_from(trailer.bytes).unwrap_or(i64::MAX),
                     hex::encode(trailer.checksum)
-                ],
-            )
+                ]))
             .map_err(at.db())?;
         for total in &header.totals {
             transaction
-                .execute(
-                    "INSERT INTO batch_totals (batch, currency, records, total_minor) VALUES (?1, ?2, ?3, ?4)",
-                    params![
+                .prepare_cached("INSERT INTO batch_totals (batch, currency, records, total_minor) VALUES (?1, ?2, ?3, ?4)")
+.and_then(|mut statement| statement.execute(params![
                         number,
                         total.currency,
                         i64::try_from(total.records).unwrap_or(i64::MAX),
                         i64::try_from(total.total_minor).unwrap_or(i64::MAX)
-                    ],
-                )
+                    ]))
                 .map_err(at.db())?;
         }
         transaction.commit().map_err(at.db())?;
@@ -1379,9 +1354,8 @@ impl Journal {
     pub fn last_cutoff(&self) -> Result<Option<Timestamp>, JournalError> {
         let at = self.at(Operation::Read);
         self.connection
-            .query_row("SELECT max(cut_off_at) FROM batches", [], |row| {
-                row.get::<_, Option<i64>>(0)
-            })
+            .prepare_cached("SELECT max(cut_off_at) FROM batches")
+            .and_then(|mut statement| statement.query_row([], |row| row.get::<_, Option<i64>>(0)))
             .map(|found| found.map(Timestamp))
             .map_err(at.db())
     }
@@ -1391,11 +1365,8 @@ impl Journal {
     pub fn oldest_pending(&self) -> Result<Option<Timestamp>, JournalError> {
         let at = self.at(Operation::Read);
         self.connection
-            .query_row(
-                "SELECT min(recorded_at) FROM transactions WHERE state = 'authorised'",
-                [],
-                |row| row.get::<_, Option<i64>>(0),
-            )
+            .prepare_cached("SELECT min(recorded_at) FROM transactions WHERE state = 'authorised'")
+            .and_then(|mut statement| statement.query_row([], |row| row.get::<_, Option<i64>>(0)))
             .map(|found| found.map(Timestamp))
             .map_err(at.db())
     }
@@ -1411,11 +1382,8 @@ impl Journal {
         let key = batch_key(number).ok_or_else(|| at.unknown_batch(number))?;
         let exists: bool = self
             .connection
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM batches WHERE number = ?1)",
-                [key],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM batches WHERE number = ?1)")
+            .and_then(|mut statement| statement.query_row([key], |row| row.get(0)))
             .map_err(at.db())?;
         if !exists {
             return Err(at.unknown_batch(number).into());
@@ -1477,11 +1445,8 @@ impl Journal {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(at.db())?;
         let state_name: String = transaction
-            .query_row(
-                "SELECT state FROM batches WHERE number = ?1",
-                [key],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT state FROM batches WHERE number = ?1")
+            .and_then(|mut statement| statement.query_row([key], |row| row.get(0)))
             .optional()
             .map_err(at.db())?
             .ok_or_else(|| at.unknown_batch(number))?;
@@ -1514,10 +1479,12 @@ impl Journal {
             (_, BatchState::Acknowledged) => return Ok(()),
         };
         transaction
-            .execute(batch_sql, params![key, now.0])
+            .prepare_cached(batch_sql)
+            .and_then(|mut statement| statement.execute(params![key, now.0]))
             .map_err(at.db())?;
         transaction
-            .execute(rows_sql, params![key, now.0])
+            .prepare_cached(rows_sql)
+            .and_then(|mut statement| statement.execute(params![key, now.0]))
             .map_err(at.db())?;
         transaction.commit().map_err(at.db())
     }

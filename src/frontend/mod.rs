@@ -25,7 +25,7 @@
 //! caller provides. Every message is idempotent: a repeated one changes nothing and,
 //! where it had an answer, gets the same answer again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, ClientDelivery, Delivery, Envelope, Failure,
@@ -230,6 +230,9 @@ pub struct FrontEnd<E: Entropy> {
     entropy: E,
     purchases: BTreeMap<PurchaseId, Purchase>,
     by_request: BTreeMap<(TerminalId, RequestId), PurchaseId>,
+    /// The purchases with a deadline, so that [`FrontEnd::poll_timeout`] does not scan
+    /// every purchase ever handled.
+    waiting: BTreeSet<PurchaseId>,
     next_purchase: u64,
 }
 
@@ -241,6 +244,7 @@ impl<E: Entropy> FrontEnd<E> {
             entropy,
             purchases: BTreeMap::new(),
             by_request: BTreeMap::new(),
+            waiting: BTreeSet::new(),
             next_purchase: 1,
         }
     }
@@ -264,14 +268,50 @@ impl<E: Entropy> FrontEnd<E> {
 
     /// The earliest deadline of any purchase in progress.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.purchases
-            .values()
-            .filter_map(|purchase| purchase.deadline)
+        self.waiting
+            .iter()
+            .filter_map(|id| {
+                self.purchases
+                    .get(id)
+                    .and_then(|purchase| purchase.deadline)
+            })
             .min()
+    }
+
+    /// Keeps [`FrontEnd::waiting`] in step with the purchase's deadline.
+    fn track(&mut self, id: &PurchaseId) {
+        match self
+            .purchases
+            .get(id)
+            .and_then(|purchase| purchase.deadline)
+        {
+            Some(_) => {
+                self.waiting.insert(id.clone());
+            }
+            None => {
+                self.waiting.remove(id);
+            }
+        }
     }
 
     /// Takes a message from `from` at `now`.
     pub fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Reaction {
+        let touched = match &message {
+            Message::ServiceRequest(request) => {
+                Some((request.terminal.clone(), request.request.clone()))
+            }
+            _ => None,
+        };
+        let purchase = message.purchase().cloned();
+        let reaction = self.dispatch(now, from, message);
+        let id = purchase.or_else(|| touched.and_then(|key| self.by_request.get(&key).cloned()));
+        if let Some(id) = id {
+            self.track(&id);
+        }
+        reaction
+    }
+
+    fn dispatch(&mut self, now: Timestamp, from: &Party, message: Message) -> Reaction {
         match message {
             Message::ServiceRequest(request) => self.on_service_request(now, from, request),
             Message::Quote(quote) => self.on_quote(now, from, quote),
@@ -292,14 +332,20 @@ impl<E: Entropy> FrontEnd<E> {
     /// Fires every deadline reached at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) -> Reaction {
         let due: Vec<PurchaseId> = self
-            .purchases
-            .values()
-            .filter(|purchase| purchase.deadline.is_some_and(|deadline| deadline <= now))
-            .map(|purchase| purchase.id.clone())
+            .waiting
+            .iter()
+            .filter(|id| {
+                self.purchases
+                    .get(*id)
+                    .and_then(|purchase| purchase.deadline)
+                    .is_some_and(|deadline| deadline <= now)
+            })
+            .cloned()
             .collect();
         let mut sent = Vec::new();
         for id in due {
             sent.extend(self.expire(now, &id));
+            self.track(&id);
         }
         Reaction::send(sent)
     }
