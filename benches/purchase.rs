@@ -771,20 +771,7 @@ fn synthetic_f(
     card.pan = pan.to_owned();
     card.atc = atc;
     let version = CryptogramVersion::Cvn18;
-    let input = AcInput {
-        cdol1_data: &[],
-        amount_authorised: card.amount,
-        amount_other: card.amount_other,
-        terminal_country: card.terminal_country,
-        tvr: card.tvr,
-        currency: card.currency,
-        date: card.date,
-        transaction_type: card.transaction_type,
-        unpredictable_number: card.unpredictable_number,
-        aip: card.aip,
-        atc,
-        iad: &card.iad,
-    };
+    let input = card.ac_input();
     card.cryptogram = application_cryptogram(version, key, atc, &ac_input_data(version, &input));
     f
 }

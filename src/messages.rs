@@ -95,33 +95,40 @@ impl Currency {
         exponent: 0,
     };
 
+    /// The currencies telepay knows, with their alphabetic codes: one table for every
+    /// lookup below.
+    const KNOWN: [(Currency, &'static str); 4] = [
+        (Currency::EUR, "EUR"),
+        (Currency::USD, "USD"),
+        (Currency::GBP, "GBP"),
+        (Currency::JPY, "JPY"),
+    ];
+
     /// The currency with this alphabetic code (EUR, USD, GBP, JPY).
     pub fn from_alpha(code: &str) -> Option<Currency> {
-        match code {
-            "EUR" => Some(Currency::EUR),
-            "USD" => Some(Currency::USD),
-            "GBP" => Some(Currency::GBP),
-            "JPY" => Some(Currency::JPY),
-            _ => None,
-        }
+        Currency::KNOWN
+            .into_iter()
+            .find(|(_, alpha)| *alpha == code)
+            .map(|(currency, _)| currency)
     }
 
     /// The currency with this numeric code, if telepay knows it.
     pub fn from_numeric(numeric: u16) -> Option<Currency> {
-        [Currency::EUR, Currency::USD, Currency::GBP, Currency::JPY]
+        Currency::KNOWN
             .into_iter()
-            .find(|currency| currency.numeric == numeric)
+            .find(|(currency, _)| currency.numeric == numeric)
+            .map(|(currency, _)| currency)
     }
 
     /// The alphabetic code, or the numeric one when telepay does not know it.
     pub fn alpha(&self) -> String {
-        match self.numeric {
-            978 => "EUR".into(),
-            840 => "USD".into(),
-            826 => "GBP".into(),
-            392 => "JPY".into(),
-            other => format!("{other:03}"),
-        }
+        Currency::KNOWN
+            .into_iter()
+            .find(|(currency, _)| currency.numeric == self.numeric)
+            .map_or_else(
+                || format!("{:03}", self.numeric),
+                |(_, alpha)| alpha.to_owned(),
+            )
     }
 
     /// The numeric code as EMV's `5F2A` carries it: n3, BCD in two bytes.
@@ -475,6 +482,29 @@ pub struct CardTransaction {
     pub unpredictable_number: [u8; 4],
     /// Whether the card verified the PIN offline for this transaction.
     pub pin_verified: bool,
+}
+
+impl CardTransaction {
+    /// The values the card's application cryptogram covers, named as
+    /// `card_applet_sim::crypto` takes them: what an issuer (or a test) recomputes the
+    /// cryptogram from. F carries the named values, not the CDOL1 block, so
+    /// `cdol1_data` is empty; neither cryptogram version covers it as a block.
+    pub fn ac_input(&self) -> card_applet_sim::crypto::AcInput<'_> {
+        card_applet_sim::crypto::AcInput {
+            cdol1_data: &[],
+            amount_authorised: self.amount,
+            amount_other: self.amount_other,
+            terminal_country: self.terminal_country,
+            tvr: self.tvr,
+            currency: self.currency,
+            date: self.date,
+            transaction_type: self.transaction_type,
+            unpredictable_number: self.unpredictable_number,
+            aip: self.aip,
+            atc: self.atc,
+            iad: &self.iad,
+        }
+    }
 }
 
 /// How the payer device paid.

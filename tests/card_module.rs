@@ -83,18 +83,8 @@ fn issuer_keys(profile: &str, transaction: &CardTransaction) -> (CryptogramVersi
 fn issuer_cryptogram(profile: &str, transaction: &CardTransaction, iad: &[u8]) -> [u8; 8] {
     let (version, key) = issuer_keys(profile, transaction);
     let input = AcInput {
-        cdol1_data: &[],
-        amount_authorised: transaction.amount,
-        amount_other: transaction.amount_other,
-        terminal_country: transaction.terminal_country,
-        tvr: transaction.tvr,
-        currency: transaction.currency,
-        date: transaction.date,
-        transaction_type: transaction.transaction_type,
-        unpredictable_number: transaction.unpredictable_number,
-        aip: transaction.aip,
-        atc: transaction.atc,
         iad,
+        ..transaction.ac_input()
     };
     application_cryptogram(
         version,

@@ -73,7 +73,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use card_applet_sim::crypto::{
-    AcInput, CryptoError, CryptogramVersion, DoubleKey, application_cryptogram, arpc_method1,
+    CryptoError, CryptogramVersion, DoubleKey, application_cryptogram, arpc_method1,
     try_ac_input_data,
 };
 use serde::{Deserialize, Serialize};
@@ -971,21 +971,7 @@ fn authenticate(issuer: &Issuer, card: &CardTransaction) -> Option<Authentic> {
     let icc_master_key = version
         .derive_icc_master_key(&issuer.master_key, &card.pan, card.pan_sequence)
         .ok()?;
-    let input = AcInput {
-        // F carries the named values, not the CDOL1 block; neither version covers it.
-        cdol1_data: &[],
-        amount_authorised: card.amount,
-        amount_other: card.amount_other,
-        terminal_country: card.terminal_country,
-        tvr: card.tvr,
-        currency: card.currency,
-        date: card.date,
-        transaction_type: card.transaction_type,
-        unpredictable_number: card.unpredictable_number,
-        aip: card.aip,
-        atc: card.atc,
-        iad: &card.iad,
-    };
+    let input = card.ac_input();
     let data = try_ac_input_data(version, &input).ok()?;
     let expected = application_cryptogram(version, &icc_master_key, card.atc, &data);
     constant_time_eq(&expected, &card.cryptogram).then_some(Authentic {
@@ -1118,20 +1104,7 @@ mod tests {
             .and_then(|cvn| CryptogramVersion::from_cvn(*cvn))
             .unwrap_or(CryptogramVersion::Cvn18);
         let key = icc_key(version, card);
-        let input = AcInput {
-            cdol1_data: &[],
-            amount_authorised: card.amount,
-            amount_other: card.amount_other,
-            terminal_country: card.terminal_country,
-            tvr: card.tvr,
-            currency: card.currency,
-            date: card.date,
-            transaction_type: card.transaction_type,
-            unpredictable_number: card.unpredictable_number,
-            aip: card.aip,
-            atc: card.atc,
-            iad: &card.iad,
-        };
+        let input = card.ac_input();
         let data = card_applet_sim::crypto::ac_input_data(version, &input);
         card.cryptogram = application_cryptogram(version, &key, card.atc, &data);
     }

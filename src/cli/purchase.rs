@@ -303,7 +303,7 @@ pub(super) fn purchase(
         }
     }
     writeln!(out, "journal: {}", journal_path.display())?;
-    finish_card(global, &mut network)?;
+    super::finish_recording(global, network.payer.card_mut().channel_mut())?;
     match run.result {
         Some(RequestResult::Delivered(k)) => {
             match &k.delivery {
@@ -329,8 +329,9 @@ pub(super) fn purchase(
             k.service
         ))),
         Some(RequestResult::Failed(failure)) => {
-            let reason = match (&failure, network.payer_user_failure()) {
-                (Failure::PaymentDeclined { .. }, Some(why)) => why,
+            // The PIN could not be read: that, not "no PIN was entered", is the reason.
+            let reason = match (&failure, &network.payer.user().failure) {
+                (Failure::PaymentDeclined { .. }, Some(why)) => why.clone(),
                 _ => failure.to_string(),
             };
             Err(CliError::PurchaseFailed(reason))
@@ -338,24 +339,5 @@ pub(super) fn purchase(
         None => Err(CliError::PurchaseFailed(
             "the front-end never answered the request".into(),
         )),
-    }
-}
-
-fn finish_card<E: crate::frontend::Entropy>(
-    global: &GlobalArgs,
-    network: &mut Embedded<
-        E,
-        crate::reader::Transport<Box<dyn crate::reader::Reader + Send>>,
-        TerminalUser,
-    >,
-) -> Result<(), CliError> {
-    super::finish_recording(global, network.payer.card_mut().channel_mut())
-}
-
-impl<E: crate::frontend::Entropy>
-    Embedded<E, crate::reader::Transport<Box<dyn crate::reader::Reader + Send>>, TerminalUser>
-{
-    fn payer_user_failure(&self) -> Option<String> {
-        self.payer.user().failure.clone()
     }
 }

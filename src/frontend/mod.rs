@@ -715,7 +715,10 @@ impl<E: Entropy> FrontEnd<E> {
             // acquirer authorised something nobody will get; cancel it again.
             if purchase.reversed && acknowledgement.verdict.is_positive() {
                 return Reaction::resend(
-                    reverse_again(purchase),
+                    reverse(
+                        purchase,
+                        "a positive acknowledgement arrived after the front-end gave up",
+                    ),
                     format!(
                         "late positive acknowledgement for payment {}: reversed again",
                         acknowledgement.payment
@@ -902,13 +905,6 @@ fn reverse(purchase: &mut Purchase, reason: &str) -> Vec<Envelope> {
             reason: reason.to_owned(),
         }),
     }]
-}
-
-fn reverse_again(purchase: &mut Purchase) -> Vec<Envelope> {
-    reverse(
-        purchase,
-        "a positive acknowledgement arrived after the front-end gave up",
-    )
 }
 
 #[cfg(test)]

@@ -56,17 +56,22 @@ impl Handled {
     }
 }
 
+impl From<crate::frontend::Reaction> for Handled {
+    fn from(reaction: crate::frontend::Reaction) -> Handled {
+        Handled {
+            sent: reaction.sent,
+            note: reaction.ignored,
+        }
+    }
+}
+
 impl<E: Entropy> Role for FrontEnd<E> {
     fn party(&self) -> Party {
         Party::FrontEnd
     }
 
     fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Handled {
-        let reaction = FrontEnd::handle(self, now, from, message);
-        Handled {
-            sent: reaction.sent,
-            note: reaction.ignored,
-        }
+        FrontEnd::handle(self, now, from, message).into()
     }
 
     fn poll_timeout(&self) -> Option<Timestamp> {
@@ -74,11 +79,7 @@ impl<E: Entropy> Role for FrontEnd<E> {
     }
 
     fn handle_timeout(&mut self, now: Timestamp) -> Handled {
-        let reaction = FrontEnd::handle_timeout(self, now);
-        Handled {
-            sent: reaction.sent,
-            note: reaction.ignored,
-        }
+        FrontEnd::handle_timeout(self, now).into()
     }
 }
 
