@@ -22,6 +22,9 @@
 //! the batch files and the centre's store must agree with the acknowledgements to the
 //! transaction and to the cent.
 
+mod common;
+use common::TempDir;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -463,28 +466,6 @@ fn pause(rng: &mut XorShift) {
 // ---------------------------------------------------------------------------------
 // The parent: the centre, the relay, the kills and the reckoning.
 // ---------------------------------------------------------------------------------
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("telepay-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The telecollection centre on 127.0.0.1 (ephemeral port), stopped on drop.
 struct RunningCentre {

@@ -2,32 +2,11 @@
 //! file, and a purchase recorded with the software card then paid again by the
 //! recording itself (`--reader replay:FILE`).
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::TempDir;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!(
-            "telepay-purchase-cli-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temporary directory");
-        TempDir(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `telepay ARGS` with `pin` on standard input and `data` as the data directory.
 fn purchase(args: &[&str], pin: &str, data: &Path) -> Output {
@@ -57,7 +36,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn a_delivered_purchase_exits_0_and_writes_its_diagram() {
     let dir = TempDir::new("diagram");
-    let diagram = dir.join("buy.mmd");
+    let diagram = dir.file("buy.mmd");
     let output = purchase(
         &[
             "purchase",
@@ -68,7 +47,7 @@ fn a_delivered_purchase_exits_0_and_writes_its_diagram() {
             diagram.to_str().unwrap(),
         ],
         "1234",
-        &dir.join("data"),
+        &dir.file("data"),
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
@@ -88,14 +67,14 @@ fn a_delivered_purchase_exits_0_and_writes_its_diagram() {
 #[test]
 fn a_refused_purchase_exits_non_zero_with_its_reason() {
     let dir = TempDir::new("refused");
-    let output = purchase(&["purchase", "--pin-stdin"], "9999", &dir.join("data"));
+    let output = purchase(&["purchase", "--pin-stdin"], "9999", &dir.file("data"));
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         text(&output.stderr).lines().last(),
         Some("telepay: error: purchase refused: payment not made: wrong PIN: 2 tries left")
     );
     // The card's counter is kept in the data directory: the next wrong PIN says 1.
-    let output = purchase(&["purchase", "--pin-stdin"], "9999", &dir.join("data"));
+    let output = purchase(&["purchase", "--pin-stdin"], "9999", &dir.file("data"));
     assert!(
         text(&output.stderr).contains("wrong PIN: 1 try left"),
         "{}",
@@ -109,7 +88,7 @@ fn a_refused_purchase_exits_non_zero_with_its_reason() {
 #[test]
 fn a_recorded_purchase_replays_as_the_card() {
     let dir = TempDir::new("replay");
-    let trace = dir.join("purchase.trace");
+    let trace = dir.file("purchase.trace");
     let recorded = purchase(
         &[
             "--record",
@@ -120,7 +99,7 @@ fn a_recorded_purchase_replays_as_the_card() {
             "7",
         ],
         "1234",
-        &dir.join("first"),
+        &dir.file("first"),
     );
     assert!(recorded.status.success(), "{}", text(&recorded.stderr));
     let replay = format!("replay:{}", trace.display());
@@ -134,7 +113,7 @@ fn a_recorded_purchase_replays_as_the_card() {
             "7",
         ],
         "1234",
-        &dir.join("second"),
+        &dir.file("second"),
     );
     assert!(replayed.status.success(), "{}", text(&replayed.stderr));
     let transaction = |output: &Output| {

@@ -12,6 +12,9 @@
 //! When `socat` is missing, the test fails if the environment variable `CI` is set
 //! (`.ci/run` installs it), and otherwise prints `SKIPPED: …` and passes.
 
+mod common;
+use common::TempDir;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -56,28 +59,6 @@ struct PtyPair {
     card: PathBuf,
     host: PathBuf,
     _dir: TempDir,
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!(
-            "telepay-serial-{name}-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temporary directory");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `socat pty,raw,echo=0 pty,raw,echo=0`, or `None` (after `skip`) without socat.

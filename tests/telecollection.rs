@@ -2,8 +2,11 @@
 //! streamed, the centre verifying and de-duplicating them, over real sockets, and a
 //! journal killed at random points losing nothing and remitting nothing twice.
 
+mod common;
+use common::TempDir;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,34 +30,6 @@ use telepay::telecollection::server::{
 
 /// 2026-11-25T22:00:00Z.
 const NOW: Timestamp = Timestamp(1_795_644_000_000);
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "telepay-telecollection-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// F for `payment`: card `pan`, counter `atc`, `amount` minor units of `currency`.
 /// Built by hand: the banking rules that would judge it are not under test here.
