@@ -680,6 +680,10 @@ impl Journal {
         connection
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(at.db())?;
+        // Every statement goes through `prepare_cached`; the default cache holds 16 and
+        // the journal has about 30, so a cut-off or a listing would evict the ones an
+        // authorisation needs.
+        connection.set_prepared_statement_cache_capacity(64);
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(at.db())?;
