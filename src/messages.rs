@@ -19,6 +19,21 @@
 //! deliver, and [`PurchaseOutcome`] closes a purchase that delivers nothing, so that the
 //! client device always learns how its request ended.
 //!
+//! Service messages (claim 16) identify the payer device's user when a quote says the
+//! service is for identified users, between C and D (or I for a free service):
+//!
+//! | message | from → to |
+//! |---|---|
+//! | [`IdentificationRequest`] | front-end → payer device |
+//! | [`IdentificationProof`] or [`IdentificationDeclined`] | payer device → front-end |
+//! | [`IdentityCheck`] | front-end → acquirer |
+//! | [`IdentityVerdict`] | acquirer → front-end |
+//! | [`IdentificationResult`] | front-end → payer device (no answer expected) |
+//!
+//! Payment services (claim 17) — paying a bill, reloading an account — are services like
+//! any other: A names the bill or the account ([`PaymentService`]), the quote's price is
+//! the bill's or the chosen amount, and J is a receipt ([`Delivery::Receipt`]).
+//!
 //! Every message carries the identifiers that make it idempotent: a role that receives
 //! a message it has already handled (same identifiers) changes nothing and answers what
 //! it answered the first time. Identifiers are chosen by the role that starts an
@@ -253,6 +268,17 @@ identifier!(
     AcquirerId
 );
 identifier!(
+    /// The front-end's name for one identification of a payer device's user (a service
+    /// message, claim 16); the proof, the check and the verdict answering it carry it too.
+    IdentificationId
+);
+identifier!(
+    /// A customer as an acquirer vouches for them after an identification: a pseudonym
+    /// of the card (`C-` and 16 hex digits), stable for one card at one acquirer, that
+    /// tells a service server who the user is without the card number.
+    CustomerId
+);
+identifier!(
     /// A merchant as the acquirer knows it: the front-end selling on behalf of a
     /// service server.
     MerchantId
@@ -283,6 +309,31 @@ pub enum ServiceKind {
     PayPerView,
     /// Physical goods: the delivery is an order, by another channel.
     PhysicalGood,
+    /// A payment service (claim 17): paying a bill the server issued; the amount is
+    /// the bill's, found by its reference ([`PaymentService::Bill`]).
+    BillPayment,
+    /// A payment service (claim 17): reloading a remote account, prepaid or not, by an
+    /// amount the user chooses ([`PaymentService::Reload`]).
+    AccountReload,
+}
+
+/// What a payment service (claim 17) needs beyond the service's identifier: which bill,
+/// or which account and how much.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PaymentService {
+    /// Pay the bill with this reference, for the amount the server holds for it.
+    Bill {
+        /// The bill's reference, as printed on it.
+        reference: String,
+    },
+    /// Credit this account by this amount.
+    Reload {
+        /// The account's number at the service server.
+        account: String,
+        /// The amount to credit.
+        amount: Money,
+    },
 }
 
 /// A – the client device asks the front-end for a service.
@@ -298,6 +349,10 @@ pub struct ServiceRequest {
     pub service: ServiceId,
     /// Where physical goods go; required for them, ignored otherwise.
     pub delivery_address: Option<PostalAddress>,
+    /// For a payment service (claim 17): the bill or the account; required for them,
+    /// ignored otherwise.
+    #[serde(default)]
+    pub payment_service: Option<PaymentService>,
 }
 
 /// B – the front-end asks a service server for a quote.
@@ -309,6 +364,9 @@ pub struct QuoteRequest {
     pub service: ServiceId,
     /// Where physical goods go.
     pub delivery_address: Option<PostalAddress>,
+    /// For a payment service: the bill or the account.
+    #[serde(default)]
+    pub payment_service: Option<PaymentService>,
 }
 
 /// C's static information: what the service is.
@@ -318,6 +376,11 @@ pub struct StaticInfo {
     pub designation: String,
     /// The kind of service.
     pub kind: ServiceKind,
+    /// Whether the server delivers it only to an identified user (claim 16): the
+    /// front-end then has the payer device identify the user before paying or ordering,
+    /// and names the customer in I.
+    #[serde(default)]
+    pub identification_required: bool,
 }
 
 /// C's variable information: what it costs now and whether it can be had.
@@ -709,6 +772,19 @@ pub struct ServiceOrder {
     pub quote: QuoteId,
     /// The service.
     pub service: ServiceId,
+    /// The user, when the front-end had them identified (claim 16).
+    #[serde(default)]
+    pub customer: Option<CustomerId>,
+}
+
+/// An account's standing after a reload (claim 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountBalance {
+    /// A prepaid account's credit.
+    Credit(Money),
+    /// What is still owed on an account that is not prepaid.
+    Owed(Money),
 }
 
 /// A service as delivered.
@@ -732,6 +808,19 @@ pub enum Delivery {
         /// Where it goes.
         address: PostalAddress,
     },
+    /// A payment service carried out (claim 17): the server's receipt.
+    Receipt {
+        /// The server's receipt number.
+        receipt: String,
+        /// The bill or account settled.
+        reference: String,
+        /// What was credited to it.
+        amount: Money,
+        /// The account after a reload; `None` for a bill.
+        balance: Option<AccountBalance>,
+        /// The customer who paid, when identified.
+        customer: Option<CustomerId>,
+    },
 }
 
 impl Delivery {
@@ -746,7 +835,7 @@ impl Delivery {
         }
     }
 
-    /// Whether content bytes match their digest (always true for an order).
+    /// Whether content bytes match their digest (always true for an order or a receipt).
     pub fn is_intact(&self) -> bool {
         use sha2::Digest;
         match self {
@@ -754,7 +843,7 @@ impl Delivery {
                 let computed: [u8; 32] = sha2::Sha256::digest(bytes).into();
                 &computed == sha256
             }
-            Delivery::Order { .. } => true,
+            Delivery::Order { .. } | Delivery::Receipt { .. } => true,
         }
     }
 }
@@ -815,6 +904,11 @@ pub enum Failure {
         /// What was wrong.
         reason: String,
     },
+    /// The service is for identified users and the user could not be identified.
+    IdentificationFailed {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Failure {
@@ -827,6 +921,9 @@ impl std::fmt::Display for Failure {
             Failure::PayerSilent => f.write_str("the payer device did not answer in time"),
             Failure::PaymentRefused { reason } => write!(f, "payment refused: {reason}"),
             Failure::BadRequest { reason } => write!(f, "bad request: {reason}"),
+            Failure::IdentificationFailed { reason } => {
+                write!(f, "the user could not be identified: {reason}")
+            }
         }
     }
 }
@@ -868,6 +965,121 @@ pub struct Reversal {
     pub payment: PaymentId,
     /// Why, for people.
     pub reason: String,
+}
+
+/// A service message (claim 16): the front-end asks the payer device to identify and
+/// authenticate its user, because the service is for identified users.
+///
+/// With the bank card this is an EMV account verification: the card verifies the PIN
+/// and signs a zero-amount request ([`IdentificationRequest::card_request`]) whose
+/// unpredictable number the front-end's fresh nonce decides, so the proof cannot be
+/// replayed; the issuer's acquirer checks it and names the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdentificationRequest {
+    /// The purchase that needs it.
+    pub purchase: PurchaseId,
+    /// The front-end's name for this identification.
+    pub identification: IdentificationId,
+    /// The merchant asking, as the acquirer knows it.
+    pub merchant: MerchantId,
+    /// What the identification is for, shown to the user.
+    pub purpose: String,
+    /// The currency of the zero amount the card signs (its CDOL asks for one).
+    pub currency: Currency,
+    /// When it was asked (the front-end's clock, UTC).
+    pub date: Timestamp,
+    /// A nonce the front-end drew for it.
+    pub nonce: [u8; 16],
+    /// The means the front-end can have checked.
+    pub accepted_means: Vec<Means>,
+}
+
+impl IdentificationRequest {
+    /// The zero-amount request the card signs. Its designation is the purpose after
+    /// `identification: `, so that its digest (in 9F7C and in the unpredictable number)
+    /// is never a payment's for the same text; its zero amount keeps it from ever
+    /// passing as a payment.
+    pub fn card_request(&self) -> PaymentRequest {
+        let designation = format!("identification: {}", self.purpose);
+        PaymentRequest {
+            purchase: self.purchase.clone(),
+            payment: PaymentId(self.identification.0.clone()),
+            merchant: self.merchant.clone(),
+            designation_digest: PaymentRequest::digest_designation(&designation),
+            designation,
+            amount: Money::new(0, self.currency),
+            date: self.date,
+            nonce: self.nonce,
+            valid_until: self.date,
+            accepted_means: self.accepted_means.clone(),
+        }
+    }
+}
+
+/// The payer device's answer to an [`IdentificationRequest`]: the card's proof.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdentificationProof {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The identification it answers.
+    pub identification: IdentificationId,
+    /// The terminal answering.
+    pub terminal: TerminalId,
+    /// The card's zero-amount cryptogram and the data it covers.
+    pub proof: Payment,
+}
+
+/// The payer device's answer when its user is not identified (declined, wrong PIN,
+/// card blocked...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdentificationDeclined {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The identification declined.
+    pub identification: IdentificationId,
+    /// Why, for people (never a PIN).
+    pub reason: String,
+}
+
+/// The front-end asks the acquirer of the proof's means to check it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdentityCheck {
+    /// The acquirer it goes to.
+    pub acquirer: AcquirerId,
+    /// The request as the front-end issued it: the acquirer checks the proof against it.
+    pub request: IdentificationRequest,
+    /// The payer device's proof.
+    pub proof: IdentificationProof,
+}
+
+/// The acquirer's answer to an [`IdentityCheck`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdentityVerdict {
+    /// The acquirer answering.
+    pub acquirer: AcquirerId,
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The identification.
+    pub identification: IdentificationId,
+    /// Positive when the card is genuine and verified its holder's PIN; with the ARPC
+    /// the card completes with.
+    pub verdict: Verdict,
+    /// The customer, on a positive verdict.
+    pub customer: Option<CustomerId>,
+}
+
+/// The verdict passed on to the payer device, so that its card completes; no answer is
+/// expected.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdentificationResult {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The identification.
+    pub identification: IdentificationId,
+    /// The acquirer's verdict.
+    pub verdict: Verdict,
+    /// The customer, on a positive verdict.
+    pub customer: Option<CustomerId>,
 }
 
 /// A party of the purchase: where a message comes from and goes to.
@@ -932,6 +1144,18 @@ pub enum Message {
     PurchaseOutcome(PurchaseOutcome),
     /// The front-end cancels a transaction it gave up on.
     Reversal(Reversal),
+    /// A service message: identify the user (claim 16).
+    IdentificationRequest(IdentificationRequest),
+    /// The payer device's proof of identity.
+    IdentificationProof(IdentificationProof),
+    /// The payer device did not identify its user.
+    IdentificationDeclined(IdentificationDeclined),
+    /// The front-end has the proof checked.
+    IdentityCheck(IdentityCheck),
+    /// The acquirer's verdict on the proof.
+    IdentityVerdict(IdentityVerdict),
+    /// The verdict, to the payer device.
+    IdentificationResult(IdentificationResult),
 }
 
 impl Message {
@@ -954,6 +1178,12 @@ impl Message {
             Message::ClientDelivery(_) => "K",
             Message::PurchaseOutcome(_) => "outcome",
             Message::Reversal(_) => "reversal",
+            Message::IdentificationRequest(_) => "identify",
+            Message::IdentificationProof(_) => "proof",
+            Message::IdentificationDeclined(_) => "not identified",
+            Message::IdentityCheck(_) => "identity check",
+            Message::IdentityVerdict(_) => "identity verdict",
+            Message::IdentificationResult(_) => "identified",
         }
     }
 
@@ -976,6 +1206,12 @@ impl Message {
             Message::ClientDelivery(m) => Some(&m.purchase),
             Message::PurchaseOutcome(m) => Some(&m.purchase),
             Message::Reversal(m) => Some(&m.purchase),
+            Message::IdentificationRequest(m) => Some(&m.purchase),
+            Message::IdentificationProof(m) => Some(&m.purchase),
+            Message::IdentificationDeclined(m) => Some(&m.purchase),
+            Message::IdentityCheck(m) => Some(&m.request.purchase),
+            Message::IdentityVerdict(m) => Some(&m.purchase),
+            Message::IdentificationResult(m) => Some(&m.purchase),
         }
     }
 }

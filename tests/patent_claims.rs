@@ -3,19 +3,23 @@
 //! the software card, the demo service server, the front-end and the bank-card acquirer
 //! in one process. docs/patent.md maps every claim to its test.
 
+use telepay::acquirer::card::{CardKey, customer_id};
 use telepay::acquirer::journal::{Journal, TransactionState};
 use telepay::acquirer::schedule::CutoffSchedule;
 use telepay::frontend::SeededEntropy;
-use telepay::messages::{Failure, Message, Party, Payment, ServiceId, Timestamp, Verdict};
+use telepay::messages::{
+    AccountBalance, ClientDelivery, Currency, Delivery, Failure, IdentityCheck, Message, Money,
+    Party, Payment, PaymentService, RefusalReason, ServiceId, Timestamp, Verdict,
+};
 use telepay::provider::{Catalogue, ServiceServer};
 use telepay::purchase::embedded::{Embedded, PurchaseRun, test_rules};
 use telepay::purchase::{Faults, PartyKind, VirtualClock, render};
 use telepay::reader::{Reader, Transport};
 use telepay::telecollection::centre::{Centre, CentreAnswer};
 use telepay::telecollection::remittance::cut_off_due;
-use telepay::terminal::card_module::{CardModule, TerminalData};
+use telepay::terminal::card_module::{CardModule, CryptogramKind, TerminalData};
 use telepay::terminal::client::RequestResult;
-use telepay::terminal::payer::{PaymentState, ScriptedUser};
+use telepay::terminal::payer::{IdentificationState, PaymentState, ScriptedUser};
 use telepay::testing::powered;
 
 type Network = Embedded<SeededEntropy, Transport<Box<dyn Reader + Send>>, ScriptedUser>;
@@ -306,4 +310,240 @@ fn claim_15_the_payer_device_answers_d_and_not_h() {
         panic!("{:?}", run.payment)
     };
     assert_eq!(format!("{:?}", completion.kind), "Tc");
+}
+
+fn pay(network: &mut Network, service: &str, payment_service: PaymentService) -> PurchaseRun {
+    network
+        .pay_service(
+            &ServiceId::from(service),
+            payment_service,
+            VirtualClock::new(START, 10),
+            Faults::none(),
+        )
+        .unwrap()
+}
+
+fn delivered(run: &PurchaseRun) -> &ClientDelivery {
+    match &run.result {
+        Some(RequestResult::Delivered(k)) => k,
+        other => panic!("not delivered: {other:?}\n{}", render::text(&run.log)),
+    }
+}
+
+fn eur(minor: u64) -> Money {
+    Money::new(minor, Currency::EUR)
+}
+
+fn the_identity_check(run: &PurchaseRun) -> IdentityCheck {
+    run.log
+        .entries
+        .iter()
+        .find_map(|entry| match &entry.envelope.message {
+            Message::IdentityCheck(check) => Some(check.clone()),
+            _ => None,
+        })
+        .expect("an identity check")
+}
+
+/// Claim 16: the payer device identifies and authenticates its user. A service for
+/// identified users makes the front-end send the payer device a service message; the card
+/// verifies the PIN and signs a zero-amount request over the front-end's fresh nonce; the
+/// card issuer's acquirer checks it and names the customer by a pseudonym of the card,
+/// which the service server receives with the order. No money moves.
+#[test]
+fn claim_16_the_payer_device_identifies_its_user_with_the_card() {
+    let mut network = network("1234");
+    let run = buy(&mut network, "customer-area", Faults::none());
+    let k = delivered(&run);
+    assert_eq!(k.paid, eur(0), "a free service: identified, not paid");
+    assert_eq!(
+        seen_by(&run, PartyKind::Payer),
+        ["identify>", "proof<", "identified>"],
+        "the payer device answers the service message, and nothing else"
+    );
+    assert_eq!(
+        seen_by(&run, PartyKind::Acquirer),
+        ["identity check>", "identity verdict<"]
+    );
+
+    // The proof is the card's: an ARQC over a zero amount, after the card verified the PIN.
+    let check = the_identity_check(&run);
+    let Payment::BankCard(card) = &check.proof.proof;
+    assert_eq!((card.cid, card.amount), (0x80, [0; 6]));
+    assert!(card.pin_verified);
+    // The customer is a pseudonym of that card at this acquirer, given to the server in I.
+    let customer = customer_id(
+        network.acquirer.id(),
+        &CardKey {
+            pan: card.pan.clone(),
+            pan_sequence: card.pan_sequence,
+        },
+    );
+    assert!(!customer.0.contains(&card.pan));
+    let order = run
+        .log
+        .entries
+        .iter()
+        .find_map(|entry| match &entry.envelope.message {
+            Message::ServiceOrder(order) => Some(order.clone()),
+            _ => None,
+        })
+        .expect("I");
+    assert_eq!(order.customer, Some(customer.clone()));
+    // The card completed its transaction with the acquirer's ARPC, and remembers who.
+    let identification = &check.request.identification;
+    assert!(matches!(
+        network.payer.identification_state(identification),
+        Some(IdentificationState::Completed { customer: Some(named), completion })
+            if *named == customer && completion.kind == CryptogramKind::Tc
+    ));
+    // Nothing to remit: the journal holds no transaction, only the card's spent counter.
+    let mut transactions = 0;
+    network
+        .acquirer
+        .journal()
+        .transactions::<telepay::acquirer::journal::JournalError>(&Default::default(), |_| {
+            transactions += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(transactions, 0);
+    assert_eq!(
+        network
+            .acquirer
+            .journal()
+            .card_last_atc(&card.pan, card.pan_sequence)
+            .unwrap(),
+        Some(card.atc)
+    );
+
+    // The same card is the same customer the next time.
+    let again = buy(&mut network, "customer-area", Faults::none());
+    assert!(again.delivered());
+    let second = the_identity_check(&again);
+    assert_ne!(second.request.nonce, check.request.nonce);
+
+    // The proof cannot be used again: under a new identification its counter is spent.
+    let mut replay = check.clone();
+    replay.request.identification = "P-REPLAY-ID".into();
+    replay.proof.identification = "P-REPLAY-ID".into();
+    let verdict = network.acquirer.identify(&replay, START).unwrap();
+    assert!(matches!(
+        verdict.verdict,
+        Verdict::Negative {
+            reason: RefusalReason::ReplayedCounter,
+            ..
+        }
+    ));
+    assert_eq!(verdict.customer, None);
+
+    // A wrong PIN: the card refuses it, no proof leaves the terminal, nothing is delivered.
+    let mut wrong = self::network("0000");
+    let refused = buy(&mut wrong, "customer-area", Faults::none());
+    assert!(matches!(
+        &refused.result,
+        Some(RequestResult::Failed(Failure::IdentificationFailed { reason }))
+            if reason.contains("wrong PIN")
+    ));
+    assert_eq!(seen_by(&refused, PartyKind::Acquirer), Vec::<String>::new());
+}
+
+/// Claim 17: the payer device serves payment services — paying a bill, reloading a
+/// remote account, prepaid or not. Each is a purchase whose price the server sets from
+/// the bill or the chosen amount, paid with the card, answered by a receipt.
+#[test]
+fn claim_17_the_payer_device_pays_bills_and_reloads_accounts() {
+    let mut network = network("1234");
+
+    // A bill: its amount is the biller's, and it is paid once.
+    let bill = PaymentService::Bill {
+        reference: "W-2026-1107".into(),
+    };
+    let run = pay(&mut network, "city-water-bill", bill.clone());
+    let k = delivered(&run);
+    assert_eq!(k.paid, eur(4280));
+    assert!(matches!(
+        &k.delivery,
+        Delivery::Receipt { reference, amount, balance: None, .. }
+            if reference == "W-2026-1107" && *amount == eur(4280)
+    ));
+    let twice = pay(&mut network, "city-water-bill", bill);
+    assert!(matches!(
+        &twice.result,
+        Some(RequestResult::Failed(Failure::ServiceUnavailable { reason })) if reason.contains("paid")
+    ));
+    assert!(
+        !twice.log.steps().contains(&"D"),
+        "nothing asked of the card"
+    );
+
+    // A prepaid account: the credit grows by the amount the user chose.
+    let run = pay(
+        &mut network,
+        "prepaid-phone-credit",
+        PaymentService::Reload {
+            account: "0612345678".into(),
+            amount: eur(2000),
+        },
+    );
+    let k = delivered(&run);
+    assert_eq!(k.paid, eur(2000));
+    assert!(matches!(
+        k.delivery,
+        Delivery::Receipt { balance: Some(AccountBalance::Credit(credit)), .. } if credit == eur(2320)
+    ));
+
+    // An account that is not prepaid, for identified customers: the user is identified
+    // first, then pays; what is owed goes down.
+    let run = pay(
+        &mut network,
+        "transit-pass-account",
+        PaymentService::Reload {
+            account: "TP-884211".into(),
+            amount: eur(1000),
+        },
+    );
+    let k = delivered(&run);
+    assert!(matches!(
+        &k.delivery,
+        Delivery::Receipt { balance: Some(AccountBalance::Owed(owed)), customer: Some(_), .. }
+            if *owed == eur(1540)
+    ));
+    assert_eq!(
+        seen_by(&run, PartyKind::Payer),
+        ["identify>", "proof<", "identified>", "D>", "E<", "H>"]
+    );
+
+    // An amount outside the account's limits is refused at the quote: nothing is paid.
+    let too_much = pay(
+        &mut network,
+        "prepaid-phone-credit",
+        PaymentService::Reload {
+            account: "0612345678".into(),
+            amount: eur(100_001),
+        },
+    );
+    assert!(matches!(
+        too_much.result,
+        Some(RequestResult::Failed(Failure::ServiceUnavailable { .. }))
+    ));
+
+    // The acquirer keeps the three payments for remittance, and only them.
+    let mut amounts = Vec::new();
+    network
+        .acquirer
+        .journal()
+        .transactions::<telepay::acquirer::journal::JournalError>(&Default::default(), |entry| {
+            amounts.push((entry.state, entry.amount_minor));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        amounts,
+        [
+            (TransactionState::Authorised, Some(4280)),
+            (TransactionState::Authorised, Some(2000)),
+            (TransactionState::Authorised, Some(1000)),
+        ]
+    );
 }

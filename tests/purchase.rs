@@ -5,7 +5,8 @@
 use telepay::acquirer::journal::{Journal, TransactionState};
 use telepay::frontend::SeededEntropy;
 use telepay::messages::{
-    Delivery, Failure, Message, PostalAddress, RefusalReason, ServiceId, Timestamp, Verdict,
+    Currency, Delivery, Failure, Message, Money, PaymentService, PostalAddress, RefusalReason,
+    ServiceId, Timestamp, Verdict,
 };
 use telepay::provider::{Catalogue, ServiceServer};
 use telepay::purchase::embedded::{Embedded, PurchaseRun, test_rules};
@@ -307,4 +308,48 @@ fn the_diagram_draws_every_exchange() {
     assert!(diagram.starts_with("sequenceDiagram\n"));
     assert_eq!(diagram.matches("->>").count(), 11, "{diagram}");
     insta::assert_snapshot!("purchase_cb_market_report_diagram", diagram);
+}
+
+/// Claim 16 in one purchase: an account that is not prepaid, reloaded by an identified
+/// customer. The service messages come before the payment; the customer reaches the
+/// server in I and comes back on the receipt.
+#[test]
+fn a_service_for_identified_users_identifies_then_pays() {
+    let mut network = network("cb", "1234");
+    let run = network
+        .pay_service(
+            &ServiceId::from("transit-pass-account"),
+            PaymentService::Reload {
+                account: "TP-884211".into(),
+                amount: Money::new(1000, Currency::EUR),
+            },
+            clock(),
+            Faults::none(),
+        )
+        .unwrap();
+    assert!(run.delivered(), "{}", render::text(&run.log));
+    assert_eq!(
+        run.log.steps(),
+        [
+            "A",
+            "B",
+            "C",
+            "identify",
+            "proof",
+            "identity check",
+            "identity verdict",
+            "identified",
+            "D",
+            "E",
+            "F",
+            "G",
+            "H",
+            "I",
+            "J",
+            "K"
+        ]
+    );
+    // One payment kept for remittance; the identification left nothing to remit.
+    assert_eq!(journal_states(&network), [TransactionState::Authorised]);
+    insta::assert_snapshot!("purchase_cb_identified_reload", render::text(&run.log));
 }

@@ -128,3 +128,67 @@ fn a_recorded_purchase_replays_as_the_card() {
     let recording = std::fs::read_to_string(&trace).unwrap();
     assert!(!recording.contains("241234FFFFFFFFFF"), "{recording}");
 }
+
+/// Payment services (claim 17) from the command line: a bill named by its reference, a
+/// reload by account and amount, and an account for identified customers, where the
+/// one PIN given on standard input serves the identification and the payment.
+#[test]
+fn payment_services_are_bought_by_bill_or_by_account_and_amount() {
+    let dir = TempDir::new("payment-services");
+    let output = purchase(
+        &["purchase", "--pin-stdin", "--bill", "W-2026-1108"],
+        "1234",
+        &dir.file("data"),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(
+            "delivered: receipt RCP-000001 for city-water-bill (W-2026-1108), paid 17.35 EUR"
+        ),
+        "{stdout}"
+    );
+
+    let output = purchase(
+        &[
+            "purchase",
+            "--pin-stdin",
+            "--service",
+            "transit-pass-account",
+            "--account",
+            "TP-884211",
+            "--amount",
+            "10.00",
+        ],
+        "1234",
+        &dir.file("data"),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("identified as customer C-"), "{stdout}");
+    assert!(
+        stdout.contains("paid 10.00 EUR, still owed 15.40 EUR"),
+        "{stdout}"
+    );
+
+    // An amount that is not one is refused before anything is bought.
+    let output = purchase(
+        &[
+            "purchase",
+            "--pin-stdin",
+            "--account",
+            "0612345678",
+            "--amount",
+            "twenty",
+        ],
+        "1234",
+        &dir.file("data"),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("--amount"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).is_empty());
+}

@@ -87,6 +87,9 @@ use crate::messages::{
 };
 
 /// The embedded default issuer table: every shipped test profile's applications.
+mod identity;
+pub use identity::{IdentityDecision, customer_id};
+
 const TEST_ISSUERS_TOML: &str = include_str!("issuers.toml");
 /// Where [`IssuerTable::test_issuers`] says its table comes from, in errors.
 const TEST_ISSUERS_ORIGIN: &str = "builtin:acquirer/issuers.toml";
@@ -1034,14 +1037,14 @@ mod tests {
     /// The cb profile's CB application key (TEST key).
     const CB_IMK: &str = "0123456789ABCDEFFEDCBA9876543210";
     /// 2026-11-25T12:00:00Z.
-    const NOON_2026_11_25: Timestamp = Timestamp(1_795_608_000_000);
-    const ATC: u16 = 7;
+    pub(super) const NOON_2026_11_25: Timestamp = Timestamp(1_795_608_000_000);
+    pub(super) const ATC: u16 = 7;
 
     fn h(text: &str) -> Vec<u8> {
         hex::decode(text.replace(' ', "")).unwrap()
     }
 
-    fn rules() -> BankCardRules {
+    pub(super) fn rules() -> BankCardRules {
         BankCardRules::new(
             AcquirerId::from("acquirer-cb"),
             IssuerTable::test_issuers().unwrap(),
@@ -1067,7 +1070,7 @@ mod tests {
 
     /// The card's side of a CB (CVN 18) transaction for `request`, then signed as the
     /// card signs it.
-    fn card_for(request: &PaymentRequest) -> CardTransaction {
+    pub(super) fn card_for(request: &PaymentRequest) -> CardTransaction {
         let mut card = CardTransaction {
             pan: CB_PAN.to_owned(),
             pan_sequence: 1,
@@ -1097,7 +1100,7 @@ mod tests {
 
     /// Recomputes the cryptogram as the card would over the card's current values, with
     /// the CB test key and the IAD's CVN (the card side, for building test inputs).
-    fn sign(card: &mut CardTransaction) {
+    pub(super) fn sign(card: &mut CardTransaction) {
         let version = card
             .iad
             .get(2)

@@ -1048,6 +1048,34 @@ impl Journal {
         Ok(g.clone())
     }
 
+    /// Raises the card's last ATC to `atc` (never lowers it), durably, for an authentic
+    /// cryptogram that is not a payment: a cardholder identification
+    /// ([`crate::acquirer::card::IdentityDecision`]) spends a counter like any other
+    /// cryptogram, so a later cryptogram with a counter at or below it is refused as
+    /// replayed.
+    pub fn raise_card_atc(
+        &mut self,
+        card: &crate::acquirer::card::CardKey,
+        atc: u16,
+        now: Timestamp,
+    ) -> Result<(), JournalError> {
+        let at = At {
+            path: &self.path,
+            operation: Operation::Record,
+        };
+        self.connection
+            .prepare_cached(
+                "INSERT INTO cards (pan, pan_sequence, last_atc, updated_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (pan, pan_sequence) DO UPDATE SET \
+                 last_atc = max(last_atc, excluded.last_atc), updated_at = excluded.updated_at",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![card.pan, card.pan_sequence, atc, now.0])
+            })
+            .map_err(at.db())?;
+        Ok(())
+    }
+
     /// Records the front-end's cancellation of a payment, in one SQLite transaction:
     /// an authorised transaction not yet cut off is reversed (never remitted); a payment
     /// never seen gets a marker so that a later F for it is refused; one already in a

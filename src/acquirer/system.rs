@@ -10,9 +10,11 @@
 
 use crate::acquirer::card::{BankCardRules, CardKey};
 use crate::acquirer::journal::{Journal, JournalError, ReversalOutcome};
+use std::collections::BTreeMap;
+
 use crate::messages::{
-    Acknowledgement, AcquirerId, AcquirerTransaction, Payment, RefusalReason, Reversal, Timestamp,
-    Verdict,
+    Acknowledgement, AcquirerId, AcquirerTransaction, IdentificationId, IdentityCheck,
+    IdentityVerdict, Payment, RefusalReason, Reversal, Timestamp, Verdict,
 };
 
 /// Why the acquirer could not answer.
@@ -39,12 +41,77 @@ pub enum AcquirerError {
 pub struct BankCardAcquirer {
     rules: BankCardRules,
     journal: Journal,
+    /// The identity checks answered since the process started, so that a repeated one
+    /// gets the same verdict (its counter is spent by then). Not journalled: an
+    /// identification moves no money, and after a restart a repeat is refused as a
+    /// replayed counter, which is safe.
+    identifications: BTreeMap<IdentificationId, (IdentityCheck, IdentityVerdict)>,
 }
 
 impl BankCardAcquirer {
     /// The acquirer deciding with `rules` and keeping `journal`.
     pub fn new(rules: BankCardRules, journal: Journal) -> BankCardAcquirer {
-        BankCardAcquirer { rules, journal }
+        BankCardAcquirer {
+            rules,
+            journal,
+            identifications: BTreeMap::new(),
+        }
+    }
+
+    /// The banking rules.
+    pub fn rules(&self) -> &BankCardRules {
+        &self.rules
+    }
+
+    /// Checks a payer device's proof of identity (claim 16,
+    /// [`BankCardRules::verify_identity`]); the card's counter is raised durably
+    /// before the verdict is returned. A repeated check gets the verdict it got the
+    /// first time; a different check under a used identification is refused.
+    ///
+    /// # Errors
+    /// [`AcquirerError::NotForThisAcquirer`], or the journal's error: then no verdict
+    /// exists.
+    pub fn identify(
+        &mut self,
+        check: &IdentityCheck,
+        now: Timestamp,
+    ) -> Result<IdentityVerdict, AcquirerError> {
+        let identification = &check.request.identification;
+        if check.acquirer != *self.id() {
+            return Err(AcquirerError::NotForThisAcquirer {
+                payment: identification.to_string(),
+                addressed: check.acquirer.clone(),
+                this: self.id().clone(),
+            });
+        }
+        if let Some((first, verdict)) = self.identifications.get(identification) {
+            if first == check {
+                return Ok(verdict.clone());
+            }
+            let reason = RefusalReason::PaymentIdReused;
+            return Ok(IdentityVerdict {
+                acquirer: self.id().clone(),
+                purchase: check.request.purchase.clone(),
+                identification: identification.clone(),
+                verdict: Verdict::Negative {
+                    response_code: reason.response_code(),
+                    reason,
+                    arpc: None,
+                },
+                customer: None,
+            });
+        }
+        let Payment::BankCard(card) = &check.proof.proof;
+        let history = self.journal.card_history(&CardKey::of(card))?;
+        let decision = self.rules.verify_identity(check, &history);
+        if let Some(atc) = decision.record_atc {
+            self.journal.raise_card_atc(&decision.card, atc, now)?;
+        }
+        self.identifications.insert(
+            identification.clone(),
+            (check.clone(), decision.verdict.clone()),
+        );
+        Ok(decision.verdict)
     }
 
     /// The acquirer's name.

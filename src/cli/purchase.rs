@@ -9,15 +9,17 @@ use zeroize::Zeroizing;
 
 use crate::acquirer::journal::{Journal, JournalError};
 use crate::frontend::{Entropy, SeededEntropy, SystemEntropy};
-use crate::messages::{Delivery, Failure, PaymentRequest, PostalAddress, ServiceId};
-use crate::provider::{Catalogue, CatalogueError, ServiceServer, format_price};
+use crate::messages::{
+    AccountBalance, Delivery, Failure, PaymentService, PostalAddress, ServiceId, ServiceKind,
+};
+use crate::provider::{Catalogue, CatalogueError, ServiceServer, format_price, parse_price};
 use crate::purchase::embedded::{Embedded, test_rules};
 use crate::purchase::{Faults, SystemClock, render};
 use crate::reader::ReaderUri;
 use crate::reader::uri::SimUri;
 use crate::terminal::card_module::{CardModule, TerminalData};
 use crate::terminal::client::RequestResult;
-use crate::terminal::payer::{PayerUser, PaymentState};
+use crate::terminal::payer::{PayerUser, PaymentState, Solicitation};
 
 use super::{CliError, GlobalArgs, open_powered_uri, read_pin_from_stdin};
 
@@ -54,6 +56,22 @@ pub(super) struct PurchaseArgs {
     /// (country as two letters, e.g. FR).
     #[arg(long, value_name = "ADDRESS")]
     deliver_to: Option<String>,
+    /// Pay this bill (a payment service, claim 17) [default service: the catalogue's
+    /// first bill-payment item]
+    #[arg(long, value_name = "REFERENCE", conflicts_with_all = ["account", "deliver_to"])]
+    bill: Option<String>,
+    /// Reload this account (a payment service, claim 17) by --amount [default service:
+    /// the catalogue's first account-reload item]
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        requires = "amount",
+        conflicts_with = "deliver_to"
+    )]
+    account: Option<String>,
+    /// The reload's amount, e.g. 20.00, in the service's currency
+    #[arg(long, value_name = "AMOUNT", requires = "account")]
+    amount: Option<String>,
 }
 
 /// Arguments of `telepay catalogue`.
@@ -88,11 +106,27 @@ pub(super) fn catalogue(
                     "id": item.id().0,
                     "designation": item.designation(),
                     "kind": item.kind(),
-                    "price": format_price(item.price()),
-                    "currency": item.price().currency.alpha(),
+                    // Null for a payment service: the bill or the reload sets the price.
+                    "price": item.fixed_price().map(format_price),
+                    "currency": item.currency().alpha(),
                     "validity_seconds": item.validity_seconds(),
                     "deliver_with_quote": item.deliver_with_quote(),
                     "available": item.available(),
+                    "identification_required": item.identification_required(),
+                    "bills": item.bills().iter().map(|bill| serde_json::json!({
+                        "reference": bill.reference(),
+                        "amount": format_price(bill.amount()),
+                        "description": bill.description(),
+                    })).collect::<Vec<_>>(),
+                    "reload": item.reload_range().map(|(min, max)| serde_json::json!({
+                        "min": format_price(min),
+                        "max": format_price(max),
+                    })),
+                    "accounts": item.accounts().iter().map(|account| serde_json::json!({
+                        "number": account.number(),
+                        "prepaid": account.is_prepaid(),
+                        "balance": format_price(account.balance()),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -103,19 +137,52 @@ pub(super) fn catalogue(
     for item in catalogue.items() {
         let mut notes = Vec::new();
         if item.deliver_with_quote() {
-            notes.push("delivered with the quote (Fig. 7)");
+            notes.push("delivered with the quote (Fig. 7)".to_owned());
+        }
+        if item.identification_required() {
+            notes.push("identified customers only".to_owned());
+        }
+        if !item.bills().is_empty() {
+            let bills: Vec<String> = item
+                .bills()
+                .iter()
+                .map(|bill| format!("{} {}", bill.reference(), bill.amount()))
+                .collect();
+            notes.push(format!("bills: {}", bills.join(", ")));
+        }
+        if let Some((min, max)) = item.reload_range() {
+            let accounts: Vec<String> = item
+                .accounts()
+                .iter()
+                .map(|account| {
+                    format!(
+                        "{} ({})",
+                        account.number(),
+                        if account.is_prepaid() {
+                            "prepaid"
+                        } else {
+                            "not prepaid"
+                        }
+                    )
+                })
+                .collect();
+            notes.push(format!(
+                "reload {min} to {max}, accounts: {}",
+                accounts.join(", ")
+            ));
         }
         if !item.available() {
-            notes.push("unavailable");
+            notes.push("unavailable".to_owned());
         }
         writeln!(
             out,
             "  {:<24} {:>10}  {:<14} {}{}",
             item.id(),
-            if item.is_free() {
-                "free".to_owned()
-            } else {
-                item.price().to_string()
+            match item.fixed_price() {
+                Some(price) if price.is_zero() => "free".to_owned(),
+                Some(price) => price.to_string(),
+                None if !item.bills().is_empty() => "per bill".to_owned(),
+                None => "chosen".to_owned(),
             },
             format!("{:?}", item.kind()),
             item.designation(),
@@ -178,22 +245,37 @@ fn parse_address(text: &str) -> Result<PostalAddress, CliError> {
 /// a prompt that does not echo.
 struct TerminalUser {
     pin_stdin: bool,
+    /// The PIN read from standard input, for a second card transaction of the run.
+    stdin_pin: Option<Zeroizing<String>>,
     /// Where the PIN came from failed: the purchase stops with this.
     failure: Option<String>,
 }
 
 impl PayerUser for TerminalUser {
-    fn confirm(&mut self, request: &PaymentRequest) -> bool {
-        eprintln!(
-            "payment request: {} for \"{}\" (valid until {})",
-            request.amount, request.designation, request.valid_until
-        );
+    fn confirm(&mut self, solicitation: Solicitation<'_>) -> bool {
+        match solicitation {
+            Solicitation::Payment(request) => eprintln!(
+                "payment request: {} for \"{}\" (valid until {})",
+                request.amount, request.designation, request.valid_until
+            ),
+            Solicitation::Identification(request) => eprintln!(
+                "identification request: {} asks who you are, for \"{}\"",
+                request.merchant, request.purpose
+            ),
+        }
         true
     }
 
-    fn pin(&mut self, _request: &PaymentRequest) -> Option<Zeroizing<String>> {
+    fn pin(&mut self, _solicitation: Solicitation<'_>) -> Option<Zeroizing<String>> {
         let read = if self.pin_stdin {
-            read_pin_from_stdin().map_err(|error| error.to_string())
+            // Standard input holds one PIN; a purchase that asks twice (identification,
+            // then payment) gets the same one, kept zeroizing for this run only.
+            match &self.stdin_pin {
+                Some(pin) => Ok(pin.clone()),
+                None => read_pin_from_stdin()
+                    .inspect(|pin| self.stdin_pin = Some(pin.clone()))
+                    .map_err(|error| error.to_string()),
+            }
         } else {
             rpassword::prompt_password("PIN: ")
                 .map(Zeroizing::new)
@@ -231,14 +313,55 @@ pub(super) fn purchase(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let catalogue = load_catalogue(args.catalogue.as_deref())?;
+    // A payment service is bought from an item of its kind; anything else from the first
+    // paid item.
+    let wanted_kind = match (&args.bill, &args.account) {
+        (Some(_), _) => Some(ServiceKind::BillPayment),
+        (None, Some(_)) => Some(ServiceKind::AccountReload),
+        (None, None) => None,
+    };
     let service = match &args.service {
         Some(id) => ServiceId::from(id.as_str()),
         None => catalogue
             .items()
             .iter()
-            .find(|item| !item.is_free() && item.available())
+            .find(|item| {
+                item.available()
+                    && match wanted_kind {
+                        Some(kind) => item.kind() == kind,
+                        None => !item.is_free(),
+                    }
+            })
             .map(|item| item.id().clone())
-            .ok_or_else(|| CliError::Purchase("the catalogue has no paid item".into()))?,
+            .ok_or_else(|| {
+                CliError::Purchase(match wanted_kind {
+                    Some(kind) => format!("the catalogue has no {kind:?} item on sale"),
+                    None => "the catalogue has no paid item".into(),
+                })
+            })?,
+    };
+    let payment_service = match (&args.bill, &args.account, &args.amount) {
+        (Some(reference), _, _) => Some(PaymentService::Bill {
+            reference: reference.clone(),
+        }),
+        (None, Some(account), Some(amount)) => {
+            let currency = catalogue
+                .get(&service)
+                .map(|item| item.currency())
+                .ok_or_else(|| {
+                    CliError::Purchase(format!("no service `{service}` in the catalogue"))
+                })?;
+            let amount = parse_price(amount, currency).map_err(|_| CliError::BadArgument {
+                argument: "--amount",
+                input: amount.clone(),
+                expected: "an amount such as 20.00, in the service's currency",
+            })?;
+            Some(PaymentService::Reload {
+                account: account.clone(),
+                amount,
+            })
+        }
+        _ => None,
     };
     let address = args.deliver_to.as_deref().map(parse_address).transpose()?;
     let dir = data_dir(args.data_dir.as_deref())?;
@@ -259,6 +382,7 @@ pub(super) fn purchase(
     let card = CardModule::new(transport, TerminalData::france());
     let user = TerminalUser {
         pin_stdin: args.pin_stdin,
+        stdin_pin: None,
         failure: None,
     };
     let mut entropy = match args.seed {
@@ -276,9 +400,13 @@ pub(super) fn purchase(
         entropy,
         format!("P-{run_id}"),
     );
-    let run = network
-        .purchase(&service, address, SystemClock, Faults::none())
-        .map_err(|error| CliError::Purchase(error.to_string()))?;
+    let run = match payment_service {
+        Some(payment_service) => {
+            network.pay_service(&service, payment_service, SystemClock, Faults::none())
+        }
+        None => network.purchase(&service, address, SystemClock, Faults::none()),
+    }
+    .map_err(|error| CliError::Purchase(error.to_string()))?;
 
     write!(out, "{}", render::text(&run.log))?;
     if let Some(path) = &args.diagram {
@@ -321,6 +449,22 @@ pub(super) fn purchase(
                     "delivered: order {order} for {}, shipped to {} in {}, paid {}",
                     k.service, address.name, address.town, k.paid
                 )?,
+                Delivery::Receipt {
+                    receipt,
+                    reference,
+                    balance,
+                    ..
+                } => writeln!(
+                    out,
+                    "delivered: receipt {receipt} for {} ({reference}), paid {}{}",
+                    k.service,
+                    k.paid,
+                    match balance {
+                        Some(AccountBalance::Credit(credit)) => format!(", credit now {credit}"),
+                        Some(AccountBalance::Owed(owed)) => format!(", still owed {owed}"),
+                        None => String::new(),
+                    }
+                )?,
             }
             Ok(())
         }
@@ -331,7 +475,10 @@ pub(super) fn purchase(
         Some(RequestResult::Failed(failure)) => {
             // The PIN could not be read: that, not "no PIN was entered", is the reason.
             let reason = match (&failure, &network.payer.user().failure) {
-                (Failure::PaymentDeclined { .. }, Some(why)) => why.clone(),
+                (
+                    Failure::PaymentDeclined { .. } | Failure::IdentificationFailed { .. },
+                    Some(why),
+                ) => why.clone(),
                 _ => failure.to_string(),
             };
             Err(CliError::PurchaseFailed(reason))

@@ -13,6 +13,14 @@
 //! - **free services**: a zero price skips D–H;
 //! - **delivery by another channel**: the server's delivery is an order (physical
 //!   goods); the front-end passes it on like content;
+//! - **identified users only** (claim 16): when the quote says so, the front-end sends
+//!   the payer device a service message, an [`IdentificationRequest`], between C and D
+//!   (or I for a free service); the proof goes to the acquirer of its means, whose
+//!   verdict goes back to the payer device (its card completes) and, when positive,
+//!   names the customer in I. A failed identification ends the purchase before any
+//!   payment;
+//! - **payment services** (claim 17): a bill payment or an account reload is a service
+//!   like any other; A's [`crate::messages::PaymentService`] travels to the server in B;
 //! - **failures**: an unavailable or silent server, a declined or silent payer device,
 //!   a quote expired before E, a refusing, unreachable or silent acquirer. Each ends the
 //!   purchase with a [`PurchaseOutcome`] to the client device; when a transaction exists
@@ -28,13 +36,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::messages::{
-    Acknowledgement, AcquirerId, AcquirerTransaction, ClientDelivery, Delivery, Envelope, Failure,
-    Means, MerchantId, Message, PayerAcknowledgement, PaymentDeclined, PaymentId, PaymentRequest,
-    ProviderId, PurchaseId, PurchaseOutcome, Quote, QuoteRequest, RefusalReason, Reversal,
-    ServiceDelivery, ServiceOrder, ServiceRequest, TerminalId, Timestamp, Transaction, Unavailable,
-    Verdict,
+    Acknowledgement, AcquirerId, AcquirerTransaction, ClientDelivery, Currency, Delivery, Envelope,
+    Failure, Means, MerchantId, Message, PayerAcknowledgement, PaymentDeclined, PaymentId,
+    PaymentRequest, ProviderId, PurchaseId, PurchaseOutcome, Quote, QuoteRequest, RefusalReason,
+    Reversal, ServiceDelivery, ServiceOrder, ServiceRequest, TerminalId, Timestamp, Transaction,
+    Unavailable, Verdict,
 };
-use crate::messages::{Party, RequestId};
+use crate::messages::{
+    CustomerId, IdentificationDeclined, IdentificationId, IdentificationProof,
+    IdentificationRequest, IdentificationResult, IdentityCheck, IdentityVerdict, Party, RequestId,
+};
 
 /// Where the front-end's nonces come from (the payment request's nonce, from which the
 /// card's unpredictable number is derived). Production draws them from the operating
@@ -146,6 +157,10 @@ impl FrontEndConfig {
 pub enum Stage {
     /// B sent; waiting for C.
     AwaitingQuote,
+    /// The identification request sent to the payer device; waiting for its proof.
+    AwaitingIdentification,
+    /// The proof sent to the acquirer; waiting for its verdict.
+    AwaitingIdentityCheck,
     /// D sent; waiting for E.
     AwaitingTransaction,
     /// F sent; waiting for G.
@@ -189,6 +204,18 @@ pub struct Purchase {
     pub reversed: bool,
     /// When the current wait ends.
     pub deadline: Option<Timestamp>,
+    /// The identification request sent to the payer device, when the service is for
+    /// identified users (claim 16).
+    pub identification: Option<IdentificationRequest>,
+    /// The customer the acquirer named after a positive identification.
+    pub customer: Option<CustomerId>,
+    /// The acquirer the proof of identity went to.
+    pub identity_acquirer: Option<AcquirerId>,
+    /// The proof the payer device sent, kept to recognise a repeat.
+    pub identification_proof: Option<IdentificationProof>,
+    /// The identification result as sent to the payer device, resent on a repeated
+    /// proof.
+    pub identification_result: Option<Envelope>,
 }
 
 /// What handling one input did: the messages to send and, when the input changed
@@ -322,6 +349,11 @@ impl<E: Entropy> FrontEnd<E> {
                 self.on_acknowledgement(now, from, acknowledgement)
             }
             Message::ServiceDelivery(delivery) => self.on_delivery(from, delivery),
+            Message::IdentificationProof(proof) => self.on_identification_proof(now, from, proof),
+            Message::IdentificationDeclined(declined) => {
+                self.on_identification_declined(from, declined)
+            }
+            Message::IdentityVerdict(verdict) => self.on_identity_verdict(now, from, verdict),
             other => Reaction::ignore(format!(
                 "the front-end does not take a {} message",
                 other.step()
@@ -357,7 +389,21 @@ impl<E: Entropy> FrontEnd<E> {
         purchase.deadline = None;
         match purchase.stage.clone() {
             Stage::AwaitingQuote => fail(purchase, Failure::ServerSilent),
-            Stage::AwaitingTransaction => fail(purchase, Failure::PayerSilent),
+            Stage::AwaitingIdentification | Stage::AwaitingTransaction => {
+                fail(purchase, Failure::PayerSilent)
+            }
+            Stage::AwaitingIdentityCheck => {
+                // The card waits for a verdict: a negative one lets it end with an AAC.
+                let reason = RefusalReason::AcquirerUnreachable;
+                let mut sent = vec![identification_result(purchase, negative(reason), None)];
+                sent.extend(fail(
+                    purchase,
+                    Failure::IdentificationFailed {
+                        reason: "the acquirer did not answer in time".into(),
+                    },
+                ));
+                sent
+            }
             Stage::AwaitingAcknowledgement => {
                 // The acquirer may have authorised without its answer reaching us:
                 // cancel there, and tell the payer device so its card ends with an AAC.
@@ -435,6 +481,11 @@ impl<E: Entropy> FrontEnd<E> {
             acquirer: None,
             reversed: false,
             deadline: None,
+            identification: None,
+            customer: None,
+            identity_acquirer: None,
+            identification_proof: None,
+            identification_result: None,
         };
         let sent = if self.config.providers.contains(&request.provider) {
             purchase.deadline = Some(now.plus_millis(self.config.server_timeout_ms));
@@ -445,6 +496,7 @@ impl<E: Entropy> FrontEnd<E> {
                     purchase: id.clone(),
                     service: request.service.clone(),
                     delivery_address: request.delivery_address.clone(),
+                    payment_service: request.payment_service.clone(),
                 }),
             }]
         } else {
@@ -494,41 +546,209 @@ impl<E: Entropy> FrontEnd<E> {
             purchase.quote = Some(quote);
             return Reaction::send(fail(purchase, Failure::QuoteExpired));
         }
-        let free = quote.variable.price.is_zero();
-        purchase.quote = Some(quote.clone());
-        if free {
-            // Free services: no payment steps (D–H).
-            return Reaction::send(match quote.service_enclosed {
-                Some(delivery) => deliver(purchase, delivery),
-                None => order_service(purchase, now, self.config.server_timeout_ms),
-            });
+        purchase.quote = Some(quote);
+        let identification_required = purchase
+            .quote
+            .as_ref()
+            .is_some_and(|quote| quote.static_info.identification_required);
+        if identification_required && purchase.customer.is_none() {
+            return Reaction::send(vec![ask_identification(
+                purchase,
+                &self.config,
+                &mut self.entropy,
+                now,
+            )]);
         }
-        let designation = quote.static_info.designation.clone();
-        let payment = PaymentRequest {
-            purchase: purchase.id.clone(),
-            payment: PaymentId(format!("{}-PAY", purchase.id)),
-            merchant: self.config.merchant.clone(),
-            designation_digest: PaymentRequest::digest_designation(&designation),
-            designation,
-            amount: quote.variable.price,
-            date: now,
-            nonce: self.entropy.nonce(),
-            valid_until: quote.validity.valid_until,
-            accepted_means: self
-                .config
-                .acquirers
-                .iter()
-                .map(|(means, _)| *means)
-                .collect(),
+        Reaction::send(after_quote(purchase, &self.config, &mut self.entropy, now))
+    }
+
+    fn on_identification_proof(
+        &mut self,
+        now: Timestamp,
+        from: &Party,
+        proof: IdentificationProof,
+    ) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&proof.purchase) else {
+            return Reaction::ignore(format!(
+                "a proof of identity for unknown purchase {}",
+                proof.purchase
+            ));
         };
-        purchase.payment = Some(payment.clone());
-        purchase.stage = Stage::AwaitingTransaction;
-        purchase.deadline = Some(now.plus_millis(self.config.payer_timeout_ms));
+        if *from != Party::Payer(purchase.request.terminal.clone())
+            || proof.terminal != purchase.request.terminal
+        {
+            return Reaction::ignore(format!(
+                "a proof of identity for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        let Some(request) = purchase.identification.clone() else {
+            return Reaction::ignore(format!(
+                "a proof of identity for purchase {}, which asked for no identification",
+                purchase.id
+            ));
+        };
+        if proof.identification != request.identification {
+            return Reaction::ignore(format!(
+                "a proof for identification {}, purchase {} asked for {}",
+                proof.identification, purchase.id, request.identification
+            ));
+        }
+        if purchase.stage != Stage::AwaitingIdentification {
+            return match (
+                &purchase.identification_proof,
+                &purchase.identification_result,
+            ) {
+                (Some(first), Some(result)) if *first == proof => Reaction::resend(
+                    vec![result.clone()],
+                    format!(
+                        "proof for identification {} repeated: its result again",
+                        request.identification
+                    ),
+                ),
+                _ => Reaction::ignore(format!(
+                    "proof for identification {} repeated or late",
+                    request.identification
+                )),
+            };
+        }
+        purchase.deadline = None;
+        purchase.identification_proof = Some(proof.clone());
+        let means = proof.proof.means();
+        let acquirer = match self.config.acquirer_for(means) {
+            Some(acquirer) if request.accepted_means.contains(&means) => acquirer.clone(),
+            _ => {
+                let reason = RefusalReason::NoAcquirer;
+                let mut sent = vec![identification_result(
+                    purchase,
+                    negative(reason.clone()),
+                    None,
+                )];
+                sent.extend(fail(
+                    purchase,
+                    Failure::IdentificationFailed {
+                        reason: reason.to_string(),
+                    },
+                ));
+                return Reaction::send(sent);
+            }
+        };
+        purchase.identity_acquirer = Some(acquirer.clone());
+        purchase.stage = Stage::AwaitingIdentityCheck;
+        purchase.deadline = Some(now.plus_millis(self.config.acquirer_timeout_ms));
         Reaction::send(vec![Envelope {
             from: Party::FrontEnd,
-            to: Party::Payer(purchase.request.terminal.clone()),
-            message: Message::PaymentRequest(payment),
+            to: Party::Acquirer(acquirer.clone()),
+            message: Message::IdentityCheck(IdentityCheck {
+                acquirer,
+                request,
+                proof,
+            }),
         }])
+    }
+
+    fn on_identification_declined(
+        &mut self,
+        from: &Party,
+        declined: IdentificationDeclined,
+    ) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&declined.purchase) else {
+            return Reaction::ignore(format!(
+                "a declined identification for unknown purchase {}",
+                declined.purchase
+            ));
+        };
+        if *from != Party::Payer(purchase.request.terminal.clone()) {
+            return Reaction::ignore(format!(
+                "a declined identification for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        let expected = purchase
+            .identification
+            .as_ref()
+            .map(|request| &request.identification);
+        if purchase.stage != Stage::AwaitingIdentification
+            || expected != Some(&declined.identification)
+        {
+            return Reaction::ignore(format!(
+                "identification {} declined repeated or late",
+                declined.identification
+            ));
+        }
+        purchase.deadline = None;
+        Reaction::send(fail(
+            purchase,
+            Failure::IdentificationFailed {
+                reason: declined.reason,
+            },
+        ))
+    }
+
+    fn on_identity_verdict(
+        &mut self,
+        now: Timestamp,
+        from: &Party,
+        verdict: IdentityVerdict,
+    ) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&verdict.purchase) else {
+            return Reaction::ignore(format!(
+                "an identity verdict for unknown purchase {}",
+                verdict.purchase
+            ));
+        };
+        let expected_acquirer = purchase.identity_acquirer.clone();
+        if expected_acquirer
+            .as_ref()
+            .map(|acquirer| Party::Acquirer(acquirer.clone()))
+            != Some(from.clone())
+            || expected_acquirer.as_ref() != Some(&verdict.acquirer)
+        {
+            return Reaction::ignore(format!(
+                "an identity verdict for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        let expected = purchase
+            .identification
+            .as_ref()
+            .map(|request| &request.identification);
+        if expected != Some(&verdict.identification) {
+            return Reaction::ignore(format!(
+                "an identity verdict for identification {}, not purchase {}'s",
+                verdict.identification, purchase.id
+            ));
+        }
+        if purchase.stage != Stage::AwaitingIdentityCheck {
+            return Reaction::ignore(format!(
+                "identity verdict for {} repeated or late",
+                verdict.identification
+            ));
+        }
+        purchase.deadline = None;
+        let result =
+            identification_result(purchase, verdict.verdict.clone(), verdict.customer.clone());
+        let mut sent = vec![result];
+        match (&verdict.verdict, verdict.customer) {
+            (Verdict::Positive { .. }, Some(customer)) => {
+                purchase.customer = Some(customer);
+                sent.extend(after_quote(purchase, &self.config, &mut self.entropy, now));
+            }
+            (Verdict::Negative { reason, .. }, _) => sent.extend(fail(
+                purchase,
+                Failure::IdentificationFailed {
+                    reason: reason.to_string(),
+                },
+            )),
+            // A positive verdict that names nobody identifies nobody.
+            (Verdict::Positive { .. }, None) => sent.extend(fail(
+                purchase,
+                Failure::IdentificationFailed {
+                    reason: "the acquirer named no customer".into(),
+                },
+            )),
+        }
+        Reaction::send(sent)
     }
 
     fn on_unavailable(&mut self, from: &Party, unavailable: Unavailable) -> Reaction {
@@ -800,6 +1020,128 @@ impl<E: Entropy> FrontEnd<E> {
     }
 }
 
+/// What follows an accepted quote once the user is identified, if that was needed: a
+/// free service is ordered (or delivered, Fig. 7), a paid one asked of the payer device.
+fn after_quote<E: Entropy>(
+    purchase: &mut Purchase,
+    config: &FrontEndConfig,
+    entropy: &mut E,
+    now: Timestamp,
+) -> Vec<Envelope> {
+    let Some(quote) = purchase.quote.clone() else {
+        return fail(
+            purchase,
+            Failure::BadRequest {
+                reason: "no quote to act on".into(),
+            },
+        );
+    };
+    if quote.variable.price.is_zero() {
+        // Free services: no payment steps (D–H).
+        return match quote.service_enclosed {
+            Some(delivery) => deliver(purchase, delivery),
+            None => order_service(purchase, now, config.server_timeout_ms),
+        };
+    }
+    let designation = quote.static_info.designation;
+    let payment = PaymentRequest {
+        purchase: purchase.id.clone(),
+        payment: PaymentId(format!("{}-PAY", purchase.id)),
+        merchant: config.merchant.clone(),
+        designation_digest: PaymentRequest::digest_designation(&designation),
+        designation,
+        amount: quote.variable.price,
+        date: now,
+        nonce: entropy.nonce(),
+        valid_until: quote.validity.valid_until,
+        accepted_means: accepted_means(config),
+    };
+    purchase.payment = Some(payment.clone());
+    purchase.stage = Stage::AwaitingTransaction;
+    purchase.deadline = Some(now.plus_millis(config.payer_timeout_ms));
+    vec![Envelope {
+        from: Party::FrontEnd,
+        to: Party::Payer(purchase.request.terminal.clone()),
+        message: Message::PaymentRequest(payment),
+    }]
+}
+
+fn accepted_means(config: &FrontEndConfig) -> Vec<Means> {
+    config.acquirers.iter().map(|(means, _)| *means).collect()
+}
+
+/// The service message that asks the payer device to identify its user (claim 16).
+fn ask_identification<E: Entropy>(
+    purchase: &mut Purchase,
+    config: &FrontEndConfig,
+    entropy: &mut E,
+    now: Timestamp,
+) -> Envelope {
+    let (purpose, currency) = purchase
+        .quote
+        .as_ref()
+        .map(|quote| {
+            (
+                quote.static_info.designation.clone(),
+                quote.variable.price.currency,
+            )
+        })
+        .unwrap_or_else(|| (purchase.request.service.to_string(), Currency::EUR));
+    let request = IdentificationRequest {
+        purchase: purchase.id.clone(),
+        identification: IdentificationId(format!("{}-ID", purchase.id)),
+        merchant: config.merchant.clone(),
+        purpose,
+        currency,
+        date: now,
+        nonce: entropy.nonce(),
+        accepted_means: accepted_means(config),
+    };
+    purchase.identification = Some(request.clone());
+    purchase.stage = Stage::AwaitingIdentification;
+    purchase.deadline = Some(now.plus_millis(config.payer_timeout_ms));
+    Envelope {
+        from: Party::FrontEnd,
+        to: Party::Payer(purchase.request.terminal.clone()),
+        message: Message::IdentificationRequest(request),
+    }
+}
+
+/// The identification's verdict for the payer device, kept to be resent on a repeated
+/// proof.
+fn identification_result(
+    purchase: &mut Purchase,
+    verdict: Verdict,
+    customer: Option<CustomerId>,
+) -> Envelope {
+    let identification = purchase
+        .identification
+        .as_ref()
+        .map(|request| request.identification.clone())
+        .unwrap_or_else(|| "none".into());
+    let result = Envelope {
+        from: Party::FrontEnd,
+        to: Party::Payer(purchase.request.terminal.clone()),
+        message: Message::IdentificationResult(IdentificationResult {
+            purchase: purchase.id.clone(),
+            identification,
+            verdict,
+            customer,
+        }),
+    };
+    purchase.identification_result = Some(result.clone());
+    result
+}
+
+/// A negative verdict decided by the front-end itself.
+fn negative(reason: RefusalReason) -> Verdict {
+    Verdict::Negative {
+        response_code: reason.response_code(),
+        reason,
+        arpc: None,
+    }
+}
+
 fn service_order(purchase: &Purchase) -> Envelope {
     Envelope {
         from: Party::FrontEnd,
@@ -812,6 +1154,7 @@ fn service_order(purchase: &Purchase) -> Envelope {
                 .map(|quote| quote.quote.clone())
                 .unwrap_or_else(|| "none".into()),
             service: purchase.request.service.clone(),
+            customer: purchase.customer.clone(),
         }),
     }
 }
@@ -878,11 +1221,7 @@ fn negative_h(purchase: &mut Purchase, reason: RefusalReason) -> Envelope {
         message: Message::PayerAcknowledgement(PayerAcknowledgement {
             purchase: purchase.id.clone(),
             payment,
-            verdict: Verdict::Negative {
-                response_code: reason.response_code(),
-                reason,
-                arpc: None,
-            },
+            verdict: negative(reason),
         }),
     };
     purchase.payer_acknowledgement = Some(h.clone());

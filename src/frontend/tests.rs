@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::messages::{
-    CardTransaction, Currency, Money, Payment, PostalAddress, QuoteId, QuoteValidity, ServiceId,
-    ServiceKind, StaticInfo, VariableInfo,
+    CardTransaction, Currency, Money, Payment, PaymentService, PostalAddress, QuoteId,
+    QuoteValidity, ServiceId, ServiceKind, StaticInfo, VariableInfo,
 };
 
 const T0: Timestamp = Timestamp(1_795_600_000_000);
@@ -51,6 +51,7 @@ fn service_request(request: &str) -> Message {
         provider: provider(),
         service: "report-2026".into(),
         delivery_address: None,
+        payment_service: None,
     })
 }
 
@@ -62,6 +63,7 @@ fn quote(purchase: &PurchaseId, price: u64, enclosed: Option<Delivery>) -> Messa
         static_info: StaticInfo {
             designation: "Annual market report 2026".into(),
             kind: ServiceKind::Document,
+            identification_required: false,
         },
         variable: VariableInfo {
             price: Money::new(price, Currency::EUR),
@@ -558,6 +560,7 @@ fn physical_goods_pass_their_address_to_the_server() {
             provider: provider(),
             service: "printed-guide".into(),
             delivery_address: Some(address.clone()),
+            payment_service: None,
         }),
     );
     let Message::QuoteRequest(b) = &reaction.sent[0].message else {
@@ -578,9 +581,263 @@ fn an_unknown_service_server_is_a_bad_request() {
             provider: "nobody".into(),
             service: "x".into(),
             delivery_address: None,
+            payment_service: None,
         }),
     );
     assert!(
         matches!(failure_of(&reaction), Failure::BadRequest { reason } if reason.contains("nobody"))
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Claim 16: services for identified users. The front-end asks the payer device, has the
+// proof checked by the acquirer, passes the verdict on, and names the customer in I.
+
+/// A quote for a service delivered to identified users only.
+fn identified_only_quote(purchase: &PurchaseId, price: u64) -> Message {
+    let Message::Quote(mut quote) = quote(purchase, price, None) else {
+        unreachable!()
+    };
+    quote.static_info.identification_required = true;
+    Message::Quote(quote)
+}
+
+fn card_proof(request: &IdentificationRequest) -> Payment {
+    let Message::Transaction(transaction) = transaction(&request.card_request()) else {
+        unreachable!()
+    };
+    transaction.means
+}
+
+fn proof(request: &IdentificationRequest) -> Message {
+    Message::IdentificationProof(IdentificationProof {
+        purchase: request.purchase.clone(),
+        identification: request.identification.clone(),
+        terminal: terminal(),
+        proof: card_proof(request),
+    })
+}
+
+fn identity_verdict(request: &IdentificationRequest, positive: bool) -> Message {
+    let (verdict, customer) = if positive {
+        (
+            Verdict::Positive {
+                authorisation_code: "ID0001".into(),
+                response_code: *b"00",
+                arpc: Some([7; 8]),
+            },
+            Some(CustomerId("C-0123456789ABCDEF".into())),
+        )
+    } else {
+        (
+            Verdict::Negative {
+                reason: RefusalReason::CardholderNotVerified,
+                response_code: RefusalReason::CardholderNotVerified.response_code(),
+                arpc: Some([7; 8]),
+            },
+            None,
+        )
+    };
+    Message::IdentityVerdict(IdentityVerdict {
+        acquirer: acquirer(),
+        purchase: request.purchase.clone(),
+        identification: request.identification.clone(),
+        verdict,
+        customer,
+    })
+}
+
+/// Runs A and an identified-only C; returns the identification request.
+fn up_to_identification(front: &mut FrontEnd<SeededEntropy>, price: u64) -> IdentificationRequest {
+    front.handle(T0, &client(), service_request("r-1"));
+    let purchase = PurchaseId("P-000001".into());
+    let asked = front.handle(
+        T0.plus_millis(50),
+        &server(),
+        identified_only_quote(&purchase, price),
+    );
+    assert_eq!(
+        steps(&asked),
+        ["identify>payer"],
+        "no payment before identification"
+    );
+    let Message::IdentificationRequest(request) = &asked.sent[0].message else {
+        unreachable!()
+    };
+    request.clone()
+}
+
+#[test]
+fn claim16_a_free_service_for_identified_users_names_the_customer_in_the_order() {
+    let mut front = front_end();
+    let request = up_to_identification(&mut front, 0);
+    assert_eq!(request.purpose, "Annual market report 2026");
+    assert_eq!(request.card_request().amount, Money::new(0, Currency::EUR));
+
+    let check = front.handle(T0.plus_millis(400), &payer(), proof(&request));
+    assert_eq!(steps(&check), ["identity check>acquirer"]);
+    let Message::IdentityCheck(sent) = &check.sent[0].message else {
+        unreachable!()
+    };
+    assert_eq!(
+        sent.request, request,
+        "the acquirer checks the proof against the request"
+    );
+
+    let ordered = front.handle(
+        T0.plus_millis(500),
+        &bank(),
+        identity_verdict(&request, true),
+    );
+    assert_eq!(steps(&ordered), ["identified>payer", "I>server"]);
+    let Message::ServiceOrder(order) = &ordered.sent[1].message else {
+        unreachable!()
+    };
+    assert_eq!(
+        order.customer,
+        Some(CustomerId("C-0123456789ABCDEF".into()))
+    );
+}
+
+#[test]
+fn claim16_a_paid_service_for_identified_users_asks_for_payment_after_identification() {
+    let mut front = front_end();
+    let request = up_to_identification(&mut front, 250);
+    front.handle(T0.plus_millis(400), &payer(), proof(&request));
+    let paid = front.handle(
+        T0.plus_millis(500),
+        &bank(),
+        identity_verdict(&request, true),
+    );
+    assert_eq!(steps(&paid), ["identified>payer", "D>payer"]);
+    let Message::PaymentRequest(d) = &paid.sent[1].message else {
+        unreachable!()
+    };
+    assert_ne!(
+        d.nonce, request.nonce,
+        "each card transaction gets its own nonce"
+    );
+}
+
+#[test]
+fn claim16_a_refused_identity_ends_the_purchase_before_any_payment() {
+    let mut front = front_end();
+    let request = up_to_identification(&mut front, 250);
+    front.handle(T0.plus_millis(400), &payer(), proof(&request));
+    let ended = front.handle(
+        T0.plus_millis(500),
+        &bank(),
+        identity_verdict(&request, false),
+    );
+    assert_eq!(steps(&ended), ["identified>payer", "outcome>client"]);
+    assert!(matches!(
+        failure_of(&ended),
+        Failure::IdentificationFailed { reason } if reason.contains("PIN")
+    ));
+    let purchase = front.purchase(&request.purchase).unwrap();
+    assert!(purchase.payment.is_none() && purchase.customer.is_none());
+}
+
+#[test]
+fn claim16_an_identification_declined_on_the_payer_device_ends_the_purchase() {
+    let mut front = front_end();
+    let request = up_to_identification(&mut front, 0);
+    let ended = front.handle(
+        T0.plus_millis(400),
+        &payer(),
+        Message::IdentificationDeclined(IdentificationDeclined {
+            purchase: request.purchase.clone(),
+            identification: request.identification.clone(),
+            reason: "wrong PIN: 2 tries left".into(),
+        }),
+    );
+    assert_eq!(
+        steps(&ended),
+        ["outcome>client"],
+        "nothing goes to the acquirer"
+    );
+    assert_eq!(
+        failure_of(&ended),
+        Failure::IdentificationFailed {
+            reason: "wrong PIN: 2 tries left".into()
+        }
+    );
+}
+
+#[test]
+fn claim16_a_silent_acquirer_ends_the_identification_and_lets_the_card_complete() {
+    let mut front = front_end();
+    let request = up_to_identification(&mut front, 0);
+    front.handle(T0.plus_millis(400), &payer(), proof(&request));
+    let deadline = front.poll_timeout().expect("a deadline for the acquirer");
+    assert_eq!(deadline, T0.plus_millis(400 + 30_000));
+    let expired = front.handle_timeout(deadline);
+    assert_eq!(steps(&expired), ["identified>payer", "outcome>client"]);
+    let Message::IdentificationResult(result) = &expired.sent[0].message else {
+        unreachable!()
+    };
+    assert!(!result.verdict.is_positive(), "the card ends with an AAC");
+    // A verdict arriving after that changes nothing.
+    let late = front.handle(
+        deadline.plus_millis(1),
+        &bank(),
+        identity_verdict(&request, true),
+    );
+    assert!(late.sent.is_empty() && late.ignored.is_some());
+}
+
+#[test]
+fn claim16_a_repeated_proof_gets_the_same_result_and_no_second_check() {
+    let mut front = front_end();
+    let request = up_to_identification(&mut front, 0);
+    front.handle(T0.plus_millis(400), &payer(), proof(&request));
+    let first = front.handle(
+        T0.plus_millis(500),
+        &bank(),
+        identity_verdict(&request, true),
+    );
+    let again = front.handle(T0.plus_millis(600), &payer(), proof(&request));
+    assert_eq!(steps(&again), ["identified>payer"]);
+    assert_eq!(again.sent[0], first.sent[0]);
+}
+
+#[test]
+fn claim16_a_verdict_from_another_party_is_ignored() {
+    let mut front = front_end();
+    let request = up_to_identification(&mut front, 0);
+    front.handle(T0.plus_millis(400), &payer(), proof(&request));
+    let forged = front.handle(
+        T0.plus_millis(500),
+        &server(),
+        identity_verdict(&request, true),
+    );
+    assert!(forged.sent.is_empty() && forged.ignored.is_some());
+    assert_eq!(
+        front.purchase(&request.purchase).unwrap().stage,
+        Stage::AwaitingIdentityCheck
+    );
+}
+
+#[test]
+fn claim17_the_bill_or_account_of_a_request_travels_to_the_server_in_b() {
+    let mut front = front_end();
+    let bill = PaymentService::Bill {
+        reference: "W-2026-1107".into(),
+    };
+    let reaction = front.handle(
+        T0,
+        &client(),
+        Message::ServiceRequest(ServiceRequest {
+            request: "r-1".into(),
+            terminal: terminal(),
+            provider: provider(),
+            service: "city-water-bill".into(),
+            delivery_address: None,
+            payment_service: Some(bill.clone()),
+        }),
+    );
+    let Message::QuoteRequest(b) = &reaction.sent[0].message else {
+        unreachable!()
+    };
+    assert_eq!(b.payment_service, Some(bill));
 }

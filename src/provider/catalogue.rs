@@ -7,6 +7,12 @@
 //!
 //! Prices are decimal strings (`"2.50"`) read exactly into minor units with the
 //! currency's ISO 4217 exponent ([`parse_price`]); floating point never touches them.
+//!
+//! Besides content and goods at a fixed price, a catalogue holds the payment services
+//! of claim 17: bills to pay (`bill-payment`, each [`Bill`] with its own amount) and
+//! accounts to reload (`account-reload`, each [`Account`], by an amount the user
+//! chooses within the item's limits). Any item may be for identified users only
+//! (claim 16, `identification = "required"`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,10 +22,13 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::messages::{Currency, Money, ProviderId, ServiceId, ServiceKind, StaticInfo};
+use crate::messages::{
+    AccountBalance, Currency, Money, ProviderId, ServiceId, ServiceKind, StaticInfo,
+};
 
 /// The largest amount a price may have, in minor units: EMV's Amount, Authorised
 /// (`9F02`) is n12 (EMV Book 3 Annex A), so a larger price could not be paid by card.
+/// Bill amounts, reload limits and account balances have the same bound.
 pub const MAX_PRICE_MINOR: u64 = 999_999_999_999;
 
 /// The longest quote validity a catalogue may give, in seconds (365 days).
@@ -31,6 +40,10 @@ pub const MAX_CONTENT_LEN: u64 = 4 * 1024 * 1024;
 
 /// The longest service or provider identifier, in characters.
 pub const MAX_ID_LEN: usize = 64;
+
+/// The longest bill reference or account number, in characters: what a user can type
+/// from a printed bill or a card.
+pub const MAX_REFERENCE_LEN: usize = 32;
 
 /// The media type of inline `content`, when the item gives none: a TOML string is
 /// UTF-8 text.
@@ -64,13 +77,34 @@ const ITEM_KEYS: &[&str] = &[
     "validity_seconds",
     "deliver_with_quote",
     "available",
+    "identification",
     "content",
     "content_file",
     "media_type",
+    "bill",
+    "min_amount",
+    "max_amount",
+    "account",
 ];
 
 /// The keys a physical good may not have: its delivery is an order, not content.
 const CONTENT_KEYS: &[&str] = &["content", "content_file", "media_type"];
+
+/// The keys a payment service may not have: its amount is a bill's or the reload's,
+/// and its delivery is a receipt.
+const FIXED_PRICE_KEYS: &[&str] = &["price", "content", "content_file", "media_type"];
+
+/// The keys only a bill-payment item has.
+const BILL_ITEM_KEYS: &[&str] = &["bill"];
+
+/// The keys only an account-reload item has.
+const RELOAD_ITEM_KEYS: &[&str] = &["min_amount", "max_amount", "account"];
+
+/// The keys an `[[item.bill]]` table may have.
+const BILL_KEYS: &[&str] = &["reference", "amount", "description"];
+
+/// The keys an `[[item.account]]` table may have.
+const ACCOUNT_KEYS: &[&str] = &["number", "prepaid", "balance"];
 
 /// Content a document or pay-per-view item delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,19 +115,97 @@ pub struct Content {
     pub bytes: Vec<u8>,
 }
 
+/// A bill a `bill-payment` item collects (claim 17): the user names it by its
+/// reference and pays its amount. Built only by the catalogue reader: the reference is
+/// 1 to [`MAX_REFERENCE_LEN`] printable ASCII characters, unique in its item, and the
+/// amount is more than zero, in the item's currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bill {
+    reference: String,
+    amount: Money,
+    description: Option<String>,
+}
+
+impl Bill {
+    /// The reference, as printed on the bill.
+    pub fn reference(&self) -> &str {
+        &self.reference
+    }
+
+    /// What the bill asks for: the price of a quote to pay it.
+    pub fn amount(&self) -> Money {
+        self.amount
+    }
+
+    /// What the bill is for, when the catalogue says.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+}
+
+/// A remote account an `account-reload` item credits (claim 17), prepaid or not.
+/// Built only by the catalogue reader: the number is 1 to [`MAX_REFERENCE_LEN`]
+/// printable ASCII characters, unique in its item, and the balance is in the item's
+/// currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    number: String,
+    prepaid: bool,
+    balance: Money,
+}
+
+impl Account {
+    /// The account number, as the user knows it.
+    pub fn number(&self) -> &str {
+        &self.number
+    }
+
+    /// Whether the account is prepaid (it holds a credit that services draw on) rather
+    /// than billed (it accumulates what is owed, which a reload pays off).
+    pub fn is_prepaid(&self) -> bool {
+        self.prepaid
+    }
+
+    /// The catalogue's `balance`: the credit of a prepaid account, what is owed on one
+    /// that is not.
+    pub fn balance(&self) -> Money {
+        self.balance
+    }
+
+    /// The standing the account opens with on a server:
+    /// [`AccountBalance::Credit`] for a prepaid account, [`AccountBalance::Owed`]
+    /// otherwise.
+    pub fn opening_balance(&self) -> AccountBalance {
+        if self.prepaid {
+            AccountBalance::Credit(self.balance)
+        } else {
+            AccountBalance::Owed(self.balance)
+        }
+    }
+}
+
 /// One service of a catalogue. Built only by the catalogue reader, so its invariants
 /// hold: documents and pay-per-view items have content, physical goods have none and
-/// are never delivered with the quote.
+/// are never delivered with the quote; a bill-payment item has at least one bill, an
+/// account-reload item at least one account and limits `0 < min ≤ max`, and neither has
+/// content, a fixed price, or is delivered with the quote; an item for identified users
+/// is never delivered with the quote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogueItem {
     id: ServiceId,
     designation: String,
     kind: ServiceKind,
+    currency: Currency,
+    /// The fixed price; for a payment service, the least it can be quoted at.
     price: Money,
     validity_seconds: u64,
     deliver_with_quote: bool,
     available: bool,
+    identification_required: bool,
     content: Option<Content>,
+    bills: Vec<Bill>,
+    accounts: Vec<Account>,
+    reload_range: Option<(Money, Money)>,
 }
 
 impl CatalogueItem {
@@ -112,14 +224,42 @@ impl CatalogueItem {
         self.kind
     }
 
-    /// The price; zero for a free service.
+    /// The currency of its price, bills, reload limits and account balances.
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// Whether it is a payment service of claim 17 (`bill-payment` or
+    /// `account-reload`): its quote's price is the bill's amount or the amount the
+    /// user chose, not a catalogue price.
+    pub fn is_payment_service(&self) -> bool {
+        matches!(
+            self.kind,
+            ServiceKind::BillPayment | ServiceKind::AccountReload
+        )
+    }
+
+    /// The catalogue price of a document, pay-per-view item or physical good (zero for
+    /// a free service); `None` for a payment service, which has none.
+    pub fn fixed_price(&self) -> Option<Money> {
+        (!self.is_payment_service()).then_some(self.price)
+    }
+
+    /// The price to show in a listing: the catalogue price, or for a payment service
+    /// the least it can be quoted at (its smallest bill, or the reload minimum).
+    ///
+    /// A payment service's price is never zero — zero would tell the front-end the
+    /// service is free and skip the payment — but neither is this its quote's price:
+    /// the server quotes the bill's amount or the chosen reload amount. Use
+    /// [`CatalogueItem::fixed_price`] to tell the two apart.
     pub fn price(&self) -> Money {
         self.price
     }
 
-    /// Whether the service is free (price zero: no payment steps).
+    /// Whether the service is free (a catalogue price of zero: no payment steps).
+    /// Never true for a payment service.
     pub fn is_free(&self) -> bool {
-        self.price.is_zero()
+        self.fixed_price().is_some_and(|price| price.is_zero())
     }
 
     /// How long a quote for it holds, in seconds (from 1 to [`MAX_VALIDITY_SECONDS`]).
@@ -137,16 +277,54 @@ impl CatalogueItem {
         self.available
     }
 
-    /// The content delivered; `None` exactly for physical goods.
+    /// Claim 16: whether the server delivers it only to an identified customer
+    /// (`identification = "required"`); the quote says so, and an order for it must
+    /// name the customer.
+    pub fn identification_required(&self) -> bool {
+        self.identification_required
+    }
+
+    /// The content delivered; `Some` exactly for documents and pay-per-view items.
     pub fn content(&self) -> Option<&Content> {
         self.content.as_ref()
     }
 
-    /// The quote's static information (C) for this item.
+    /// A bill-payment item's bills, in file order; empty for any other kind.
+    pub fn bills(&self) -> &[Bill] {
+        &self.bills
+    }
+
+    /// The bill with this reference (compared exactly), if the item has one.
+    pub fn bill(&self, reference: &str) -> Option<&Bill> {
+        self.bills.iter().find(|bill| bill.reference == reference)
+    }
+
+    /// An account-reload item's accounts, in file order; empty for any other kind.
+    pub fn accounts(&self) -> &[Account] {
+        &self.accounts
+    }
+
+    /// The account with this number (compared exactly), if the item has one.
+    pub fn account(&self, number: &str) -> Option<&Account> {
+        self.accounts
+            .iter()
+            .find(|account| account.number == number)
+    }
+
+    /// An account-reload item's limits (`min_amount`, `max_amount`), both included;
+    /// `None` for any other kind.
+    pub fn reload_range(&self) -> Option<(Money, Money)> {
+        self.reload_range
+    }
+
+    /// The quote's static information (C) for this item, with the item's designation.
+    /// A payment service's quote names the bill or the account in its designation
+    /// instead (the server builds it).
     pub fn static_info(&self) -> StaticInfo {
         StaticInfo {
             designation: self.designation.clone(),
             kind: self.kind,
+            identification_required: self.identification_required,
         }
     }
 }
@@ -244,6 +422,32 @@ pub enum Place {
         /// Its `id`, when it has a string one.
         id: Option<String>,
     },
+    /// An `[[item.bill]]` table of a bill-payment item.
+    Bill(Box<EntryPlace>),
+    /// An `[[item.account]]` table of an account-reload item.
+    Account(Box<EntryPlace>),
+}
+
+/// Which `[[item.bill]]` or `[[item.account]]` table a [`Place`] is. Boxed there, so
+/// that every [`CatalogueError`] stays small.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryPlace {
+    /// The item's `id`.
+    pub item: String,
+    /// The table's position in its item, from 1.
+    pub index: usize,
+    /// Its `reference` (a bill) or `number` (an account), when it has a string one.
+    pub name: Option<String>,
+}
+
+impl EntryPlace {
+    /// Writes `item `ID`, WHAT `NAME`` or `item `ID`, WHAT #N`.
+    fn write(&self, f: &mut fmt::Formatter<'_>, what: &str) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "item `{}`, {what} `{name}`", self.item),
+            None => write!(f, "item `{}`, {what} #{}", self.item, self.index),
+        }
+    }
 }
 
 impl fmt::Display for Place {
@@ -252,6 +456,8 @@ impl fmt::Display for Place {
             Place::TopLevel => f.write_str("top level"),
             Place::Item { id: Some(id), .. } => write!(f, "item `{id}`"),
             Place::Item { index, id: None } => write!(f, "item #{index}"),
+            Place::Bill(entry) => entry.write(f, "bill"),
+            Place::Account(entry) => entry.write(f, "account"),
         }
     }
 }
@@ -407,7 +613,7 @@ pub enum CatalogueError {
     },
     /// `kind` names no kind of service.
     #[error(
-        "{at}: item `{item}`: key `kind`: unknown kind {found:?}: expected document, pay-per-view or physical-good"
+        "{at}: item `{item}`: key `kind`: unknown kind {found:?}: expected document, pay-per-view, physical-good, bill-payment or account-reload"
     )]
     UnknownKind {
         /// Where the value is.
@@ -530,6 +736,153 @@ pub enum CatalogueError {
         path: PathBuf,
         /// Its length (or a lower bound, when too large).
         len: u64,
+    },
+    /// `identification` is neither `"required"` nor `"none"`.
+    #[error(
+        "{at}: item `{item}`: key `identification`: expected \"required\" or \"none\", found {found:?}"
+    )]
+    BadIdentification {
+        /// Where the value is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// What was given.
+        found: String,
+    },
+    /// `deliver_with_quote = true` on an item for identified users: the server checks
+    /// the customer on the order (I), which Fig. 7 does without.
+    #[error(
+        "{at}: item `{item}`: key `deliver_with_quote` cannot go with identification = \"required\": the customer is checked on the order, which Fig. 7 does without"
+    )]
+    IdentificationWithQuote {
+        /// Where `deliver_with_quote` is.
+        at: Location,
+        /// The item.
+        item: String,
+    },
+    /// A fixed-price or content key, or `deliver_with_quote = true`, on a payment
+    /// service.
+    #[error(
+        "{at}: item `{item}`: key `{key}` is not for a payment service ({kind}): its amount is a bill's or the reload's, and it delivers a receipt once paid"
+    )]
+    NotForPaymentService {
+        /// Where the key is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// The key.
+        key: &'static str,
+        /// The item's kind, as the file writes it.
+        kind: &'static str,
+    },
+    /// A key of another kind of item (`bill` on an account-reload item, `min_amount`
+    /// on a document...).
+    #[error("{at}: item `{item}`: key `{key}` is only for {wanted} items, not {kind}")]
+    OnlyForKind {
+        /// Where the key is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// The key.
+        key: &'static str,
+        /// The kind that has this key, as the file writes it.
+        wanted: &'static str,
+        /// The item's kind, as the file writes it.
+        kind: &'static str,
+    },
+    /// A bill-payment item without `[[item.bill]]`, or an account-reload item without
+    /// `[[item.account]]`: it could never be sold.
+    #[error("{at}: item `{item}`: {kind} items need at least one `[[item.{key}]]`")]
+    NoEntries {
+        /// The item's header, or the empty array.
+        at: Location,
+        /// The item.
+        item: String,
+        /// The item's kind, as the file writes it.
+        kind: &'static str,
+        /// `bill` or `account`.
+        key: &'static str,
+    },
+    /// A bill reference or account number that is not 1 to [`MAX_REFERENCE_LEN`]
+    /// printable ASCII characters without a leading or trailing space.
+    #[error(
+        "{at}: item `{item}`: key `{key}`: bad {key} {found:?}: expected 1 to {MAX_REFERENCE_LEN} printable ASCII characters, without a leading or trailing space"
+    )]
+    BadReference {
+        /// Where the value is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// `reference` or `number`.
+        key: &'static str,
+        /// What was given.
+        found: String,
+    },
+    /// Two bills with the same reference, or two accounts with the same number, in one
+    /// item.
+    #[error("{at}: item `{item}`: duplicate {key} {found:?}: line {first_line} already has it")]
+    DuplicateReference {
+        /// Where the second one is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// `reference` or `number`.
+        key: &'static str,
+        /// The reference or number.
+        found: String,
+        /// The line of the first one.
+        first_line: usize,
+    },
+    /// A bill's `amount`, an account's `balance`, or `min_amount`/`max_amount`, that is
+    /// not an amount in the item's currency.
+    #[error("{at}: item `{item}`: key `{key}`: bad amount {found:?}: {reason}")]
+    BadAmount {
+        /// Where the value is (which locates the bill or account).
+        at: Location,
+        /// The item.
+        item: String,
+        /// The key.
+        key: &'static str,
+        /// The string given.
+        found: String,
+        /// What is wrong with it.
+        #[source]
+        reason: PriceError,
+    },
+    /// A zero bill `amount` or `min_amount`: the front-end would take a zero quote for
+    /// a free service and skip the payment.
+    #[error("{at}: item `{item}`: key `{key}`: expected more than zero, found {found:?}")]
+    ZeroAmount {
+        /// Where the value is (which locates the bill).
+        at: Location,
+        /// The item.
+        item: String,
+        /// The key.
+        key: &'static str,
+        /// The string given.
+        found: String,
+    },
+    /// `min_amount` above `max_amount`.
+    #[error(
+        "{at}: item `{item}`: key `max_amount`: {max} is below min_amount {min}: expected min_amount <= max_amount"
+    )]
+    ReloadRange {
+        /// Where `max_amount` is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// `min_amount`.
+        min: Money,
+        /// `max_amount`.
+        max: Money,
+    },
+    /// A bill's `description` that is empty or only blanks.
+    #[error("{at}: {place}: key `description` is empty")]
+    EmptyDescription {
+        /// Where the value is.
+        at: Location,
+        /// The bill.
+        place: Place,
     },
 }
 
@@ -895,6 +1248,8 @@ fn kind_name(kind: ServiceKind) -> &'static str {
         ServiceKind::Document => "document",
         ServiceKind::PayPerView => "pay-per-view",
         ServiceKind::PhysicalGood => "physical-good",
+        ServiceKind::BillPayment => "bill-payment",
+        ServiceKind::AccountReload => "account-reload",
     }
 }
 
@@ -942,6 +1297,8 @@ fn parse_item(
         "document" => ServiceKind::Document,
         "pay-per-view" => ServiceKind::PayPerView,
         "physical-good" => ServiceKind::PhysicalGood,
+        "bill-payment" => ServiceKind::BillPayment,
+        "account-reload" => ServiceKind::AccountReload,
         other => {
             return Err(CatalogueError::UnknownKind {
                 at: source.at_span(kind_value),
@@ -959,25 +1316,6 @@ fn parse_item(
             item: item(),
             found: currency_text.to_owned(),
         })?;
-
-    // A float would already have lost the exact amount: the price is a string.
-    let price_value = required("price")?;
-    let price_text = price_value
-        .get_ref()
-        .as_str()
-        .ok_or_else(|| CatalogueError::WrongType {
-            at: source.at_span(price_value),
-            place: place.clone(),
-            key: "price",
-            expected: "a decimal string such as \"2.50\"",
-            found: price_value.get_ref().type_str(),
-        })?;
-    let price = parse_price(price_text, currency).map_err(|reason| CatalogueError::BadPrice {
-        at: source.at_span(price_value),
-        item: item(),
-        found: price_text.to_owned(),
-        reason,
-    })?;
 
     let validity_value = required("validity_seconds")?;
     let DeValue::Integer(validity_integer) = validity_value.get_ref() else {
@@ -1006,52 +1344,541 @@ fn parse_item(
         Some(value) => boolean(source, &place, "available", value)?,
         None => true,
     };
+    // Claim 16. A string rather than a boolean, so that the format can grow other
+    // levels (an identification that is only offered) without a second key.
+    let identification_required = match table.get("identification") {
+        Some(value) => match string(source, &place, "identification", value)? {
+            "required" => true,
+            "none" => false,
+            other => {
+                return Err(CatalogueError::BadIdentification {
+                    at: source.at_span(value),
+                    item: item(),
+                    found: other.to_owned(),
+                });
+            }
+        },
+        None => false,
+    };
+    if identification_required && deliver_with_quote {
+        // Fig. 7 hands the service over with the quote, before anyone is identified;
+        // the server could not refuse an order without a customer.
+        let at = table
+            .get("deliver_with_quote")
+            .map_or_else(|| source.at_span(element), |value| source.at_span(value));
+        return Err(CatalogueError::IdentificationWithQuote { at, item: item() });
+    }
 
-    let content = if kind == ServiceKind::PhysicalGood {
-        // The first of them in file order.
-        if let Some((key, value)) = CONTENT_KEYS
-            .iter()
-            .filter_map(|&key| table.get(key).map(|value| (key, value)))
-            .min_by_key(|(_, value)| value.span().start)
-        {
-            return Err(CatalogueError::NotForPhysicalGood {
-                at: source.at_span(value),
-                item: item(),
-                key,
-            });
+    let entry = ItemTable {
+        source,
+        place: &place,
+        header: element,
+        table,
+    };
+    refuse_other_kinds_keys(&entry, &id, kind)?;
+    let offer = match kind {
+        ServiceKind::Document | ServiceKind::PayPerView => Offer {
+            content: Some(parse_content(&entry, files, &id, kind)?),
+            ..Offer::priced(fixed_price(&entry, &id, currency)?)
+        },
+        ServiceKind::PhysicalGood => {
+            let price = fixed_price(&entry, &id, currency)?;
+            // The first of them in file order.
+            if let Some((key, value)) = first_of(table, CONTENT_KEYS) {
+                return Err(CatalogueError::NotForPhysicalGood {
+                    at: source.at_span(value),
+                    item: item(),
+                    key,
+                });
+            }
+            if deliver_with_quote {
+                // Fig. 7 hands the service over before payment; an order placed then
+                // would ship unpaid goods.
+                let at = table
+                    .get("deliver_with_quote")
+                    .map_or_else(|| source.at_span(element), |value| source.at_span(value));
+                return Err(CatalogueError::NotForPhysicalGood {
+                    at,
+                    item: item(),
+                    key: "deliver_with_quote",
+                });
+            }
+            Offer::priced(price)
         }
-        if deliver_with_quote {
-            // Fig. 7 hands the service over before payment; an order placed then
-            // would ship unpaid goods.
-            let at = table
-                .get("deliver_with_quote")
-                .map_or_else(|| source.at_span(element), |value| source.at_span(value));
-            return Err(CatalogueError::NotForPhysicalGood {
-                at,
-                item: item(),
-                key: "deliver_with_quote",
-            });
+        ServiceKind::BillPayment | ServiceKind::AccountReload => {
+            if let Some((key, value)) = first_of(table, FIXED_PRICE_KEYS) {
+                return Err(CatalogueError::NotForPaymentService {
+                    at: source.at_span(value),
+                    item: item(),
+                    key,
+                    kind: kind_name(kind),
+                });
+            }
+            if deliver_with_quote {
+                // Fig. 7 would hand the receipt over before the payment: the bill
+                // would be settled, or the account credited, unpaid.
+                let at = table
+                    .get("deliver_with_quote")
+                    .map_or_else(|| source.at_span(element), |value| source.at_span(value));
+                return Err(CatalogueError::NotForPaymentService {
+                    at,
+                    item: item(),
+                    key: "deliver_with_quote",
+                    kind: kind_name(kind),
+                });
+            }
+            if kind == ServiceKind::BillPayment {
+                parse_bills(&entry, &id, currency)?
+            } else {
+                parse_reload(&entry, &id, currency)?
+            }
         }
-        None
-    } else {
-        let entry = ItemTable {
-            source,
-            place: &place,
-            header: element,
-            table,
-        };
-        Some(parse_content(&entry, files, &id, kind)?)
     };
 
     Ok(CatalogueItem {
         id: ServiceId(id),
         designation: designation.to_owned(),
         kind,
-        price,
+        currency,
+        price: offer.price,
         validity_seconds,
         deliver_with_quote,
         available,
-        content,
+        identification_required,
+        content: offer.content,
+        bills: offer.bills,
+        accounts: offer.accounts,
+        reload_range: offer.reload_range,
+    })
+}
+
+/// What an item sells, by kind: its price, and its content, bills or accounts.
+struct Offer {
+    /// The fixed price, or the least a payment service can be quoted at.
+    price: Money,
+    content: Option<Content>,
+    bills: Vec<Bill>,
+    accounts: Vec<Account>,
+    reload_range: Option<(Money, Money)>,
+}
+
+impl Offer {
+    /// At this price, with nothing else yet.
+    fn priced(price: Money) -> Offer {
+        Offer {
+            price,
+            content: None,
+            bills: Vec::new(),
+            accounts: Vec::new(),
+            reload_range: None,
+        }
+    }
+}
+
+/// The first key of `keys`, in file order, that the table has.
+fn first_of<'t, 'i>(
+    table: &'t DeTable<'i>,
+    keys: &[&'static str],
+) -> Option<(&'static str, &'t Spanned<DeValue<'i>>)> {
+    keys.iter()
+        .filter_map(|&key| table.get(key).map(|value| (key, value)))
+        .min_by_key(|(_, value)| value.span().start)
+}
+
+/// Refuses the first key (in file order) that belongs to another kind of item: `bill`
+/// anywhere but on a bill-payment item, the reload keys anywhere but on an
+/// account-reload item.
+fn refuse_other_kinds_keys(
+    entry: &ItemTable<'_, '_>,
+    id: &str,
+    kind: ServiceKind,
+) -> Result<(), CatalogueError> {
+    let foreign = [
+        (ServiceKind::BillPayment, BILL_ITEM_KEYS),
+        (ServiceKind::AccountReload, RELOAD_ITEM_KEYS),
+    ]
+    .into_iter()
+    .filter(|(owner, _)| *owner != kind)
+    .filter_map(|(owner, keys)| first_of(entry.table, keys).map(|(key, value)| (owner, key, value)))
+    .min_by_key(|(_, _, value)| value.span().start);
+    match foreign {
+        None => Ok(()),
+        Some((owner, key, value)) => Err(CatalogueError::OnlyForKind {
+            at: entry.source.at_span(value),
+            item: id.to_owned(),
+            key,
+            wanted: kind_name(owner),
+            kind: kind_name(kind),
+        }),
+    }
+}
+
+/// The `price` of a document, pay-per-view item or physical good.
+fn fixed_price(
+    entry: &ItemTable<'_, '_>,
+    id: &str,
+    currency: Currency,
+) -> Result<Money, CatalogueError> {
+    let ItemTable {
+        source,
+        place,
+        header,
+        table,
+    } = entry;
+    let price_value = table
+        .get("price")
+        .ok_or_else(|| CatalogueError::MissingKey {
+            at: source.at_span(header),
+            place: (*place).clone(),
+            key: "price",
+        })?;
+    // A float would already have lost the exact amount: the price is a string.
+    let price_text = price_value
+        .get_ref()
+        .as_str()
+        .ok_or_else(|| CatalogueError::WrongType {
+            at: source.at_span(price_value),
+            place: (*place).clone(),
+            key: "price",
+            expected: "a decimal string such as \"2.50\"",
+            found: price_value.get_ref().type_str(),
+        })?;
+    parse_price(price_text, currency).map_err(|reason| CatalogueError::BadPrice {
+        at: source.at_span(price_value),
+        item: id.to_owned(),
+        found: price_text.to_owned(),
+        reason,
+    })
+}
+
+/// A table of an item (the item's own, or one of its bills or accounts) and what
+/// messages about its values need.
+struct Values<'a> {
+    source: &'a Source<'a>,
+    place: &'a Place,
+    /// The item's `id`.
+    item: &'a str,
+}
+
+impl Values<'_> {
+    /// An amount key (`amount`, `balance`, `min_amount`, `max_amount`): a decimal
+    /// string in `currency`, read as [`parse_price`] reads prices.
+    fn amount(
+        &self,
+        key: &'static str,
+        value: &Spanned<DeValue<'_>>,
+        currency: Currency,
+    ) -> Result<Money, CatalogueError> {
+        let text = value
+            .get_ref()
+            .as_str()
+            .ok_or_else(|| CatalogueError::WrongType {
+                at: self.source.at_span(value),
+                place: self.place.clone(),
+                key,
+                expected: "a decimal string such as \"2.50\"",
+                found: value.get_ref().type_str(),
+            })?;
+        parse_price(text, currency).map_err(|reason| CatalogueError::BadAmount {
+            at: self.source.at_span(value),
+            item: self.item.to_owned(),
+            key,
+            found: text.to_owned(),
+            reason,
+        })
+    }
+
+    /// An amount that must be more than zero: a bill's, or the least reload. A zero
+    /// quote would tell the front-end the service is free, and it would skip the
+    /// payment.
+    fn positive_amount(
+        &self,
+        key: &'static str,
+        value: &Spanned<DeValue<'_>>,
+        currency: Currency,
+    ) -> Result<Money, CatalogueError> {
+        let money = self.amount(key, value, currency)?;
+        if money.is_zero() {
+            return Err(CatalogueError::ZeroAmount {
+                at: self.source.at_span(value),
+                item: self.item.to_owned(),
+                key,
+                found: value.get_ref().as_str().unwrap_or_default().to_owned(),
+            });
+        }
+        Ok(money)
+    }
+
+    /// A bill reference or account number: 1 to [`MAX_REFERENCE_LEN`] printable ASCII
+    /// characters (space to `~`), without a leading or trailing space — what a user can
+    /// type, and compare, from what is printed.
+    fn reference(
+        &self,
+        key: &'static str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Result<String, CatalogueError> {
+        let text = string(self.source, self.place, key, value)?;
+        let valid = (1..=MAX_REFERENCE_LEN).contains(&text.len())
+            && text
+                .bytes()
+                .all(|byte| byte == b' ' || byte.is_ascii_graphic())
+            && !text.starts_with(' ')
+            && !text.ends_with(' ');
+        if valid {
+            Ok(text.to_owned())
+        } else {
+            Err(CatalogueError::BadReference {
+                at: self.source.at_span(value),
+                item: self.item.to_owned(),
+                key,
+                found: text.to_owned(),
+            })
+        }
+    }
+}
+
+/// One table of an item's `bill` or `account` array.
+struct EntryTable<'t, 'i> {
+    /// Its position in the array, from 1.
+    index: usize,
+    /// Its header (`[[item.bill]]`), or the whole table when inline.
+    header: &'t Spanned<DeValue<'i>>,
+    table: &'t DeTable<'i>,
+}
+
+/// The tables of an item's `bill` or `account` array (`[[item.bill]]`); at least one.
+fn entry_tables<'t, 'i>(
+    entry: &ItemTable<'t, 'i>,
+    id: &str,
+    key: &'static str,
+    kind: ServiceKind,
+) -> Result<Vec<EntryTable<'t, 'i>>, CatalogueError> {
+    let ItemTable {
+        source,
+        place,
+        header,
+        table,
+    } = entry;
+    let expected = if key == "bill" {
+        "an array of tables ([[item.bill]])"
+    } else {
+        "an array of tables ([[item.account]])"
+    };
+    let none = |at: Location| CatalogueError::NoEntries {
+        at,
+        item: id.to_owned(),
+        kind: kind_name(kind),
+        key,
+    };
+    let Some(value) = table.get(key) else {
+        return Err(none(source.at_span(header)));
+    };
+    let wrong_type = |at: &Spanned<DeValue<'_>>| CatalogueError::WrongType {
+        at: source.at_span(at),
+        place: (*place).clone(),
+        key,
+        expected,
+        found: at.get_ref().type_str(),
+    };
+    let DeValue::Array(elements) = value.get_ref() else {
+        return Err(wrong_type(value));
+    };
+    if elements.is_empty() {
+        return Err(none(source.at_span(value)));
+    }
+    elements
+        .iter()
+        .enumerate()
+        .map(|(offset, element)| match element.get_ref() {
+            DeValue::Table(table) => Ok(EntryTable {
+                index: offset.saturating_add(1),
+                header: element,
+                table,
+            }),
+            _ => Err(wrong_type(element)),
+        })
+        .collect()
+}
+
+/// Reads a bill-payment item's `[[item.bill]]` tables.
+fn parse_bills(
+    entry: &ItemTable<'_, '_>,
+    id: &str,
+    currency: Currency,
+) -> Result<Offer, CatalogueError> {
+    let source = entry.source;
+    let mut bills: Vec<Bill> = Vec::new();
+    let mut first_offsets = BTreeMap::new();
+    for EntryTable {
+        index,
+        header: element,
+        table,
+    } in entry_tables(entry, id, "bill", ServiceKind::BillPayment)?
+    {
+        let place = Place::Bill(Box::new(EntryPlace {
+            item: id.to_owned(),
+            index,
+            name: table
+                .get("reference")
+                .and_then(|value| value.get_ref().as_str())
+                .map(str::to_owned),
+        }));
+        check_keys(source, table, &place, BILL_KEYS)?;
+        let required = |key: &'static str| {
+            table.get(key).ok_or_else(|| CatalogueError::MissingKey {
+                at: source.at_span(element),
+                place: place.clone(),
+                key,
+            })
+        };
+        let values = Values {
+            source,
+            place: &place,
+            item: id,
+        };
+        let reference_value = required("reference")?;
+        let reference = values.reference("reference", reference_value)?;
+        if let Some(&first_offset) = first_offsets.get(&reference) {
+            return Err(CatalogueError::DuplicateReference {
+                at: source.at_span(reference_value),
+                item: id.to_owned(),
+                key: "reference",
+                found: reference,
+                first_line: source.at(first_offset).line,
+            });
+        }
+        let amount = values.positive_amount("amount", required("amount")?, currency)?;
+        let description = match table.get("description") {
+            Some(value) => {
+                let text = string(source, &place, "description", value)?;
+                if text.trim().is_empty() {
+                    return Err(CatalogueError::EmptyDescription {
+                        at: source.at_span(value),
+                        place,
+                    });
+                }
+                Some(text.to_owned())
+            }
+            None => None,
+        };
+        first_offsets.insert(reference.clone(), reference_value.span().start);
+        bills.push(Bill {
+            reference,
+            amount,
+            description,
+        });
+    }
+    // Listings show a payment service from its smallest bill; never zero. There is
+    // one, as `entry_tables` gave at least one table: answered rather than assumed.
+    let Some(least) = bills
+        .iter()
+        .map(Bill::amount)
+        .min_by_key(|amount| amount.minor)
+    else {
+        return Err(CatalogueError::NoEntries {
+            at: source.at_span(entry.header),
+            item: id.to_owned(),
+            kind: kind_name(ServiceKind::BillPayment),
+            key: "bill",
+        });
+    };
+    Ok(Offer {
+        bills,
+        ..Offer::priced(least)
+    })
+}
+
+/// Reads an account-reload item's `min_amount`, `max_amount` and `[[item.account]]`
+/// tables.
+fn parse_reload(
+    entry: &ItemTable<'_, '_>,
+    id: &str,
+    currency: Currency,
+) -> Result<Offer, CatalogueError> {
+    let ItemTable {
+        source,
+        place,
+        header,
+        table,
+    } = entry;
+    let item_key = |key: &'static str| {
+        table.get(key).ok_or_else(|| CatalogueError::MissingKey {
+            at: source.at_span(header),
+            place: (*place).clone(),
+            key,
+        })
+    };
+    let values = Values {
+        source,
+        place,
+        item: id,
+    };
+    let min = values.positive_amount("min_amount", item_key("min_amount")?, currency)?;
+    let max_value = item_key("max_amount")?;
+    let max = values.amount("max_amount", max_value, currency)?;
+    if max.minor < min.minor {
+        return Err(CatalogueError::ReloadRange {
+            at: source.at_span(max_value),
+            item: id.to_owned(),
+            min,
+            max,
+        });
+    }
+
+    let mut accounts: Vec<Account> = Vec::new();
+    let mut first_offsets = BTreeMap::new();
+    for EntryTable {
+        index,
+        header: element,
+        table,
+    } in entry_tables(entry, id, "account", ServiceKind::AccountReload)?
+    {
+        let place = Place::Account(Box::new(EntryPlace {
+            item: id.to_owned(),
+            index,
+            name: table
+                .get("number")
+                .and_then(|value| value.get_ref().as_str())
+                .map(str::to_owned),
+        }));
+        check_keys(source, table, &place, ACCOUNT_KEYS)?;
+        let required = |key: &'static str| {
+            table.get(key).ok_or_else(|| CatalogueError::MissingKey {
+                at: source.at_span(element),
+                place: place.clone(),
+                key,
+            })
+        };
+        let values = Values {
+            source,
+            place: &place,
+            item: id,
+        };
+        let number_value = required("number")?;
+        let number = values.reference("number", number_value)?;
+        if let Some(&first_offset) = first_offsets.get(&number) {
+            return Err(CatalogueError::DuplicateReference {
+                at: source.at_span(number_value),
+                item: id.to_owned(),
+                key: "number",
+                found: number,
+                first_line: source.at(first_offset).line,
+            });
+        }
+        let prepaid = boolean(source, &place, "prepaid", required("prepaid")?)?;
+        // Zero is a balance like any other: an empty prepaid account, a settled one.
+        let balance = values.amount("balance", required("balance")?, currency)?;
+        first_offsets.insert(number.clone(), number_value.span().start);
+        accounts.push(Account {
+            number,
+            prepaid,
+            balance,
+        });
+    }
+    Ok(Offer {
+        accounts,
+        reload_range: Some((min, max)),
+        ..Offer::priced(min)
     })
 }
 
@@ -1284,7 +2111,7 @@ mod tests {
             (
                 format!("{doc_a}pricee = \"2\"\n"),
                 |e| matches!(e, CatalogueError::UnknownKey { .. }),
-                "<string>:10:1: item `a`: unknown key `pricee`: expected one of id, designation, kind, price, currency, validity_seconds, deliver_with_quote, available, content, content_file, media_type",
+                "<string>:10:1: item `a`: unknown key `pricee`: expected one of id, designation, kind, price, currency, validity_seconds, deliver_with_quote, available, identification, content, content_file, media_type, bill, min_amount, max_amount, account",
             ),
             (
                 "provider = \"p\"\n[[item]]\nid = \"a b\"\n".into(),
@@ -1325,7 +2152,7 @@ mod tests {
             (
                 doc_a.replace("\"document\"", "\"video\""),
                 |e| matches!(e, CatalogueError::UnknownKind { .. }),
-                "<string>:5:8: item `a`: key `kind`: unknown kind \"video\": expected document, pay-per-view or physical-good",
+                "<string>:5:8: item `a`: key `kind`: unknown kind \"video\": expected document, pay-per-view, physical-good, bill-payment or account-reload",
             ),
             (
                 doc_a.replace("\"EUR\"", "\"XEU\""),
@@ -1792,7 +2619,8 @@ mod tests {
             count(&|item| item.kind() == ServiceKind::PayPerView && item.deliver_with_quote()),
             1
         );
-        assert_eq!(count(&|item| item.is_free()), 1);
+        // The library's hours, and the customer area for identified users.
+        assert_eq!(count(&|item| item.is_free()), 2);
         assert_eq!(count(&|item| !item.available()), 1);
         let goods: Vec<_> = items
             .iter()
@@ -1805,13 +2633,697 @@ mod tests {
         // Content is small, meaningful text.
         for item in items
             .iter()
-            .filter(|item| item.kind() != ServiceKind::PhysicalGood)
+            .filter(|item| matches!(item.kind(), ServiceKind::Document | ServiceKind::PayPerView))
         {
             let content = item.content().unwrap();
             assert!((64..=1024).contains(&content.bytes.len()), "{}", item.id());
             assert!(std::str::from_utf8(&content.bytes).is_ok(), "{}", item.id());
             assert!(content.media_type.starts_with("text/"), "{}", item.id());
         }
+    }
+
+    #[test]
+    fn the_demo_catalogue_sells_payment_services_and_an_identified_only_area() {
+        let demo = Catalogue::demo().unwrap();
+        let item = |id: &str| demo.get(&ServiceId::from(id)).unwrap();
+        let eur = |minor| Money::new(minor, Currency::EUR);
+
+        let water = item("city-water-bill");
+        assert_eq!(water.kind(), ServiceKind::BillPayment);
+        assert_eq!(water.designation(), "City water board bill");
+        assert_eq!(water.validity_seconds(), 600);
+        let bills: Vec<_> = water
+            .bills()
+            .iter()
+            .map(|bill| (bill.reference(), bill.amount()))
+            .collect();
+        assert_eq!(
+            bills,
+            [("W-2026-1107", eur(4280)), ("W-2026-1108", eur(1735))]
+        );
+        assert!(
+            water
+                .bills()
+                .iter()
+                .all(|bill| bill.description().is_some())
+        );
+        assert_eq!(water.bill("W-2026-1108").map(Bill::amount), Some(eur(1735)));
+        assert_eq!(water.bill("w-2026-1108"), None);
+        // No fixed price, and never free: listed from its smallest bill.
+        assert_eq!(water.fixed_price(), None);
+        assert!(!water.is_free() && water.is_payment_service());
+        assert_eq!(water.price(), eur(1735));
+        assert_eq!((water.content(), water.reload_range()), (None, None));
+        assert!(water.accounts().is_empty() && !water.identification_required());
+
+        let phone = item("prepaid-phone-credit");
+        assert_eq!(phone.kind(), ServiceKind::AccountReload);
+        assert_eq!(phone.reload_range(), Some((eur(500), eur(10_000))));
+        assert_eq!(phone.price(), eur(500));
+        let account = phone.account("0612345678").unwrap();
+        assert!(account.is_prepaid());
+        assert_eq!(account.opening_balance(), AccountBalance::Credit(eur(320)));
+        assert!(!phone.identification_required() && phone.bills().is_empty());
+
+        let transit = item("transit-pass-account");
+        assert_eq!(
+            transit.designation(),
+            "Transit pass account (billed monthly)"
+        );
+        assert_eq!(transit.reload_range(), Some((eur(100), eur(20_000))));
+        assert!(transit.identification_required());
+        let account = &transit.accounts()[0];
+        assert_eq!(
+            (account.number(), account.is_prepaid()),
+            ("TP-884211", false)
+        );
+        assert_eq!(account.opening_balance(), AccountBalance::Owed(eur(2540)));
+        assert!(transit.static_info().identification_required);
+
+        let area = item("customer-area");
+        assert!(area.is_free() && area.identification_required());
+        assert_eq!(
+            area.static_info(),
+            StaticInfo {
+                designation: "Customer area: your subscriptions and invoices".into(),
+                kind: ServiceKind::Document,
+                identification_required: true,
+            }
+        );
+        // Everything else is sold to anyone.
+        let identified: Vec<_> = demo
+            .items()
+            .iter()
+            .filter(|item| item.identification_required())
+            .map(|item| item.id().0.as_str())
+            .collect();
+        assert_eq!(identified, ["transit-pass-account", "customer-area"]);
+    }
+
+    /// A valid bill-payment catalogue: line 8 is `[[item.bill]]`, 9 its reference,
+    /// 10 its amount.
+    const BILLS: &str = "provider = \"p\"\n[[item]]\nid = \"w\"\ndesignation = \"Water\"\nkind = \"bill-payment\"\ncurrency = \"EUR\"\nvalidity_seconds = 60\n[[item.bill]]\nreference = \"B-1\"\namount = \"4.20\"\n";
+
+    /// A valid account-reload catalogue: lines 8 and 9 are the limits, 10 is
+    /// `[[item.account]]`, 11 to 13 its number, prepaid and balance.
+    const RELOAD: &str = "provider = \"p\"\n[[item]]\nid = \"r\"\ndesignation = \"Reload\"\nkind = \"account-reload\"\ncurrency = \"EUR\"\nvalidity_seconds = 60\nmin_amount = \"5.00\"\nmax_amount = \"100.00\"\n[[item.account]]\nnumber = \"A-1\"\nprepaid = true\nbalance = \"3.20\"\n";
+
+    #[test]
+    fn payment_service_and_identification_errors_name_the_item_the_entry_and_the_key() {
+        type Check = fn(&CatalogueError) -> bool;
+        let doc_a = format!("provider = \"p\"\n[[item]]\nid = \"a\"\n{DOC}");
+        // A key added to the item itself, before its first sub-table.
+        let in_item = |base: &str, key: &str| {
+            base.replacen(
+                "validity_seconds = 60\n",
+                &format!("validity_seconds = 60\n{key}\n"),
+                1,
+            )
+        };
+        let bill = |line: &str, with: &str| BILLS.replace(line, with);
+        let reload = |line: &str, with: &str| RELOAD.replace(line, with);
+        fn bill_place(e: &CatalogueError, want_index: usize, want_reference: Option<&str>) -> bool {
+            matches!(e, CatalogueError::MissingKey { place: Place::Bill(entry), .. }
+                if entry.item == "w" && entry.index == want_index && entry.name.as_deref() == want_reference)
+        }
+        let cases: Vec<(String, Check, &str)> = vec![
+            // Claim 16.
+            (
+                format!("{doc_a}identification = \"yes\"\n"),
+                |e| matches!(e, CatalogueError::BadIdentification { found, .. } if found == "yes"),
+                "<string>:10:18: item `a`: key `identification`: expected \"required\" or \"none\", found \"yes\"",
+            ),
+            (
+                format!("{doc_a}identification = true\n"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "identification",
+                            found: "boolean",
+                            ..
+                        }
+                    )
+                },
+                "<string>:10:18: item `a`: key `identification`: expected a string, found boolean",
+            ),
+            (
+                format!("{doc_a}deliver_with_quote = true\nidentification = \"required\"\n"),
+                |e| matches!(e, CatalogueError::IdentificationWithQuote { item, .. } if item == "a"),
+                "<string>:10:22: item `a`: key `deliver_with_quote` cannot go with identification = \"required\": the customer is checked on the order, which Fig. 7 does without",
+            ),
+            // A document still needs its price.
+            (
+                doc_a.replace("price = \"1.00\"\n", ""),
+                |e| matches!(e, CatalogueError::MissingKey { key: "price", .. }),
+                "<string>:2:1: item `a`: missing key `price`",
+            ),
+            // Keys of other kinds.
+            (
+                in_item(BILLS, "price = \"1.00\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::NotForPaymentService {
+                            key: "price",
+                            kind: "bill-payment",
+                            ..
+                        }
+                    )
+                },
+                "<string>:8:9: item `w`: key `price` is not for a payment service (bill-payment): its amount is a bill's or the reload's, and it delivers a receipt once paid",
+            ),
+            (
+                in_item(BILLS, "content = \"x\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::NotForPaymentService { key: "content", .. }
+                    )
+                },
+                "<string>:8:11: item `w`: key `content` is not for a payment service (bill-payment): its amount is a bill's or the reload's, and it delivers a receipt once paid",
+            ),
+            (
+                in_item(BILLS, "deliver_with_quote = true"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::NotForPaymentService {
+                            key: "deliver_with_quote",
+                            ..
+                        }
+                    )
+                },
+                "<string>:8:22: item `w`: key `deliver_with_quote` is not for a payment service (bill-payment): its amount is a bill's or the reload's, and it delivers a receipt once paid",
+            ),
+            (
+                in_item(RELOAD, "media_type = \"text/plain\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::NotForPaymentService {
+                            key: "media_type",
+                            kind: "account-reload",
+                            ..
+                        }
+                    )
+                },
+                "<string>:8:14: item `r`: key `media_type` is not for a payment service (account-reload): its amount is a bill's or the reload's, and it delivers a receipt once paid",
+            ),
+            (
+                in_item(BILLS, "min_amount = \"1\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::OnlyForKind {
+                            key: "min_amount",
+                            wanted: "account-reload",
+                            kind: "bill-payment",
+                            ..
+                        }
+                    )
+                },
+                "<string>:8:14: item `w`: key `min_amount` is only for account-reload items, not bill-payment",
+            ),
+            (
+                format!("{RELOAD}[[item.bill]]\nreference = \"B\"\namount = \"1\"\n"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::OnlyForKind {
+                            key: "bill",
+                            wanted: "bill-payment",
+                            kind: "account-reload",
+                            ..
+                        }
+                    )
+                },
+                "<string>:14:1: item `r`: key `bill` is only for bill-payment items, not account-reload",
+            ),
+            (
+                format!("{doc_a}max_amount = \"9\"\n"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::OnlyForKind {
+                            key: "max_amount",
+                            kind: "document",
+                            ..
+                        }
+                    )
+                },
+                "<string>:10:14: item `a`: key `max_amount` is only for account-reload items, not document",
+            ),
+            (
+                format!("{doc_a}[[item.account]]\nnumber = \"A\"\n"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::OnlyForKind {
+                            key: "account",
+                            kind: "document",
+                            ..
+                        }
+                    )
+                },
+                "<string>:10:1: item `a`: key `account` is only for account-reload items, not document",
+            ),
+            // Bills.
+            (
+                BILLS
+                    .split("[[item.bill]]")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::NoEntries {
+                            kind: "bill-payment",
+                            key: "bill",
+                            ..
+                        }
+                    )
+                },
+                "<string>:2:1: item `w`: bill-payment items need at least one `[[item.bill]]`",
+            ),
+            (
+                in_item(
+                    BILLS.split("[[item.bill]]").next().unwrap_or_default(),
+                    "bill = []",
+                ),
+                |e| matches!(e, CatalogueError::NoEntries { key: "bill", .. }),
+                "<string>:8:8: item `w`: bill-payment items need at least one `[[item.bill]]`",
+            ),
+            (
+                in_item(
+                    BILLS.split("[[item.bill]]").next().unwrap_or_default(),
+                    "bill = 3",
+                ),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "bill",
+                            found: "integer",
+                            ..
+                        }
+                    )
+                },
+                "<string>:8:8: item `w`: key `bill`: expected an array of tables ([[item.bill]]), found integer",
+            ),
+            (
+                in_item(
+                    BILLS.split("[[item.bill]]").next().unwrap_or_default(),
+                    "bill = [\"B-1\"]",
+                ),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "bill",
+                            found: "string",
+                            ..
+                        }
+                    )
+                },
+                "<string>:8:9: item `w`: key `bill`: expected an array of tables ([[item.bill]]), found string",
+            ),
+            (
+                bill("reference = \"B-1\"\n", ""),
+                |e| bill_place(e, 1, None),
+                "<string>:8:1: item `w`, bill #1: missing key `reference`",
+            ),
+            (
+                bill("amount = \"4.20\"\n", ""),
+                |e| bill_place(e, 1, Some("B-1")),
+                "<string>:8:1: item `w`, bill `B-1`: missing key `amount`",
+            ),
+            (
+                format!("{BILLS}amout = \"1\"\n"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::UnknownKey {
+                            place: Place::Bill(entry),
+                            ..
+                        } if entry.index == 1 && entry.name.as_deref() == Some("B-1")
+                    )
+                },
+                "<string>:11:1: item `w`, bill `B-1`: unknown key `amout`: expected one of reference, amount, description",
+            ),
+            (
+                bill("\"B-1\"", "\"\""),
+                |e| matches!(e, CatalogueError::BadReference { key: "reference", found, .. } if found.is_empty()),
+                "<string>:9:13: item `w`: key `reference`: bad reference \"\": expected 1 to 32 printable ASCII characters, without a leading or trailing space",
+            ),
+            (
+                bill("\"B-1\"", "\" B-1\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadReference {
+                            key: "reference",
+                            ..
+                        }
+                    )
+                },
+                "<string>:9:13: item `w`: key `reference`: bad reference \" B-1\": expected 1 to 32 printable ASCII characters, without a leading or trailing space",
+            ),
+            (
+                bill("\"B-1\"", "\"B-1\\t\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadReference {
+                            key: "reference",
+                            ..
+                        }
+                    )
+                },
+                "<string>:9:13: item `w`: key `reference`: bad reference \"B-1\\t\": expected 1 to 32 printable ASCII characters, without a leading or trailing space",
+            ),
+            (
+                bill("\"B-1\"", "\"FACTURE-É1\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadReference {
+                            key: "reference",
+                            ..
+                        }
+                    )
+                },
+                "<string>:9:13: item `w`: key `reference`: bad reference \"FACTURE-É1\": expected 1 to 32 printable ASCII characters, without a leading or trailing space",
+            ),
+            (
+                bill("\"B-1\"", "\"123456789012345678901234567890123\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadReference {
+                            key: "reference",
+                            ..
+                        }
+                    )
+                },
+                "<string>:9:13: item `w`: key `reference`: bad reference \"123456789012345678901234567890123\": expected 1 to 32 printable ASCII characters, without a leading or trailing space",
+            ),
+            (
+                bill("\"B-1\"", "7"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "reference",
+                            place: Place::Bill(entry),
+                            ..
+                        } if entry.index == 1 && entry.name.is_none()
+                    )
+                },
+                "<string>:9:13: item `w`, bill #1: key `reference`: expected a string, found integer",
+            ),
+            (
+                format!("{BILLS}[[item.bill]]\nreference = \"B-1\"\namount = \"1\"\n"),
+                |e| matches!(e, CatalogueError::DuplicateReference { key: "reference", first_line: 9, found, .. } if found == "B-1"),
+                "<string>:12:13: item `w`: duplicate reference \"B-1\": line 9 already has it",
+            ),
+            (
+                bill("\"4.20\"", "\"0.00\""),
+                |e| matches!(e, CatalogueError::ZeroAmount { key: "amount", .. }),
+                "<string>:10:10: item `w`: key `amount`: expected more than zero, found \"0.00\"",
+            ),
+            (
+                bill("\"4.20\"", "\"4.205\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadAmount {
+                            key: "amount",
+                            reason: PriceError::TooManyDecimals { decimals: 3, .. },
+                            ..
+                        }
+                    )
+                },
+                "<string>:10:10: item `w`: key `amount`: bad amount \"4.205\": 3 decimals, but EUR has 2",
+            ),
+            (
+                bill("\"4.20\"", "4.2"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "amount",
+                            found: "float",
+                            ..
+                        }
+                    )
+                },
+                "<string>:10:10: item `w`, bill `B-1`: key `amount`: expected a decimal string such as \"2.50\", found float",
+            ),
+            (
+                BILLS.replace("\"EUR\"", "\"JPY\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadAmount {
+                            reason: PriceError::TooManyDecimals { allowed: 0, .. },
+                            ..
+                        }
+                    )
+                },
+                "<string>:10:10: item `w`: key `amount`: bad amount \"4.20\": 2 decimals, but JPY has 0",
+            ),
+            (
+                format!("{BILLS}description = \" \"\n"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::EmptyDescription {
+                            place: Place::Bill(_),
+                            ..
+                        }
+                    )
+                },
+                "<string>:11:15: item `w`, bill `B-1`: key `description` is empty",
+            ),
+            // Reloads and accounts.
+            (
+                reload("min_amount = \"5.00\"\n", ""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::MissingKey {
+                            key: "min_amount",
+                            ..
+                        }
+                    )
+                },
+                "<string>:2:1: item `r`: missing key `min_amount`",
+            ),
+            (
+                reload("max_amount = \"100.00\"\n", ""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::MissingKey {
+                            key: "max_amount",
+                            ..
+                        }
+                    )
+                },
+                "<string>:2:1: item `r`: missing key `max_amount`",
+            ),
+            (
+                reload("\"5.00\"", "\"0\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::ZeroAmount {
+                            key: "min_amount",
+                            item,
+                            ..
+                        } if item == "r"
+                    )
+                },
+                "<string>:8:14: item `r`: key `min_amount`: expected more than zero, found \"0\"",
+            ),
+            (
+                reload("\"100.00\"", "\"4.99\""),
+                |e| matches!(e, CatalogueError::ReloadRange { min, max, .. } if min.minor == 500 && max.minor == 499),
+                "<string>:9:14: item `r`: key `max_amount`: 4.99 EUR is below min_amount 5.00 EUR: expected min_amount <= max_amount",
+            ),
+            (
+                reload("\"100.00\"", "\"1e3\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadAmount {
+                            key: "max_amount",
+                            reason: PriceError::UnexpectedChar {
+                                position: 2,
+                                found: 'e'
+                            },
+                            ..
+                        }
+                    )
+                },
+                "<string>:9:14: item `r`: key `max_amount`: bad amount \"1e3\": unexpected 'e' at character 2: expected a digit or one `.`",
+            ),
+            (
+                RELOAD
+                    .split("[[item.account]]")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::NoEntries {
+                            kind: "account-reload",
+                            key: "account",
+                            ..
+                        }
+                    )
+                },
+                "<string>:2:1: item `r`: account-reload items need at least one `[[item.account]]`",
+            ),
+            (
+                reload("prepaid = true\n", ""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::MissingKey {
+                            key: "prepaid",
+                            place: Place::Account(entry),
+                            ..
+                        } if entry.item == "r" && entry.index == 1
+                    )
+                },
+                "<string>:10:1: item `r`, account `A-1`: missing key `prepaid`",
+            ),
+            (
+                reload("prepaid = true", "prepaid = \"yes\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::WrongType {
+                            key: "prepaid",
+                            found: "string",
+                            ..
+                        }
+                    )
+                },
+                "<string>:12:11: item `r`, account `A-1`: key `prepaid`: expected true or false, found string",
+            ),
+            (
+                reload("\"3.20\"", "\"-3.20\""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::BadAmount {
+                            key: "balance",
+                            reason: PriceError::Negative,
+                            ..
+                        }
+                    )
+                },
+                "<string>:13:11: item `r`: key `balance`: bad amount \"-3.20\": negative: a price is zero or more",
+            ),
+            (
+                reload("number = \"A-1\"\n", ""),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::MissingKey {
+                            key: "number",
+                            place: Place::Account(entry),
+                            ..
+                        } if entry.index == 1 && entry.name.is_none()
+                    )
+                },
+                "<string>:10:1: item `r`, account #1: missing key `number`",
+            ),
+            (
+                reload("\"A-1\"", "\"A-1 \""),
+                |e| matches!(e, CatalogueError::BadReference { key: "number", .. }),
+                "<string>:11:10: item `r`: key `number`: bad number \"A-1 \": expected 1 to 32 printable ASCII characters, without a leading or trailing space",
+            ),
+            (
+                format!(
+                    "{RELOAD}[[item.account]]\nnumber = \"A-1\"\nprepaid = false\nbalance = \"0\"\n"
+                ),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::DuplicateReference {
+                            key: "number",
+                            first_line: 11,
+                            ..
+                        }
+                    )
+                },
+                "<string>:15:10: item `r`: duplicate number \"A-1\": line 11 already has it",
+            ),
+            (
+                format!("{RELOAD}credit = \"1\"\n"),
+                |e| {
+                    matches!(
+                        e,
+                        CatalogueError::UnknownKey {
+                            place: Place::Account(_),
+                            ..
+                        }
+                    )
+                },
+                "<string>:14:1: item `r`, account `A-1`: unknown key `credit`: expected one of number, prepaid, balance",
+            ),
+        ];
+        for (text, is_variant, message) in &cases {
+            let error = from_str(text).expect_err(text);
+            assert!(is_variant(&error), "{text}\nunexpected variant {error:?}");
+            assert_eq!(error.to_string(), *message, "{text}");
+        }
+    }
+
+    #[test]
+    fn payment_services_read_their_bills_accounts_and_limits() {
+        let bills = from_str(&format!(
+            "{BILLS}description = \"Water, Q3\"\n[[item.bill]]\nreference = \"B 2/X\"\namount = \"0.01\"\n"
+        ))
+        .unwrap();
+        let item = &bills.items()[0];
+        assert_eq!(item.currency(), Currency::EUR);
+        assert_eq!(item.bills().len(), 2);
+        assert_eq!(item.bills()[0].description(), Some("Water, Q3"));
+        assert_eq!(item.bills()[1].reference(), "B 2/X");
+        assert_eq!(item.bills()[1].description(), None);
+        // Listed from the smallest bill, whatever its place.
+        assert_eq!(item.price(), Money::new(1, Currency::EUR));
+
+        // min = max is a fixed reload; zero balances are accounts like any other.
+        let text = RELOAD
+            .replace("\"100.00\"", "\"5\"")
+            .replace("\"3.20\"", "\"0\"")
+            .replace("prepaid = true", "prepaid = false");
+        let reload = from_str(&text).unwrap();
+        let item = &reload.items()[0];
+        let five = Money::new(500, Currency::EUR);
+        assert_eq!(item.reload_range(), Some((five, five)));
+        assert_eq!(
+            item.account("A-1").map(Account::opening_balance),
+            Some(AccountBalance::Owed(Money::new(0, Currency::EUR)))
+        );
+        assert_eq!(item.account("A-2"), None);
+        assert!(!item.identification_required() && item.available());
+
+        // `identification = "none"` is the default, said out loud.
+        let none = from_str(&format!(
+            "provider = \"p\"\n[[item]]\nid = \"a\"\n{DOC}identification = \"none\"\n"
+        ))
+        .unwrap();
+        assert!(!none.items()[0].identification_required());
+        assert!(!none.items()[0].static_info().identification_required);
     }
 
     #[test]
@@ -1842,6 +3354,41 @@ mod tests {
         fn parse_price_never_panics(text in "\\PC{0,24}|[0-9.+-]{0,30}") {
             let _ = parse_price(&text, Currency::EUR);
             let _ = parse_price(&text, Currency::JPY);
+        }
+
+        #[test]
+        fn written_bills_read_back(
+            bills in prop::collection::btree_map("[!-~]([ -~]{0,30}[!-~])?", 1..=MAX_PRICE_MINOR, 1..6),
+        ) {
+            let mut text = BILLS.split("[[item.bill]]").next().unwrap_or_default().to_owned();
+            for (reference, minor) in &bills {
+                // A TOML literal string cannot hold `'`; a basic one escapes `"` and `\`.
+                let quoted = reference.replace('\\', "\\\\").replace('"', "\\\"");
+                let amount = format_price(Money::new(*minor, Currency::EUR));
+                text.push_str(&format!("[[item.bill]]\nreference = \"{quoted}\"\namount = \"{amount}\"\n"));
+            }
+            let catalogue = from_str(&text).unwrap();
+            let read: Vec<(String, u64)> = catalogue.items()[0]
+                .bills()
+                .iter()
+                .map(|bill| (bill.reference().to_owned(), bill.amount().minor))
+                .collect();
+            let written: Vec<(String, u64)> = bills.into_iter().collect();
+            prop_assert_eq!(read, written);
+        }
+
+        #[test]
+        fn reading_mutated_payment_services_never_panics(
+            base in prop::sample::select(vec![BILLS, RELOAD]),
+            position in 0usize..400,
+            insert in "[\\[\\]=\"\n .a-z0-9-]{0,6}",
+        ) {
+            let mut cut = position.min(base.len());
+            while !base.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let text = format!("{}{insert}{}", &base[..cut], &base[cut..]);
+            let _ = from_str(&text);
         }
 
         #[test]

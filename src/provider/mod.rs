@@ -6,9 +6,9 @@
 //! | step | message | what the server does |
 //! |---|---|---|
 //! | B | [`QuoteRequest`](crate::messages::QuoteRequest) in | looks the service up in its [`Catalogue`] |
-//! | C | [`Quote`](crate::messages::Quote) out | static info (designation, kind), variable info (price, availability), quote info (validity) |
+//! | C | [`Quote`](crate::messages::Quote) out | static info (designation, kind, identification required), variable info (price, availability), quote info (validity) |
 //! | I | [`ServiceOrder`](crate::messages::ServiceOrder) in | after a positive acknowledgement: checks it issued that quote |
-//! | J | [`ServiceDelivery`](crate::messages::ServiceDelivery) out | the content, or an order for goods |
+//! | J | [`ServiceDelivery`](crate::messages::ServiceDelivery) out | the content, an order for goods, or a receipt for a payment service |
 //!
 //! Variants the catalogue selects per item:
 //!
@@ -20,17 +20,27 @@
 //! - **Delivery by another channel**: a physical good's delivery is an
 //!   [`Order`](crate::messages::Delivery::Order) (order number and postal address), not
 //!   content; its quote needs a delivery address.
+//! - **Payment services** (claim 17): `bill-payment` items hold [`Bill`]s and
+//!   `account-reload` items [`Account`]s, prepaid or not. The quote request names the
+//!   bill or the account and amount
+//!   ([`PaymentService`](crate::messages::PaymentService)); the quote's price is the
+//!   bill's amount or the chosen amount, the payment is the usual one, and the order I
+//!   settles the bill or credits the account and delivers a
+//!   [`Receipt`](crate::messages::Delivery::Receipt). A bill is paid once.
+//! - **Identified users only** (claim 16): `identification = "required"` marks the
+//!   quote ([`StaticInfo::identification_required`](crate::messages::StaticInfo)); the
+//!   front-end has the user identified, and an order that names no customer is refused.
 //!
 //! [`ServiceServer`] is sans-IO and reads no clock: the time comes in with each quote
 //! request, and both steps are idempotent (a repeated request gets the same quote, a
-//! repeated order the same delivery). The catalogue format is specified in
-//! `docs/catalogue.md`; [`Catalogue::demo`] is the built-in demo publisher.
+//! repeated order the same delivery, order number or receipt). The catalogue format is
+//! specified in `docs/catalogue.md`; [`Catalogue::demo`] is the built-in demo publisher.
 
 pub mod catalogue;
 pub mod server;
 
 pub use catalogue::{
-    Catalogue, CatalogueError, CatalogueItem, Content, Location, Place, PriceError, format_price,
-    parse_price,
+    Account, Bill, Catalogue, CatalogueError, CatalogueItem, Content, EntryPlace, Location, Place,
+    PriceError, format_price, parse_price,
 };
-pub use server::ServiceServer;
+pub use server::{MAX_BALANCE_MINOR, ServiceServer};

@@ -8,7 +8,8 @@ use crate::acquirer::system::BankCardAcquirer;
 use crate::emv::CardChannel;
 use crate::frontend::{Entropy, FrontEnd, FrontEndConfig};
 use crate::messages::{
-    AcquirerId, MerchantId, Message, PaymentId, PostalAddress, RequestId, ServiceId, TerminalId,
+    AcquirerId, Envelope, MerchantId, Message, PaymentId, PaymentService, PostalAddress, RequestId,
+    ServiceId, TerminalId,
 };
 use crate::provider::ServiceServer;
 use crate::terminal::card_module::CardModule;
@@ -113,6 +114,34 @@ impl<E: Entropy, C: CardChannel, U: PayerUser> Embedded<E, C, U> {
     ) -> Result<PurchaseRun, RunError> {
         let provider = self.server.catalogue().provider().clone();
         let first = self.client.request(provider, service.clone(), address);
+        self.run(first, clock, faults)
+    }
+
+    /// Pays for a payment service (claim 17): `payment_service` names the bill or the
+    /// account of `service`; otherwise as [`Embedded::purchase`].
+    ///
+    /// # Errors
+    /// [`RunError`] when the roles loop.
+    pub fn pay_service<K: Clock>(
+        &mut self,
+        service: &ServiceId,
+        payment_service: PaymentService,
+        clock: K,
+        faults: Faults,
+    ) -> Result<PurchaseRun, RunError> {
+        let provider = self.server.catalogue().provider().clone();
+        let first = self
+            .client
+            .request_payment_service(provider, service.clone(), payment_service);
+        self.run(first, clock, faults)
+    }
+
+    fn run<K: Clock>(
+        &mut self,
+        first: Envelope,
+        clock: K,
+        faults: Faults,
+    ) -> Result<PurchaseRun, RunError> {
         let Message::ServiceRequest(request) = &first.message else {
             unreachable!("ClientDevice::request makes a service request")
         };

@@ -146,6 +146,19 @@ impl Role for BankCardAcquirer {
                     note: Some(error.to_string()),
                 },
             },
+            Message::IdentityCheck(check) => match self.identify(&check, now) {
+                Ok(verdict) => Handled::send(vec![Envelope {
+                    from: self.party(),
+                    to: from.clone(),
+                    message: Message::IdentityVerdict(verdict),
+                }]),
+                // No durable counter, no verdict: the front-end's deadline ends the
+                // identification.
+                Err(error) => Handled {
+                    sent: Vec::new(),
+                    note: Some(error.to_string()),
+                },
+            },
             Message::Reversal(reversal) => match self.reverse(&reversal, now) {
                 Ok(outcome) => Handled {
                     sent: Vec::new(),

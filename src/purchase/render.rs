@@ -4,13 +4,24 @@
 use std::fmt::Write as _;
 
 use crate::emv::mask_pan;
-use crate::messages::{Delivery, Message, Party, Payment, Verdict};
+use crate::messages::{
+    AccountBalance, CustomerId, Delivery, IdentificationId, Message, Party, Payment,
+    PaymentService, Verdict,
+};
 
 use super::{Fate, PurchaseLog};
 
 /// The log as text: one line per message, `step  from → to  summary`, lost messages
 /// marked, ignored ones followed by the addressee's note.
 pub fn text(log: &PurchaseLog) -> String {
+    // Fig. 6's letters fit in 8 columns; the service messages' names widen the column.
+    let width = log
+        .entries
+        .iter()
+        .map(|entry| entry.envelope.message.step().len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     let mut out = String::new();
     for entry in &log.entries {
         let envelope = &entry.envelope;
@@ -20,7 +31,7 @@ pub fn text(log: &PurchaseLog) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<8} {} → {}{lost}: {}",
+            "{:<width$} {} → {}{lost}: {}",
             envelope.message.step(),
             envelope.from,
             envelope.to,
@@ -37,7 +48,7 @@ pub fn text(log: &PurchaseLog) -> String {
 pub fn summary(message: &Message) -> String {
     match message {
         Message::ServiceRequest(m) => format!(
-            "service request {}: {} of {}{}",
+            "service request {}: {} of {}{}{}",
             m.request,
             m.service,
             m.provider,
@@ -45,9 +56,15 @@ pub fn summary(message: &Message) -> String {
                 ", with a delivery address"
             } else {
                 ""
-            }
+            },
+            payment_service(m.payment_service.as_ref())
         ),
-        Message::QuoteRequest(m) => format!("quote request for {}: {}", m.purchase, m.service),
+        Message::QuoteRequest(m) => format!(
+            "quote request for {}: {}{}",
+            m.purchase,
+            m.service,
+            payment_service(m.payment_service.as_ref())
+        ),
         Message::Quote(m) => format!(
             "quote {}: \"{}\" ({:?}), {}, valid until {}{}",
             m.quote,
@@ -85,7 +102,15 @@ pub fn summary(message: &Message) -> String {
         ),
         Message::Acknowledgement(m) => format!("{} for {}", verdict(&m.verdict), m.payment),
         Message::PayerAcknowledgement(m) => format!("{} for {}", verdict(&m.verdict), m.payment),
-        Message::ServiceOrder(m) => format!("service order for {} on quote {}", m.service, m.quote),
+        Message::ServiceOrder(m) => format!(
+            "service order for {} on quote {}{}",
+            m.service,
+            m.quote,
+            m.customer
+                .as_ref()
+                .map(|customer| format!(", for customer {customer}"))
+                .unwrap_or_default()
+        ),
         Message::ServiceDelivery(m) => format!("{}: {}", m.service, delivery(&m.delivery)),
         Message::ClientDelivery(m) => format!(
             "{} for request {}, paid {}: {}",
@@ -96,6 +121,51 @@ pub fn summary(message: &Message) -> String {
         ),
         Message::PurchaseOutcome(m) => format!("request {} ended: {}", m.request, m.failure),
         Message::Reversal(m) => format!("reversal of {}: {}", m.payment, m.reason),
+        Message::IdentificationRequest(m) => format!(
+            "identification {} for \"{}\", nonce {}",
+            m.identification,
+            m.purpose,
+            hex::encode_upper(m.nonce)
+        ),
+        Message::IdentificationProof(m) => {
+            format!("proof for {}: {}", m.identification, payment(&m.proof))
+        }
+        Message::IdentificationDeclined(m) => {
+            format!("identification {} declined: {}", m.identification, m.reason)
+        }
+        Message::IdentityCheck(m) => format!(
+            "check of {} at {}: {}",
+            m.request.identification,
+            m.acquirer,
+            payment(&m.proof.proof)
+        ),
+        Message::IdentityVerdict(m) => identity(&m.identification, &m.verdict, &m.customer),
+        Message::IdentificationResult(m) => identity(&m.identification, &m.verdict, &m.customer),
+    }
+}
+
+fn payment_service(service: Option<&PaymentService>) -> String {
+    match service {
+        Some(PaymentService::Bill { reference }) => format!(", bill {reference}"),
+        Some(PaymentService::Reload { account, amount }) => {
+            format!(", reload of account {account} by {amount}")
+        }
+        None => String::new(),
+    }
+}
+
+fn identity(
+    identification: &IdentificationId,
+    verdict: &Verdict,
+    customer: &Option<CustomerId>,
+) -> String {
+    match (verdict, customer) {
+        (Verdict::Positive { arpc, .. }, Some(customer)) => format!(
+            "{identification}: identified as customer {customer}{}",
+            arpc.map(|arpc| format!(", ARPC {}", hex::encode_upper(arpc)))
+                .unwrap_or_default()
+        ),
+        _ => format!("{identification}: {}", self::verdict(verdict)),
     }
 }
 
@@ -155,6 +225,24 @@ fn delivery(delivery: &Delivery) -> String {
             "order {order}, to {} in {} ({})",
             address.name, address.town, address.country
         ),
+        Delivery::Receipt {
+            receipt,
+            reference,
+            amount,
+            balance,
+            customer,
+        } => format!(
+            "receipt {receipt}: {amount} to {reference}{}{}",
+            match balance {
+                Some(AccountBalance::Credit(credit)) => format!(", credit now {credit}"),
+                Some(AccountBalance::Owed(owed)) => format!(", still owed {owed}"),
+                None => String::new(),
+            },
+            customer
+                .as_ref()
+                .map(|customer| format!(", paid by customer {customer}"))
+                .unwrap_or_default()
+        ),
     }
 }
 
@@ -200,7 +288,11 @@ pub fn mermaid(log: &PurchaseLog) -> String {
         };
         let label = match envelope.message {
             Message::PurchaseOutcome(ref outcome) => format!("outcome: {}", outcome.failure),
-            ref other => format!("{} {}", other.step(), short_name(other)),
+            // Fig. 6's steps are letters; the messages it does not draw go by name.
+            ref other if other.step().len() == 1 => {
+                format!("{} {}", other.step(), short_name(other))
+            }
+            ref other => short_name(other).to_owned(),
         };
         let _ = writeln!(
             out,
@@ -231,6 +323,18 @@ fn short_name(message: &Message) -> &'static str {
         Message::ClientDelivery(_) => "service",
         Message::PurchaseOutcome(_) => "outcome",
         Message::Reversal(_) => "reversal",
+        Message::IdentificationRequest(_) => "identification request",
+        Message::IdentificationProof(_) => "proof of identity",
+        Message::IdentificationDeclined(_) => "identification declined",
+        Message::IdentityCheck(_) => "identity check",
+        Message::IdentityVerdict(m) => {
+            if m.verdict.is_positive() {
+                "identity confirmed"
+            } else {
+                "identity refused"
+            }
+        }
+        Message::IdentificationResult(_) => "identification result",
     }
 }
 

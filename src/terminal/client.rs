@@ -1,11 +1,12 @@
-//! The client device (21): asks the front-end for services (A) and receives them (K), or
+//! The client device (21): asks the front-end for services (A) — payment services such as
+//! a bill payment or an account reload among them (claim 17) — and receives them (K), or
 //! learns why a purchase delivered nothing.
 
 use std::collections::BTreeMap;
 
 use crate::messages::{
-    ClientDelivery, Envelope, Failure, Message, Party, PostalAddress, ProviderId, RequestId,
-    ServiceId, ServiceRequest, TerminalId,
+    ClientDelivery, Envelope, Failure, Message, Party, PaymentService, PostalAddress, ProviderId,
+    RequestId, ServiceId, ServiceRequest, TerminalId,
 };
 
 /// How a request ended, as the client device saw it.
@@ -49,6 +50,27 @@ impl ClientDevice {
         service: ServiceId,
         delivery_address: Option<PostalAddress>,
     ) -> Envelope {
+        self.new_request(provider, service, delivery_address, None)
+    }
+
+    /// A new service request A for a payment service of `provider` (claim 17): the bill
+    /// to pay, or the account to reload and by how much.
+    pub fn request_payment_service(
+        &mut self,
+        provider: ProviderId,
+        service: ServiceId,
+        payment_service: PaymentService,
+    ) -> Envelope {
+        self.new_request(provider, service, None, Some(payment_service))
+    }
+
+    fn new_request(
+        &mut self,
+        provider: ProviderId,
+        service: ServiceId,
+        delivery_address: Option<PostalAddress>,
+        payment_service: Option<PaymentService>,
+    ) -> Envelope {
         let request = RequestId(format!("{}-R{}", self.terminal, self.next_request));
         self.next_request = self.next_request.saturating_add(1);
         self.requests.insert(request.clone(), None);
@@ -56,6 +78,7 @@ impl ClientDevice {
             from: Party::Client(self.terminal.clone()),
             to: Party::FrontEnd,
             message: Message::ServiceRequest(ServiceRequest {
+                payment_service,
                 request,
                 terminal: self.terminal.clone(),
                 provider,

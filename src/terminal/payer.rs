@@ -1,6 +1,9 @@
 //! The payer device (22): answers the front-end's payment requests (D) with a
 //! transaction (E) made with the bank card, and completes the card's transaction with the
-//! acknowledgement (H).
+//! acknowledgement (H). It also answers the front-end's service messages (claim 16): an
+//! [`IdentificationRequest`] gets the card's proof of identity, a zero-amount
+//! cryptogram made after the card verified the PIN, and the [`IdentificationResult`]
+//! completes the card's transaction as H does.
 //!
 //! The device itself holds the rules (which means it accepts, what it does with a
 //! repeated D or H); the card is reached through the [`CardModule`] over any reader, and
@@ -13,18 +16,30 @@ use zeroize::Zeroizing;
 
 use crate::emv::CardChannel;
 use crate::messages::{
-    Envelope, Means, Message, Party, PayerAcknowledgement, Payment, PaymentDeclined, PaymentId,
-    PaymentRequest, TerminalId, Transaction,
+    CustomerId, Envelope, IdentificationDeclined, IdentificationId, IdentificationProof,
+    IdentificationRequest, IdentificationResult, Means, Message, Party, PayerAcknowledgement,
+    Payment, PaymentDeclined, PaymentId, PaymentRequest, TerminalId, Transaction,
 };
 use crate::terminal::card_module::{CardModule, CardModuleError, Completion};
 
-/// The person at the payer device: confirms a payment and types the PIN.
-pub trait PayerUser {
-    /// Whether the user agrees to pay `request` (amount, designation, validity shown).
-    fn confirm(&mut self, request: &PaymentRequest) -> bool;
+/// What the front-end asks of the user: to pay, or to be identified.
+#[derive(Debug, Clone, Copy)]
+pub enum Solicitation<'a> {
+    /// A payment request D.
+    Payment(&'a PaymentRequest),
+    /// A service message: identify yourself (claim 16).
+    Identification(&'a IdentificationRequest),
+}
 
-    /// The PIN for this payment, or `None` when the user gives none.
-    fn pin(&mut self, request: &PaymentRequest) -> Option<Zeroizing<String>>;
+/// The person at the payer device: confirms a payment or an identification and types
+/// the PIN.
+pub trait PayerUser {
+    /// Whether the user agrees: to pay (amount, designation, validity shown), or to be
+    /// identified (purpose shown).
+    fn confirm(&mut self, solicitation: Solicitation<'_>) -> bool;
+
+    /// The PIN for this payment or identification, or `None` when the user gives none.
+    fn pin(&mut self, solicitation: Solicitation<'_>) -> Option<Zeroizing<String>>;
 }
 
 /// A user whose answers are given in advance: tests, `--pin-stdin`, benchmarks.
@@ -55,11 +70,11 @@ impl std::fmt::Debug for ScriptedUser {
 }
 
 impl PayerUser for ScriptedUser {
-    fn confirm(&mut self, _request: &PaymentRequest) -> bool {
+    fn confirm(&mut self, _solicitation: Solicitation<'_>) -> bool {
         self.confirms
     }
 
-    fn pin(&mut self, _request: &PaymentRequest) -> Option<Zeroizing<String>> {
+    fn pin(&mut self, _solicitation: Solicitation<'_>) -> Option<Zeroizing<String>> {
         self.pin.clone()
     }
 }
@@ -82,12 +97,36 @@ struct PaymentRecord {
     state: PaymentState,
 }
 
+/// How one identification went on the payer device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentificationState {
+    /// The proof was sent; waiting for the result.
+    AwaitingResult,
+    /// The identification was declined on the device (no proof): why.
+    Declined(String),
+    /// The result arrived and the card completed: the customer named, if positive.
+    Completed {
+        /// How the card ended its transaction.
+        completion: Completion,
+        /// The customer the acquirer named, on a positive result.
+        customer: Option<CustomerId>,
+    },
+    /// The result arrived but the card could not complete: why.
+    CompletionFailed(String),
+}
+
+struct IdentificationRecord {
+    answer: Envelope,
+    state: IdentificationState,
+}
+
 /// The payer device of one terminal, with its card module and its user.
 pub struct PayerDevice<C: CardChannel, U: PayerUser> {
     terminal: TerminalId,
     card: CardModule<C>,
     user: U,
     payments: BTreeMap<PaymentId, PaymentRecord>,
+    identifications: BTreeMap<IdentificationId, IdentificationRecord>,
 }
 
 impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
@@ -98,6 +137,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             card,
             user,
             payments: BTreeMap::new(),
+            identifications: BTreeMap::new(),
         }
     }
 
@@ -126,6 +166,16 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         self.payments.get(payment).map(|record| &record.state)
     }
 
+    /// How an identification went, if this device saw its request.
+    pub fn identification_state(
+        &self,
+        identification: &IdentificationId,
+    ) -> Option<&IdentificationState> {
+        self.identifications
+            .get(identification)
+            .map(|record| &record.state)
+    }
+
     /// Takes a message from the front-end.
     pub fn handle(&mut self, from: &Party, message: Message) -> Vec<Envelope> {
         if *from != Party::FrontEnd {
@@ -136,6 +186,12 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             Message::PayerAcknowledgement(acknowledgement) => {
                 self.on_acknowledgement(&acknowledgement);
                 // H expects no answer.
+                Vec::new()
+            }
+            Message::IdentificationRequest(request) => self.on_identification_request(request),
+            Message::IdentificationResult(result) => {
+                self.on_identification_result(&result);
+                // Like H, the result expects no answer.
                 Vec::new()
             }
             _ => Vec::new(),
@@ -181,16 +237,90 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         vec![answer]
     }
 
+    fn on_identification_request(&mut self, request: IdentificationRequest) -> Vec<Envelope> {
+        if let Some(record) = self.identifications.get(&request.identification) {
+            // A repeated request: the same answer, without touching the card again.
+            return vec![record.answer.clone()];
+        }
+        let (message, state) = match self.sign(
+            Solicitation::Identification(&request),
+            &request.card_request(),
+        ) {
+            Ok(proof) => (
+                Message::IdentificationProof(IdentificationProof {
+                    purchase: request.purchase.clone(),
+                    identification: request.identification.clone(),
+                    terminal: self.terminal.clone(),
+                    proof,
+                }),
+                IdentificationState::AwaitingResult,
+            ),
+            Err(reason) => (
+                Message::IdentificationDeclined(IdentificationDeclined {
+                    purchase: request.purchase.clone(),
+                    identification: request.identification.clone(),
+                    reason: reason.clone(),
+                }),
+                IdentificationState::Declined(reason),
+            ),
+        };
+        let answer = Envelope {
+            from: Party::Payer(self.terminal.clone()),
+            to: Party::FrontEnd,
+            message,
+        };
+        self.identifications.insert(
+            request.identification.clone(),
+            IdentificationRecord {
+                answer: answer.clone(),
+                state,
+            },
+        );
+        vec![answer]
+    }
+
+    fn on_identification_result(&mut self, result: &IdentificationResult) {
+        let Some(record) = self.identifications.get_mut(&result.identification) else {
+            return;
+        };
+        if record.state != IdentificationState::AwaitingResult {
+            return;
+        }
+        record.state = match self.card.complete(&result.verdict) {
+            Ok(completion) => IdentificationState::Completed {
+                completion,
+                customer: result.customer.clone(),
+            },
+            Err(error) => IdentificationState::CompletionFailed(error.to_string()),
+        };
+    }
+
     /// Confirmation, card read, PIN, first GENERATE AC.
     fn pay(&mut self, request: &PaymentRequest) -> Result<Payment, String> {
-        if !request.accepted_means.contains(&Means::BankCard) {
-            return Err("the front-end does not accept the bank card for this payment".into());
+        self.sign(Solicitation::Payment(request), request)
+    }
+
+    /// What a payment and an identification share: the user's consent, the card read,
+    /// the PIN verified by the card, and the card's ARQC over `card_request`.
+    fn sign(
+        &mut self,
+        solicitation: Solicitation<'_>,
+        card_request: &PaymentRequest,
+    ) -> Result<Payment, String> {
+        let what = match solicitation {
+            Solicitation::Payment(_) => "payment",
+            Solicitation::Identification(_) => "identification",
+        };
+        if !card_request.accepted_means.contains(&Means::BankCard) {
+            return Err(format!(
+                "the front-end does not accept the bank card for this {what}"
+            ));
         }
-        if !self.user.confirm(request) {
-            return Err("the user declined the payment".into());
+        if !self.user.confirm(solicitation) {
+            return Err(format!("the user declined the {what}"));
         }
         self.card.read().map_err(|error| error.to_string())?;
-        let Some(pin) = self.user.pin(request) else {
+        let Some(pin) = self.user.pin(solicitation) else {
             return Err("no PIN was entered".into());
         };
         self.card.present_pin(&pin).map_err(|error| match error {
@@ -204,7 +334,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         drop(pin);
         let transaction = self
             .card
-            .authorise(request)
+            .authorise(card_request)
             .map_err(|error| error.to_string())?;
         Ok(Payment::BankCard(transaction))
     }
