@@ -17,10 +17,12 @@
 //!    network and after 10,000 purchases; `purchase-HASH --child purchases N` only buys,
 //!    for `perf record`. Goal: purchases / floor ≥ 0.5.
 //! 2. **Durable acknowledgements per second**: the acquirer's `authorise` (banking rules
-//!    and `Journal::record_decision`) on a journal file in a temporary directory, for Fs
-//!    built beforehand by the card (so the card's time is not counted), against SQLite's
-//!    own single-row durable commit on the same disk: a bare table, WAL,
-//!    `synchronous=FULL`, one row of the same size per commit. Goal: ≥ 0.8.
+//!    and the journal's look-ups and write, `Journal::authorise_with`) on a journal file
+//!    in a temporary directory, for Fs built beforehand by the card (so the card's time
+//!    is not counted), against SQLite's own single-row durable commit on the same disk: a
+//!    bare table, WAL, `synchronous=FULL`, one row of the same size per commit. Goal:
+//!    ≥ 0.8. `purchase-HASH --child acknowledgements DIR N` only authorises (DIR
+//!    `memory`: on a journal in memory), for `perf record` or `strace`.
 //! 3. **A remittance batch of 1,000,000 transactions**: a journal filled through the
 //!    acquirer's own `authorise` (real cryptograms from 1,000 cards of the `cb` BIN) on
 //!    tmpfs, since the journal commits each transaction alone, then copied to the disk;
@@ -700,7 +702,7 @@ fn part2() {
         1e6 / floor
     );
     println!(
-        "| `BankCardAcquirer::authorise` (rules + `record_decision`), journal file | {} acknowledgements/s ({:.0} µs) |",
+        "| `BankCardAcquirer::authorise` (rules + `authorise_with`), journal file | {} acknowledgements/s ({:.0} µs) |",
         thousands(journal),
         1e6 / journal
     );
@@ -870,6 +872,29 @@ fn child(step: &str, args: &[String]) {
             started = Instant::now();
             buy(&mut network, &item, WARM_UP, count);
             format!("{count}_purchases")
+        }
+        // For a profiler or `strace`: `purchase-HASH --child acknowledgements DIR 1000`
+        // authorises that many card-signed Fs on a new journal file in DIR, as part 2
+        // (DIR `memory`: on a journal in memory).
+        "acknowledgements" => {
+            let count: usize = args[1].parse().expect("a count");
+            let fs = card_signed_transactions(count);
+            before = vm_hwm_kb();
+            started = Instant::now();
+            let rate = if args[0] == "memory" {
+                let journal = Journal::open_in_memory().expect("journal");
+                let mut acquirer = BankCardAcquirer::new(test_rules().expect("rules"), journal);
+                for f in &fs {
+                    black_box(acquirer.authorise(f, START).expect("recorded"));
+                }
+                count as f64 / started.elapsed().as_secs_f64()
+            } else {
+                let dir = scratch_dir(Path::new(&args[0]), "child-acknowledgements");
+                let rate = durable_acknowledgements(&dir, 0, &fs);
+                let _ = std::fs::remove_dir_all(&dir);
+                rate
+            };
+            format!("{count}_acknowledgements,_{rate:.0}_per_second")
         }
         other => panic!("unknown child step {other}"),
     };

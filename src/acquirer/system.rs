@@ -9,7 +9,7 @@
 //! reverses the payment, so nothing is charged that the acquirer did not keep.
 
 use crate::acquirer::card::{BankCardRules, CardKey};
-use crate::acquirer::journal::{Journal, JournalError, ReversalOutcome};
+use crate::acquirer::journal::{Authorisation, Journal, JournalError, ReversalOutcome};
 use std::collections::BTreeMap;
 
 use crate::messages::{
@@ -146,38 +146,43 @@ impl BankCardAcquirer {
                 this: self.id().clone(),
             });
         }
-        if let Some(stored) = self.journal.stored_transaction(payment)? {
-            if stored.transaction == *transaction {
-                return Ok(stored.acknowledgement);
-            }
-            // Another transaction under a used identifier: refused, and not recorded
-            // (the identifier's first transaction stands).
-            let reason = RefusalReason::PaymentIdReused;
-            return Ok(Acknowledgement {
-                acquirer: self.id().clone(),
-                purchase: transaction.transaction.purchase.clone(),
-                payment: payment.clone(),
-                verdict: Verdict::Negative {
+        // The look-ups, the rules and the write in one journal transaction.
+        let rules = &self.rules;
+        let authorisation = self.journal.authorise_with(transaction, now, |known| {
+            let mut decision = rules.decide(transaction, &known.history);
+            if known.reversed {
+                // The reversal overtook F: refuse, and spend no counter on it.
+                let reason = RefusalReason::Cancelled;
+                decision.acknowledgement.verdict = Verdict::Negative {
                     response_code: reason.response_code(),
                     reason,
                     arpc: None,
-                },
-            });
+                };
+                decision.record_atc = None;
+            }
+            decision
+        })?;
+        match authorisation {
+            Authorisation::Recorded(acknowledgement) => Ok(acknowledgement),
+            Authorisation::AlreadyRecorded(stored) if stored.transaction == *transaction => {
+                Ok(stored.acknowledgement)
+            }
+            // Another transaction under a used identifier: refused, and not recorded
+            // (the identifier's first transaction stands).
+            Authorisation::AlreadyRecorded(_) => {
+                let reason = RefusalReason::PaymentIdReused;
+                Ok(Acknowledgement {
+                    acquirer: self.id().clone(),
+                    purchase: transaction.transaction.purchase.clone(),
+                    payment: payment.clone(),
+                    verdict: Verdict::Negative {
+                        response_code: reason.response_code(),
+                        reason,
+                        arpc: None,
+                    },
+                })
+            }
         }
-        let Payment::BankCard(card) = &transaction.transaction.means;
-        let history = self.journal.card_history(&CardKey::of(card))?;
-        let mut decision = self.rules.decide(transaction, &history);
-        if self.journal.is_reversed(payment)? {
-            // The reversal overtook F: refuse, and spend no counter on it.
-            let reason = RefusalReason::Cancelled;
-            decision.acknowledgement.verdict = Verdict::Negative {
-                response_code: reason.response_code(),
-                reason,
-                arpc: None,
-            };
-            decision.record_atc = None;
-        }
-        Ok(self.journal.record_decision(transaction, &decision, now)?)
     }
 
     /// Takes the front-end's cancellation of a payment.

@@ -37,6 +37,23 @@ impl Response {
         }
     }
 
+    /// [`Response::parse`] of bytes the caller owns and no longer needs: the data field
+    /// keeps their buffer instead of a copy (a reader's answer is parsed once per
+    /// command). The bytes come back unchanged when there are fewer than two.
+    pub fn from_owned(mut bytes: Vec<u8>) -> Result<Response, Vec<u8>> {
+        let Some(data_len) = bytes.len().checked_sub(2) else {
+            return Err(bytes);
+        };
+        let Some(&[sw1, sw2]) = bytes.get(data_len..) else {
+            return Err(bytes);
+        };
+        bytes.truncate(data_len);
+        Ok(Response {
+            data: bytes,
+            sw: StatusWord::from_bytes(sw1, sw2),
+        })
+    }
+
     /// The encoding: data then SW1 SW2.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.data.len().saturating_add(2));
@@ -48,5 +65,52 @@ impl Response {
     /// Whether the status word is `9000`.
     pub fn is_success(&self) -> bool {
         self.sw.is_success()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_owned_splits_like_parse_and_gives_short_input_back() {
+        // (received, data, SW), or None: fewer than two bytes.
+        let table: [(&str, Option<(&str, u16)>); 5] = [
+            ("9000", Some(("", 0x9000))),
+            ("6A82", Some(("", 0x6A82))),
+            ("0102036110", Some(("010203", 0x6110))),
+            ("90", None),
+            ("", None),
+        ];
+        for (received, expected) in table {
+            let bytes = hex::decode(received).unwrap();
+            match expected {
+                Some((data, sw)) => {
+                    let [sw1, sw2] = sw.to_be_bytes();
+                    let response =
+                        Response::new(hex::decode(data).unwrap(), StatusWord::from_bytes(sw1, sw2));
+                    assert_eq!(
+                        Response::from_owned(bytes.clone()),
+                        Ok(response),
+                        "{received}"
+                    );
+                }
+                None => assert_eq!(
+                    Response::from_owned(bytes.clone()),
+                    Err(bytes),
+                    "{received}"
+                ),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn from_owned_is_parse(bytes: Vec<u8>) {
+            proptest::prop_assert_eq!(
+                Response::from_owned(bytes.clone()).ok(),
+                Response::parse(&bytes).ok()
+            );
+        }
     }
 }

@@ -313,13 +313,17 @@ pub fn get_processing_options(pdol_data: &[u8]) -> Command {
 }
 
 /// Builds a short command; the sizes used here always fit, so a failure is reported
-/// as an empty-data command rather than a panic.
+/// as an empty-data command (or one without Le) rather than a panic. The fallbacks are
+/// built again when needed rather than cloned beforehand for every command.
 fn command(cla: u8, ins_byte: u8, p1: u8, p2: u8, data: &[u8], ne: Option<usize>) -> Command {
-    let base = Command::new(cla, ins_byte, p1, p2);
-    let with_data = base.clone().with_data(data.to_vec()).unwrap_or(base);
+    let with_data = || {
+        Command::new(cla, ins_byte, p1, p2)
+            .with_data(data.to_vec())
+            .unwrap_or_else(|_| Command::new(cla, ins_byte, p1, p2))
+    };
     match ne {
-        Some(ne) => with_data.clone().with_le(ne).unwrap_or(with_data),
-        None => with_data,
+        Some(ne) => with_data().with_le(ne).unwrap_or_else(|_| with_data()),
+        None => with_data(),
     }
 }
 
@@ -638,11 +642,14 @@ fn cn_digits(bytes: &[u8]) -> String {
 }
 
 fn cardholder_data(records: &[RecordRead]) -> CardholderData {
-    let all: Vec<Tlv> = records
-        .iter()
-        .flat_map(|record| record.tlvs.iter().cloned())
-        .collect();
-    let bytes = |tag| tlv::find(&all, tag).and_then(Tlv::bytes);
+    // The first object of `tag` in the records in the order read (depth-first in each),
+    // as a search of all of them put together finds it, without copying them together.
+    let first = |tag| {
+        records
+            .iter()
+            .find_map(|record| tlv::find(&record.tlvs, tag))
+    };
+    let bytes = |tag| first(tag).and_then(Tlv::bytes);
     let pan = bytes(0x5A).map(cn_digits).or_else(|| {
         // Track 2 Equivalent Data: PAN, separator D, expiry… (EMV Book 3 Annex A).
         bytes(0x57).and_then(|track2| {
@@ -658,7 +665,7 @@ fn cardholder_data(records: &[RecordRead]) -> CardholderData {
             .map(|bcd| (bcd >> 4) * 10 + (bcd & 0x0F)),
         expiry: bytes(0x5F24).map(hex::encode_upper),
         effective: bytes(0x5F25).map(hex::encode_upper),
-        name: text_of(&all, 0x5F20),
+        name: bytes(0x5F20).map(|name| String::from_utf8_lossy(name).trim().to_owned()),
         issuer_country: decoded(0x5F28),
         currency: decoded(0x9F42),
     }

@@ -362,6 +362,10 @@ pub enum RunError {
     },
 }
 
+/// The log entries a runner makes room for at once: those of a purchase A to K (11)
+/// and of its usual variants (a reversal, a repeated message).
+const LOG_CAPACITY: usize = 16;
+
 /// Connects roles and delivers their messages.
 pub struct Runner<'a, K: Clock> {
     roles: BTreeMap<Party, &'a mut dyn Role>,
@@ -378,7 +382,11 @@ impl<'a, K: Clock> Runner<'a, K> {
             roles: roles.into_iter().map(|role| (role.party(), role)).collect(),
             clock,
             faults: Faults::none(),
-            log: PurchaseLog::default(),
+            // A purchase A to K is 11 messages: one allocation instead of three growths
+            // (and copies) of a log whose entries are about half a kilobyte each.
+            log: PurchaseLog {
+                entries: Vec::with_capacity(LOG_CAPACITY),
+            },
             message_limit: 10_000,
         }
     }
@@ -410,7 +418,9 @@ impl<'a, K: Clock> Runner<'a, K> {
     /// # Errors
     /// [`RunError::TooManyMessages`] when the roles keep answering one another.
     pub fn run(&mut self, first: Envelope) -> Result<(), RunError> {
-        let mut queue = VecDeque::from([first]);
+        // Rarely more than a message or two wait at once.
+        let mut queue = VecDeque::with_capacity(4);
+        queue.push_back(first);
         let mut delivered = 0usize;
         loop {
             while let Some(envelope) = queue.pop_front() {

@@ -238,17 +238,17 @@ impl<R: Reader> Transport<R> {
 
     /// One raw exchange: bytes to the reader, observer told, answer parsed.
     fn exchange(&mut self, command: &[u8]) -> Result<Response, ReaderError> {
-        let started = Instant::now();
+        // The clock is read only for an observer: without one, nobody uses the time.
+        let started = self.observer.is_some().then(Instant::now);
         let bytes = self.reader.transmit_raw(command)?;
-        let elapsed = started.elapsed();
-        if let Some(observer) = self.observer.as_mut() {
-            observer.exchange(command, &bytes, elapsed);
+        if let (Some(observer), Some(started)) = (self.observer.as_mut(), started) {
+            observer.exchange(command, &bytes, started.elapsed());
         }
-        Response::parse(&bytes).map_err(|source| ReaderError::MalformedResponse {
+        Response::from_owned(bytes).map_err(|bytes| ReaderError::MalformedResponse {
             reader: self.reader.name().to_owned(),
             command: hex::encode_upper(command),
             response: hex::encode_upper(&bytes),
-            source,
+            source: crate::apdu::ApduError::ResponseTooShort { len: bytes.len() },
         })
     }
 

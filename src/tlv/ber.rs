@@ -253,7 +253,7 @@ impl Tlv {
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&tag_bytes(self.tag));
+        out.extend_from_slice(tag_slice(&self.tag.to_be_bytes()));
         match &self.value {
             Value::Primitive(bytes) => {
                 push_length(out, bytes.len());
@@ -306,14 +306,30 @@ impl Tlv {
 
 /// Whether `tag` is constructed: bit 6 of its first byte (ISO 7816-4 §5.2.2.1).
 pub fn is_constructed(tag: TagNumber) -> bool {
-    tag_bytes(tag).first().is_some_and(|b| b & 0x20 != 0)
+    tag_slice(&tag.to_be_bytes())
+        .first()
+        .is_some_and(|b| b & 0x20 != 0)
 }
 
 /// The bytes of a tag number, without leading zero bytes (`0x9F26` → `[9F, 26]`).
 pub fn tag_bytes(tag: TagNumber) -> Vec<u8> {
-    let be = tag.to_be_bytes();
-    let skip = be.iter().take(3).take_while(|&&b| b == 0).count();
-    be.iter().skip(skip).copied().collect()
+    tag_slice(&tag.to_be_bytes()).to_vec()
+}
+
+/// How many bytes the tag number takes: its big-endian bytes without the leading zero
+/// ones, and at least one (tag `0` is one `00` byte).
+pub(super) fn tag_len(tag: TagNumber) -> usize {
+    // At most 4 zero bytes, so the conversion is exact.
+    let zero_bytes = usize::try_from(tag.leading_zeros() / 8).unwrap_or(0);
+    4 - zero_bytes.min(3)
+}
+
+/// The tag's bytes within its big-endian form `be` (`tag.to_be_bytes()`): what
+/// [`tag_bytes`] gives, without allocating — the dictionary, DOLs and the encoder ask
+/// for them for every object.
+fn tag_slice(be: &[u8; 4]) -> &[u8] {
+    let tag = TagNumber::from_be_bytes(*be);
+    be.get(4 - tag_len(tag)..).unwrap_or(be.as_slice())
 }
 
 /// Upper-case hex of a tag, as written in the EMV books (`9F26`, `DF8101`, `6F`).
@@ -504,13 +520,16 @@ pub(crate) fn read_tag(bytes: &[u8], pos: usize) -> Result<(TagNumber, usize), T
                 max: MAX_TAG_BYTES,
             });
         }
-        let b = bytes
-            .get(pos.saturating_add(len))
-            .copied()
-            .ok_or(TlvError::TruncatedTag {
-                offset: pos,
-                read: HexBytes(read.to_vec()),
-            })?;
+        // The error (and its copy of the bytes read) only when there is one: every
+        // two-byte tag of every record passes here.
+        let b =
+            bytes
+                .get(pos.saturating_add(len))
+                .copied()
+                .ok_or_else(|| TlvError::TruncatedTag {
+                    offset: pos,
+                    read: HexBytes(read.to_vec()),
+                })?;
         tag = (tag << 8) | TagNumber::from(b);
         len += 1;
         more = b & 0x80 != 0;
@@ -612,6 +631,27 @@ mod tests {
         assert_eq!(tag_hex(0x5F2A), "5F2A");
         assert!(is_constructed(0x6F) && is_constructed(0xBF0C) && is_constructed(0x70));
         assert!(!is_constructed(0x9F26) && !is_constructed(0x5A) && !is_constructed(0xDF8101));
+        // Four-byte numbers keep all four bytes; the constructed bit is the first byte's.
+        assert_eq!(tag_bytes(0x0100_0000), [0x01, 0x00, 0x00, 0x00]);
+        assert_eq!(tag_bytes(0x0001_0000), [0x01, 0x00, 0x00]);
+        assert!(is_constructed(0x20) && !is_constructed(0x1F20));
+    }
+
+    proptest::proptest! {
+        /// The tag's bytes are its big-endian bytes without the leading zero ones (at
+        /// least one), and it is constructed when bit 6 of the first of them is set.
+        #[test]
+        fn tag_bytes_are_the_significant_big_endian_bytes(tag: TagNumber) {
+            let be = tag.to_be_bytes();
+            let skip = be.iter().take(3).take_while(|&&b| b == 0).count();
+            let expected = be.get(skip..).unwrap_or_default();
+            proptest::prop_assert_eq!(tag_bytes(tag), expected);
+            proptest::prop_assert_eq!(tag_len(tag), expected.len());
+            proptest::prop_assert_eq!(
+                is_constructed(tag),
+                expected.first().is_some_and(|b| b & 0x20 != 0)
+            );
+        }
     }
 
     #[test]

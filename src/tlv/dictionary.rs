@@ -322,7 +322,7 @@ static TAGS: &[TagInfo] = &[
 /// The key that orders tags as their bytes do: the tag left-aligned in 32 bits, so
 /// `A5` (`A5000000`) sorts after `9F4F` (`9F4F0000`) as in the EMV books' tag lists.
 pub fn sort_key(tag: TagNumber) -> u32 {
-    let len = super::ber::tag_bytes(tag).len();
+    let len = super::ber::tag_len(tag);
     // A tag has one to four bytes, so the shift is 0 to 24.
     tag.checked_shl(8 * (4 - len.clamp(1, 4)) as u32)
         .unwrap_or(tag)
