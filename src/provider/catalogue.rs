@@ -1700,6 +1700,125 @@ fn entry_tables<'t, 'i>(
         .collect()
 }
 
+/// A bill or account table with its name (`reference`, `number`) read, checked and
+/// unique within the item, and its keys checked.
+struct NamedEntry<'t, 'i> {
+    /// Where messages about it point.
+    place: Place,
+    /// Its header (`[[item.bill]]`), or the whole table when inline.
+    header: &'t Spanned<DeValue<'i>>,
+    table: &'t DeTable<'i>,
+    /// The name.
+    name: String,
+}
+
+impl<'t, 'i> NamedEntry<'t, 'i> {
+    /// A key the entry must have.
+    fn required(
+        &self,
+        source: &Source<'_>,
+        key: &'static str,
+    ) -> Result<&'t Spanned<DeValue<'i>>, CatalogueError> {
+        self.table
+            .get(key)
+            .ok_or_else(|| CatalogueError::MissingKey {
+                at: source.at_span(self.header),
+                place: self.place.clone(),
+                key,
+            })
+    }
+
+    /// How its values are read.
+    fn values<'a>(&'a self, source: &'a Source<'a>, item: &'a str) -> Values<'a> {
+        Values {
+            source,
+            place: &self.place,
+            item,
+        }
+    }
+}
+
+/// How one kind of named entry is laid out: bills, or accounts.
+struct EntryLayout {
+    /// The item's array key (`bill`, `account`).
+    array: &'static str,
+    /// The kind of item that may have it.
+    kind: ServiceKind,
+    /// The key that names an entry (`reference`, `number`).
+    name: &'static str,
+    /// Every key an entry may have.
+    keys: &'static [&'static str],
+    /// Where an entry sits, for messages.
+    place: fn(Box<EntryPlace>) -> Place,
+}
+
+const BILL_LAYOUT: EntryLayout = EntryLayout {
+    array: "bill",
+    kind: ServiceKind::BillPayment,
+    name: "reference",
+    keys: BILL_KEYS,
+    place: Place::Bill,
+};
+
+const ACCOUNT_LAYOUT: EntryLayout = EntryLayout {
+    array: "account",
+    kind: ServiceKind::AccountReload,
+    name: "number",
+    keys: ACCOUNT_KEYS,
+    place: Place::Account,
+};
+
+/// The item's bills or accounts: at least one, each with its keys checked and its name
+/// read; a name used twice is refused at its second use, naming the first's line.
+fn named_entries<'t, 'i>(
+    entry: &ItemTable<'t, 'i>,
+    id: &str,
+    layout: &EntryLayout,
+) -> Result<Vec<NamedEntry<'t, 'i>>, CatalogueError> {
+    let source = entry.source;
+    let mut first_offsets = BTreeMap::new();
+    let mut named = Vec::new();
+    for EntryTable {
+        index,
+        header,
+        table,
+    } in entry_tables(entry, id, layout.array, layout.kind)?
+    {
+        let place = (layout.place)(Box::new(EntryPlace {
+            item: id.to_owned(),
+            index,
+            name: table
+                .get(layout.name)
+                .and_then(|value| value.get_ref().as_str())
+                .map(str::to_owned),
+        }));
+        check_keys(source, table, &place, layout.keys)?;
+        let mut entry = NamedEntry {
+            place,
+            header,
+            table,
+            name: String::new(),
+        };
+        let name_value = entry.required(source, layout.name)?;
+        let name = entry
+            .values(source, id)
+            .reference(layout.name, name_value)?;
+        if let Some(&first_offset) = first_offsets.get(&name) {
+            return Err(CatalogueError::DuplicateReference {
+                at: source.at_span(name_value),
+                item: id.to_owned(),
+                key: layout.name,
+                found: name,
+                first_line: source.at(first_offset).line,
+            });
+        }
+        first_offsets.insert(name.clone(), name_value.span().start);
+        entry.name = name;
+        named.push(entry);
+    }
+    Ok(named)
+}
+
 /// Reads a bill-payment item's `[[item.bill]]` tables.
 fn parse_bills(
     entry: &ItemTable<'_, '_>,
@@ -1708,62 +1827,27 @@ fn parse_bills(
 ) -> Result<Offer, CatalogueError> {
     let source = entry.source;
     let mut bills: Vec<Bill> = Vec::new();
-    let mut first_offsets = BTreeMap::new();
-    for EntryTable {
-        index,
-        header: element,
-        table,
-    } in entry_tables(entry, id, "bill", ServiceKind::BillPayment)?
-    {
-        let place = Place::Bill(Box::new(EntryPlace {
-            item: id.to_owned(),
-            index,
-            name: table
-                .get("reference")
-                .and_then(|value| value.get_ref().as_str())
-                .map(str::to_owned),
-        }));
-        check_keys(source, table, &place, BILL_KEYS)?;
-        let required = |key: &'static str| {
-            table.get(key).ok_or_else(|| CatalogueError::MissingKey {
-                at: source.at_span(element),
-                place: place.clone(),
-                key,
-            })
-        };
-        let values = Values {
-            source,
-            place: &place,
-            item: id,
-        };
-        let reference_value = required("reference")?;
-        let reference = values.reference("reference", reference_value)?;
-        if let Some(&first_offset) = first_offsets.get(&reference) {
-            return Err(CatalogueError::DuplicateReference {
-                at: source.at_span(reference_value),
-                item: id.to_owned(),
-                key: "reference",
-                found: reference,
-                first_line: source.at(first_offset).line,
-            });
-        }
-        let amount = values.positive_amount("amount", required("amount")?, currency)?;
-        let description = match table.get("description") {
+    for named in named_entries(entry, id, &BILL_LAYOUT)? {
+        let amount = named.values(source, id).positive_amount(
+            "amount",
+            named.required(source, "amount")?,
+            currency,
+        )?;
+        let description = match named.table.get("description") {
             Some(value) => {
-                let text = string(source, &place, "description", value)?;
+                let text = string(source, &named.place, "description", value)?;
                 if text.trim().is_empty() {
                     return Err(CatalogueError::EmptyDescription {
                         at: source.at_span(value),
-                        place,
+                        place: named.place,
                     });
                 }
                 Some(text.to_owned())
             }
             None => None,
         };
-        first_offsets.insert(reference.clone(), reference_value.span().start);
         bills.push(Bill {
-            reference,
+            reference: named.name,
             amount,
             description,
         });
@@ -1826,51 +1910,21 @@ fn parse_reload(
     }
 
     let mut accounts: Vec<Account> = Vec::new();
-    let mut first_offsets = BTreeMap::new();
-    for EntryTable {
-        index,
-        header: element,
-        table,
-    } in entry_tables(entry, id, "account", ServiceKind::AccountReload)?
-    {
-        let place = Place::Account(Box::new(EntryPlace {
-            item: id.to_owned(),
-            index,
-            name: table
-                .get("number")
-                .and_then(|value| value.get_ref().as_str())
-                .map(str::to_owned),
-        }));
-        check_keys(source, table, &place, ACCOUNT_KEYS)?;
-        let required = |key: &'static str| {
-            table.get(key).ok_or_else(|| CatalogueError::MissingKey {
-                at: source.at_span(element),
-                place: place.clone(),
-                key,
-            })
-        };
-        let values = Values {
+    for named in named_entries(entry, id, &ACCOUNT_LAYOUT)? {
+        let prepaid = boolean(
             source,
-            place: &place,
-            item: id,
-        };
-        let number_value = required("number")?;
-        let number = values.reference("number", number_value)?;
-        if let Some(&first_offset) = first_offsets.get(&number) {
-            return Err(CatalogueError::DuplicateReference {
-                at: source.at_span(number_value),
-                item: id.to_owned(),
-                key: "number",
-                found: number,
-                first_line: source.at(first_offset).line,
-            });
-        }
-        let prepaid = boolean(source, &place, "prepaid", required("prepaid")?)?;
+            &named.place,
+            "prepaid",
+            named.required(source, "prepaid")?,
+        )?;
         // Zero is a balance like any other: an empty prepaid account, a settled one.
-        let balance = values.amount("balance", required("balance")?, currency)?;
-        first_offsets.insert(number.clone(), number_value.span().start);
+        let balance = named.values(source, id).amount(
+            "balance",
+            named.required(source, "balance")?,
+            currency,
+        )?;
         accounts.push(Account {
-            number,
+            number: named.name,
             prepaid,
             balance,
         });
