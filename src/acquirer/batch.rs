@@ -469,10 +469,16 @@ fn unescape_identifier(text: &str) -> Option<String> {
 const IDENTIFIER: &str = "1 to 255 bytes of UTF-8, percent-escaped";
 
 fn check_identifier(text: &str) -> Result<String, &'static str> {
+    check_identifier_length(text)?;
+    Ok(escape_identifier(text))
+}
+
+/// What [`check_identifier`] checks, without escaping: 1 to `MAX_IDENTIFIER_BYTES` bytes.
+fn check_identifier_length(text: &str) -> Result<(), &'static str> {
     if text.is_empty() || text.len() > MAX_IDENTIFIER_BYTES {
         return Err(IDENTIFIER);
     }
-    Ok(escape_identifier(text))
+    Ok(())
 }
 
 /// A decimal number without leading zeros ("0" for zero).
@@ -796,8 +802,46 @@ fn parse_header(line: u64, text: &str) -> Result<BatchHeader, BatchError> {
 
 /// The `R` line of a record, or the field that cannot be written and why.
 fn encode_record(record: &BatchRecord) -> Result<String, (&'static str, &'static str)> {
-    let payment = check_identifier(&record.payment.0).map_err(|e| ("payment", e))?;
-    let merchant = check_identifier(&record.merchant.0).map_err(|e| ("merchant", e))?;
+    check_record(record)?;
+    let payment = escape_identifier(&record.payment.0);
+    let merchant = escape_identifier(&record.merchant.0);
+    Ok(format!(
+        "R payment={payment} merchant={merchant} pan={} psn={:02X} expiry={} atc={:04X} amount={} currency={:03} amount-other={} date={} type={:02X} country={} aid={} aip={} tvr={} un={} cid={:02X} cryptogram={} iad={} auth={}\n",
+        record.pan,
+        record.pan_sequence,
+        record.expiry,
+        record.atc,
+        record.amount_minor,
+        record.currency,
+        hex::encode_upper(record.amount_other),
+        hex::encode_upper(record.date),
+        record.transaction_type,
+        hex::encode_upper(record.terminal_country),
+        hex::encode_upper(&record.aid),
+        hex::encode_upper(record.aip),
+        hex::encode_upper(record.tvr),
+        hex::encode_upper(record.unpredictable_number),
+        record.cid,
+        hex::encode_upper(record.cryptogram),
+        hex::encode_upper(&record.iad),
+        record.authorisation_code,
+    ))
+}
+
+const PAN: &str = "12 to 19 digits";
+const AMOUNT: &str = "a decimal amount in minor units, at most 999999999999";
+const AID: &str = "5 to 16 bytes in upper-case hex";
+const IAD: &str = "0 to 32 bytes in upper-case hex";
+const AUTH: &str = "6 letters or digits";
+
+/// Checks that `record` can be written in a batch; `Err((field, expected))` names the
+/// first field that cannot. The journal calls it before acknowledging a payment, so
+/// that nothing it authorises is left unremittable.
+pub fn check_record(record: &BatchRecord) -> Result<(), (&'static str, &'static str)> {
+    // The same rules as the line's writer applies, without writing it: the journal
+    // calls this at every authorisation, and the line would be thrown away.
+    check_identifier_length(&record.payment.0).map_err(|e| ("payment", e))?;
+    check_identifier_length(&record.merchant.0).map_err(|e| ("merchant", e))?;
     if !(12..=19).contains(&record.pan.len()) || !record.pan.bytes().all(|b| b.is_ascii_digit()) {
         return Err(("pan", PAN));
     }
@@ -836,40 +880,7 @@ fn encode_record(record: &BatchRecord) -> Result<String, (&'static str, &'static
     {
         return Err(("auth", AUTH));
     }
-    Ok(format!(
-        "R payment={payment} merchant={merchant} pan={} psn={:02X} expiry={} atc={:04X} amount={} currency={:03} amount-other={} date={} type={:02X} country={} aid={} aip={} tvr={} un={} cid={:02X} cryptogram={} iad={} auth={}\n",
-        record.pan,
-        record.pan_sequence,
-        record.expiry,
-        record.atc,
-        record.amount_minor,
-        record.currency,
-        hex::encode_upper(record.amount_other),
-        hex::encode_upper(record.date),
-        record.transaction_type,
-        hex::encode_upper(record.terminal_country),
-        hex::encode_upper(&record.aid),
-        hex::encode_upper(record.aip),
-        hex::encode_upper(record.tvr),
-        hex::encode_upper(record.unpredictable_number),
-        record.cid,
-        hex::encode_upper(record.cryptogram),
-        hex::encode_upper(&record.iad),
-        record.authorisation_code,
-    ))
-}
-
-const PAN: &str = "12 to 19 digits";
-const AMOUNT: &str = "a decimal amount in minor units, at most 999999999999";
-const AID: &str = "5 to 16 bytes in upper-case hex";
-const IAD: &str = "0 to 32 bytes in upper-case hex";
-const AUTH: &str = "6 letters or digits";
-
-/// Checks that `record` can be written in a batch; `Err((field, expected))` names the
-/// first field that cannot. The journal calls it before acknowledging a payment, so
-/// that nothing it authorises is left unremittable.
-pub fn check_record(record: &BatchRecord) -> Result<(), (&'static str, &'static str)> {
-    encode_record(record).map(|_| ())
+    Ok(())
 }
 
 fn parse_record(line: u64, body: &str) -> Result<BatchRecord, BatchError> {
@@ -1657,6 +1668,104 @@ mod tests {
             writer.finish().unwrap_err().to_string(),
             "line 2: the header announces 1 records, the batch has 0"
         );
+    }
+
+    /// `check_record` (what the journal asks at every authorisation) applies the
+    /// writer's rules without writing: one row per rule, the first failing field and
+    /// what it expects, exactly.
+    #[test]
+    fn check_record_names_the_field_the_writer_would_refuse() {
+        let good = record("PAY-1", 1250, 978);
+        type Change = fn(&mut BatchRecord);
+        type Expected = Result<(), (&'static str, &'static str)>;
+        let cases: [(&str, Change, Expected); 16] = [
+            ("as is", |_| {}, Ok(())),
+            (
+                "identifiers the writer escapes",
+                |r| {
+                    r.payment = PaymentId::from("PAY 1%=é");
+                    r.merchant = MerchantId::from("a\nb");
+                },
+                Ok(()),
+            ),
+            (
+                "empty payment",
+                |r| r.payment = PaymentId::from(""),
+                Err(("payment", IDENTIFIER)),
+            ),
+            (
+                "merchant of 256 bytes",
+                |r| r.merchant = MerchantId("M".repeat(256)),
+                Err(("merchant", IDENTIFIER)),
+            ),
+            (
+                "PAN of 11 digits",
+                |r| r.pan = "49701000000".into(),
+                Err(("pan", PAN)),
+            ),
+            (
+                "PAN with a letter",
+                |r| r.pan = "497010000000001A".into(),
+                Err(("pan", PAN)),
+            ),
+            (
+                "expiry of 4 digits",
+                |r| r.expiry = "2812".into(),
+                Err(("expiry", "YYMMDD, 6 digits")),
+            ),
+            (
+                "amount above 12 digits",
+                |r| r.amount_minor = MAX_AMOUNT_MINOR + 1,
+                Err(("amount", AMOUNT)),
+            ),
+            (
+                "currency of 4 digits",
+                |r| r.currency = 1000,
+                Err(("currency", "3 digits")),
+            ),
+            (
+                "amount other not BCD",
+                |r| r.amount_other = [0, 0, 0, 0, 0, 0x0A],
+                Err(("amount-other", "12 digits (9F03, n12)")),
+            ),
+            (
+                "date not BCD",
+                |r| r.date = [0x26, 0x1A, 0x01],
+                Err(("date", "6 digits YYMMDD (9A)")),
+            ),
+            (
+                "type not BCD",
+                |r| r.transaction_type = 0xA0,
+                Err(("type", "2 digits (9C)")),
+            ),
+            (
+                "country not BCD",
+                |r| r.terminal_country = [0x0F, 0x00],
+                Err(("country", "4 digits (9F1A, n3)")),
+            ),
+            (
+                "AID of 17 bytes",
+                |r| r.aid = vec![0xA0; 17],
+                Err(("aid", AID)),
+            ),
+            (
+                "IAD of 33 bytes",
+                |r| r.iad = vec![0; 33],
+                Err(("iad", IAD)),
+            ),
+            (
+                "code of 5",
+                |r| r.authorisation_code = "A1B2C".into(),
+                Err(("auth", AUTH)),
+            ),
+        ];
+        for (case, change, expected) in cases {
+            let mut record = good.clone();
+            change(&mut record);
+            assert_eq!(check_record(&record), expected, "{case}");
+            // The writer refuses exactly what the check refuses.
+            assert_eq!(encode_record(&record).map(|_| ()), expected, "{case}");
+        }
     }
 
     #[test]

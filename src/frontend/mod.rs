@@ -255,7 +255,9 @@ impl Reaction {
 pub struct FrontEnd<E: Entropy> {
     config: FrontEndConfig,
     entropy: E,
-    purchases: BTreeMap<PurchaseId, Purchase>,
+    // Boxed: a purchase is large, and a map node holds eleven; boxed, inserting and
+    // splitting nodes moves pointers, not whole purchases.
+    purchases: BTreeMap<PurchaseId, Box<Purchase>>,
     by_request: BTreeMap<(TerminalId, RequestId), PurchaseId>,
     /// The purchases with a deadline, so that [`FrontEnd::poll_timeout`] does not scan
     /// every purchase ever handled.
@@ -283,7 +285,7 @@ impl<E: Entropy> FrontEnd<E> {
 
     /// A purchase, by its identifier.
     pub fn purchase(&self, id: &PurchaseId) -> Option<&Purchase> {
-        self.purchases.get(id)
+        self.purchases.get(id).map(|purchase| &**purchase)
     }
 
     /// The purchase a terminal's request started.
@@ -291,6 +293,7 @@ impl<E: Entropy> FrontEnd<E> {
         self.by_request
             .get(&(terminal.clone(), request.clone()))
             .and_then(|id| self.purchases.get(id))
+            .map(|purchase| &**purchase)
     }
 
     /// The earliest deadline of any purchase in progress.
@@ -439,7 +442,7 @@ impl<E: Entropy> FrontEnd<E> {
         from: &Party,
         request: ServiceRequest,
     ) -> Reaction {
-        if *from != Party::Client(request.terminal.clone()) {
+        if !matches!(from, Party::Client(sender) if *sender == request.terminal) {
             return Reaction::ignore(format!(
                 "a service request for terminal {} came from {from}",
                 request.terminal
@@ -510,7 +513,7 @@ impl<E: Entropy> FrontEnd<E> {
                 },
             )
         };
-        self.purchases.insert(id, purchase);
+        self.purchases.insert(id, Box::new(purchase));
         Reaction::send(sent)
     }
 
@@ -518,7 +521,7 @@ impl<E: Entropy> FrontEnd<E> {
         let Some(purchase) = self.purchases.get_mut(&quote.purchase) else {
             return Reaction::ignore(format!("a quote for unknown purchase {}", quote.purchase));
         };
-        if *from != Party::Server(purchase.request.provider.clone()) {
+        if !matches!(from, Party::Server(sender) if *sender == purchase.request.provider) {
             return Reaction::ignore(format!(
                 "a quote for purchase {} came from {from}",
                 purchase.id
@@ -574,7 +577,7 @@ impl<E: Entropy> FrontEnd<E> {
                 proof.purchase
             ));
         };
-        if *from != Party::Payer(purchase.request.terminal.clone())
+        if !matches!(from, Party::Payer(sender) if *sender == purchase.request.terminal)
             || proof.terminal != purchase.request.terminal
         {
             return Reaction::ignore(format!(
@@ -658,7 +661,7 @@ impl<E: Entropy> FrontEnd<E> {
                 declined.purchase
             ));
         };
-        if *from != Party::Payer(purchase.request.terminal.clone()) {
+        if !matches!(from, Party::Payer(sender) if *sender == purchase.request.terminal) {
             return Reaction::ignore(format!(
                 "a declined identification for purchase {} came from {from}",
                 purchase.id
@@ -698,12 +701,11 @@ impl<E: Entropy> FrontEnd<E> {
             ));
         };
         let expected_acquirer = purchase.identity_acquirer.clone();
-        if expected_acquirer
-            .as_ref()
-            .map(|acquirer| Party::Acquirer(acquirer.clone()))
-            != Some(from.clone())
-            || expected_acquirer.as_ref() != Some(&verdict.acquirer)
-        {
+        let from_expected = matches!(
+            (from, expected_acquirer.as_ref()),
+            (Party::Acquirer(sender), Some(expected)) if sender == expected
+        );
+        if !from_expected || expected_acquirer.as_ref() != Some(&verdict.acquirer) {
             return Reaction::ignore(format!(
                 "an identity verdict for purchase {} came from {from}",
                 purchase.id
@@ -758,7 +760,7 @@ impl<E: Entropy> FrontEnd<E> {
                 unavailable.purchase
             ));
         };
-        if *from != Party::Server(purchase.request.provider.clone()) {
+        if !matches!(from, Party::Server(sender) if *sender == purchase.request.provider) {
             return Reaction::ignore(format!(
                 "an unavailability notice for purchase {} came from {from}",
                 purchase.id
@@ -794,7 +796,7 @@ impl<E: Entropy> FrontEnd<E> {
                 transaction.purchase
             ));
         };
-        if *from != Party::Payer(purchase.request.terminal.clone())
+        if !matches!(from, Party::Payer(sender) if *sender == purchase.request.terminal)
             || transaction.terminal != purchase.request.terminal
         {
             return Reaction::ignore(format!(
@@ -877,7 +879,7 @@ impl<E: Entropy> FrontEnd<E> {
                 declined.purchase
             ));
         };
-        if *from != Party::Payer(purchase.request.terminal.clone()) {
+        if !matches!(from, Party::Payer(sender) if *sender == purchase.request.terminal) {
             return Reaction::ignore(format!(
                 "a declined payment for purchase {} came from {from}",
                 purchase.id
@@ -912,12 +914,11 @@ impl<E: Entropy> FrontEnd<E> {
             ));
         };
         let expected_acquirer = purchase.acquirer.clone();
-        if expected_acquirer
-            .as_ref()
-            .map(|acquirer| Party::Acquirer(acquirer.clone()))
-            != Some(from.clone())
-            || expected_acquirer.as_ref() != Some(&acknowledgement.acquirer)
-        {
+        let from_expected = matches!(
+            (from, expected_acquirer.as_ref()),
+            (Party::Acquirer(sender), Some(expected)) if sender == expected
+        );
+        if !from_expected || expected_acquirer.as_ref() != Some(&acknowledgement.acquirer) {
             return Reaction::ignore(format!(
                 "an acknowledgement for purchase {} came from {from}",
                 purchase.id
@@ -996,7 +997,7 @@ impl<E: Entropy> FrontEnd<E> {
                 delivery.purchase
             ));
         };
-        if *from != Party::Server(purchase.request.provider.clone()) {
+        if !matches!(from, Party::Server(sender) if *sender == purchase.request.provider) {
             return Reaction::ignore(format!(
                 "a delivery for purchase {} came from {from}",
                 purchase.id

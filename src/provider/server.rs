@@ -83,7 +83,8 @@ enum Settlement {
 pub struct ServiceServer {
     catalogue: Catalogue,
     in_service: bool,
-    purchases: BTreeMap<PurchaseId, QuotedPurchase>,
+    // Boxed, as the front-end's purchases: map nodes move pointers, not quotes.
+    purchases: BTreeMap<PurchaseId, Box<QuotedPurchase>>,
     quotes_issued: u64,
     orders_placed: u64,
     receipts_issued: u64,
@@ -308,11 +309,11 @@ impl ServiceServer {
         self.quotes_issued = number;
         self.purchases.insert(
             request.purchase.clone(),
-            QuotedPurchase {
+            Box::new(QuotedPurchase {
                 request: request.clone(),
                 quote: quote.clone(),
                 delivery: None,
-            },
+            }),
         );
         Ok(quote)
     }

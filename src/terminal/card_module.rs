@@ -1152,12 +1152,15 @@ fn issuer_authentication_from_iad(iad: &[u8]) -> IssuerAuthentication {
 
 /// The cardholder data and transaction lists of a read.
 fn card_data(report: &CardReadReport) -> Result<CardData, CardModuleError> {
-    let all: Vec<Tlv> = report
-        .records
-        .iter()
-        .flat_map(|record| record.tlvs.iter().cloned())
-        .collect();
-    let bytes = |tag: TagNumber| tlv::find(&all, tag).and_then(Tlv::bytes);
+    // The first object with `tag` in the records, in the order they were read: what a
+    // search of all their objects in one list finds, without copying them into one.
+    let bytes = |tag: TagNumber| {
+        report
+            .records
+            .iter()
+            .find_map(|record| tlv::find(&record.tlvs, tag))
+            .and_then(Tlv::bytes)
+    };
     let missing = |tag: TagNumber| CardModuleError::CardDataMissing {
         tag,
         name: tag_name(tag),

@@ -125,7 +125,8 @@ pub struct PayerDevice<C: CardChannel, U: PayerUser> {
     terminal: TerminalId,
     card: CardModule<C>,
     user: U,
-    payments: BTreeMap<PaymentId, PaymentRecord>,
+    // Boxed: a record holds a whole envelope, and map nodes then move pointers.
+    payments: BTreeMap<PaymentId, Box<PaymentRecord>>,
     identifications: BTreeMap<IdentificationId, IdentificationRecord>,
 }
 
@@ -229,10 +230,10 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         };
         self.payments.insert(
             request.payment.clone(),
-            PaymentRecord {
+            Box::new(PaymentRecord {
                 answer: answer.clone(),
                 state,
-            },
+            }),
         );
         vec![answer]
     }

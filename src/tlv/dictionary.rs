@@ -119,7 +119,7 @@ const TBF0C_61: &[TagNumber] = &[0xBF0C, 0x61];
 /// The table, in the order of the tag bytes as the books list them (`9F4F` < `A5` <
 /// `BF0C` < `DF8101`; see [`sort_key`]), checked by a test and relied on by [`lookup`].
 #[rustfmt::skip]
-static TAGS: &[TagInfo] = &[
+const TABLE: &[TagInfo] = &[
     // ---- EMV 4.4 Book 3 Annex A, Table 33 (and the Book 3 bulletins folded into 4.4) ----
     row(0x42,   "Issuer Identification Number (IIN)",                         N,   ICC,   T73_BF0C, 3, 3),
     row(0x4F,   "Application Identifier (AID) - card",                        B,   ICC,   T61,      5, 16),
@@ -319,18 +319,34 @@ static TAGS: &[TagInfo] = &[
     row(0xDF8131, "Phone Message Table",                                      B,   TERM,  NONE,     0, 255),
 ];
 
+static TAGS: &[TagInfo] = TABLE;
+
+/// The [`sort_key`] of every row of `TAGS`, computed when the crate is compiled: the
+/// binary search of [`lookup`] compares keys, and DOL building and the card's answers
+/// look up every tag they meet.
+static KEYS: [u32; TABLE.len()] = {
+    let mut keys = [0; TABLE.len()];
+    let mut i = 0;
+    while i < TABLE.len() {
+        keys[i] = sort_key(TABLE[i].tag);
+        i += 1;
+    }
+    keys
+};
+
 /// The key that orders tags as their bytes do: the tag left-aligned in 32 bits, so
 /// `A5` (`A5000000`) sorts after `9F4F` (`9F4F0000`) as in the EMV books' tag lists.
-pub fn sort_key(tag: TagNumber) -> u32 {
-    let len = super::ber::tag_len(tag);
-    // A tag has one to four bytes, so the shift is 0 to 24.
-    tag.checked_shl(8 * (4 - len.clamp(1, 4)) as u32)
-        .unwrap_or(tag)
+pub const fn sort_key(tag: TagNumber) -> u32 {
+    // Zero bytes on the left, at most three (a tag has one to four bytes, tag 0 one):
+    // the shift is 0 to 24.
+    let zero_bytes = tag.leading_zeros() / 8;
+    let zero_bytes = if zero_bytes > 3 { 3 } else { zero_bytes };
+    tag << (8 * zero_bytes)
 }
 
 /// The entry of `tag`, if known.
 pub fn lookup(tag: TagNumber) -> Option<&'static TagInfo> {
-    TAGS.binary_search_by_key(&sort_key(tag), |t| sort_key(t.tag))
+    KEYS.binary_search(&sort_key(tag))
         .ok()
         .and_then(|i| TAGS.get(i))
 }
