@@ -21,6 +21,11 @@
 //! | 6 | the transaction is the request's: ids, merchant, means, amount, no other amount, currency, date, type `00`, designation digest, unpredictable number | [`RefusalReason::MismatchWithRequest`] (Z3) |
 //! | 7 | the ARQC verifies under the issuer's key for the IAD's cryptogram version | [`RefusalReason::CryptogramInvalid`] (Z3) |
 //! | 8 | the ATC is above every ATC this card already used ([`CardHistory`]) | [`RefusalReason::ReplayedCounter`] (Z3) |
+//! | 9 | the card's own verification results, under the verified cryptogram, say it verified the PIN | [`RefusalReason::CardholderNotVerified`] (55) |
+//!
+//! A cardholder identification (claim 16, [`BankCardRules::verify_identity`]) goes
+//! through the same rules except 4: its amount is zero by construction, which rule 6
+//! checks against the identification request.
 //!
 //! Why this order:
 //!
@@ -789,6 +794,66 @@ impl BankCardRules {
     /// and the ARPC over that code when the ARQC verified.
     pub fn decide(&self, f: &AcquirerTransaction, history: &CardHistory) -> Decision {
         let Payment::BankCard(card) = &f.transaction.means;
+        let Judgement { refusal, authentic } = self.judge(f, card, history, Amount::WithinLimits);
+        let verdict = self.verdict(&f.request.payment, card, refusal, authentic.as_ref());
+        let record_atc = (authentic.is_some() && history.admits(card.atc)).then_some(card.atc);
+        Decision {
+            acknowledgement: Acknowledgement {
+                acquirer: self.acquirer.clone(),
+                purchase: f.request.purchase.clone(),
+                payment: f.request.payment.clone(),
+                verdict,
+            },
+            card: CardKey::of(card),
+            record_atc,
+        }
+    }
+
+    /// The verdict for a judgement. Positive: a six-character authorisation code derived
+    /// from the acquirer, the payment, the ATC and the cryptogram; response code `00`;
+    /// the ARPC over `00`. Negative: the reason, its response code, and the ARPC over
+    /// that code when the ARQC verified, so that the card can authenticate the decline
+    /// (EMV Book 3 §10.9).
+    fn verdict(
+        &self,
+        payment: &PaymentId,
+        card: &CardTransaction,
+        refusal: Option<RefusalReason>,
+        authentic: Option<&Authentic>,
+    ) -> Verdict {
+        match refusal {
+            None => Verdict::Positive {
+                authorisation_code: authorisation_code(
+                    &self.acquirer,
+                    payment,
+                    card.atc,
+                    &card.cryptogram,
+                ),
+                response_code: ARC_APPROVED,
+                arpc: arpc_over(authentic, card, &ARC_APPROVED),
+            },
+            Some(reason) => {
+                let response_code = reason.response_code();
+                Verdict::Negative {
+                    arpc: arpc_over(authentic, card, &response_code),
+                    reason,
+                    response_code,
+                }
+            }
+        }
+    }
+
+    /// Applies the rules in their order (module documentation) to a transaction and
+    /// its card's values: the first rule that fails, and the cryptogram's keys when it
+    /// is authentic. `amount` says whether rule 4 applies: an identification's zero
+    /// amount is not a payment's and is checked by rule 6 instead.
+    fn judge(
+        &self,
+        f: &AcquirerTransaction,
+        card: &CardTransaction,
+        history: &CardHistory,
+        amount: Amount,
+    ) -> Judgement {
         let pan_valid = pan_is_valid(&card.pan);
         let issuer = if pan_valid {
             card.iad
@@ -798,14 +863,13 @@ impl BankCardRules {
             None
         };
         let authentic = issuer.and_then(|issuer| authenticate(issuer, card));
-
         let refusal = if !pan_valid {
             Some(RefusalReason::InvalidPan)
         } else if issuer.is_none() {
             Some(RefusalReason::UnknownIssuer)
         } else if !valid_on(&card.expiry, f.request.date) {
             Some(RefusalReason::CardExpired)
-        } else if !self.limits.allows(&f.request.amount) {
+        } else if amount == Amount::WithinLimits && !self.limits.allows(&f.request.amount) {
             Some(RefusalReason::AmountOutOfLimits)
         } else if card.cid != CID_ARQC {
             Some(RefusalReason::NotAnAuthorisationRequest)
@@ -820,54 +884,43 @@ impl BankCardRules {
         } else {
             None
         };
-
-        // An ARPC answers an ARQC only (EMV Book 2 §8.2), and only one that verified.
-        let arpc = |arc: &[u8; 2]| {
-            authentic
-                .as_ref()
-                .filter(|_| card.cid == CID_ARQC)
-                .map(|a| {
-                    arpc_method1(
-                        a.version,
-                        &a.icc_master_key,
-                        card.atc,
-                        &card.cryptogram,
-                        arc,
-                    )
-                })
-        };
-        let verdict = match refusal {
-            None => Verdict::Positive {
-                authorisation_code: authorisation_code(
-                    &self.acquirer,
-                    &f.request.payment,
-                    card.atc,
-                    &card.cryptogram,
-                ),
-                response_code: ARC_APPROVED,
-                arpc: arpc(&ARC_APPROVED),
-            },
-            Some(reason) => {
-                let response_code = reason.response_code();
-                Verdict::Negative {
-                    arpc: arpc(&response_code),
-                    reason,
-                    response_code,
-                }
-            }
-        };
-        let record_atc = (authentic.is_some() && history.admits(card.atc)).then_some(card.atc);
-        Decision {
-            acknowledgement: Acknowledgement {
-                acquirer: self.acquirer.clone(),
-                purchase: f.request.purchase.clone(),
-                payment: f.request.payment.clone(),
-                verdict,
-            },
-            card: CardKey::of(card),
-            record_atc,
-        }
+        Judgement { refusal, authentic }
     }
+}
+
+/// Whether rule 4, the amount limits, applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Amount {
+    /// A payment: its amount must be within the acquirer's limits.
+    WithinLimits,
+    /// An identification: its amount is zero by construction, checked by rule 6.
+    Zero,
+}
+
+/// What [`BankCardRules::judge`] found.
+struct Judgement {
+    /// The first rule that failed, if any.
+    refusal: Option<RefusalReason>,
+    /// The cryptogram's version and keys, when it verified.
+    authentic: Option<Authentic>,
+}
+
+/// The ARPC over `arc`: an ARPC answers an ARQC only (EMV Book 2 §8.2), and only one
+/// that verified.
+fn arpc_over(
+    authentic: Option<&Authentic>,
+    card: &CardTransaction,
+    arc: &[u8; 2],
+) -> Option<[u8; 8]> {
+    authentic.filter(|_| card.cid == CID_ARQC).map(|a| {
+        arpc_method1(
+            a.version,
+            &a.icc_master_key,
+            card.atc,
+            &card.cryptogram,
+            arc,
+        )
+    })
 }
 
 /// Whether the card's verification results say it verified the PIN for this

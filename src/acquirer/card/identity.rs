@@ -13,16 +13,12 @@
 //! The proof cannot be replayed: its unpredictable number comes from the front-end's
 //! fresh nonce, and its counter must be new for the card.
 
-use card_applet_sim::crypto::arpc_method1;
 use sha2::{Digest, Sha256};
 
-use super::{
-    ARC_APPROVED, BankCardRules, CID_ARQC, CardHistory, CardKey, IAD_DKI_OFFSET, authenticate,
-    authorisation_code, cardholder_verified, matches_request, pan_is_valid, valid_on,
-};
+use super::{Amount, BankCardRules, CardHistory, CardKey, Judgement};
 use crate::messages::{
     AcquirerId, AcquirerTransaction, CustomerId, IdentityCheck, IdentityVerdict, Payment,
-    PaymentId, RefusalReason, Transaction, Verdict,
+    PaymentId, Transaction,
 };
 
 /// What the customer pseudonym's hash starts with, so that it is never another hash's.
@@ -67,77 +63,18 @@ impl BankCardRules {
                 means: check.proof.proof.clone(),
             },
         };
-        let pan_valid = pan_is_valid(&card.pan);
-        let issuer = if pan_valid {
-            card.iad
-                .get(IAD_DKI_OFFSET)
-                .and_then(|&dki| self.issuers.lookup(&card.pan, &card.aid, dki))
-        } else {
-            None
-        };
-        let authentic = issuer.and_then(|issuer| authenticate(issuer, card));
-        let same_identification = check.proof.identification == check.request.identification;
-
-        let refusal = if !pan_valid {
-            Some(RefusalReason::InvalidPan)
-        } else if issuer.is_none() {
-            Some(RefusalReason::UnknownIssuer)
-        } else if !valid_on(&card.expiry, check.request.date) {
-            Some(RefusalReason::CardExpired)
-        } else if card.cid != CID_ARQC {
-            Some(RefusalReason::NotAnAuthorisationRequest)
-        } else if !same_identification || !matches_request(&as_payment, card) {
-            Some(RefusalReason::MismatchWithRequest)
-        } else if authentic.is_none() {
-            Some(RefusalReason::CryptogramInvalid)
-        } else if !history.admits(card.atc) {
-            Some(RefusalReason::ReplayedCounter)
-        } else if !cardholder_verified(&card.iad) {
-            Some(RefusalReason::CardholderNotVerified)
-        } else {
-            None
-        };
-
-        let arpc = |arc: &[u8; 2]| {
-            authentic
-                .as_ref()
-                .filter(|_| card.cid == CID_ARQC)
-                .map(|a| {
-                    arpc_method1(
-                        a.version,
-                        &a.icc_master_key,
-                        card.atc,
-                        &card.cryptogram,
-                        arc,
-                    )
-                })
-        };
-        let (verdict, customer) = match refusal {
-            None => (
-                Verdict::Positive {
-                    authorisation_code: authorisation_code(
-                        &self.acquirer,
-                        &as_payment.transaction.payment,
-                        card.atc,
-                        &card.cryptogram,
-                    ),
-                    response_code: ARC_APPROVED,
-                    arpc: arpc(&ARC_APPROVED),
-                },
-                Some(customer_id(&self.acquirer, &CardKey::of(card))),
-            ),
-            Some(reason) => {
-                let response_code = reason.response_code();
-                (
-                    Verdict::Negative {
-                        arpc: arpc(&response_code),
-                        reason,
-                        response_code,
-                    },
-                    None,
-                )
-            }
-        };
+        // The identification's ids are the request's payment and purchase ids, so rule 6
+        // also refuses a proof that answers another identification.
+        let Judgement { refusal, authentic } = self.judge(&as_payment, card, history, Amount::Zero);
+        let verdict = self.verdict(
+            &as_payment.transaction.payment,
+            card,
+            refusal,
+            authentic.as_ref(),
+        );
+        let customer = verdict
+            .is_positive()
+            .then(|| customer_id(&self.acquirer, &CardKey::of(card)));
         IdentityDecision {
             verdict: IdentityVerdict {
                 acquirer: self.acquirer.clone(),
@@ -178,7 +115,7 @@ mod tests {
     use super::*;
     use crate::messages::{
         Currency, IdentificationId, IdentificationProof, IdentificationRequest, Means, MerchantId,
-        PurchaseId, TerminalId,
+        PurchaseId, RefusalReason, TerminalId, Verdict,
     };
 
     fn request() -> IdentificationRequest {
