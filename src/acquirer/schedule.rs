@@ -158,8 +158,12 @@ impl CutoffSchedule {
             } => {
                 let offset = i64::from(utc_offset_minutes) * MINUTE_MS;
                 let at = i64::from(at.minutes) * MINUTE_MS;
-                // The local day `now` falls in, then that day's cut-off back in UTC.
-                let local_day = now.0.saturating_add(offset).div_euclid(DAY_MS);
+                // The local day `now` falls in, then that day's cut-off back in UTC. A
+                // local time past the end of time has no cut-off after it: saturate.
+                let Some(local) = now.0.checked_add(offset) else {
+                    return Timestamp(i64::MAX);
+                };
+                let local_day = local.div_euclid(DAY_MS);
                 let candidate = local_day
                     .saturating_mul(DAY_MS)
                     .saturating_add(at)
@@ -438,12 +442,16 @@ mod tests {
     fn no_panic_at_the_ends_of_time() {
         for schedule in [
             daily("23:59", MAX_UTC_OFFSET_MINUTES),
+            // Found by the cutoff_schedule fuzz target: east of UTC, a local time past
+            // the end of time once gave a cut-off before `now`.
+            daily("00:00", MAX_UTC_OFFSET_MINUTES),
             daily("00:00", -MAX_UTC_OFFSET_MINUTES),
             CutoffSchedule::EveryMinutes(NonZeroU32::MAX),
         ] {
             for now in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
                 let next = schedule.next_cutoff_after(Timestamp(now));
-                assert!(next.0 > now || now >= i64::MAX - DAY_MS, "{schedule} {now}");
+                // Strictly after, or saturated at the last instant there is.
+                assert!(next.0 > now || next.0 == i64::MAX, "{schedule} {now}");
                 let _ = schedule.is_due(Timestamp(now), Timestamp(now));
             }
         }

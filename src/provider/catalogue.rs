@@ -723,6 +723,18 @@ pub enum CatalogueError {
         #[source]
         source: io::Error,
     },
+    /// `content_file` is not a relative path inside the catalogue's directory.
+    #[error(
+        "{at}: item `{item}`: content file {found:?} leaves the catalogue's directory: give a relative path without `..`"
+    )]
+    ContentFileOutside {
+        /// Where `content_file` is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// What was given.
+        found: String,
+    },
     /// `content_file` is empty, or larger than [`MAX_CONTENT_LEN`].
     #[error(
         "{at}: item `{item}`: content file {} has {len} bytes: expected 1 to {MAX_CONTENT_LEN}", path.display()
@@ -2014,6 +2026,18 @@ fn parse_content(
                     key: "content_file",
                 });
             }
+            // Content is served to anyone who pays: a catalogue may only publish files
+            // of its own directory, never /etc/... or ../../ whatever.
+            let inside = Path::new(relative)
+                .components()
+                .all(|component| matches!(component, std::path::Component::Normal(_)));
+            if !inside {
+                return Err(CatalogueError::ContentFileOutside {
+                    at,
+                    item: id.to_owned(),
+                    found: relative.to_owned(),
+                });
+            }
             // A file's bytes say nothing reliable about their type: it must be given.
             let Some(media_type) = media_type else {
                 return Err(CatalogueError::MissingMediaType {
@@ -2434,6 +2458,34 @@ mod tests {
             matches!(&error, CatalogueError::Syntax { at, .. } if at.line == 2),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn content_files_never_leave_the_catalogue_directory() {
+        // A file next to the catalogue's directory, which a `..` would reach.
+        let dir = scratch_dir("content-confined");
+        std::fs::create_dir_all(dir.join("shop")).unwrap();
+        std::fs::write(dir.join("secret.txt"), b"not for sale").unwrap();
+        let text = |file: &str| {
+            format!(
+                "provider = \"p\"\n[[item]]\nid = \"a\"\ndesignation = \"A\"\nkind = \"document\"\nprice = \"1\"\ncurrency = \"EUR\"\nvalidity_seconds = 60\nmedia_type = \"text/plain\"\ncontent_file = \"{file}\"\n"
+            )
+        };
+        let secret = dir.join("secret.txt");
+        for file in [
+            "../secret.txt",
+            "./../secret.txt",
+            "docs/../../secret.txt",
+            secret.to_str().unwrap(),
+            "/etc/hostname",
+        ] {
+            match Catalogue::from_toml_str(&text(file), &dir.join("shop")).unwrap_err() {
+                CatalogueError::ContentFileOutside { at, item, found } => {
+                    assert_eq!((at.line, item.as_str(), found.as_str()), (10, "a", file));
+                }
+                other => panic!("{file}: expected ContentFileOutside, got {other:?}"),
+            }
+        }
     }
 
     #[test]
