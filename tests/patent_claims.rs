@@ -547,3 +547,60 @@ fn claim_17_the_payer_device_pays_bills_and_reloads_accounts() {
         ]
     );
 }
+
+/// Claim 12 (Fig. 9): a user's secret key is kept encrypted on the terminal. To use it,
+/// the user gives an identifier, which selects one encrypted key among several, and a
+/// PIN which, through a hash function (PBKDF2-HMAC-SHA-256), gives the symmetric key that
+/// decrypts it; the key then signs. (The virtual wallet that uses those signatures is
+/// issue 9's and not built yet; this shows the key store itself.)
+#[test]
+fn claim_12_an_identifier_selects_the_encrypted_key_and_the_pin_opens_it() {
+    use p256::ecdsa::signature::Verifier;
+    use telepay::terminal::keystore::{
+        CostPolicy, KdfCost, KeyStore, KeyStoreError, Pin, SystemRandom,
+    };
+    let created = telepay::terminal::keystore::Timestamp(1_795_651_200);
+    let pin = |text: &str| Pin::new(text).unwrap();
+    // The fast test cost keeps a debug build quick; production uses 600,000 iterations.
+    let mut store = KeyStore::new(CostPolicy::AllowTestCost);
+    let mut rng = SystemRandom;
+    let alice = store
+        .add(
+            "alice",
+            &pin("correct horse"),
+            KdfCost::for_tests(),
+            created,
+            &mut rng,
+        )
+        .unwrap();
+    let bob = store
+        .add(
+            "bob",
+            &pin("battery staple"),
+            KdfCost::for_tests(),
+            created,
+            &mut rng,
+        )
+        .unwrap();
+
+    // What the terminal keeps, read back from its bytes: the identifier picks the entry,
+    // the PIN opens it, and the opened key is the one listed for that identifier.
+    let kept = KeyStore::parse_with_policy(&store.to_bytes(), CostPolicy::AllowTestCost).unwrap();
+    let opened = kept.unlock("alice", &pin("correct horse")).unwrap();
+    assert_eq!(*opened.verifying_key(), alice);
+    let request = b"payment request P-000001-PAY: 2.50 EUR";
+    let signature = opened.sign(request);
+    assert!(alice.verify(request, &signature).is_ok());
+    assert!(bob.verify(request, &signature).is_err());
+
+    // Another user's PIN, or a wrong one, opens nothing.
+    assert!(matches!(
+        kept.unlock("alice", &pin("battery staple")),
+        Err(KeyStoreError::WrongPin { .. })
+    ));
+    // A PIN too short to protect the key is refused before any key is made.
+    assert!(matches!(
+        Pin::new("1234"),
+        Err(KeyStoreError::PinTooShort { .. })
+    ));
+}

@@ -7,6 +7,7 @@
 
 mod acquirer;
 mod hexarg;
+mod keys;
 mod purchase;
 
 use std::io::{BufRead, Write};
@@ -150,6 +151,10 @@ enum Commands {
     /// The telecollection centre: serve it on a socket, list the batches it accepted.
     #[command(subcommand)]
     Telecollection(acquirer::TelecollectionCommand),
+    /// The payer device's key store: users' P-256 signing keys sealed under their PINs
+    /// (claim 12). See docs/keystore.md.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -483,6 +488,24 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The key store refused, or its file failed.
+    #[error(transparent)]
+    KeyStore(Box<crate::terminal::keystore::KeyStoreError>),
+    /// The PIN prompt failed (no terminal, or it closed).
+    #[error("cannot read the PIN from the terminal: {0}")]
+    PinPrompt(#[source] std::io::Error),
+    /// The new PIN and its repetition at the prompt differ.
+    #[error("the new PIN and its repetition differ; nothing was changed")]
+    PinMismatch,
+    /// The key store file is damaged, or holds what the cost policy refuses.
+    #[error("{}: {source}", path.display())]
+    KeyStoreFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<crate::terminal::keystore::KeyStoreError>,
+    },
     /// The SIGINT / SIGTERM handlers cannot be installed.
     #[error("cannot install the SIGINT/SIGTERM handlers: {0}")]
     Signals(#[source] std::io::Error),
@@ -497,6 +520,12 @@ impl From<crate::vpcd::VpcdError> for CliError {
 impl From<crate::vpcd::serve::ServeError> for CliError {
     fn from(error: crate::vpcd::serve::ServeError) -> Self {
         CliError::Serve(Box::new(error))
+    }
+}
+
+impl From<crate::terminal::keystore::KeyStoreError> for CliError {
+    fn from(error: crate::terminal::keystore::KeyStoreError) -> Self {
+        CliError::KeyStore(Box::new(error))
     }
 }
 
@@ -563,6 +592,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Commands::Catalogue(args) => purchase::catalogue(global, args, out),
         Commands::Acquirer(command) => acquirer::acquirer(global, command, out),
         Commands::Telecollection(command) => acquirer::telecollection(global, command, out),
+        Commands::Keys(command) => keys::keys(global, command, out),
     }
 }
 

@@ -11,7 +11,10 @@
 //! - [`payer`]: the payer device: D → E with the card module and the user, H → the
 //!   card's completion.
 //! - [`client`]: the client device: A out, K (or the purchase's outcome) in.
+//! - [`keystore`]: the payer device's key store (claim 12, Fig. 9): users' signing keys
+//!   sealed under their PINs.
 
 pub mod card_module;
 pub mod client;
+pub mod keystore;
 pub mod payer;
