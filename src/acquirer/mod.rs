@@ -19,3 +19,4 @@ pub mod card;
 pub mod journal;
 pub mod schedule;
 pub mod system;
+pub mod wallet;

@@ -1,0 +1,1013 @@
+//! The Virtual Wallet's durable store: accounts, credits, payments kept with their
+//! signatures (non-repudiation) and provisions, in SQLite (`rusqlite`, bundled).
+//!
+//! Each operation that changes the store is one `BEGIN IMMEDIATE` transaction that
+//! reads the account, applies the pure rule of [`super::rules`] and writes what it
+//! returns; it returns only once the commit is on disk (WAL, `synchronous=FULL`), so an
+//! answer is never sent for a change a power cut could undo. A refusal writes nothing.
+//! Every change is idempotent by its key: a payment by its account and sequence (the
+//! same signed bytes), a credit by its reference, a provision and its settlement by
+//! the session.
+//!
+//! The tables are all named `wallet_*` and the store never touches SQLite's
+//! `user_version`, so it may live in the bank-card journal's file
+//! ([`crate::acquirer::journal::Journal`]) through its own connection: both open the
+//! file in WAL mode, both write in `IMMEDIATE` transactions that SQLite serialises, and
+//! both wait up to 10 s for the other's lock.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::messages::{Currency, MerchantId, Money, Timestamp};
+
+use super::encoding::{AccountKey, SignedWalletPayment, WalletPayment};
+use super::rules::{
+    self, AccountState, Credit, CreditReference, Decision, Provision, ProvisionState, Refusal,
+    Reservation, SessionId, Settlement,
+};
+
+/// The schema this build reads and writes; a store of another version is refused.
+pub const WALLET_SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE wallet_schema (
+    version INTEGER NOT NULL CHECK (version >= 1)
+);
+CREATE TABLE wallet_accounts (
+    key BLOB PRIMARY KEY CHECK (length(key) = 33),
+    currency INTEGER NOT NULL CHECK (currency BETWEEN 0 AND 65535),
+    exponent INTEGER NOT NULL CHECK (exponent BETWEEN 0 AND 255),
+    -- The balance can never go negative, nor the provisions exceed it, whatever the
+    -- code above does.
+    balance INTEGER NOT NULL CHECK (balance >= 0),
+    reserved INTEGER NOT NULL CHECK (reserved >= 0 AND reserved <= balance),
+    last_sequence INTEGER NOT NULL CHECK (last_sequence >= 0),
+    opened_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE wallet_credits (
+    reference TEXT PRIMARY KEY,
+    account BLOB NOT NULL REFERENCES wallet_accounts (key),
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    recorded_at INTEGER NOT NULL
+);
+CREATE INDEX wallet_credits_by_account ON wallet_credits (account);
+CREATE TABLE wallet_provisions (
+    session TEXT PRIMARY KEY,
+    account BLOB NOT NULL REFERENCES wallet_accounts (key),
+    merchant TEXT NOT NULL,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    sequence_floor INTEGER NOT NULL CHECK (sequence_floor >= 0),
+    state TEXT NOT NULL CHECK (state = 'open' OR state = 'settled'),
+    debited INTEGER CHECK (debited >= 0 AND debited <= amount),
+    reserved_at INTEGER NOT NULL,
+    settled_at INTEGER,
+    CHECK ((state = 'settled') = (debited IS NOT NULL)),
+    CHECK ((state = 'settled') = (settled_at IS NOT NULL))
+);
+-- Every payment debited, with the bytes signed and the signature as received.
+CREATE TABLE wallet_payments (
+    account BLOB NOT NULL REFERENCES wallet_accounts (key),
+    sequence INTEGER NOT NULL CHECK (sequence >= 1),
+    payment TEXT NOT NULL,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    session TEXT REFERENCES wallet_provisions (session),
+    message BLOB NOT NULL,
+    signature BLOB NOT NULL CHECK (length(signature) = 64),
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (account, sequence)
+) WITHOUT ROWID;
+CREATE INDEX wallet_payments_by_session ON wallet_payments (session) WHERE session IS NOT NULL;
+";
+
+/// A store operation, as errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WalletOperation {
+    /// Opening the file and checking its schema.
+    Open,
+    /// Looking something up.
+    Read,
+    /// Opening an account.
+    OpenAccount,
+    /// Crediting an account.
+    Credit,
+    /// Debiting a payment.
+    Pay,
+    /// Reserving a provision.
+    Reserve,
+    /// Settling a provision.
+    Settle,
+}
+
+impl std::fmt::Display for WalletOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WalletOperation::Open => "open",
+            WalletOperation::Read => "read",
+            WalletOperation::OpenAccount => "open account",
+            WalletOperation::Credit => "credit",
+            WalletOperation::Pay => "pay",
+            WalletOperation::Reserve => "reserve",
+            WalletOperation::Settle => "settle",
+        })
+    }
+}
+
+/// A store operation that failed. Every variant names the file and the operation;
+/// an operation that failed changed nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalletStoreError {
+    /// SQLite failed (file unreadable, not a database, disk full, locked, a CHECK...).
+    #[error("wallet {path}: {operation}: {source}")]
+    Database {
+        /// The store's file.
+        path: String,
+        /// The operation.
+        operation: WalletOperation,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file's wallet schema is of another version.
+    #[error(
+        "wallet {path}: schema version {found} is not supported (this build reads {WALLET_SCHEMA_VERSION})"
+    )]
+    SchemaVersion {
+        /// The store's file.
+        path: String,
+        /// The version found.
+        found: i64,
+    },
+    /// A stored value is not one this code writes.
+    #[error("wallet {path}: {operation}: table {table}, row {row}, column {column}: found {found}")]
+    Corrupt {
+        /// The store's file.
+        path: String,
+        /// The operation.
+        operation: WalletOperation,
+        /// The table.
+        table: &'static str,
+        /// The row's key.
+        row: String,
+        /// The column.
+        column: &'static str,
+        /// What was found (at most 32 characters).
+        found: String,
+    },
+}
+
+/// What a store operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// The change was made and is durable.
+    Done(T),
+    /// The same request was already made: nothing changed; what it gave then (with
+    /// the account as it is now).
+    Repeated(T),
+    /// Refused by the rules: nothing changed.
+    Refused(Refusal),
+}
+
+/// A payment as the store keeps it: the bytes signed, read back, and the signature as
+/// received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPayment {
+    /// The signed payment.
+    pub signed: SignedWalletPayment,
+    /// The session it was settled in, or none for a direct payment.
+    pub session: Option<SessionId>,
+    /// When it was debited.
+    pub recorded_at: Timestamp,
+}
+
+/// The Virtual Wallet acquirer's store.
+pub struct WalletStore {
+    connection: Connection,
+    path: String,
+}
+
+impl std::fmt::Debug for WalletStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names the file and operation of an error.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    path: &'a str,
+    operation: WalletOperation,
+}
+
+impl<'a> At<'a> {
+    fn db(self) -> impl Fn(rusqlite::Error) -> WalletStoreError + 'a {
+        move |source| WalletStoreError::Database {
+            path: self.path.to_owned(),
+            operation: self.operation,
+            source,
+        }
+    }
+
+    fn corrupt(
+        self,
+        table: &'static str,
+        row: impl ToString,
+        column: &'static str,
+        found: impl ToString,
+    ) -> WalletStoreError {
+        WalletStoreError::Corrupt {
+            path: self.path.to_owned(),
+            operation: self.operation,
+            table,
+            row: row.to_string(),
+            column,
+            found: found.to_string().chars().take(32).collect(),
+        }
+    }
+
+    /// A value of the rules as SQLite's integer: the rules keep them within
+    /// [`rules::MAX_VALUE`], so this fails only on a bug, reported not panicking.
+    fn int(
+        self,
+        table: &'static str,
+        column: &'static str,
+        value: u64,
+    ) -> Result<i64, WalletStoreError> {
+        i64::try_from(value).map_err(|_| self.corrupt(table, "(new)", column, value))
+    }
+
+    fn uint(
+        self,
+        table: &'static str,
+        row: &str,
+        column: &'static str,
+        value: i64,
+    ) -> Result<u64, WalletStoreError> {
+        u64::try_from(value).map_err(|_| self.corrupt(table, row, column, value))
+    }
+}
+
+/// An account row as SQLite gives it.
+type AccountRow = (i64, i64, i64, i64, i64);
+
+impl WalletStore {
+    /// Opens (creating if need be) the store in the SQLite file at `path`, which may
+    /// be the bank-card journal's.
+    pub fn open(path: impl AsRef<Path>) -> Result<WalletStore, WalletStoreError> {
+        let path_text = path.as_ref().display().to_string();
+        let at = At {
+            path: &path_text,
+            operation: WalletOperation::Open,
+        };
+        let connection = Connection::open(path.as_ref()).map_err(at.db())?;
+        WalletStore::set_up(connection, path_text)
+    }
+
+    /// A store in memory, gone when dropped: for tests.
+    pub fn open_in_memory() -> Result<WalletStore, WalletStoreError> {
+        let path = ":memory:".to_owned();
+        let at = At {
+            path: &path,
+            operation: WalletOperation::Open,
+        };
+        let connection = Connection::open_in_memory().map_err(at.db())?;
+        WalletStore::set_up(connection, path)
+    }
+
+    fn set_up(mut connection: Connection, path: String) -> Result<WalletStore, WalletStoreError> {
+        let at = At {
+            path: &path,
+            operation: WalletOperation::Open,
+        };
+        // WAL and synchronous=FULL: a commit is fsynced before the call returns, so a
+        // debit or a settlement acknowledged survives a power cut (NOTES.md: ~7,500
+        // commits/s here; NORMAL would be faster and could lose the last ones).
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(at.db())?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(at.db())?;
+        connection
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(at.db())?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(at.db())?;
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        let exists: bool = transaction
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'wallet_schema')",
+            )
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+            .map_err(at.db())?;
+        if exists {
+            let found: Option<i64> = transaction
+                .prepare_cached("SELECT max(version) FROM wallet_schema")
+                .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+                .map_err(at.db())?;
+            if found != Some(WALLET_SCHEMA_VERSION) {
+                return Err(WalletStoreError::SchemaVersion {
+                    path: path.clone(),
+                    found: found.unwrap_or(0),
+                });
+            }
+        } else {
+            transaction.execute_batch(SCHEMA).map_err(at.db())?;
+            transaction
+                .execute(
+                    "INSERT INTO wallet_schema (version) VALUES (?1)",
+                    [WALLET_SCHEMA_VERSION],
+                )
+                .map_err(at.db())?;
+        }
+        transaction.commit().map_err(at.db())?;
+        Ok(WalletStore { connection, path })
+    }
+
+    fn at(&self, operation: WalletOperation) -> At<'_> {
+        At {
+            path: &self.path,
+            operation,
+        }
+    }
+
+    /// Opens `key`'s account in `currency`, empty. Opening it again in the same
+    /// currency is [`Outcome::Repeated`]; in another, refused.
+    pub fn open_account(
+        &mut self,
+        key: &AccountKey,
+        currency: Currency,
+        now: Timestamp,
+    ) -> Result<Outcome<AccountState>, WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation: WalletOperation::OpenAccount,
+        };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        if let Some(state) = load_account(&transaction, at, key)? {
+            if state.currency == currency {
+                return Ok(Outcome::Repeated(state));
+            }
+            return Ok(Outcome::Refused(Refusal::WrongCurrency {
+                request: format!("account {key}"),
+                expected: state.currency,
+                received: currency,
+            }));
+        }
+        transaction
+            .prepare_cached(
+                "INSERT INTO wallet_accounts
+                 (key, currency, exponent, balance, reserved, last_sequence, opened_at)
+                 VALUES (?1, ?2, ?3, 0, 0, 0, ?4)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    key.to_sec1().as_slice(),
+                    currency.numeric,
+                    currency.exponent,
+                    now.0
+                ])
+            })
+            .map_err(at.db())?;
+        transaction.commit().map_err(at.db())?;
+        Ok(Outcome::Done(AccountState::new(key.clone(), currency)))
+    }
+
+    /// The account of `key`, if it is open.
+    pub fn account(&self, key: &AccountKey) -> Result<Option<AccountState>, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let transaction = self.connection.unchecked_transaction().map_err(at.db())?;
+        load_account(&transaction, at, key)
+    }
+
+    /// Credits an account ([`rules::apply_credit`]), once per reference: the same
+    /// credit again is [`Outcome::Repeated`], another credit under a used reference is
+    /// refused.
+    pub fn credit(
+        &mut self,
+        credit: &Credit,
+        now: Timestamp,
+    ) -> Result<Outcome<AccountState>, WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation: WalletOperation::Credit,
+        };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        let Some(state) = load_account(&transaction, at, &credit.account)? else {
+            return Ok(Outcome::Refused(Refusal::UnknownAccount {
+                request: format!("credit {}", credit.reference),
+                account: credit.account.fingerprint(),
+            }));
+        };
+        let used: Option<(Vec<u8>, i64)> = transaction
+            .prepare_cached("SELECT account, amount FROM wallet_credits WHERE reference = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row([&credit.reference.0], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(at.db())?;
+        if let Some((account, amount)) = used {
+            let same = account == credit.account.to_sec1()
+                && u64::try_from(amount).ok() == Some(credit.amount.minor)
+                && credit.amount.currency == state.currency;
+            return Ok(if same {
+                Outcome::Repeated(state)
+            } else {
+                Outcome::Refused(Refusal::CreditReferenceReused {
+                    reference: credit.reference.clone(),
+                })
+            });
+        }
+        let next = match rules::apply_credit(&state, credit) {
+            Ok(next) => next,
+            Err(refusal) => return Ok(Outcome::Refused(refusal)),
+        };
+        let amount = at.int("wallet_credits", "amount", credit.amount.minor)?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO wallet_credits (reference, account, amount, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    credit.reference.0,
+                    credit.account.to_sec1().as_slice(),
+                    amount,
+                    now.0
+                ])
+            })
+            .map_err(at.db())?;
+        save_account(&transaction, at, &next)?;
+        transaction.commit().map_err(at.db())?;
+        Ok(Outcome::Done(next))
+    }
+
+    /// Debits a signed payment ([`rules::decide_payment`]) and keeps it with its
+    /// signature. The same signed payment again (same account, sequence and bytes,
+    /// signature checked) is [`Outcome::Repeated`]; another with a used sequence is
+    /// refused as stale.
+    pub fn pay(
+        &mut self,
+        signed: &SignedWalletPayment,
+        now: Timestamp,
+    ) -> Result<Outcome<Decision>, WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation: WalletOperation::Pay,
+        };
+        let payment = &signed.payment;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        let Some(state) = load_account(&transaction, at, &payment.account)? else {
+            return Ok(Outcome::Refused(Refusal::UnknownAccount {
+                request: format!("payment {}", payment.payment),
+                account: payment.account.fingerprint(),
+            }));
+        };
+        if let Some(stored) = stored_message(&transaction, at, &payment.account, payment.sequence)?
+        {
+            // Only the very bytes signed, under a good signature, count as the same
+            // payment; anything else with this sequence is a replay, which the rule
+            // below refuses. Either way the signature is checked once.
+            if payment.encode().ok().as_deref() == Some(stored.as_slice()) {
+                return Ok(match signed.verify() {
+                    Ok(()) => Outcome::Repeated(Decision {
+                        state,
+                        debited: payment.amount,
+                    }),
+                    Err(error) => Outcome::Refused(Refusal::Signature(error)),
+                });
+            }
+        }
+        let decision = match rules::decide_payment(&state, signed) {
+            Ok(decision) => decision,
+            Err(refusal) => return Ok(Outcome::Refused(refusal)),
+        };
+        insert_payment(&transaction, at, signed, None, now)?;
+        save_account(&transaction, at, &decision.state)?;
+        transaction.commit().map_err(at.db())?;
+        Ok(Outcome::Done(decision))
+    }
+
+    /// Reserves a provision for a session ([`rules::reserve`]). The same reservation
+    /// again is [`Outcome::Repeated`] (with the provision as it is now, perhaps
+    /// settled); another under a used session is refused.
+    pub fn reserve(
+        &mut self,
+        reservation: &Reservation,
+        now: Timestamp,
+    ) -> Result<Outcome<(AccountState, Provision)>, WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation: WalletOperation::Reserve,
+        };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        let Some(state) = load_account(&transaction, at, &reservation.account)? else {
+            return Ok(Outcome::Refused(Refusal::UnknownAccount {
+                request: format!("session {}", reservation.session),
+                account: reservation.account.fingerprint(),
+            }));
+        };
+        if let Some(provision) = load_provision(&transaction, at, &reservation.session)? {
+            return Ok(if &provision.reservation == reservation {
+                Outcome::Repeated((state, provision))
+            } else {
+                Outcome::Refused(Refusal::SessionReused {
+                    session: reservation.session.clone(),
+                })
+            });
+        }
+        let (next, provision) = match rules::reserve(&state, reservation) {
+            Ok(done) => done,
+            Err(refusal) => return Ok(Outcome::Refused(refusal)),
+        };
+        let amount = at.int("wallet_provisions", "amount", reservation.amount.minor)?;
+        let floor = at.int(
+            "wallet_provisions",
+            "sequence_floor",
+            provision.sequence_floor,
+        )?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO wallet_provisions
+                 (session, account, merchant, amount, sequence_floor, state, reserved_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    reservation.session.0,
+                    reservation.account.to_sec1().as_slice(),
+                    reservation.merchant.0,
+                    amount,
+                    floor,
+                    now.0
+                ])
+            })
+            .map_err(at.db())?;
+        save_account(&transaction, at, &next)?;
+        transaction.commit().map_err(at.db())?;
+        Ok(Outcome::Done((next, provision)))
+    }
+
+    /// The provision of `session`, if one was reserved.
+    pub fn provision(&self, session: &SessionId) -> Result<Option<Provision>, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let transaction = self.connection.unchecked_transaction().map_err(at.db())?;
+        load_provision(&transaction, at, session)
+    }
+
+    /// Settles a session ([`rules::settle`]): its admitted payments debited and kept
+    /// with their signatures, exactly their sum; the rest of the provision released.
+    /// A session already settled is [`Outcome::Repeated`] whatever `payments` holds,
+    /// with the payments settled then (the refusals of the first settlement are not
+    /// kept).
+    pub fn settle(
+        &mut self,
+        session: &SessionId,
+        payments: &[SignedWalletPayment],
+        now: Timestamp,
+    ) -> Result<Outcome<Settlement>, WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation: WalletOperation::Settle,
+        };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        let Some(provision) = load_provision(&transaction, at, session)? else {
+            return Ok(Outcome::Refused(Refusal::UnknownSession {
+                session: session.clone(),
+            }));
+        };
+        let key = &provision.reservation.account;
+        let state = load_account(&transaction, at, key)?.ok_or_else(|| {
+            at.corrupt("wallet_provisions", session, "account", key.fingerprint())
+        })?;
+        if provision.state == ProvisionState::Settled {
+            let settled = session_payments(&transaction, at, session)?;
+            let currency = provision.reservation.amount.currency;
+            let mut debited = 0u64;
+            for payment in &settled {
+                debited = debited.saturating_add(payment.payment.amount.minor);
+            }
+            let released = provision.reservation.amount.minor.saturating_sub(debited);
+            return Ok(Outcome::Repeated(Settlement {
+                session: session.clone(),
+                state,
+                settled,
+                refused: Vec::new(),
+                debited: Money::new(debited, currency),
+                released: Money::new(released, currency),
+            }));
+        }
+        let settlement = match rules::settle(&state, &provision, payments) {
+            Ok(settlement) => settlement,
+            Err(refusal) => return Ok(Outcome::Refused(refusal)),
+        };
+        for signed in &settlement.settled {
+            insert_payment(&transaction, at, signed, Some(session), now)?;
+        }
+        let debited = at.int("wallet_provisions", "debited", settlement.debited.minor)?;
+        transaction
+            .prepare_cached(
+                "UPDATE wallet_provisions SET state = 'settled', debited = ?2, settled_at = ?3
+                 WHERE session = ?1 AND state = 'open'",
+            )
+            .and_then(|mut statement| statement.execute(params![session.0, debited, now.0]))
+            .map_err(at.db())?;
+        save_account(&transaction, at, &settlement.state)?;
+        transaction.commit().map_err(at.db())?;
+        Ok(Outcome::Done(settlement))
+    }
+
+    /// Every payment debited from `key`'s account, in sequence order, as signed.
+    pub fn payments(&self, key: &AccountKey) -> Result<Vec<StoredPayment>, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT sequence, message, signature, session, recorded_at
+                 FROM wallet_payments WHERE account = ?1 ORDER BY sequence",
+            )
+            .map_err(at.db())?;
+        let rows = statement
+            .query_map([key.to_sec1().as_slice()], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(at.db())?;
+        let mut payments = Vec::new();
+        for row in rows {
+            let (sequence, message, signature, session, recorded_at) = row.map_err(at.db())?;
+            let signed = read_signed(at, &sequence.to_string(), &message, &signature)?;
+            payments.push(StoredPayment {
+                signed,
+                session: session.map(SessionId),
+                recorded_at: Timestamp(recorded_at),
+            });
+        }
+        Ok(payments)
+    }
+
+    /// Every credit to `key`'s account, in reference order.
+    pub fn credits(&self, key: &AccountKey) -> Result<Vec<Credit>, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let Some(state) = self.account(key)? else {
+            return Ok(Vec::new());
+        };
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT reference, amount FROM wallet_credits WHERE account = ?1 ORDER BY reference",
+            )
+            .map_err(at.db())?;
+        let rows = statement
+            .query_map([key.to_sec1().as_slice()], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(at.db())?;
+        let mut credits = Vec::new();
+        for row in rows {
+            let (reference, amount) = row.map_err(at.db())?;
+            let amount = at.uint("wallet_credits", &reference, "amount", amount)?;
+            credits.push(Credit {
+                reference: CreditReference(reference),
+                account: key.clone(),
+                amount: Money::new(amount, state.currency),
+            });
+        }
+        Ok(credits)
+    }
+}
+
+fn load_account(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    key: &AccountKey,
+) -> Result<Option<AccountState>, WalletStoreError> {
+    let row: Option<AccountRow> = transaction
+        .prepare_cached(
+            "SELECT currency, exponent, balance, reserved, last_sequence
+             FROM wallet_accounts WHERE key = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row([key.to_sec1().as_slice()], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })
+                .optional()
+        })
+        .map_err(at.db())?;
+    let Some((numeric, exponent, balance, reserved, last_sequence)) = row else {
+        return Ok(None);
+    };
+    let name = key.fingerprint();
+    let table = "wallet_accounts";
+    let numeric =
+        u16::try_from(numeric).map_err(|_| at.corrupt(table, &name, "currency", numeric))?;
+    let exponent =
+        u8::try_from(exponent).map_err(|_| at.corrupt(table, &name, "exponent", exponent))?;
+    Ok(Some(AccountState {
+        key: key.clone(),
+        currency: Currency { numeric, exponent },
+        balance: at.uint(table, &name, "balance", balance)?,
+        reserved: at.uint(table, &name, "reserved", reserved)?,
+        last_sequence: at.uint(table, &name, "last_sequence", last_sequence)?,
+    }))
+}
+
+fn save_account(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    state: &AccountState,
+) -> Result<(), WalletStoreError> {
+    let table = "wallet_accounts";
+    let balance = at.int(table, "balance", state.balance)?;
+    let reserved = at.int(table, "reserved", state.reserved)?;
+    let last = at.int(table, "last_sequence", state.last_sequence)?;
+    transaction
+        .prepare_cached(
+            "UPDATE wallet_accounts SET balance = ?2, reserved = ?3, last_sequence = ?4
+             WHERE key = ?1",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                state.key.to_sec1().as_slice(),
+                balance,
+                reserved,
+                last
+            ])
+        })
+        .map_err(at.db())?;
+    Ok(())
+}
+
+fn stored_message(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    key: &AccountKey,
+    sequence: u64,
+) -> Result<Option<Vec<u8>>, WalletStoreError> {
+    let Ok(sequence) = i64::try_from(sequence) else {
+        return Ok(None);
+    };
+    transaction
+        .prepare_cached("SELECT message FROM wallet_payments WHERE account = ?1 AND sequence = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![key.to_sec1().as_slice(), sequence], |row| {
+                    row.get(0)
+                })
+                .optional()
+        })
+        .map_err(at.db())
+}
+
+fn insert_payment(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    signed: &SignedWalletPayment,
+    session: Option<&SessionId>,
+    now: Timestamp,
+) -> Result<(), WalletStoreError> {
+    let payment = &signed.payment;
+    let table = "wallet_payments";
+    // The rules verified the signature over this very encoding.
+    let message = payment
+        .encode()
+        .map_err(|error| at.corrupt(table, &payment.payment, "message", error))?;
+    let sequence = at.int(table, "sequence", payment.sequence)?;
+    let amount = at.int(table, "amount", payment.amount.minor)?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO wallet_payments
+             (account, sequence, payment, amount, session, message, signature, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                payment.account.to_sec1().as_slice(),
+                sequence,
+                payment.payment.0,
+                amount,
+                session.map(|session| session.0.as_str()),
+                message,
+                signed.signature.as_slice(),
+                now.0
+            ])
+        })
+        .map_err(at.db())?;
+    Ok(())
+}
+
+fn read_signed(
+    at: At<'_>,
+    row: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<SignedWalletPayment, WalletStoreError> {
+    let table = "wallet_payments";
+    let payment =
+        WalletPayment::decode(message).map_err(|error| at.corrupt(table, row, "message", error))?;
+    let signature = <[u8; 64]>::try_from(signature)
+        .map_err(|_| at.corrupt(table, row, "signature", signature.len()))?;
+    Ok(SignedWalletPayment { payment, signature })
+}
+
+fn session_payments(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    session: &SessionId,
+) -> Result<Vec<SignedWalletPayment>, WalletStoreError> {
+    let mut statement = transaction
+        .prepare_cached(
+            "SELECT sequence, message, signature FROM wallet_payments
+             WHERE session = ?1 ORDER BY sequence",
+        )
+        .map_err(at.db())?;
+    let rows = statement
+        .query_map([&session.0], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .map_err(at.db())?;
+    let mut payments = Vec::new();
+    for row in rows {
+        let (sequence, message, signature) = row.map_err(at.db())?;
+        payments.push(read_signed(
+            at,
+            &sequence.to_string(),
+            &message,
+            &signature,
+        )?);
+    }
+    Ok(payments)
+}
+
+fn load_provision(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    session: &SessionId,
+) -> Result<Option<Provision>, WalletStoreError> {
+    let row: Option<(Vec<u8>, String, i64, i64, String)> = transaction
+        .prepare_cached(
+            "SELECT account, merchant, amount, sequence_floor, state
+             FROM wallet_provisions WHERE session = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row([&session.0], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })
+                .optional()
+        })
+        .map_err(at.db())?;
+    let Some((account, merchant, amount, floor, state)) = row else {
+        return Ok(None);
+    };
+    let table = "wallet_provisions";
+    let key = AccountKey::from_sec1(&account)
+        .map_err(|_| at.corrupt(table, session, "account", hex::encode_upper(&account)))?;
+    let currency = load_account(transaction, at, &key)?
+        .ok_or_else(|| at.corrupt(table, session, "account", key.fingerprint()))?
+        .currency;
+    let state = match state.as_str() {
+        "open" => ProvisionState::Open,
+        "settled" => ProvisionState::Settled,
+        other => return Err(at.corrupt(table, session, "state", other)),
+    };
+    Ok(Some(Provision {
+        reservation: Reservation {
+            session: session.clone(),
+            account: key,
+            merchant: MerchantId(merchant),
+            amount: Money::new(at.uint(table, &session.0, "amount", amount)?, currency),
+        },
+        sequence_floor: at.uint(table, &session.0, "sequence_floor", floor)?,
+        state,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::PaymentId;
+    use p256::ecdsa::SigningKey;
+    use p256::ecdsa::signature::Signer;
+
+    const NOW: Timestamp = Timestamp(1_795_651_200_000);
+
+    fn signer() -> SigningKey {
+        SigningKey::from_slice(&[9; 32]).unwrap()
+    }
+
+    fn key() -> AccountKey {
+        AccountKey::new(signer().verifying_key())
+    }
+
+    #[test]
+    fn the_balance_cannot_go_negative_even_past_the_rules() {
+        let mut store = WalletStore::open_in_memory().unwrap();
+        store.open_account(&key(), Currency::EUR, NOW).unwrap();
+        let at = store.at(WalletOperation::Pay);
+        let transaction = store.connection.unchecked_transaction().unwrap();
+        let mut state = load_account(&transaction, at, &key()).unwrap().unwrap();
+        state.reserved = 1;
+        let error = save_account(&transaction, at, &state)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("wallet :memory:: pay: CHECK constraint failed"),
+            "{error}"
+        );
+        let negative =
+            transaction.execute("UPDATE wallet_accounts SET balance = -1, reserved = 0", []);
+        assert!(
+            negative
+                .unwrap_err()
+                .to_string()
+                .contains("CHECK constraint failed")
+        );
+    }
+
+    #[test]
+    fn a_repeated_payment_is_the_same_bytes_not_the_same_sequence() {
+        let mut store = WalletStore::open_in_memory().unwrap();
+        store.open_account(&key(), Currency::EUR, NOW).unwrap();
+        let credit = Credit {
+            reference: CreditReference::from("R-1"),
+            account: key(),
+            amount: Money::new(500, Currency::EUR),
+        };
+        store.credit(&credit, NOW).unwrap();
+        let sign = |payment: &str, minor| {
+            let payment = WalletPayment {
+                account: key(),
+                merchant: MerchantId::from("FE-1"),
+                service: crate::messages::ServiceId::from("news"),
+                payment: PaymentId::from(payment),
+                amount: Money::new(minor, Currency::EUR),
+                sequence: 1,
+                time: NOW,
+            };
+            SignedWalletPayment::sign(payment, |m| signer().sign(m)).unwrap()
+        };
+        let first = sign("P-1", 100);
+        let Outcome::Done(decision) = store.pay(&first, NOW).unwrap() else {
+            panic!("not debited");
+        };
+        assert_eq!(decision.state.balance, 400);
+        assert_eq!(
+            store.pay(&first, NOW).unwrap(),
+            Outcome::Repeated(decision.clone())
+        );
+        assert_eq!(
+            store.pay(&sign("P-2", 100), NOW).unwrap(),
+            Outcome::Refused(Refusal::StaleSequence {
+                payment: PaymentId::from("P-2"),
+                sequence: 1,
+                last: 1
+            })
+        );
+        assert_eq!(store.account(&key()).unwrap(), Some(decision.state));
+    }
+}
