@@ -18,3 +18,4 @@ pub mod card_module;
 pub mod client;
 pub mod keystore;
 pub mod payer;
+pub mod plan;
