@@ -216,7 +216,9 @@ impl std::fmt::Display for Money {
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+        )]
         pub struct $name(pub String);
 
         impl std::fmt::Display for $name {
@@ -232,6 +234,9 @@ macro_rules! identifier {
         }
     };
 }
+
+/// For the other layers' identifiers (the wallet's sessions and credit references).
+pub(crate) use identifier;
 
 identifier!(
     /// A client device's name for one of its service requests: a repeated request with

@@ -1035,16 +1035,19 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, FileProblem> {
     Ok(bytes)
 }
 
-/// The catalogue text and its name, to turn byte offsets into [`Location`]s.
-struct Source<'a> {
-    text: &'a str,
-    origin: &'a str,
+/// A TOML text and its name, to turn byte offsets into [`Location`]s; shared with the
+/// payer device's configuration reader (`terminal::plan::config`).
+pub(crate) struct Source<'a> {
+    /// The text.
+    pub(crate) text: &'a str,
+    /// Its name in messages (a path, or `demo-catalogue.toml (built in)`).
+    pub(crate) origin: &'a str,
 }
 
 impl Source<'_> {
     /// The line and column (characters) of a byte offset; offsets past the end are
     /// taken as the end.
-    fn at(&self, offset: usize) -> Location {
+    pub(crate) fn at(&self, offset: usize) -> Location {
         let bytes = self.text.as_bytes();
         let before = bytes.get(..offset).unwrap_or(bytes);
         let line = before
@@ -1071,7 +1074,8 @@ impl Source<'_> {
         }
     }
 
-    fn at_span<T>(&self, spanned: &Spanned<T>) -> Location {
+    /// Where a parsed value starts.
+    pub(crate) fn at_span<T>(&self, spanned: &Spanned<T>) -> Location {
         self.at(spanned.span().start)
     }
 }

@@ -9,6 +9,7 @@
 //!   ([`settle`]), whose per-payment check ([`ProvisionTally`]) is also what the
 //!   front-end runs on each payment of the session before delivering.
 
+use crate::messages::identifier;
 use crate::messages::{Currency, MerchantId, Money, PaymentId};
 
 use super::encoding::{AccountKey, SignedWalletPayment};
@@ -17,32 +18,12 @@ use super::encoding::{AccountKey, SignedWalletPayment};
 /// SQLite's signed 64-bit integers.
 pub const MAX_VALUE: u64 = i64::MAX as u64;
 
-macro_rules! wallet_identifier {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(pub String);
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.pad(&self.0)
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(text: &str) -> $name {
-                $name(text.to_owned())
-            }
-        }
-    };
-}
-
-wallet_identifier!(
+identifier!(
     /// The front-end's name for an incremental-payment session: the provision reserved
     /// for it and its settlement are keyed by it.
     SessionId
 );
-wallet_identifier!(
+identifier!(
     /// The reference of a credit (an account reload): a credit repeated with the same
     /// reference is the same credit.
     CreditReference

@@ -18,7 +18,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::messages::{Currency, Means, Money, ServiceKind};
-use crate::provider::catalogue::{Location, PriceError, parse_price};
+use crate::provider::catalogue::{Location, PriceError, Source, parse_price};
 
 use super::{
     AmountBand, MAX_RULES, MAX_USERS, MeansAtDisposal, PaymentPlan, PlanError, PlanRule,
@@ -345,47 +345,6 @@ pub fn parse(text: &str, origin: &str) -> Result<Users, PayerConfigError> {
         }
     }
     Ok(users)
-}
-
-/// The text and its name, to turn byte offsets into [`Location`]s.
-struct Source<'a> {
-    text: &'a str,
-    origin: &'a str,
-}
-
-impl Source<'_> {
-    /// Line and column (in characters, both from 1) of a byte offset; past the end is
-    /// the end.
-    fn at(&self, offset: usize) -> Location {
-        let bytes = self.text.as_bytes();
-        let before = bytes.get(..offset).unwrap_or(bytes);
-        let line = before
-            .iter()
-            .filter(|&&byte| byte == b'\n')
-            .count()
-            .saturating_add(1);
-        let line_start = before
-            .iter()
-            .rposition(|&byte| byte == b'\n')
-            .map_or(0, |newline| newline.saturating_add(1));
-        // UTF-8 continuation bytes (10xxxxxx) do not start a character.
-        let column = before
-            .get(line_start..)
-            .unwrap_or_default()
-            .iter()
-            .filter(|&&byte| byte & 0xC0 != 0x80)
-            .count()
-            .saturating_add(1);
-        Location {
-            origin: self.origin.to_owned(),
-            line,
-            column,
-        }
-    }
-
-    fn at_span<T>(&self, spanned: &Spanned<T>) -> Location {
-        self.at(spanned.span().start)
-    }
 }
 
 type Value<'i> = Spanned<DeValue<'i>>;
