@@ -803,30 +803,13 @@ impl Journal {
             path: &path,
             operation: Operation::Open,
         };
-        // WAL: readers (the CLI listing the journal) do not block the acquirer writing,
-        // and a commit is one append to the log.
-        // synchronous=FULL: the log is fsynced at every commit, so when `record` returns
-        // the acknowledgement survives a power cut, not only a process crash. It must:
-        // G is sent after `record` returns, and an acknowledged transaction may never be
-        // lost. NORMAL would be ~9× faster here (NOTES.md: 67k vs 7.5k commits/s) but may
-        // lose the last commits on power loss.
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(at.db())?;
-        connection
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(at.db())?;
+        // G is sent after `record` returns: the journal is durable (WAL, FULL).
+        crate::acquirer::sqlite::make_durable(&connection).map_err(at.db())?;
         // wal_autocheckpoint stays at SQLite's default (1000 pages, every ~250
         // authorisations): the log is then rewritten from its start, within the file's
         // size. A larger one was slower here (4000 pages: 3,400 against 4,600 durable
         // authorisations/s), the log growing for longer, and a write that grows a file
         // costs its fsync an update of the file's size as well.
-        connection
-            .pragma_update(None, "foreign_keys", true)
-            .map_err(at.db())?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(at.db())?;
         // Every statement goes through `prepare_cached`; the default cache holds 16 and
         // the journal has about 30, so a cut-off or a listing would evict the ones an
         // authorisation needs.

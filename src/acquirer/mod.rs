@@ -18,5 +18,6 @@ pub mod batch;
 pub mod card;
 pub mod journal;
 pub mod schedule;
+mod sqlite;
 pub mod system;
 pub mod wallet;

@@ -282,21 +282,8 @@ impl WalletStore {
             path: &path,
             operation: WalletOperation::Open,
         };
-        // WAL and synchronous=FULL: a commit is fsynced before the call returns, so a
-        // debit or a settlement acknowledged survives a power cut (NOTES.md: ~7,500
-        // commits/s here; NORMAL would be faster and could lose the last ones).
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(at.db())?;
-        connection
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(at.db())?;
-        connection
-            .pragma_update(None, "foreign_keys", true)
-            .map_err(at.db())?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(at.db())?;
+        // A debit or a settlement acknowledged survives a power cut (WAL, FULL).
+        crate::acquirer::sqlite::make_durable(&connection).map_err(at.db())?;
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(at.db())?;
