@@ -322,6 +322,35 @@ pub enum ServiceKind {
     AccountReload,
 }
 
+impl ServiceKind {
+    /// Every kind, in the order the file formats' documentation lists them.
+    pub const ALL: [ServiceKind; 5] = [
+        ServiceKind::Document,
+        ServiceKind::PayPerView,
+        ServiceKind::PhysicalGood,
+        ServiceKind::BillPayment,
+        ServiceKind::AccountReload,
+    ];
+
+    /// The kind as messages and files write it (its serde name): `pay-per-view`…
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Document => "document",
+            ServiceKind::PayPerView => "pay-per-view",
+            ServiceKind::PhysicalGood => "physical-good",
+            ServiceKind::BillPayment => "bill-payment",
+            ServiceKind::AccountReload => "account-reload",
+        }
+    }
+
+    /// The kind written `name`.
+    pub fn from_name(name: &str) -> Option<ServiceKind> {
+        ServiceKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
 /// What a payment service (claim 17) needs beyond the service's identifier: which bill,
 /// or which account and how much.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -452,6 +481,25 @@ pub enum Means {
     BankCard,
     /// The virtual wallet (claim 10).
     VirtualWallet,
+}
+
+impl Means {
+    /// Every means, in the order totals show them.
+    pub const ALL: [Means; 2] = [Means::BankCard, Means::VirtualWallet];
+
+    /// The means as messages, files and command lines write it (its serde name):
+    /// `bank-card`, `virtual-wallet`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Means::BankCard => "bank-card",
+            Means::VirtualWallet => "virtual-wallet",
+        }
+    }
+
+    /// The means written `name`.
+    pub fn from_name(name: &str) -> Option<Means> {
+        Means::ALL.into_iter().find(|means| means.name() == name)
+    }
 }
 
 /// D – the payment request the front-end builds from all or part of the quote.

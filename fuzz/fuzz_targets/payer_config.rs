@@ -23,11 +23,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use telepay::acquirer::card::AmountLimits;
-use telepay::messages::{Money, ServiceKind};
+use telepay::messages::{Means, Money, ServiceKind};
 use telepay::terminal::plan::config::{self, PayerConfigError};
-use telepay::terminal::plan::{
-    ALL_KINDS, ALL_MEANS, AcquirerLimits, PaymentContext, PaymentPlan, User, Users,
-};
+use telepay::terminal::plan::{AcquirerLimits, PaymentContext, PaymentPlan, User, Users};
 use toml::de::{DeTable, DeValue};
 
 const ORIGIN: &str = "fuzz.toml";
@@ -133,7 +131,7 @@ fn check_users(users: &Users, document: &DeTable<'_>) {
         [[limit]]\ncurrency = \"GBP\"\nmin = 0\nmax = 999999999999\n\
         [[limit]]\ncurrency = \"JPY\"\nmin = 0\nmax = 999999999999\n";
     let mut limits = AcquirerLimits::new();
-    for means in ALL_MEANS {
+    for means in Means::ALL {
         limits.insert(
             means,
             AmountLimits::from_toml_str(everything, "fuzz limits").expect("limits parse"),
@@ -173,7 +171,7 @@ fn check_user(user: &User, table: &DeTable<'_>, limits: &AcquirerLimits) {
             .map_or(u64::MAX, |below| below.saturating_sub(1));
         for minor in [rule.band.from, last] {
             let amount = Money::new(minor, rule.band.currency);
-            let kinds = std::iter::once(None).chain(ALL_KINDS.into_iter().map(Some));
+            let kinds = std::iter::once(None).chain(ServiceKind::ALL.into_iter().map(Some));
             for kind in kinds {
                 let kind: Option<ServiceKind> = kind;
                 let context = PaymentContext {

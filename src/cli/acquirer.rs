@@ -24,13 +24,9 @@ use crate::acquirer::journal::{
 };
 use crate::acquirer::schedule::CutoffSchedule;
 use crate::messages::{Currency, Money, PaymentId, Timestamp};
-use crate::telecollection::centre::{
-    AcceptedBatch, AcquirerTotal, Centre, CentreAnswer, CentreError,
-};
+use crate::telecollection::centre::{AcceptedBatch, AcquirerTotal, Centre, CentreAnswer};
 use crate::telecollection::remittance::{cut_off_due, remit_batch};
-use crate::telecollection::server::{
-    CentreAddress, CentreServer, ClientOptions, RemitError, ServeError, ServerOptions,
-};
+use crate::telecollection::server::{CentreAddress, CentreServer, ClientOptions, ServerOptions};
 
 use super::purchase::{JOURNAL_FILE, data_dir, data_dir_path};
 use super::{CliError, GlobalArgs};
@@ -169,30 +165,6 @@ pub(super) struct BatchesArgs {
     store: Option<PathBuf>,
     #[command(flatten)]
     data: DataDirArgs,
-}
-
-impl From<JournalError> for CliError {
-    fn from(error: JournalError) -> Self {
-        CliError::Journal(Box::new(error))
-    }
-}
-
-impl From<CentreError> for CliError {
-    fn from(error: CentreError) -> Self {
-        CliError::Centre(Box::new(error))
-    }
-}
-
-impl From<ServeError> for CliError {
-    fn from(error: ServeError) -> Self {
-        CliError::CentreServe(Box::new(error))
-    }
-}
-
-impl From<RemitError> for CliError {
-    fn from(error: RemitError) -> Self {
-        CliError::Remit(Box::new(error))
-    }
 }
 
 /// Runs `telepay acquirer …`.

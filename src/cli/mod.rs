@@ -511,41 +511,31 @@ pub enum CliError {
     Signals(#[source] std::io::Error),
 }
 
-impl From<crate::vpcd::VpcdError> for CliError {
-    fn from(error: crate::vpcd::VpcdError) -> Self {
-        CliError::Vpcd(Box::new(error))
-    }
+/// `From` for each layer's error into its boxed `CliError` variant. Boxed: errors are
+/// cold, and a small `Result` keeps every call path cheap.
+macro_rules! boxed_from {
+    ($($error:ty => $variant:ident),* $(,)?) => {
+        $(
+            impl From<$error> for CliError {
+                fn from(error: $error) -> Self {
+                    CliError::$variant(Box::new(error))
+                }
+            }
+        )*
+    };
 }
 
-impl From<crate::vpcd::serve::ServeError> for CliError {
-    fn from(error: crate::vpcd::serve::ServeError) -> Self {
-        CliError::Serve(Box::new(error))
-    }
-}
-
-impl From<crate::terminal::keystore::KeyStoreError> for CliError {
-    fn from(error: crate::terminal::keystore::KeyStoreError) -> Self {
-        CliError::KeyStore(Box::new(error))
-    }
-}
-
-impl From<TraceError> for CliError {
-    fn from(error: TraceError) -> Self {
-        CliError::Trace(Box::new(error))
-    }
-}
-
-// Boxed: errors are cold, and a small `Result` keeps every call path cheap.
-impl From<ReaderError> for CliError {
-    fn from(error: ReaderError) -> Self {
-        CliError::Reader(Box::new(error))
-    }
-}
-
-impl From<EmvError> for CliError {
-    fn from(error: EmvError) -> Self {
-        CliError::Emv(Box::new(error))
-    }
+boxed_from! {
+    crate::vpcd::VpcdError => Vpcd,
+    crate::vpcd::serve::ServeError => Serve,
+    crate::terminal::keystore::KeyStoreError => KeyStore,
+    TraceError => Trace,
+    ReaderError => Reader,
+    EmvError => Emv,
+    crate::acquirer::journal::JournalError => Journal,
+    crate::telecollection::centre::CentreError => Centre,
+    crate::telecollection::server::ServeError => CentreServe,
+    crate::telecollection::server::RemitError => Remit,
 }
 
 /// Runs the command line and returns the process's exit status.

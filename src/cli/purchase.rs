@@ -335,7 +335,7 @@ pub(super) fn purchase(
             .map(|item| item.id().clone())
             .ok_or_else(|| {
                 CliError::Purchase(match wanted_kind {
-                    Some(kind) => format!("the catalogue has no {kind:?} item on sale"),
+                    Some(kind) => format!("the catalogue has no {} item on sale", kind.name()),
                     None => "the catalogue has no paid item".into(),
                 })
             })?,

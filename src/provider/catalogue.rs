@@ -1145,6 +1145,20 @@ fn parse(text: &str, origin: &str, files: &Files<'_>) -> Result<Catalogue, Catal
     })
 }
 
+/// The first key of `table` (in file order) that `allowed` does not list, with its
+/// byte offset; shared with the payer device's configuration reader.
+pub(crate) fn first_unknown_key(table: &DeTable<'_>, allowed: &[&str]) -> Option<(String, usize)> {
+    table
+        .iter()
+        .map(|(key, _)| key)
+        .filter(|key| {
+            let name: &str = key.get_ref();
+            !allowed.contains(&name)
+        })
+        .min_by_key(|key| key.span().start)
+        .map(|key| (key.get_ref().to_string(), key.span().start))
+}
+
 /// Refuses the first key (in file order) that `allowed` does not list.
 fn check_keys(
     source: &Source<'_>,
@@ -1152,20 +1166,12 @@ fn check_keys(
     place: &Place,
     allowed: &[&str],
 ) -> Result<(), CatalogueError> {
-    let unknown = table
-        .iter()
-        .map(|(key, _)| key)
-        .filter(|key| {
-            let name: &str = key.get_ref();
-            !allowed.contains(&name)
-        })
-        .min_by_key(|key| key.span().start);
-    match unknown {
+    match first_unknown_key(table, allowed) {
         None => Ok(()),
-        Some(key) => Err(CatalogueError::UnknownKey {
-            at: source.at_span(key),
+        Some((key, offset)) => Err(CatalogueError::UnknownKey {
+            at: source.at(offset),
             place: place.clone(),
-            key: key.get_ref().to_string(),
+            key,
             expected: allowed.join(", "),
         }),
     }
@@ -1258,17 +1264,6 @@ fn is_media_type(text: &str) -> bool {
     }
 }
 
-/// The name the file uses for a kind.
-fn kind_name(kind: ServiceKind) -> &'static str {
-    match kind {
-        ServiceKind::Document => "document",
-        ServiceKind::PayPerView => "pay-per-view",
-        ServiceKind::PhysicalGood => "physical-good",
-        ServiceKind::BillPayment => "bill-payment",
-        ServiceKind::AccountReload => "account-reload",
-    }
-}
-
 /// Reads one `[[item]]` table; `position` counts items from 1.
 fn parse_item(
     source: &Source<'_>,
@@ -1309,20 +1304,12 @@ fn parse_item(
     }
 
     let kind_value = required("kind")?;
-    let kind = match string(source, &place, "kind", kind_value)? {
-        "document" => ServiceKind::Document,
-        "pay-per-view" => ServiceKind::PayPerView,
-        "physical-good" => ServiceKind::PhysicalGood,
-        "bill-payment" => ServiceKind::BillPayment,
-        "account-reload" => ServiceKind::AccountReload,
-        other => {
-            return Err(CatalogueError::UnknownKind {
-                at: source.at_span(kind_value),
-                item: item(),
-                found: other.to_owned(),
-            });
-        }
-    };
+    let kind_text = string(source, &place, "kind", kind_value)?;
+    let kind = ServiceKind::from_name(kind_text).ok_or_else(|| CatalogueError::UnknownKind {
+        at: source.at_span(kind_value),
+        item: item(),
+        found: kind_text.to_owned(),
+    })?;
 
     let currency_value = required("currency")?;
     let currency_text = string(source, &place, "currency", currency_value)?;
@@ -1427,7 +1414,7 @@ fn parse_item(
                     at: source.at_span(value),
                     item: item(),
                     key,
-                    kind: kind_name(kind),
+                    kind: kind.name(),
                 });
             }
             if deliver_with_quote {
@@ -1440,7 +1427,7 @@ fn parse_item(
                     at,
                     item: item(),
                     key: "deliver_with_quote",
-                    kind: kind_name(kind),
+                    kind: kind.name(),
                 });
             }
             if kind == ServiceKind::BillPayment {
@@ -1523,8 +1510,8 @@ fn refuse_other_kinds_keys(
             at: entry.source.at_span(value),
             item: id.to_owned(),
             key,
-            wanted: kind_name(owner),
-            kind: kind_name(kind),
+            wanted: owner.name(),
+            kind: kind.name(),
         }),
     }
 }
@@ -1683,7 +1670,7 @@ fn entry_tables<'t, 'i>(
     let none = |at: Location| CatalogueError::NoEntries {
         at,
         item: id.to_owned(),
-        kind: kind_name(kind),
+        kind: kind.name(),
         key,
     };
     let Some(value) = table.get(key) else {
@@ -1878,7 +1865,7 @@ fn parse_bills(
         return Err(CatalogueError::NoEntries {
             at: source.at_span(entry.header),
             item: id.to_owned(),
-            kind: kind_name(ServiceKind::BillPayment),
+            kind: ServiceKind::BillPayment.name(),
             key: "bill",
         });
     };
@@ -2004,7 +1991,7 @@ fn parse_content(
         (None, None) => Err(CatalogueError::MissingContent {
             at: source.at_span(header),
             item: id.to_owned(),
-            kind: kind_name(kind),
+            kind: kind.name(),
         }),
         (Some(inline), None) => {
             let text = string(source, place, "content", inline)?;

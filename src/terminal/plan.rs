@@ -60,56 +60,12 @@ pub const MAX_USERS: usize = 64;
 /// both.
 pub const MAX_USER_ID_CHARS: usize = crate::terminal::keystore::MAX_USER_CHARS;
 
-/// Every means, in the order totals are shown.
-pub const ALL_MEANS: [Means; 2] = [Means::BankCard, Means::VirtualWallet];
-
-/// Every kind of service, in the order the configuration file's documentation lists
-/// them.
-pub const ALL_KINDS: [ServiceKind; 5] = [
-    ServiceKind::Document,
-    ServiceKind::PayPerView,
-    ServiceKind::PhysicalGood,
-    ServiceKind::BillPayment,
-    ServiceKind::AccountReload,
-];
-
 /// The means for people: `bank card`, `virtual wallet`.
 pub fn means_name(means: Means) -> &'static str {
     match means {
         Means::BankCard => "bank card",
         Means::VirtualWallet => "virtual wallet",
     }
-}
-
-/// The means as files and command lines write it: `bank-card`, `virtual-wallet`.
-pub fn means_key(means: Means) -> &'static str {
-    match means {
-        Means::BankCard => "bank-card",
-        Means::VirtualWallet => "virtual-wallet",
-    }
-}
-
-/// The means written `text` (`bank-card`, `virtual-wallet`).
-pub fn means_from_key(text: &str) -> Option<Means> {
-    ALL_MEANS
-        .into_iter()
-        .find(|&means| means_key(means) == text)
-}
-
-/// The kind of service as files write it (`pay-per-view`...).
-pub fn kind_key(kind: ServiceKind) -> &'static str {
-    match kind {
-        ServiceKind::Document => "document",
-        ServiceKind::PayPerView => "pay-per-view",
-        ServiceKind::PhysicalGood => "physical-good",
-        ServiceKind::BillPayment => "bill-payment",
-        ServiceKind::AccountReload => "account-reload",
-    }
-}
-
-/// The kind of service written `text`.
-pub fn kind_from_key(text: &str) -> Option<ServiceKind> {
-    ALL_KINDS.into_iter().find(|&kind| kind_key(kind) == text)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -135,7 +91,7 @@ pub enum PlanError {
         rule: usize,
     },
     /// A rule that names one means twice.
-    #[error("rule {rule} names {} twice", means_key(*means))]
+    #[error("rule {rule} names {} twice", means.name())]
     DuplicateMeans {
         /// The rule, from 1.
         rule: usize,
@@ -143,7 +99,7 @@ pub enum PlanError {
         means: Means,
     },
     /// A rule that names one kind of service twice.
-    #[error("rule {rule} names the kind {} twice", kind_key(*kind))]
+    #[error("rule {rule} names the kind {} twice", kind.name())]
     DuplicateKind {
         /// The rule, from 1.
         rule: usize,
@@ -268,7 +224,7 @@ pub enum PlanError {
     /// Two thresholds for the same means and currency.
     #[error(
         "user `{user}`, threshold {threshold}: {} in {} already has threshold {first}",
-        means_key(*means),
+        means.name(),
         currency.alpha()
     )]
     DuplicateThreshold {
@@ -454,7 +410,7 @@ fn kind_bits(kind: Option<ServiceKind>) -> u8 {
     match kind {
         None => 1 << 5,
         Some(kind) => {
-            let position = ALL_KINDS
+            let position = ServiceKind::ALL
                 .iter()
                 .position(|&known| known == kind)
                 .unwrap_or(0);
@@ -759,7 +715,7 @@ pub struct Choice {
 #[non_exhaustive]
 pub enum Refusal {
     /// No rule of the plan covers this amount and kind.
-    #[error("no rule of the plan covers {amount}{}", kind.map_or_else(String::new, |kind| format!(" for {}", kind_key(kind))))]
+    #[error("no rule of the plan covers {amount}{}", kind.map_or_else(String::new, |kind| format!(" for {}", kind.name())))]
     NoRule {
         /// The amount.
         amount: Money,
@@ -941,9 +897,9 @@ impl MeansAtDisposal {
         }
     }
 
-    /// The means the user has, in [`ALL_MEANS`] order.
+    /// The means the user has, in [`Means::ALL`] order.
     pub fn means(&self) -> Vec<Means> {
-        ALL_MEANS
+        Means::ALL
             .into_iter()
             .filter(|&means| self.has(means))
             .collect()
@@ -1273,7 +1229,7 @@ impl SessionTotals {
         if self.overall.is_empty() {
             return self.overall_line();
         }
-        let detail: Vec<String> = ALL_MEANS
+        let detail: Vec<String> = Means::ALL
             .into_iter()
             .map(|means| (means, self.by_means.get(means)))
             .filter(|(_, totals)| !totals.is_empty())
@@ -1483,7 +1439,7 @@ mod tests {
 
     #[test]
     fn kinds_are_distinct_bits_and_unknown_only_matches_every_kind() {
-        let bits: Vec<u8> = ALL_KINDS
+        let bits: Vec<u8> = ServiceKind::ALL
             .iter()
             .map(|&kind| kind_bits(Some(kind)))
             .collect();
@@ -1499,12 +1455,12 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for means in ALL_MEANS {
-            assert_eq!(means_from_key(means_key(means)), Some(means));
+        for means in Means::ALL {
+            assert_eq!(Means::from_name(means.name()), Some(means));
         }
-        for kind in ALL_KINDS {
-            assert_eq!(kind_from_key(kind_key(kind)), Some(kind));
+        for kind in ServiceKind::ALL {
+            assert_eq!(ServiceKind::from_name(kind.name()), Some(kind));
         }
-        assert_eq!(means_from_key("cash"), None);
+        assert_eq!(Means::from_name("cash"), None);
     }
 }

@@ -18,11 +18,11 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::messages::{Currency, Means, Money, ServiceKind};
-use crate::provider::catalogue::{Location, PriceError, Source, parse_price};
+use crate::provider::catalogue::{Location, PriceError, Source, first_unknown_key, parse_price};
 
 use super::{
     AmountBand, MAX_RULES, MAX_USERS, MeansAtDisposal, PaymentPlan, PlanError, PlanRule,
-    Thresholds, User, UserId, Users, kind_from_key, means_from_key,
+    Thresholds, User, UserId, Users,
 };
 
 /// The largest configuration file [`load`] reads, in bytes: a terminal's few users fit
@@ -356,20 +356,12 @@ fn check_keys(
     place: &ConfigPlace,
     allowed: &[&str],
 ) -> Result<(), PayerConfigError> {
-    let unknown = table
-        .iter()
-        .map(|(key, _)| key)
-        .filter(|key| {
-            let name: &str = key.get_ref();
-            !allowed.contains(&name)
-        })
-        .min_by_key(|key| key.span().start);
-    match unknown {
+    match first_unknown_key(table, allowed) {
         None => Ok(()),
-        Some(key) => Err(PayerConfigError::UnknownKey {
-            at: source.at_span(key),
+        Some((key, offset)) => Err(PayerConfigError::UnknownKey {
+            at: source.at(offset),
             place: Box::new(place.clone()),
-            key: key.get_ref().to_string(),
+            key,
             expected: allowed.join(", "),
         }),
     }
@@ -474,7 +466,7 @@ fn means_value(
     text: &str,
     value: &Value<'_>,
 ) -> Result<Means, PayerConfigError> {
-    means_from_key(text).ok_or_else(|| PayerConfigError::UnknownName {
+    Means::from_name(text).ok_or_else(|| PayerConfigError::UnknownName {
         at: source.at_span(value),
         place: Box::new(place.clone()),
         key: "means",
@@ -586,7 +578,7 @@ fn parse_rule(
         for element in elements.iter() {
             let text = string(source, place, "kinds", element)?;
             let kind: ServiceKind =
-                kind_from_key(text).ok_or_else(|| PayerConfigError::UnknownName {
+                ServiceKind::from_name(text).ok_or_else(|| PayerConfigError::UnknownName {
                     at: source.at_span(element),
                     place: Box::new(place.clone()),
                     key: "kinds",
