@@ -126,3 +126,35 @@ impl<C: CardChannel> CardChannel for DialogueRecorder<C> {
         Ok(response)
     }
 }
+
+/// The embedded purchase network tests use: every party of [`crate::purchase::embedded`]
+/// in one process, the card behind a powered [`Transport`].
+pub type DemoNetwork = crate::purchase::embedded::Embedded<
+    crate::frontend::SeededEntropy,
+    Transport<Box<dyn Reader + Send>>,
+    crate::terminal::payer::ScriptedUser,
+>;
+
+/// A [`DemoNetwork`]: the demo catalogue, the test acquirer with its journal in
+/// memory, the card at `uri` (e.g. `sim:cb?seed=1`) read with French terminal data, a
+/// user who confirms and types `pin`, front-end nonces seeded with `seed`, purchases
+/// named `P-000001`…
+///
+/// # Errors
+/// The reader cannot be opened or powered, or a built-in table is malformed.
+pub fn demo_network(
+    uri: &str,
+    pin: &str,
+    seed: u64,
+) -> Result<DemoNetwork, Box<dyn std::error::Error>> {
+    use crate::terminal::card_module::{CardModule, TerminalData};
+    Ok(crate::purchase::embedded::Embedded::new(
+        crate::provider::ServiceServer::new(crate::provider::Catalogue::demo()?),
+        crate::purchase::embedded::test_rules()?,
+        crate::acquirer::journal::Journal::open_in_memory()?,
+        CardModule::new(powered(uri)?, TerminalData::france()),
+        crate::terminal::payer::ScriptedUser::with_pin(pin),
+        crate::frontend::SeededEntropy::new(seed),
+        "P".into(),
+    ))
+}

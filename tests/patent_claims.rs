@@ -4,39 +4,28 @@
 //! in one process. docs/patent.md maps every claim to its test.
 
 use telepay::acquirer::card::{CardKey, customer_id};
-use telepay::acquirer::journal::{Journal, TransactionState};
+use telepay::acquirer::journal::TransactionState;
 use telepay::acquirer::schedule::CutoffSchedule;
-use telepay::frontend::SeededEntropy;
 use telepay::messages::{
     AccountBalance, ClientDelivery, Currency, Delivery, Failure, IdentityCheck, Message, Money,
     Party, Payment, PaymentService, RefusalReason, ServiceId, Timestamp, Verdict,
 };
-use telepay::provider::{Catalogue, ServiceServer};
-use telepay::purchase::embedded::{Embedded, PurchaseRun, test_rules};
+use telepay::purchase::embedded::PurchaseRun;
 use telepay::purchase::{Faults, PartyKind, VirtualClock, render};
-use telepay::reader::{Reader, Transport};
 use telepay::telecollection::centre::{Centre, CentreAnswer};
 use telepay::telecollection::remittance::cut_off_due;
-use telepay::terminal::card_module::{CardModule, CryptogramKind, TerminalData};
+use telepay::terminal::card_module::CryptogramKind;
 use telepay::terminal::client::RequestResult;
-use telepay::terminal::payer::{IdentificationState, PaymentState, ScriptedUser};
-use telepay::testing::powered;
+use telepay::terminal::payer::{IdentificationState, PaymentState};
+use telepay::testing::{DemoNetwork, demo_network};
 
-type Network = Embedded<SeededEntropy, Transport<Box<dyn Reader + Send>>, ScriptedUser>;
+type Network = DemoNetwork;
 
 /// 2026-11-25 10:30:00 UTC.
 const START: Timestamp = Timestamp(1_795_602_600_000);
 
 fn network(pin: &str) -> Network {
-    Embedded::new(
-        ServiceServer::new(Catalogue::demo().unwrap()),
-        test_rules().unwrap(),
-        Journal::open_in_memory().unwrap(),
-        CardModule::new(powered("sim:cb?seed=1").unwrap(), TerminalData::france()),
-        ScriptedUser::with_pin(pin),
-        SeededEntropy::new(1),
-        "P".into(),
-    )
+    demo_network("sim:cb?seed=1", pin, 1).unwrap()
 }
 
 fn buy(network: &mut Network, service: &str, faults: Faults) -> PurchaseRun {

@@ -2,40 +2,24 @@
 //! with the software bank card (`sim:`), front-end, the demo service server and the
 //! bank-card acquirer with its SQLite journal. Each test is one scenario of Fig. 6 / 7.
 
-use telepay::acquirer::journal::{Journal, TransactionState};
-use telepay::frontend::SeededEntropy;
+use telepay::acquirer::journal::TransactionState;
 use telepay::messages::{
     Currency, Delivery, Failure, Message, Money, PaymentService, PostalAddress, RefusalReason,
     ServiceId, Timestamp, Verdict,
 };
-use telepay::provider::{Catalogue, ServiceServer};
-use telepay::purchase::embedded::{Embedded, PurchaseRun, test_rules};
+use telepay::purchase::embedded::PurchaseRun;
 use telepay::purchase::{Faults, PartyKind, VirtualClock, render};
-use telepay::reader::{Reader, Transport};
-use telepay::terminal::card_module::{CardModule, TerminalData};
 use telepay::terminal::client::RequestResult;
-use telepay::terminal::payer::{PaymentState, ScriptedUser};
-use telepay::testing::powered;
+use telepay::terminal::payer::PaymentState;
+use telepay::testing::{DemoNetwork, demo_network};
 
-type Network = Embedded<SeededEntropy, Transport<Box<dyn Reader + Send>>, ScriptedUser>;
+type Network = DemoNetwork;
 
 /// 2026-11-25 10:30:00 UTC.
 const START: Timestamp = Timestamp(1_795_602_600_000);
 
 fn network(profile: &str, pin: &str) -> Network {
-    let card = CardModule::new(
-        powered(&format!("sim:{profile}?seed=1")).unwrap(),
-        TerminalData::france(),
-    );
-    Embedded::new(
-        ServiceServer::new(Catalogue::demo().unwrap()),
-        test_rules().unwrap(),
-        Journal::open_in_memory().unwrap(),
-        card,
-        ScriptedUser::with_pin(pin),
-        SeededEntropy::new(1),
-        "P".into(),
-    )
+    demo_network(&format!("sim:{profile}?seed=1"), pin, 1).unwrap()
 }
 
 /// A clock that moves 10 ms per message.
