@@ -184,7 +184,7 @@ pub(super) fn catalogue(
                 None if !item.bills().is_empty() => "per bill".to_owned(),
                 None => "chosen".to_owned(),
             },
-            format!("{:?}", item.kind()),
+            item.kind().name(),
             item.designation(),
             if notes.is_empty() {
                 String::new()
