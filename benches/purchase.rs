@@ -769,7 +769,9 @@ fn synthetic_f(
     f.request.payment = payment.clone();
     f.transaction.purchase = purchase;
     f.transaction.payment = payment;
-    let Payment::BankCard(card) = &mut f.transaction.means;
+    let Payment::BankCard(card) = &mut f.transaction.means else {
+        panic!("a bank-card payment")
+    };
     card.pan = pan.to_owned();
     card.atc = atc;
     let version = CryptogramVersion::Cvn18;

@@ -45,6 +45,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::acquirer::wallet::SignedWalletPayment;
+
 /// Milliseconds since 1970-01-01 00:00 UTC. Roles receive the time as a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(pub i64);
@@ -289,6 +291,13 @@ identifier!(
     MerchantId
 );
 
+identifier!(
+    /// A pseudo-session of incremental payment (claim 10): the client device names it
+    /// in its service requests; the front-end names the provisions it reserves for it
+    /// at the wallet acquirer (`{terminal}/{session}/{n}`, one per provision).
+    SessionId
+);
+
 /// A postal address for goods delivered by another channel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PostalAddress {
@@ -387,6 +396,11 @@ pub struct ServiceRequest {
     /// ignored otherwise.
     #[serde(default)]
     pub payment_service: Option<PaymentService>,
+    /// The pseudo-session the request belongs to, when the user opened one: its wallet
+    /// payments are then verified by the front-end against a provision (incremental
+    /// payment, claim 10) and settled together when the session ends.
+    #[serde(default)]
+    pub session: Option<SessionId>,
 }
 
 /// B – the front-end asks a service server for a quote.
@@ -511,6 +525,8 @@ pub struct PaymentRequest {
     pub payment: PaymentId,
     /// The merchant the acquirer will credit.
     pub merchant: MerchantId,
+    /// The service paid for (a wallet payment signs it).
+    pub service: ServiceId,
     /// The service's designation, from the quote.
     pub designation: String,
     /// SHA-256 of the designation, cut to the 20 bytes of EMV's merchant custom data
@@ -528,6 +544,9 @@ pub struct PaymentRequest {
     pub valid_until: Timestamp,
     /// The means the front-end accepts for this payment.
     pub accepted_means: Vec<Means>,
+    /// The pseudo-session of the service request, when there is one.
+    #[serde(default)]
+    pub session: Option<SessionId>,
 }
 
 impl PaymentRequest {
@@ -629,6 +648,8 @@ impl CardTransaction {
 pub enum Payment {
     /// By bank card.
     BankCard(CardTransaction),
+    /// From the virtual wallet: the payment signed with the user's key.
+    VirtualWallet(SignedWalletPayment),
 }
 
 impl Payment {
@@ -636,6 +657,23 @@ impl Payment {
     pub fn means(&self) -> Means {
         match self {
             Payment::BankCard(_) => Means::BankCard,
+            Payment::VirtualWallet(_) => Means::VirtualWallet,
+        }
+    }
+
+    /// The bank card's transaction, when the card paid.
+    pub fn card(&self) -> Option<&CardTransaction> {
+        match self {
+            Payment::BankCard(card) => Some(card),
+            Payment::VirtualWallet(_) => None,
+        }
+    }
+
+    /// The signed wallet payment, when the wallet paid.
+    pub fn wallet(&self) -> Option<&SignedWalletPayment> {
+        match self {
+            Payment::BankCard(_) => None,
+            Payment::VirtualWallet(signed) => Some(signed),
         }
     }
 }
@@ -665,6 +703,32 @@ pub struct AcquirerTransaction {
     pub request: PaymentRequest,
     /// The transaction E.
     pub transaction: Transaction,
+    /// For the first wallet payment of a pseudo-session: the provision the front-end
+    /// asks the acquirer to reserve, the payment authenticating the request.
+    #[serde(default)]
+    pub provision: Option<ProvisionRequest>,
+}
+
+/// What the front-end asks a wallet acquirer to reserve for a pseudo-session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProvisionRequest {
+    /// The front-end's name for the provision.
+    pub segment: SessionId,
+    /// How much to reserve, at least the payment's amount.
+    pub amount: Money,
+}
+
+/// The provision a wallet acquirer reserved, given with a positive acknowledgement:
+/// the front-end verifies the session's next payments against it by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProvisionGrant {
+    /// The provision.
+    pub segment: SessionId,
+    /// How much is reserved.
+    pub amount: Money,
+    /// The account's last accepted sequence when it was reserved: the session's
+    /// payments must carry greater ones.
+    pub sequence_floor: u64,
 }
 
 /// Why an acquirer refused a transaction.
@@ -705,6 +769,18 @@ pub enum RefusalReason {
     /// verified: not presented, wrong, or the try limit exceeded. Claim 11 wants the
     /// card to sign only after the PIN was presented.
     CardholderNotVerified,
+    /// The wallet account is not known to the acquirer.
+    UnknownAccount,
+    /// The wallet payment's signature does not verify under its account's key.
+    SignatureInvalid,
+    /// The wallet payment's sequence is not above the account's last: a replay.
+    ReplayedSequence,
+    /// The wallet's balance (less its provisions) does not cover the amount.
+    InsufficientFunds,
+    /// The payment would take the session's total above its provision.
+    ProvisionExceeded,
+    /// The front-end could not record the payment durably, so it does not deliver.
+    NotRecorded,
 }
 
 impl RefusalReason {
@@ -725,6 +801,12 @@ impl RefusalReason {
             RefusalReason::Cancelled => *b"17",
             RefusalReason::PaymentIdReused => *b"94",
             RefusalReason::CardholderNotVerified => *b"55",
+            RefusalReason::UnknownAccount => *b"14",
+            RefusalReason::SignatureInvalid => *b"63",
+            RefusalReason::ReplayedSequence => *b"94",
+            RefusalReason::InsufficientFunds => *b"51",
+            RefusalReason::ProvisionExceeded => *b"61",
+            RefusalReason::NotRecorded => *b"96",
         }
     }
 }
@@ -756,6 +838,14 @@ impl std::fmt::Display for RefusalReason {
             RefusalReason::CardholderNotVerified => {
                 "the card did not verify the cardholder's PIN for this transaction"
             }
+            RefusalReason::UnknownAccount => "the wallet account is unknown to the acquirer",
+            RefusalReason::SignatureInvalid => "the wallet payment's signature does not verify",
+            RefusalReason::ReplayedSequence => {
+                "the wallet payment's sequence was already used (replayed)"
+            }
+            RefusalReason::InsufficientFunds => "the wallet's balance does not cover the amount",
+            RefusalReason::ProvisionExceeded => "the payment exceeds the session's provision",
+            RefusalReason::NotRecorded => "the front-end could not record the payment",
         })
     }
 }
@@ -785,6 +875,17 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// A refusal for `reason`, with its response code and no ARPC: what a party
+    /// decides without a cryptogram to answer (the front-end, or an acquirer of
+    /// another means).
+    pub fn refused(reason: RefusalReason) -> Verdict {
+        Verdict::Negative {
+            response_code: reason.response_code(),
+            reason,
+            arpc: None,
+        }
+    }
+
     /// Whether the acquirer authorised the payment.
     pub fn is_positive(&self) -> bool {
         matches!(self, Verdict::Positive { .. })
@@ -802,6 +903,9 @@ pub struct Acknowledgement {
     pub payment: PaymentId,
     /// The verdict.
     pub verdict: Verdict,
+    /// The provision reserved, when F asked for one and the verdict is positive.
+    #[serde(default)]
+    pub provision: Option<ProvisionGrant>,
 }
 
 /// H – the acknowledgement passed on to the payer device; no answer is expected. A
@@ -1058,6 +1162,7 @@ impl IdentificationRequest {
             purchase: self.purchase.clone(),
             payment: PaymentId(self.identification.0.clone()),
             merchant: self.merchant.clone(),
+            service: ServiceId(format!("identification: {}", self.purpose)),
             designation_digest: PaymentRequest::digest_designation(&designation),
             designation,
             amount: Money::new(0, self.currency),
@@ -1065,6 +1170,7 @@ impl IdentificationRequest {
             nonce: self.nonce,
             valid_until: self.date,
             accepted_means: self.accepted_means.clone(),
+            session: None,
         }
     }
 }
@@ -1133,6 +1239,63 @@ pub struct IdentificationResult {
     pub verdict: Verdict,
     /// The customer, on a positive verdict.
     pub customer: Option<CustomerId>,
+}
+
+/// The client device ends its pseudo-session: the front-end settles the session's
+/// wallet payments with the acquirer and answers with a [`SessionClosed`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionEnd {
+    /// The terminal whose session it is.
+    pub terminal: TerminalId,
+    /// The session.
+    pub session: SessionId,
+}
+
+/// The front-end sends a provision's payments, every one it admitted, to the wallet
+/// acquirer, which debits exactly their sum and releases the rest of the provision.
+/// Repeated until answered; the acquirer settles a provision once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionSettlement {
+    /// The acquirer.
+    pub acquirer: AcquirerId,
+    /// The provision.
+    pub segment: SessionId,
+    /// The payments, in the order admitted, as signed.
+    pub payments: Vec<SignedWalletPayment>,
+}
+
+/// The wallet acquirer's answer to a [`SessionSettlement`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SettlementResult {
+    /// The acquirer.
+    pub acquirer: AcquirerId,
+    /// The provision.
+    pub segment: SessionId,
+    /// How many payments were debited.
+    pub settled: u32,
+    /// Their sum, debited from the account.
+    pub debited: Money,
+    /// The part of the provision released.
+    pub released: Money,
+    /// The payments refused, with why (none when the front-end verified them well).
+    pub refused: Vec<(PaymentId, String)>,
+}
+
+/// The front-end's answer to a [`SessionEnd`]: what the session's wallet payments came
+/// to once settled.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionClosed {
+    /// The terminal.
+    pub terminal: TerminalId,
+    /// The session.
+    pub session: SessionId,
+    /// How many wallet payments the acquirer debited.
+    pub payments: u32,
+    /// Their sum, or `None` when the session had no wallet payment.
+    pub debited: Option<Money>,
+    /// Whether every provision was settled; `false` when an acquirer did not answer in
+    /// time (the front-end keeps the payments and settles them later).
+    pub settled: bool,
 }
 
 /// A party of the purchase: where a message comes from and goes to.
@@ -1209,6 +1372,14 @@ pub enum Message {
     IdentityVerdict(IdentityVerdict),
     /// The verdict, to the payer device.
     IdentificationResult(IdentificationResult),
+    /// The client device ends its pseudo-session.
+    SessionEnd(SessionEnd),
+    /// The front-end settles a provision's payments.
+    SessionSettlement(SessionSettlement),
+    /// The wallet acquirer's settlement.
+    SettlementResult(SettlementResult),
+    /// The session's settled total, to the client device.
+    SessionClosed(SessionClosed),
 }
 
 impl Message {
@@ -1237,6 +1408,10 @@ impl Message {
             Message::IdentityCheck(_) => "identity check",
             Message::IdentityVerdict(_) => "identity verdict",
             Message::IdentificationResult(_) => "identified",
+            Message::SessionEnd(_) => "end session",
+            Message::SessionSettlement(_) => "settle",
+            Message::SettlementResult(_) => "settled",
+            Message::SessionClosed(_) => "session closed",
         }
     }
 
@@ -1265,6 +1440,10 @@ impl Message {
             Message::IdentityCheck(m) => Some(&m.request.purchase),
             Message::IdentityVerdict(m) => Some(&m.purchase),
             Message::IdentificationResult(m) => Some(&m.purchase),
+            Message::SessionEnd(_)
+            | Message::SessionSettlement(_)
+            | Message::SettlementResult(_)
+            | Message::SessionClosed(_) => None,
         }
     }
 }

@@ -25,8 +25,8 @@ use telepay::acquirer::card::{AmountLimits, BankCardRules, CardHistory, Decision
 use telepay::apdu::Command;
 use telepay::messages::{
     AcquirerId, AcquirerTransaction, CardTransaction, Currency, Means, MerchantId, Money, Payment,
-    PaymentId, PaymentRequest, PurchaseId, RefusalReason, TerminalId, Timestamp, Transaction,
-    Verdict,
+    PaymentId, PaymentRequest, PurchaseId, RefusalReason, ServiceId, TerminalId, Timestamp,
+    Transaction, Verdict,
 };
 use telepay::reader::Transport;
 use telepay::reader::sim::SimReader;
@@ -244,6 +244,7 @@ fn request(payment: &str, minor: u64) -> PaymentRequest {
         purchase: PurchaseId(format!("purchase-of-{payment}")),
         payment: PaymentId::from(payment),
         merchant: MerchantId::from("merchant-docs"),
+        service: ServiceId::from("S1"),
         designation_digest: PaymentRequest::digest_designation(&designation),
         designation,
         amount: Money::new(minor, Currency::EUR),
@@ -251,6 +252,7 @@ fn request(payment: &str, minor: u64) -> PaymentRequest {
         nonce,
         valid_until: NOON_2026_11_25.plus_millis(600_000),
         accepted_means: vec![Means::BankCard],
+        session: None,
     }
 }
 
@@ -266,16 +268,21 @@ fn submission(request: PaymentRequest, card: CardTransaction) -> AcquirerTransac
             means: Payment::BankCard(card),
         },
         request,
+        provision: None,
     }
 }
 
 fn card_mut(f: &mut AcquirerTransaction) -> &mut CardTransaction {
-    let Payment::BankCard(card) = &mut f.transaction.means;
+    let Payment::BankCard(card) = &mut f.transaction.means else {
+        panic!("a bank-card payment")
+    };
     card
 }
 
 fn card_of(f: &AcquirerTransaction) -> &CardTransaction {
-    let Payment::BankCard(card) = &f.transaction.means;
+    let Payment::BankCard(card) = &f.transaction.means else {
+        panic!("a bank-card payment")
+    };
     card
 }
 

@@ -15,7 +15,7 @@ use telepay::apdu::{Command, Response, StatusWord};
 use telepay::emv::CardChannel;
 use telepay::messages::{
     CardTransaction, Currency, Means, MerchantId, Money, PaymentId, PaymentRequest, PurchaseId,
-    RefusalReason, Timestamp, Verdict,
+    RefusalReason, ServiceId, Timestamp, Verdict,
 };
 use telepay::reader::{Reader, ReaderError, Transport};
 use telepay::terminal::card_module::{
@@ -44,6 +44,7 @@ fn request(minor: u64) -> PaymentRequest {
         purchase: PurchaseId::from("purchase-1"),
         payment: PaymentId::from("payment-1"),
         merchant: MerchantId::from("frontend-1"),
+        service: ServiceId::from("S1"),
         designation: DESIGNATION.to_owned(),
         designation_digest: PaymentRequest::digest_designation(DESIGNATION),
         amount: Money::new(minor, Currency::EUR),
@@ -51,6 +52,7 @@ fn request(minor: u64) -> PaymentRequest {
         nonce: *b"nonce-0123456789",
         valid_until: DATE.plus_millis(600_000),
         accepted_means: vec![Means::BankCard],
+        session: None,
     }
 }
 

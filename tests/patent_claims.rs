@@ -188,7 +188,9 @@ fn claim_11_the_card_signs_the_acquirer_keeps_and_remits_at_the_deadline() {
         .iter()
         .find_map(|entry| match &entry.envelope.message {
             Message::AcquirerTransaction(f) => {
-                let Payment::BankCard(card) = &f.transaction.means;
+                let Payment::BankCard(card) = &f.transaction.means else {
+                    panic!("a bank-card payment")
+                };
                 Some((card.clone(), f.request.clone()))
             }
             _ => None,
@@ -357,7 +359,9 @@ fn claim_16_the_payer_device_identifies_its_user_with_the_card() {
 
     // The proof is the card's: an ARQC over a zero amount, after the card verified the PIN.
     let check = the_identity_check(&run);
-    let Payment::BankCard(card) = &check.proof.proof;
+    let Payment::BankCard(card) = &check.proof.proof else {
+        panic!("a bank-card payment")
+    };
     assert_eq!((card.cid, card.amount), (0x80, [0; 6]));
     assert!(card.pin_verified);
     // The customer is a pseudonym of that card at this acquirer, given to the server in I.

@@ -18,8 +18,8 @@
 use proptest::prelude::*;
 use telepay::acquirer::card::AmountLimits;
 use telepay::messages::{
-    Currency, Means, MerchantId, Money, PaymentId, PaymentRequest, PurchaseId, ServiceKind,
-    Timestamp,
+    Currency, Means, MerchantId, Money, PaymentId, PaymentRequest, PurchaseId, ServiceId,
+    ServiceKind, Timestamp,
 };
 use telepay::provider::catalogue::Location;
 use telepay::terminal::plan::config::{self, PayerConfigError};
@@ -265,6 +265,7 @@ fn a_payment_request_gives_the_amount_and_the_accepted_means() {
         purchase: PurchaseId::from("purchase-1"),
         payment: PaymentId::from("payment-1"),
         merchant: MerchantId::from("merchant"),
+        service: ServiceId::from("S1"),
         designation: "Report".to_owned(),
         designation_digest: PaymentRequest::digest_designation("Report"),
         amount: eur(6_000),
@@ -272,7 +273,7 @@ fn a_payment_request_gives_the_amount_and_the_accepted_means() {
         nonce: [0; 16],
         valid_until: Timestamp(60_000),
         accepted_means: vec![CARD],
-    };
+ session: None, };
     let context = PaymentContext::of_request(&request, Some(ServiceKind::Document));
     assert_eq!(
         context,

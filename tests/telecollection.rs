@@ -19,8 +19,8 @@ use telepay::acquirer::journal::{
 use telepay::acquirer::schedule::CutoffSchedule;
 use telepay::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, CardTransaction, Currency, Means, MerchantId,
-    Money, Payment, PaymentId, PaymentRequest, PurchaseId, RefusalReason, Reversal, TerminalId,
-    Timestamp, Transaction, Verdict,
+    Money, Payment, PaymentId, PaymentRequest, PurchaseId, RefusalReason, Reversal, ServiceId,
+    TerminalId, Timestamp, Transaction, Verdict,
 };
 use telepay::telecollection::centre::{AcquirerTotal, Centre, CentreAnswer};
 use telepay::telecollection::remittance::{remit_pending, telecollect};
@@ -41,6 +41,7 @@ fn f(payment: &str, atc: u16, amount: u64, currency: Currency) -> AcquirerTransa
         purchase: PurchaseId(format!("PUR-{payment}")),
         payment: PaymentId::from(payment),
         merchant: MerchantId::from("FRONT-END"),
+        service: ServiceId::from("S1"),
         designation: "Annual report".into(),
         designation_digest,
         amount: money,
@@ -48,6 +49,7 @@ fn f(payment: &str, atc: u16, amount: u64, currency: Currency) -> AcquirerTransa
         nonce,
         valid_until: NOW.plus_millis(120_000),
         accepted_means: vec![Means::BankCard],
+        session: None,
     };
     let card = CardTransaction {
         pan: "4970100000000014".into(),
@@ -79,6 +81,7 @@ fn f(payment: &str, atc: u16, amount: u64, currency: Currency) -> AcquirerTransa
             means: Payment::BankCard(card),
         },
         request,
+        provision: None,
     }
 }
 
@@ -101,6 +104,7 @@ fn answer(f: &AcquirerTransaction, positive: bool) -> Acknowledgement {
         purchase: f.transaction.purchase.clone(),
         payment: f.transaction.payment.clone(),
         verdict,
+        provision: None,
     }
 }
 

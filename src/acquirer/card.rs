@@ -88,7 +88,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::calendar::{civil_from_days, days_from_civil};
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, CardTransaction, Currency, Means, Money,
-    Payment, PaymentId, PaymentRequest, RefusalReason, Timestamp, Verdict,
+    PaymentId, PaymentRequest, RefusalReason, Timestamp, Verdict,
 };
 
 /// The embedded default issuer table: every shipped test profile's applications.
@@ -793,7 +793,23 @@ impl BankCardRules {
     /// the ARQC and `00`. Negative: the first failing rule's reason, its response code,
     /// and the ARPC over that code when the ARQC verified.
     pub fn decide(&self, f: &AcquirerTransaction, history: &CardHistory) -> Decision {
-        let Payment::BankCard(card) = &f.transaction.means;
+        let Some(card) = f.transaction.means.card() else {
+            // Not a card: nothing to verify, no counter to spend.
+            return Decision {
+                acknowledgement: Acknowledgement {
+                    acquirer: self.acquirer.clone(),
+                    purchase: f.request.purchase.clone(),
+                    payment: f.request.payment.clone(),
+                    verdict: Verdict::refused(RefusalReason::NoAcquirer),
+                    provision: None,
+                },
+                card: CardKey {
+                    pan: String::new(),
+                    pan_sequence: 0,
+                },
+                record_atc: None,
+            };
+        };
         let Judgement { refusal, authentic } = self.judge(f, card, history, Amount::WithinLimits);
         let verdict = self.verdict(&f.request.payment, card, refusal, authentic.as_ref());
         let record_atc = (authentic.is_some() && history.admits(card.atc)).then_some(card.atc);
@@ -803,6 +819,7 @@ impl BankCardRules {
                 purchase: f.request.purchase.clone(),
                 payment: f.request.payment.clone(),
                 verdict,
+                provision: None,
             },
             card: CardKey::of(card),
             record_atc,
@@ -1080,7 +1097,7 @@ fn authorisation_code(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::{MerchantId, PurchaseId, TerminalId, Transaction};
+    use crate::messages::{MerchantId, Payment, PurchaseId, ServiceId, TerminalId, Transaction};
     use card_applet_sim::profile::Profile;
 
     const CB_PAN: &str = "4970100000000014";
@@ -1111,6 +1128,7 @@ mod tests {
             purchase: PurchaseId::from("purchase-1"),
             payment: PaymentId::from("payment-1"),
             merchant: MerchantId::from("merchant-1"),
+            service: ServiceId::from("S1"),
             designation_digest: PaymentRequest::digest_designation(&designation),
             designation,
             amount: Money::new(4250, Currency::EUR),
@@ -1118,6 +1136,7 @@ mod tests {
             nonce: [0x5A; 16],
             valid_until: NOON_2026_11_25.plus_millis(600_000),
             accepted_means: vec![Means::BankCard],
+            session: None,
         }
     }
 
@@ -1188,16 +1207,21 @@ mod tests {
                 means: Payment::BankCard(card),
             },
             request,
+            provision: None,
         }
     }
 
     fn card_mut(f: &mut AcquirerTransaction) -> &mut CardTransaction {
-        let Payment::BankCard(card) = &mut f.transaction.means;
+        let Payment::BankCard(card) = &mut f.transaction.means else {
+            panic!("a bank-card payment")
+        };
         card
     }
 
     fn card_of(f: &AcquirerTransaction) -> &CardTransaction {
-        let Payment::BankCard(card) = &f.transaction.means;
+        let Payment::BankCard(card) = &f.transaction.means else {
+            panic!("a bank-card payment")
+        };
         card
     }
 

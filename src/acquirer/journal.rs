@@ -41,8 +41,8 @@ use crate::acquirer::batch::{
 };
 use crate::acquirer::card::{CardHistory, CardKey, Decision};
 use crate::messages::{
-    Acknowledgement, AcquirerId, AcquirerTransaction, MerchantId, Payment, PaymentId, Reversal,
-    Timestamp, Verdict,
+    Acknowledgement, AcquirerId, AcquirerTransaction, CardTransaction, MerchantId, PaymentId,
+    Reversal, Timestamp, Verdict,
 };
 
 /// The schema this build reads and writes. A journal of another version is refused
@@ -62,6 +62,9 @@ pub const SCHEMA_VERSION: i64 = 1;
 ///   key. An authorisation builds no temporary table and writes three or five pages to
 ///   the log (four on average) where it wrote six or seven.
 const LAYOUT: i64 = 2;
+
+/// What a bank-card journal answers for a payment by another means.
+const NOT_A_CARD_PAYMENT: &str = "a bank-card payment (this journal records no other means)";
 
 /// The tables other than `transactions` and `cards`, which are as in layout 1.
 const SCHEMA: &str = "
@@ -952,7 +955,9 @@ impl Journal {
             operation: Operation::Record,
         };
         let payment = &f.transaction.payment;
-        let Payment::BankCard(card) = &f.transaction.means;
+        let Some(card) = f.transaction.means.card() else {
+            return Err(at.mismatch(payment, NOT_A_CARD_PAYMENT));
+        };
         let transaction = WriteTransaction::begin(&self.connection).map_err(at.db())?;
         if let Some(stored) = stored_transaction(&transaction, at, payment)? {
             return Ok(Authorisation::AlreadyRecorded(Box::new(stored)));
@@ -1013,7 +1018,11 @@ impl Journal {
         decision: &Decision,
         now: Timestamp,
     ) -> Result<Acknowledgement, JournalError> {
-        let Payment::BankCard(card) = &transaction.transaction.means;
+        let Some(card) = transaction.transaction.means.card() else {
+            return Err(self
+                .at(Operation::Record)
+                .mismatch(&transaction.transaction.payment, NOT_A_CARD_PAYMENT));
+        };
         if decision.card.pan != card.pan || decision.card.pan_sequence != card.pan_sequence {
             return Err(self.at(Operation::Record).mismatch(
                 &transaction.transaction.payment,
@@ -1834,7 +1843,9 @@ fn insert_decision(
         now,
     } = entry;
     let payment = &f.transaction.payment;
-    let Payment::BankCard(card) = &f.transaction.means;
+    let Some(card) = f.transaction.means.card() else {
+        return Err(at.mismatch(payment, NOT_A_CARD_PAYMENT));
+    };
     let (state, authorisation_code) = match &g.verdict {
         Verdict::Positive {
             authorisation_code, ..
@@ -1867,7 +1878,7 @@ fn insert_decision(
                     "the card's 5F2A equal to the request's currency",
                 ));
             }
-            let record = batch_record(f, authorisation_code);
+            let record = batch_record(f, card, authorisation_code);
             batch::check_record(&record)
                 .map_err(|(field, expected)| not_remittable(field, expected))?;
             (
@@ -1941,8 +1952,11 @@ fn insert_decision(
 }
 
 /// The batch record of an authorised F.
-fn batch_record(f: &AcquirerTransaction, authorisation_code: &str) -> BatchRecord {
-    let Payment::BankCard(card) = &f.transaction.means;
+fn batch_record(
+    f: &AcquirerTransaction,
+    card: &CardTransaction,
+    authorisation_code: &str,
+) -> BatchRecord {
     BatchRecord {
         payment: f.transaction.payment.clone(),
         merchant: f.merchant.clone(),
@@ -2107,7 +2121,7 @@ mod tests {
 
     use crate::acquirer::batch::read_batch;
     use crate::messages::{
-        CardTransaction, Currency, Means, Money, PaymentRequest, PurchaseId, RefusalReason,
+        Currency, Means, Money, Payment, PaymentRequest, PurchaseId, RefusalReason, ServiceId,
         TerminalId, Transaction,
     };
 
@@ -2122,6 +2136,7 @@ mod tests {
             purchase: PurchaseId(format!("PUR-{payment}")),
             payment: PaymentId::from(payment),
             merchant: MerchantId::from("FRONT-END"),
+            service: ServiceId::from("S1"),
             designation: "Report 2026".into(),
             designation_digest,
             amount: money,
@@ -2129,6 +2144,7 @@ mod tests {
             nonce,
             valid_until: NOW.plus_millis(60_000),
             accepted_means: vec![Means::BankCard],
+            session: None,
         };
         let card = CardTransaction {
             pan: pan.into(),
@@ -2160,6 +2176,7 @@ mod tests {
                 means: Payment::BankCard(card),
             },
             request,
+            provision: None,
         }
     }
 
@@ -2173,6 +2190,7 @@ mod tests {
                 response_code: *b"00",
                 arpc: Some([9; 8]),
             },
+            provision: None,
         }
     }
 
@@ -2186,6 +2204,7 @@ mod tests {
                 reason,
                 arpc: None,
             },
+            provision: None,
         }
     }
 
@@ -2199,7 +2218,9 @@ mod tests {
     }
 
     fn card_mut(f: &mut AcquirerTransaction) -> &mut CardTransaction {
-        let Payment::BankCard(card) = &mut f.transaction.means;
+        let Payment::BankCard(card) = &mut f.transaction.means else {
+            panic!("a bank-card payment")
+        };
         card
     }
 
@@ -2957,7 +2978,9 @@ CREATE TABLE cards (
 
     /// A decision as the rules would make it for `f`: `g`, the card of F, `record_atc`.
     fn decision(f: &AcquirerTransaction, g: Acknowledgement, record_atc: Option<u16>) -> Decision {
-        let Payment::BankCard(card) = &f.transaction.means;
+        let Payment::BankCard(card) = &f.transaction.means else {
+            panic!("a bank-card payment")
+        };
         Decision {
             acknowledgement: g,
             card: CardKey::of(card),

@@ -8,13 +8,13 @@
 //! journal that cannot record means no answer at all: the front-end's deadline then
 //! reverses the payment, so nothing is charged that the acquirer did not keep.
 
-use crate::acquirer::card::{BankCardRules, CardKey};
+use crate::acquirer::card::{BankCardRules, CardHistory, CardKey};
 use crate::acquirer::journal::{Authorisation, Journal, JournalError, ReversalOutcome};
 use std::collections::BTreeMap;
 
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, IdentificationId, IdentityCheck,
-    IdentityVerdict, Payment, RefusalReason, Reversal, Timestamp, Verdict,
+    IdentityVerdict, RefusalReason, Reversal, Timestamp, Verdict,
 };
 
 /// Why the acquirer could not answer.
@@ -101,8 +101,11 @@ impl BankCardAcquirer {
                 customer: None,
             });
         }
-        let Payment::BankCard(card) = &check.proof.proof;
-        let history = self.journal.card_history(&CardKey::of(card))?;
+        let history = match check.proof.proof.card() {
+            Some(card) => self.journal.card_history(&CardKey::of(card))?,
+            // verify_identity refuses it: another means than the card.
+            None => CardHistory::default(),
+        };
         let decision = self.rules.verify_identity(check, &history);
         if let Some(atc) = decision.record_atc {
             self.journal.raise_card_atc(&decision.card, atc, now)?;
@@ -146,6 +149,16 @@ impl BankCardAcquirer {
                 this: self.id().clone(),
             });
         }
+        if transaction.transaction.means.card().is_none() {
+            // Another means: refused without a journal entry.
+            return Ok(Acknowledgement {
+                acquirer: self.id().clone(),
+                purchase: transaction.transaction.purchase.clone(),
+                payment: payment.clone(),
+                verdict: Verdict::refused(RefusalReason::NoAcquirer),
+                provision: None,
+            });
+        }
         // The look-ups, the rules and the write in one journal transaction.
         let rules = &self.rules;
         let authorisation = self.journal.authorise_with(transaction, now, |known| {
@@ -180,6 +193,7 @@ impl BankCardAcquirer {
                         reason,
                         arpc: None,
                     },
+                    provision: None,
                 })
             }
         }

@@ -868,6 +868,7 @@ impl<E: Entropy> FrontEnd<E> {
                 merchant: self.config.merchant.clone(),
                 request: payment,
                 transaction,
+                provision: None,
             }),
         }])
     }
@@ -1049,6 +1050,7 @@ fn after_quote<E: Entropy>(
         purchase: purchase.id.clone(),
         payment: PaymentId(format!("{}-PAY", purchase.id)),
         merchant: config.merchant.clone(),
+        service: purchase.request.service.clone(),
         designation_digest: PaymentRequest::digest_designation(&designation),
         designation,
         amount: quote.variable.price,
@@ -1056,6 +1058,7 @@ fn after_quote<E: Entropy>(
         nonce: entropy.nonce(),
         valid_until: quote.validity.valid_until,
         accepted_means: accepted_means(config),
+        session: purchase.request.session.clone(),
     };
     purchase.payment = Some(payment.clone());
     purchase.stage = Stage::AwaitingTransaction;

@@ -52,6 +52,7 @@ fn service_request(request: &str) -> Message {
         service: "report-2026".into(),
         delivery_address: None,
         payment_service: None,
+        session: None,
     })
 }
 
@@ -127,6 +128,7 @@ fn acknowledgement(payment: &PaymentRequest, positive: bool) -> Message {
         purchase: payment.purchase.clone(),
         payment: payment.payment.clone(),
         verdict,
+        provision: None,
     })
 }
 
@@ -561,6 +563,7 @@ fn physical_goods_pass_their_address_to_the_server() {
             service: "printed-guide".into(),
             delivery_address: Some(address.clone()),
             payment_service: None,
+            session: None,
         }),
     );
     let Message::QuoteRequest(b) = &reaction.sent[0].message else {
@@ -582,6 +585,7 @@ fn an_unknown_service_server_is_a_bad_request() {
             service: "x".into(),
             delivery_address: None,
             payment_service: None,
+            session: None,
         }),
     );
     assert!(
@@ -834,6 +838,7 @@ fn claim17_the_bill_or_account_of_a_request_travels_to_the_server_in_b() {
             service: "city-water-bill".into(),
             delivery_address: None,
             payment_service: Some(bill.clone()),
+            session: None,
         }),
     );
     let Message::QuoteRequest(b) = &reaction.sent[0].message else {

@@ -3,9 +3,10 @@
 
 use std::fmt::Write as _;
 
+use crate::acquirer::wallet::SignedWalletPayment;
 use crate::emv::mask_pan;
 use crate::messages::{
-    AccountBalance, CustomerId, Delivery, IdentificationId, Message, Party, Payment,
+    AccountBalance, CustomerId, Delivery, IdentificationId, Message, Money, Party, Payment,
     PaymentService, Verdict,
 };
 
@@ -94,13 +95,28 @@ pub fn summary(message: &Message) -> String {
         Message::Transaction(m) => format!("transaction for {}: {}", m.payment, payment(&m.means)),
         Message::PaymentDeclined(m) => format!("payment {} declined: {}", m.payment, m.reason),
         Message::AcquirerTransaction(m) => format!(
-            "transaction for {} to {} for merchant {}: {}",
+            "transaction for {} to {} for merchant {}: {}{}",
             m.transaction.payment,
             m.acquirer,
             m.merchant,
-            payment(&m.transaction.means)
+            payment(&m.transaction.means),
+            m.provision
+                .as_ref()
+                .map(|asked| format!(", provision {} of {} asked", asked.segment, asked.amount))
+                .unwrap_or_default()
         ),
-        Message::Acknowledgement(m) => format!("{} for {}", verdict(&m.verdict), m.payment),
+        Message::Acknowledgement(m) => format!(
+            "{} for {}{}",
+            verdict(&m.verdict),
+            m.payment,
+            m.provision
+                .as_ref()
+                .map(|grant| format!(
+                    ", provision {} of {} reserved (sequences above {})",
+                    grant.segment, grant.amount, grant.sequence_floor
+                ))
+                .unwrap_or_default()
+        ),
         Message::PayerAcknowledgement(m) => format!("{} for {}", verdict(&m.verdict), m.payment),
         Message::ServiceOrder(m) => format!(
             "service order for {} on quote {}{}",
@@ -141,7 +157,60 @@ pub fn summary(message: &Message) -> String {
         ),
         Message::IdentityVerdict(m) => identity(&m.identification, &m.verdict, &m.customer),
         Message::IdentificationResult(m) => identity(&m.identification, &m.verdict, &m.customer),
+        Message::SessionEnd(m) => format!("end of session {}", m.session),
+        Message::SessionSettlement(m) => format!(
+            "settlement of {} at {}: {} payment(s), {}",
+            m.segment,
+            m.acquirer,
+            m.payments.len(),
+            sum_of(&m.payments)
+        ),
+        Message::SettlementResult(m) => format!(
+            "{} settled: {} payment(s) debited, {}, {} released{}",
+            m.segment,
+            m.settled,
+            m.debited,
+            m.released,
+            if m.refused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", refused: {}",
+                    m.refused
+                        .iter()
+                        .map(|(payment, why)| format!("{payment} ({why})"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
+        ),
+        Message::SessionClosed(m) => format!(
+            "session {} closed: {} wallet payment(s), {}{}",
+            m.session,
+            m.payments,
+            m.debited
+                .map(|debited| format!("{debited} debited"))
+                .unwrap_or_else(|| "nothing debited".into()),
+            if m.settled {
+                ""
+            } else {
+                ", settlement pending"
+            }
+        ),
     }
+}
+
+/// The sum of signed payments, written with its currency ("nothing" when empty).
+fn sum_of(payments: &[SignedWalletPayment]) -> String {
+    let Some(first) = payments.first() else {
+        return "nothing".into();
+    };
+    let currency = first.payment.amount.currency;
+    let minor = payments
+        .iter()
+        .map(|signed| signed.payment.amount.minor)
+        .fold(0u64, u64::saturating_add);
+    Money::new(minor, currency).to_string()
 }
 
 fn payment_service(service: Option<&PaymentService>) -> String {
@@ -184,6 +253,14 @@ fn payment(payment: &Payment) -> String {
             } else {
                 ""
             }
+        ),
+        Payment::VirtualWallet(signed) => format!(
+            "wallet {}, sequence {}, {} signed at {}, signature {}…",
+            signed.payment.account.fingerprint(),
+            signed.payment.sequence,
+            signed.payment.amount,
+            signed.payment.time,
+            hex::encode_upper(signed.signature.get(..8).unwrap_or_default())
         ),
     }
 }
@@ -335,6 +412,10 @@ fn short_name(message: &Message) -> &'static str {
             }
         }
         Message::IdentificationResult(_) => "identification result",
+        Message::SessionEnd(_) => "end of session",
+        Message::SessionSettlement(_) => "settlement",
+        Message::SettlementResult(_) => "settled",
+        Message::SessionClosed(_) => "session closed",
     }
 }
 

@@ -1,12 +1,14 @@
 //! The client device (21): asks the front-end for services (A) — payment services such as
 //! a bill payment or an account reload among them (claim 17) — and receives them (K), or
-//! learns why a purchase delivered nothing.
+//! learns why a purchase delivered nothing. Its requests may belong to a pseudo-session
+//! (claim 10): opened by the device, named in each request, ended by a [`SessionEnd`]
+//! that the front-end answers with the session's settled total.
 
 use std::collections::BTreeMap;
 
 use crate::messages::{
     ClientDelivery, Envelope, Failure, Message, Party, PaymentService, PostalAddress, ProviderId,
-    RequestId, ServiceId, ServiceRequest, TerminalId,
+    RequestId, ServiceId, ServiceRequest, SessionClosed, SessionEnd, SessionId, TerminalId,
 };
 
 /// How a request ended, as the client device saw it.
@@ -26,6 +28,8 @@ pub struct ClientDevice {
     terminal: TerminalId,
     next_request: u64,
     requests: BTreeMap<RequestId, Option<RequestResult>>,
+    session: Option<SessionId>,
+    closed: BTreeMap<SessionId, SessionClosed>,
 }
 
 impl ClientDevice {
@@ -35,7 +39,39 @@ impl ClientDevice {
             terminal,
             next_request: 1,
             requests: BTreeMap::new(),
+            session: None,
+            closed: BTreeMap::new(),
         }
+    }
+
+    /// Opens a pseudo-session named `session`: the requests that follow belong to it
+    /// until [`ClientDevice::end_session`].
+    pub fn open_session(&mut self, session: SessionId) {
+        self.session = Some(session);
+    }
+
+    /// The session open, if any.
+    pub fn session(&self) -> Option<&SessionId> {
+        self.session.as_ref()
+    }
+
+    /// Ends the open session: the message that asks the front-end to settle it, or
+    /// `None` when no session is open.
+    pub fn end_session(&mut self) -> Option<Envelope> {
+        let session = self.session.take()?;
+        Some(Envelope {
+            from: Party::Client(self.terminal.clone()),
+            to: Party::FrontEnd,
+            message: Message::SessionEnd(SessionEnd {
+                terminal: self.terminal.clone(),
+                session,
+            }),
+        })
+    }
+
+    /// How a session ended, once the front-end said so.
+    pub fn session_closed(&self, session: &SessionId) -> Option<&SessionClosed> {
+        self.closed.get(session)
     }
 
     /// The terminal.
@@ -84,6 +120,7 @@ impl ClientDevice {
                 provider,
                 service,
                 delivery_address,
+                session: self.session.clone(),
             }),
         }
     }
@@ -110,6 +147,12 @@ impl ClientDevice {
             }
             Message::PurchaseOutcome(outcome) => {
                 (outcome.request, RequestResult::Failed(outcome.failure))
+            }
+            Message::SessionClosed(closed) => {
+                if closed.terminal == self.terminal {
+                    self.closed.entry(closed.session.clone()).or_insert(closed);
+                }
+                return;
             }
             _ => return,
         };

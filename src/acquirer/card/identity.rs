@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Amount, BankCardRules, CardHistory, CardKey, Judgement};
 use crate::messages::{
-    AcquirerId, AcquirerTransaction, CustomerId, IdentityCheck, IdentityVerdict, Payment,
-    PaymentId, Transaction,
+    AcquirerId, AcquirerTransaction, CustomerId, IdentityCheck, IdentityVerdict, PaymentId,
+    RefusalReason, Transaction, Verdict,
 };
 
 /// What the customer pseudonym's hash starts with, so that it is never another hash's.
@@ -50,7 +50,22 @@ impl BankCardRules {
         check: &IdentityCheck,
         history: &CardHistory,
     ) -> IdentityDecision {
-        let Payment::BankCard(card) = &check.proof.proof;
+        let Some(card) = check.proof.proof.card() else {
+            return IdentityDecision {
+                verdict: IdentityVerdict {
+                    acquirer: self.acquirer.clone(),
+                    purchase: check.request.purchase.clone(),
+                    identification: check.request.identification.clone(),
+                    verdict: Verdict::refused(RefusalReason::NoAcquirer),
+                    customer: None,
+                },
+                card: CardKey {
+                    pan: String::new(),
+                    pan_sequence: 0,
+                },
+                record_atc: None,
+            };
+        };
         // The proof judged as the payment the card signed: the same request values.
         let as_payment = AcquirerTransaction {
             acquirer: check.acquirer.clone(),
@@ -62,6 +77,7 @@ impl BankCardRules {
                 terminal: check.proof.terminal.clone(),
                 means: check.proof.proof.clone(),
             },
+            provision: None,
         };
         // The identification's ids are the request's payment and purchase ids, so rule 6
         // also refuses a proof that answers another identification.
@@ -115,7 +131,7 @@ mod tests {
     use super::*;
     use crate::messages::{
         Currency, IdentificationId, IdentificationProof, IdentificationRequest, Means, MerchantId,
-        PurchaseId, RefusalReason, TerminalId, Verdict,
+        Payment, PurchaseId, TerminalId,
     };
 
     fn request() -> IdentificationRequest {
@@ -149,7 +165,9 @@ mod tests {
     }
 
     fn card_of(check: &mut IdentityCheck) -> &mut crate::messages::CardTransaction {
-        let Payment::BankCard(card) = &mut check.proof.proof;
+        let Payment::BankCard(card) = &mut check.proof.proof else {
+            panic!("a bank-card payment")
+        };
         card
     }
 
@@ -169,7 +187,9 @@ mod tests {
             unreachable!()
         };
         assert!(arpc.is_some(), "the card completes with the issuer's ARPC");
-        let Payment::BankCard(card) = &check.proof.proof;
+        let Payment::BankCard(card) = &check.proof.proof else {
+            panic!("a bank-card payment")
+        };
         assert_eq!(
             decision.verdict.customer,
             Some(customer_id(

@@ -407,6 +407,47 @@ impl SignedWalletPayment {
     }
 }
 
+/// On the wire (messages, traces, JSON) a signed payment is its canonical encoding and
+/// its signature, both in upper-case hex: `{"payment": "0018…", "signature": "…"}`.
+/// What is read back is exactly what was signed, so a relay cannot alter a field
+/// without breaking the signature; bytes that do not decode are refused by name.
+impl serde::Serialize for SignedWalletPayment {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeStruct};
+        let encoded = self.payment.encode().map_err(S::Error::custom)?;
+        let mut state = serializer.serialize_struct("SignedWalletPayment", 2)?;
+        state.serialize_field("payment", &hex::encode_upper(encoded))?;
+        state.serialize_field("signature", &hex::encode_upper(self.signature))?;
+        state.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SignedWalletPayment {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wire {
+            payment: String,
+            signature: String,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        let encoded = hex::decode(&wire.payment)
+            .map_err(|error| D::Error::custom(format!("wallet payment: {error}")))?;
+        let payment = WalletPayment::decode(&encoded).map_err(D::Error::custom)?;
+        let signature = hex::decode(&wire.signature)
+            .ok()
+            .and_then(|bytes| <[u8; SIGNATURE_LEN]>::try_from(bytes).ok())
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "wallet payment {}: the signature is not {SIGNATURE_LEN} bytes of hex",
+                    payment.payment
+                ))
+            })?;
+        Ok(SignedWalletPayment { payment, signature })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,11 +18,9 @@ use super::encoding::{AccountKey, SignedWalletPayment};
 /// SQLite's signed 64-bit integers.
 pub const MAX_VALUE: u64 = i64::MAX as u64;
 
-identifier!(
-    /// The front-end's name for an incremental-payment session: the provision reserved
-    /// for it and its settlement are keyed by it.
-    SessionId
-);
+/// The front-end's name for a provision of an incremental-payment session: the
+/// provision reserved and its settlement are keyed by it.
+pub use crate::messages::SessionId;
 identifier!(
     /// The reference of a credit (an account reload): a credit repeated with the same
     /// reference is the same credit.
