@@ -18,6 +18,6 @@ pub mod batch;
 pub mod card;
 pub mod journal;
 pub mod schedule;
-mod sqlite;
+pub(crate) mod sqlite;
 pub mod system;
 pub mod wallet;

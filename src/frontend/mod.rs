@@ -21,6 +21,11 @@
 //!   payment;
 //! - **payment services** (claim 17): a bill payment or an account reload is a service
 //!   like any other; A's [`crate::messages::PaymentService`] travels to the server in B;
+//! - **incremental payment** (claim 10): the requests of a pseudo-session name it; the
+//!   session's first wallet payment goes to the wallet acquirer with a request for a
+//!   provision, and the next ones are verified by the front-end itself against it
+//!   ([`sessions`]), recorded durably before the service is ordered, and settled
+//!   together when the client ends the session or the provision runs out;
 //! - **failures**: an unavailable or silent server, a declined or silent payer device,
 //!   a quote expired before E, a refusing, unreachable or silent acquirer. Each ends the
 //!   purchase with a [`PurchaseOutcome`] to the client device; when a transaction exists
@@ -33,7 +38,11 @@
 //! caller provides. Every message is idempotent: a repeated one changes nothing and,
 //! where it had an answer, gets the same answer again.
 
+pub mod sessions;
+
 use std::collections::{BTreeMap, BTreeSet};
+
+use sessions::{Route, SessionLog, SessionLogError, Sessions};
 
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, ClientDelivery, Currency, Delivery, Envelope,
@@ -44,7 +53,8 @@ use crate::messages::{
 };
 use crate::messages::{
     CustomerId, IdentificationDeclined, IdentificationId, IdentificationProof,
-    IdentificationRequest, IdentificationResult, IdentityCheck, IdentityVerdict, Party, RequestId,
+    IdentificationRequest, IdentificationResult, IdentityCheck, IdentityVerdict, Party,
+    ProvisionRequest, RequestId, SessionEnd, SessionId, SettlementResult,
 };
 
 /// Where the front-end's nonces come from (the payment request's nonce, from which the
@@ -122,6 +132,11 @@ pub struct FrontEndConfig {
     /// acquirers and servers keep answers by identifier, so a reused one would get the
     /// previous purchase's answers.
     pub purchase_prefix: String,
+    /// The provision asked of the wallet acquirer for a pseudo-session, in minor units
+    /// of the payment's currency (at least the first payment's amount): how much the
+    /// session may spend before the front-end settles and asks again. 0 sends every
+    /// wallet payment to the acquirer, session or not.
+    pub session_provision: u64,
 }
 
 impl FrontEndConfig {
@@ -141,6 +156,7 @@ impl FrontEndConfig {
             acquirer_timeout_ms: 30_000,
             service_order_attempts: 3,
             purchase_prefix: "P".into(),
+            session_provision: 5_000,
         }
     }
 
@@ -216,6 +232,10 @@ pub struct Purchase {
     /// The identification result as sent to the payer device, resent on a repeated
     /// proof.
     pub identification_result: Option<Envelope>,
+    /// The provision its wallet payment went against, or asked for.
+    pub segment: Option<SessionId>,
+    /// The provision F asked for, when its payment opened one.
+    pub provision: Option<ProvisionRequest>,
 }
 
 /// What handling one input did: the messages to send and, when the input changed
@@ -263,6 +283,7 @@ pub struct FrontEnd<E: Entropy> {
     /// every purchase ever handled.
     waiting: BTreeSet<PurchaseId>,
     next_purchase: u64,
+    sessions: Sessions,
 }
 
 impl<E: Entropy> FrontEnd<E> {
@@ -275,7 +296,24 @@ impl<E: Entropy> FrontEnd<E> {
             by_request: BTreeMap::new(),
             waiting: BTreeSet::new(),
             next_purchase: 1,
+            sessions: Sessions::default(),
         }
+    }
+
+    /// Keeps the payments of pseudo-sessions in `log` instead of memory. The provisions
+    /// `log` holds unsettled — a front-end that stopped mid-session — are settled with
+    /// the acquirer at the first deadline ([`FrontEnd::poll_timeout`] is then due).
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub fn with_session_log(mut self, log: Box<dyn SessionLog>) -> Result<Self, SessionLogError> {
+        self.sessions = Sessions::recover(log)?;
+        Ok(self)
+    }
+
+    /// The pseudo-sessions and their provisions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// The configuration.
@@ -305,6 +343,7 @@ impl<E: Entropy> FrontEnd<E> {
                     .get(id)
                     .and_then(|purchase| purchase.deadline)
             })
+            .chain(self.sessions.poll_timeout())
             .min()
     }
 
@@ -357,6 +396,8 @@ impl<E: Entropy> FrontEnd<E> {
                 self.on_identification_declined(from, declined)
             }
             Message::IdentityVerdict(verdict) => self.on_identity_verdict(now, from, verdict),
+            Message::SessionEnd(end) => self.on_session_end(now, from, end),
+            Message::SettlementResult(result) => self.on_settlement(from, result),
             other => Reaction::ignore(format!(
                 "the front-end does not take a {} message",
                 other.step()
@@ -382,6 +423,11 @@ impl<E: Entropy> FrontEnd<E> {
             sent.extend(self.expire(now, &id));
             self.track(&id);
         }
+        sent.extend(self.sessions.handle_timeout(
+            now,
+            self.config.service_order_attempts,
+            self.config.acquirer_timeout_ms,
+        ));
         Reaction::send(sent)
     }
 
@@ -411,7 +457,17 @@ impl<E: Entropy> FrontEnd<E> {
                 // The acquirer may have authorised without its answer reaching us:
                 // cancel there, and tell the payer device so its card ends with an AAC.
                 let mut sent = vec![negative_h(purchase, RefusalReason::AcquirerUnreachable)];
-                sent.extend(reverse(purchase, "the acquirer did not answer in time"));
+                match purchase.provision.take() {
+                    // A provision may have been reserved: release it by settling it
+                    // empty (nothing was debited for it).
+                    Some(asked) => sent.extend(self.sessions.abandon(
+                        &asked.segment,
+                        true,
+                        now,
+                        self.config.acquirer_timeout_ms,
+                    )),
+                    None => sent.extend(reverse(purchase, "the acquirer did not answer in time")),
+                }
                 sent.extend(fail(
                     purchase,
                     Failure::PaymentRefused {
@@ -489,8 +545,21 @@ impl<E: Entropy> FrontEnd<E> {
             identity_acquirer: None,
             identification_proof: None,
             identification_result: None,
+            segment: None,
+            provision: None,
         };
-        let sent = if self.config.providers.contains(&request.provider) {
+        let ended = request
+            .session
+            .as_ref()
+            .filter(|session| self.sessions.has_ended(&request.terminal, session));
+        let sent = if let Some(session) = ended {
+            fail(
+                &mut purchase,
+                Failure::BadRequest {
+                    reason: format!("session {session} has ended"),
+                },
+            )
+        } else if self.config.providers.contains(&request.provider) {
             purchase.deadline = Some(now.plus_millis(self.config.server_timeout_ms));
             vec![Envelope {
                 from: Party::FrontEnd,
@@ -857,10 +926,64 @@ impl<E: Entropy> FrontEnd<E> {
                 return Reaction::send(sent);
             }
         };
+        let mut sent = Vec::new();
+        let session = purchase.request.session.clone();
+        if let (Some(signed), Some(session)) = (transaction.means.wallet(), session)
+            && self.config.session_provision > 0
+        {
+            match self.sessions.route(
+                &purchase.request.terminal,
+                &session,
+                signed,
+                &acquirer,
+                &self.config.purchase_prefix,
+                self.config.session_provision,
+                now,
+                self.config.acquirer_timeout_ms,
+            ) {
+                Route::Plain => {}
+                Route::Open { request, settle } => {
+                    sent.extend(settle);
+                    purchase.segment = Some(request.segment.clone());
+                    purchase.provision = Some(request);
+                }
+                Route::Admitted { segment, code } => {
+                    // Verified against the provision and recorded: no round trip.
+                    purchase.segment = Some(segment);
+                    purchase.acquirer = Some(acquirer.clone());
+                    let acknowledgement = Acknowledgement {
+                        acquirer,
+                        purchase: purchase.id.clone(),
+                        payment: payment.payment.clone(),
+                        verdict: Verdict::Positive {
+                            authorisation_code: code,
+                            response_code: *b"00",
+                            arpc: None,
+                        },
+                        provision: None,
+                    };
+                    sent.extend(authorised(
+                        purchase,
+                        acknowledgement,
+                        now,
+                        self.config.server_timeout_ms,
+                    ));
+                    return Reaction::send(sent);
+                }
+                Route::Refused(reason, why) => {
+                    let mut sent = vec![negative_h(purchase, reason.clone())];
+                    sent.extend(fail(purchase, Failure::PaymentRefused { reason }));
+                    return Reaction {
+                        sent,
+                        ignored: Some(why),
+                    };
+                }
+            }
+        }
         purchase.acquirer = Some(acquirer.clone());
         purchase.stage = Stage::AwaitingAcknowledgement;
         purchase.deadline = Some(now.plus_millis(self.config.acquirer_timeout_ms));
-        Reaction::send(vec![Envelope {
+        sent.push(Envelope {
             from: Party::FrontEnd,
             to: Party::Acquirer(acquirer.clone()),
             message: Message::AcquirerTransaction(AcquirerTransaction {
@@ -868,9 +991,34 @@ impl<E: Entropy> FrontEnd<E> {
                 merchant: self.config.merchant.clone(),
                 request: payment,
                 transaction,
-                provision: None,
+                provision: purchase.provision.clone(),
             }),
-        }])
+        });
+        Reaction::send(sent)
+    }
+
+    fn on_session_end(&mut self, now: Timestamp, from: &Party, end: SessionEnd) -> Reaction {
+        if !matches!(from, Party::Client(sender) if *sender == end.terminal) {
+            return Reaction::ignore(format!(
+                "an end of session for terminal {} came from {from}",
+                end.terminal
+            ));
+        }
+        let (sent, note) = self
+            .sessions
+            .end(&end, now, self.config.acquirer_timeout_ms);
+        Reaction {
+            sent,
+            ignored: note,
+        }
+    }
+
+    fn on_settlement(&mut self, from: &Party, result: SettlementResult) -> Reaction {
+        let (sent, note) = self.sessions.settled(from, result);
+        Reaction {
+            sent,
+            ignored: note,
+        }
     }
 
     fn on_declined(&mut self, from: &Party, declined: PaymentDeclined) -> Reaction {
@@ -953,41 +1101,47 @@ impl<E: Entropy> FrontEnd<E> {
             ));
         }
         purchase.deadline = None;
-        purchase.acknowledgement = Some(acknowledgement.clone());
-        let h = Envelope {
-            from: Party::FrontEnd,
-            to: Party::Payer(purchase.request.terminal.clone()),
-            message: Message::PayerAcknowledgement(PayerAcknowledgement {
-                purchase: purchase.id.clone(),
-                payment: acknowledgement.payment.clone(),
-                verdict: acknowledgement.verdict.clone(),
-            }),
-        };
-        purchase.payer_acknowledgement = Some(h.clone());
-        let mut sent = vec![h];
-        match &acknowledgement.verdict {
-            Verdict::Negative { reason, .. } => {
-                sent.extend(fail(
-                    purchase,
-                    Failure::PaymentRefused {
-                        reason: reason.clone(),
-                    },
-                ));
-            }
-            Verdict::Positive { .. } => {
-                let enclosed = purchase
-                    .quote
-                    .as_ref()
-                    .and_then(|quote| quote.service_enclosed.clone());
-                match enclosed {
-                    // Fig. 7: the service came with the quote; no I/J.
-                    Some(delivery) => sent.extend(deliver(purchase, delivery)),
-                    None => {
-                        sent.extend(order_service(purchase, now, self.config.server_timeout_ms))
-                    }
+        let mut sent = Vec::new();
+        if let Some(asked) = purchase.provision.clone() {
+            let timeout = self.config.acquirer_timeout_ms;
+            let first = purchase
+                .transaction
+                .as_ref()
+                .and_then(|transaction| transaction.means.wallet());
+            let opened = match (&acknowledgement.verdict, &acknowledgement.provision, first) {
+                (Verdict::Positive { .. }, Some(grant), Some(first)) => {
+                    self.sessions
+                        .granted(&asked.segment, grant, first, &self.config.merchant)
                 }
+                (Verdict::Positive { .. }, _, _) => Err((
+                    RefusalReason::MismatchWithRequest,
+                    format!("the acquirer granted no provision {}", asked.segment),
+                )),
+                (Verdict::Negative { .. }, _, _) => {
+                    // Nothing reserved: forget the provision.
+                    self.sessions.abandon(&asked.segment, false, now, timeout);
+                    Ok(())
+                }
+            };
+            if let Err((reason, why)) = opened {
+                // Whatever was reserved is released; the payment is refused here.
+                sent.extend(self.sessions.abandon(&asked.segment, true, now, timeout));
+                purchase.acknowledgement = Some(acknowledgement);
+                sent.push(negative_h(purchase, reason.clone()));
+                sent.extend(fail(purchase, Failure::PaymentRefused { reason }));
+                return Reaction {
+                    sent,
+                    ignored: Some(why),
+                };
             }
+            sent.extend(self.sessions.after_opening(&asked.segment, now, timeout));
         }
+        sent.extend(authorised(
+            purchase,
+            acknowledgement,
+            now,
+            self.config.server_timeout_ms,
+        ));
         Reaction::send(sent)
     }
 
@@ -1020,6 +1174,47 @@ impl<E: Entropy> FrontEnd<E> {
         purchase.deadline = None;
         Reaction::send(deliver(purchase, delivery.delivery))
     }
+}
+
+/// Passes the acquirer's (or the front-end's own) acknowledgement on to the payer device
+/// as H, then, when positive, orders the service (or delivers it, Fig. 7); when
+/// negative, ends the purchase.
+fn authorised(
+    purchase: &mut Purchase,
+    acknowledgement: Acknowledgement,
+    now: Timestamp,
+    server_timeout_ms: i64,
+) -> Vec<Envelope> {
+    let h = Envelope {
+        from: Party::FrontEnd,
+        to: Party::Payer(purchase.request.terminal.clone()),
+        message: Message::PayerAcknowledgement(PayerAcknowledgement {
+            purchase: purchase.id.clone(),
+            payment: acknowledgement.payment.clone(),
+            verdict: acknowledgement.verdict.clone(),
+        }),
+    };
+    purchase.payer_acknowledgement = Some(h.clone());
+    let verdict = acknowledgement.verdict.clone();
+    purchase.acknowledgement = Some(acknowledgement);
+    let mut sent = vec![h];
+    match verdict {
+        Verdict::Negative { reason, .. } => {
+            sent.extend(fail(purchase, Failure::PaymentRefused { reason }));
+        }
+        Verdict::Positive { .. } => {
+            let enclosed = purchase
+                .quote
+                .as_ref()
+                .and_then(|quote| quote.service_enclosed.clone());
+            match enclosed {
+                // Fig. 7: the service came with the quote; no I/J.
+                Some(delivery) => sent.extend(deliver(purchase, delivery)),
+                None => sent.extend(order_service(purchase, now, server_timeout_ms)),
+            }
+        }
+    }
+    sent
 }
 
 /// What follows an accepted quote once the user is identified, if that was needed: a
@@ -1250,5 +1445,7 @@ fn reverse(purchase: &mut Purchase, reason: &str) -> Vec<Envelope> {
     }]
 }
 
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod tests;
