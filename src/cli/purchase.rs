@@ -427,7 +427,9 @@ pub(super) fn purchase(
                 completion.atc
             )?,
             PaymentState::CompletionFailed(why) => writeln!(out, "card: completion failed: {why}")?,
-            PaymentState::Declined(_) | PaymentState::AwaitingAcknowledgement => {}
+            PaymentState::Declined(_)
+            | PaymentState::AwaitingAcknowledgement
+            | PaymentState::WalletSettled { .. } => {}
         }
     }
     writeln!(out, "journal: {}", journal_path.display())?;

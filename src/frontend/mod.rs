@@ -943,7 +943,7 @@ impl<E: Entropy> FrontEnd<E> {
             ) {
                 Route::Plain => {}
                 Route::Open { request, settle } => {
-                    sent.extend(settle);
+                    sent.extend(settle.map(|settlement| *settlement));
                     purchase.segment = Some(request.segment.clone());
                     purchase.provision = Some(request);
                 }

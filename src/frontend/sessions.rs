@@ -578,7 +578,7 @@ pub enum Route {
         /// The provision asked.
         request: ProvisionRequest,
         /// The settlement of the provision it replaces.
-        settle: Option<Envelope>,
+        settle: Option<Box<Envelope>>,
     },
     /// Verified against the provision and recorded: authorised by the front-end.
     Admitted {
@@ -749,7 +749,7 @@ impl Sessions {
                             // Spent: settle it, and let this payment open the next.
                             current.state = SegmentState::Settling { attempt: 1 };
                             current.deadline = Some(now.plus_millis(settle_timeout_ms));
-                            settle = Some(settlement(current));
+                            settle = Some(Box::new(settlement(current)));
                         }
                         Err(refusal) => {
                             return Route::Refused(refusal_reason(&refusal), refusal.to_string());
@@ -1044,7 +1044,7 @@ impl Sessions {
         for session in self.open.values_mut() {
             let mut touched = false;
             for segment in &mut session.segments {
-                if !segment.deadline.is_some_and(|deadline| deadline <= now) {
+                if segment.deadline.is_none_or(|deadline| deadline > now) {
                     continue;
                 }
                 touched = true;

@@ -121,8 +121,8 @@ impl<C: CardChannel, U: PayerUser> Role for PayerDevice<C, U> {
         Party::Payer(self.terminal().clone())
     }
 
-    fn handle(&mut self, _now: Timestamp, from: &Party, message: Message) -> Handled {
-        Handled::send(PayerDevice::handle(self, from, message))
+    fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Handled {
+        Handled::send(PayerDevice::handle(self, now, from, message))
     }
 }
 

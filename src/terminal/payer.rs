@@ -1,26 +1,63 @@
 //! The payer device (22): answers the front-end's payment requests (D) with a
-//! transaction (E) made with the bank card, and completes the card's transaction with the
-//! acknowledgement (H). It also answers the front-end's service messages (claim 16): an
+//! transaction (E) made with the bank card or from the virtual wallet, and acts on the
+//! acknowledgement (H): the card completes its transaction, the session totals count
+//! the payment. It also answers the front-end's service messages (claim 16): an
 //! [`IdentificationRequest`] gets the card's proof of identity, a zero-amount
 //! cryptogram made after the card verified the PIN, and the [`IdentificationResult`]
 //! completes the card's transaction as H does.
 //!
-//! The device itself holds the rules (which means it accepts, what it does with a
-//! repeated D or H); the card is reached through the [`CardModule`] over any reader, and
-//! the user through the [`PayerUser`] trait (a terminal prompt, or a script). A PIN is
-//! asked for each payment, presented to the card, and dropped (zeroized) at once.
+//! The device itself holds the rules (which means pays, whether the user is asked, what
+//! it does with a repeated D or H); the card is reached through the [`CardModule`] over
+//! any reader, the wallet's key through a [`WalletSigner`], and the user through the
+//! [`PayerUser`] trait (a terminal prompt, or a script).
+//!
+//! # Which means pays
+//!
+//! [`MeansChoice`] says it. [`MeansChoice::Fixed`] names one means for every payment,
+//! and the user confirms each one (the default: the bank card, as before the wallet
+//! existed). [`MeansChoice::Plan`] lets the active user's payment plan choose
+//! ([`Users::choose_among`], claims 4 and 18) among the means the request accepts and
+//! the device has at hand, and the user's thresholds decide the confirmation (claim 5):
+//! at or below the threshold the payment goes without a question, above it the user is
+//! asked. [`PayerDevice::override_next_means`] names the means of the next payment
+//! instead (the plan's override).
+//!
+//! # Secrets
+//!
+//! A card PIN is asked for each card payment, presented to the card and dropped
+//! (zeroized) at once. A wallet payment asks no PIN: the wallet's key was unlocked with
+//! its key-store PIN when the device was set up, and is held by the [`WalletSigner`],
+//! whose `Debug` shows the account and never the key, and which zeroizes the key when
+//! dropped (the `p256` signing key wipes its scalar).
+//!
+//! # Session totals
+//!
+//! With a plan, each acknowledgement H of a payment this device made is reported to
+//! the session totals of the user who was active when the payment was made
+//! ([`SessionTotals::record`](crate::terminal::plan::SessionTotals::record), claim 6):
+//! a positive H counts the payment once, by its identifier; a negative H counts
+//! nothing; a repeated H changes nothing.
 
 use std::collections::BTreeMap;
 
+use p256::ecdsa::SigningKey;
+use p256::ecdsa::signature::Signer;
 use zeroize::Zeroizing;
 
+use crate::acquirer::wallet::{AccountKey, SignedWalletPayment, WalletError, WalletPayment};
 use crate::emv::CardChannel;
 use crate::messages::{
     CustomerId, Envelope, IdentificationDeclined, IdentificationId, IdentificationProof,
-    IdentificationRequest, IdentificationResult, Means, Message, Party, PayerAcknowledgement,
-    Payment, PaymentDeclined, PaymentId, PaymentRequest, TerminalId, Transaction,
+    IdentificationRequest, IdentificationResult, Means, Message, Money, Party,
+    PayerAcknowledgement, Payment, PaymentDeclined, PaymentId, PaymentRequest, TerminalId,
+    Timestamp, Transaction,
 };
 use crate::terminal::card_module::{CardModule, CardModuleError, Completion};
+use crate::terminal::keystore::UnlockedKey;
+use crate::terminal::plan::{
+    AcquirerLimits, Confirmation, Counted, PaymentContext, PaymentOutcome, PlanError,
+    SessionPayment, User, UserId, Users, means_name,
+};
 
 /// What the front-end asks of the user: to pay, or to be identified.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +116,214 @@ impl PayerUser for ScriptedUser {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The wallet's key
+
+/// Why the wallet could not sign a payment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalletSignError {
+    /// The account's counter reached `u64::MAX`: no greater sequence is left to sign.
+    #[error("payment {payment}: the wallet's sequence is exhausted (last signed {last})")]
+    SequenceExhausted {
+        /// The payment that could not be signed.
+        payment: PaymentId,
+        /// The last sequence signed.
+        last: u64,
+    },
+    /// The payment has no canonical encoding (an identifier too long).
+    #[error(transparent)]
+    Encoding(#[from] WalletError),
+}
+
+/// The key that signs, from the key store or given as is (tests, benchmarks).
+enum WalletKey {
+    Unlocked(UnlockedKey),
+    Signing(SigningKey),
+}
+
+impl WalletKey {
+    fn sign(&self, message: &[u8]) -> p256::ecdsa::Signature {
+        match self {
+            WalletKey::Unlocked(key) => key.sign(message),
+            WalletKey::Signing(key) => key.sign(message),
+        }
+    }
+
+    fn verifying_key(&self) -> &p256::ecdsa::VerifyingKey {
+        match self {
+            WalletKey::Unlocked(key) => key.verifying_key(),
+            WalletKey::Signing(key) => key.verifying_key(),
+        }
+    }
+}
+
+/// The virtual wallet at the payer device's disposal: the account's private key and the
+/// sequence of the last payment it signed.
+///
+/// # Sequence
+///
+/// Each payment carries a sequence greater than the account's previous one, which the
+/// acquirer checks (a replayed or lower sequence is refused). The signer takes
+/// `next = max(last + 1, now)`, `now` in milliseconds since 1970: without any state
+/// kept between runs, the sequence stays increasing across restarts as long as the
+/// clock at the restart is ahead of the previous run's last sequence — that is, as long
+/// as the clock does not go back by more than the payments signed faster than one per
+/// millisecond pushed the counter ahead of it. If it does, the acquirer refuses the
+/// payment as replayed: nothing is paid twice. [`WalletSigner::with_last_sequence`]
+/// resumes from a sequence known otherwise (kept, or reported by the acquirer).
+pub struct WalletSigner {
+    key: WalletKey,
+    last_sequence: u64,
+}
+
+impl WalletSigner {
+    /// The wallet of the key-store entry `key` (unlocked with its PIN).
+    pub fn from_unlocked(key: UnlockedKey) -> WalletSigner {
+        WalletSigner {
+            key: WalletKey::Unlocked(key),
+            last_sequence: 0,
+        }
+    }
+
+    /// The wallet of `key`, outside any key store (tests, benchmarks): it belongs to no
+    /// user in particular ([`WalletSigner::user`] is `None`).
+    pub fn from_signing_key(key: SigningKey) -> WalletSigner {
+        WalletSigner {
+            key: WalletKey::Signing(key),
+            last_sequence: 0,
+        }
+    }
+
+    /// The same wallet, resuming after `last`: the next payment carries a greater
+    /// sequence.
+    pub fn with_last_sequence(mut self, last: u64) -> WalletSigner {
+        self.last_sequence = last;
+        self
+    }
+
+    /// The account the wallet pays from: its public key.
+    pub fn account(&self) -> AccountKey {
+        AccountKey::new(self.key.verifying_key())
+    }
+
+    /// The key-store user the key belongs to; `None` for a key given as is.
+    pub fn user(&self) -> Option<&str> {
+        match &self.key {
+            WalletKey::Unlocked(key) => Some(key.user()),
+            WalletKey::Signing(_) => None,
+        }
+    }
+
+    /// The sequence of the last payment signed (0 before the first).
+    pub fn last_sequence(&self) -> u64 {
+        self.last_sequence
+    }
+
+    /// The sequence the next payment signed at `now` carries: `max(last + 1, now)` in
+    /// milliseconds (a clock before 1970 counts as 0); `None` once `last` is
+    /// `u64::MAX`.
+    pub fn next_sequence(&self, now: Timestamp) -> Option<u64> {
+        let after_last = self.last_sequence.checked_add(1)?;
+        let clock = u64::try_from(now.0).unwrap_or(0);
+        Some(after_last.max(clock))
+    }
+
+    /// Signs the payment `request` asks for at `now`: the account, the request's
+    /// merchant, service, payment identifier and amount, the next sequence, `now`. The
+    /// sequence is taken only when the payment is signed.
+    pub fn sign_payment(
+        &mut self,
+        request: &PaymentRequest,
+        now: Timestamp,
+    ) -> Result<SignedWalletPayment, WalletSignError> {
+        let sequence =
+            self.next_sequence(now)
+                .ok_or_else(|| WalletSignError::SequenceExhausted {
+                    payment: request.payment.clone(),
+                    last: self.last_sequence,
+                })?;
+        let payment = WalletPayment {
+            account: self.account(),
+            merchant: request.merchant.clone(),
+            service: request.service.clone(),
+            payment: request.payment.clone(),
+            amount: request.amount,
+            sequence,
+            time: now,
+        };
+        let signed = SignedWalletPayment::sign(payment, |message| self.key.sign(message))?;
+        self.last_sequence = sequence;
+        Ok(signed)
+    }
+}
+
+impl std::fmt::Debug for WalletSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletSigner")
+            .field("account", &self.account().fingerprint())
+            .field("user", &self.user())
+            .field("last_sequence", &self.last_sequence)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Which means pays
+
+/// How the payer device picks the means of each payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeansChoice {
+    /// Always this means; the user confirms every payment. It must be accepted by the
+    /// request and present on the device (a card module always is; the wallet with
+    /// [`PayerDevice::with_wallet`]), or the payment is declined.
+    Fixed(Means),
+    /// The active user's plan chooses and their thresholds set the confirmation
+    /// ([`Users::choose_among`]).
+    Plan {
+        /// The users, one active, with their plans, thresholds and session totals
+        /// (boxed: they are large beside a fixed means).
+        users: Box<Users>,
+        /// The amounts each acquirer takes: a means without limits has no acquirer and
+        /// pays nothing.
+        limits: AcquirerLimits,
+    },
+}
+
+impl Default for MeansChoice {
+    /// The bank card, confirmed each time.
+    fn default() -> MeansChoice {
+        MeansChoice::Fixed(Means::BankCard)
+    }
+}
+
+/// The means the device has at hand for `user`: the card module always; the wallet
+/// when one was given and it is the user's (a key from the key store must be the
+/// user's entry, so that one user never pays from another's account).
+fn present_means(wallet: Option<&WalletSigner>, user: &User) -> Vec<Means> {
+    let wallet_present = wallet.is_some_and(|wallet| {
+        wallet
+            .user()
+            .is_none_or(|owner| user.means().key_store_user.as_deref() == Some(owner))
+    });
+    Means::ALL
+        .into_iter()
+        .filter(|&means| means == Means::BankCard || wallet_present)
+        .collect()
+}
+
+/// The means decided for one payment.
+struct Decision {
+    means: Means,
+    /// Whether the user is asked (explicit confirmation).
+    ask: bool,
+    /// The user paying, with a plan: their totals count the payment.
+    user: Option<UserId>,
+}
+
+// ---------------------------------------------------------------------------------------
+// The device
+
 /// How one payment went on the payer device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentState {
@@ -86,15 +331,32 @@ pub enum PaymentState {
     AwaitingAcknowledgement,
     /// The payment was declined on the device (no E): why.
     Declined(String),
-    /// H arrived and the card completed the transaction.
+    /// H arrived for a bank-card payment and the card completed the transaction.
     Completed(Completion),
-    /// H arrived but the card could not complete: why.
+    /// H arrived for a bank-card payment but the card could not complete: why.
     CompletionFailed(String),
+    /// H arrived for a virtual-wallet payment. There is no card transaction to
+    /// complete: the verdict is the end of it, the account debited or not.
+    WalletSettled {
+        /// Whether the acquirer authorised (debited) the payment.
+        authorised: bool,
+    },
+}
+
+/// What E carried, kept to count the payment when H comes.
+struct Paid {
+    means: Means,
+    amount: Money,
+    user: Option<UserId>,
 }
 
 struct PaymentRecord {
     answer: Envelope,
     state: PaymentState,
+    /// `None` when the payment was declined on the device.
+    paid: Option<Paid>,
+    /// What the session totals did with the first H, with a plan.
+    counted: Option<Result<Counted, PlanError>>,
 }
 
 /// How one identification went on the payer device.
@@ -120,26 +382,56 @@ struct IdentificationRecord {
     state: IdentificationState,
 }
 
-/// The payer device of one terminal, with its card module and its user.
+/// The payer device of one terminal, with its card module, its user, and optionally a
+/// wallet and a payment plan.
 pub struct PayerDevice<C: CardChannel, U: PayerUser> {
     terminal: TerminalId,
     card: CardModule<C>,
     user: U,
+    wallet: Option<WalletSigner>,
+    means: MeansChoice,
+    /// The means the user named for the next payment request.
+    next_means: Option<Means>,
     // Boxed: a record holds a whole envelope, and map nodes then move pointers.
     payments: BTreeMap<PaymentId, Box<PaymentRecord>>,
     identifications: BTreeMap<IdentificationId, IdentificationRecord>,
 }
 
 impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
-    /// The payer device of `terminal`.
+    /// The payer device of `terminal`: it pays by bank card, the user confirming each
+    /// payment, until [`PayerDevice::with_means`] says otherwise.
     pub fn new(terminal: TerminalId, card: CardModule<C>, user: U) -> PayerDevice<C, U> {
         PayerDevice {
             terminal,
             card,
             user,
+            wallet: None,
+            means: MeansChoice::default(),
+            next_means: None,
             payments: BTreeMap::new(),
             identifications: BTreeMap::new(),
         }
+    }
+
+    /// The same device, with `wallet` at its disposal.
+    pub fn with_wallet(mut self, wallet: WalletSigner) -> PayerDevice<C, U> {
+        self.wallet = Some(wallet);
+        self
+    }
+
+    /// The same device, choosing the means of each payment by `means`.
+    pub fn with_means(mut self, means: MeansChoice) -> PayerDevice<C, U> {
+        self.means = means;
+        self
+    }
+
+    /// Names the means of the next payment request (a repeated one excepted), or
+    /// withdraws the name with `None`. With a plan it is the plan's override: the named
+    /// means pays if the request accepts it, the device has it and its acquirer takes
+    /// the amount, and the thresholds still set the confirmation; with a fixed means it
+    /// replaces that means once. It is used up by the next payment, paid or not.
+    pub fn override_next_means(&mut self, means: Option<Means>) {
+        self.next_means = means;
     }
 
     /// The terminal this device belongs to.
@@ -162,9 +454,51 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         &mut self.card
     }
 
+    /// The wallet, when the device has one.
+    pub fn wallet(&self) -> Option<&WalletSigner> {
+        self.wallet.as_ref()
+    }
+
+    /// How the device picks the means.
+    pub fn means_choice(&self) -> &MeansChoice {
+        &self.means
+    }
+
+    /// The users and their session totals, with a plan.
+    pub fn users(&self) -> Option<&Users> {
+        match &self.means {
+            MeansChoice::Plan { users, .. } => Some(users),
+            MeansChoice::Fixed(_) => None,
+        }
+    }
+
+    /// The users, mutably (to switch the active user, or start a new session), with a
+    /// plan.
+    pub fn users_mut(&mut self) -> Option<&mut Users> {
+        match &mut self.means {
+            MeansChoice::Plan { users, .. } => Some(users),
+            MeansChoice::Fixed(_) => None,
+        }
+    }
+
+    /// The active user's session totals as shown after each payment, with a plan:
+    /// `alice: session: 27.00 EUR (bank card 25.00 EUR, virtual wallet 2.00 EUR)`.
+    pub fn totals_line(&self) -> Option<String> {
+        self.users()
+            .map(|users| format!("{}: {}", users.active().id(), users.active_totals()))
+    }
+
     /// How a payment went, if this device saw its request.
     pub fn payment_state(&self, payment: &PaymentId) -> Option<&PaymentState> {
         self.payments.get(payment).map(|record| &record.state)
+    }
+
+    /// What the session totals did with a payment's acknowledgement, if one came for
+    /// a payment this device made with a plan.
+    pub fn counted(&self, payment: &PaymentId) -> Option<&Result<Counted, PlanError>> {
+        self.payments
+            .get(payment)
+            .and_then(|record| record.counted.as_ref())
     }
 
     /// How an identification went, if this device saw its request.
@@ -177,13 +511,14 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             .map(|record| &record.state)
     }
 
-    /// Takes a message from the front-end.
-    pub fn handle(&mut self, from: &Party, message: Message) -> Vec<Envelope> {
+    /// Takes a message from the front-end at `now` (the device's clock: a wallet
+    /// payment is dated and sequenced with it).
+    pub fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Vec<Envelope> {
         if *from != Party::FrontEnd {
             return Vec::new();
         }
         match message {
-            Message::PaymentRequest(request) => self.on_payment_request(request),
+            Message::PaymentRequest(request) => self.on_payment_request(request, now),
             Message::PayerAcknowledgement(acknowledgement) => {
                 self.on_acknowledgement(&acknowledgement);
                 // H expects no answer.
@@ -199,13 +534,14 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         }
     }
 
-    fn on_payment_request(&mut self, request: PaymentRequest) -> Vec<Envelope> {
+    fn on_payment_request(&mut self, request: PaymentRequest, now: Timestamp) -> Vec<Envelope> {
         if let Some(record) = self.payments.get(&request.payment) {
-            // A repeated D: the same answer, without touching the card again.
+            // A repeated D: the same answer, without touching the card or the wallet
+            // again (a second signature would spend a second sequence).
             return vec![record.answer.clone()];
         }
-        let (message, state) = match self.pay(&request) {
-            Ok(payment) => (
+        let (message, state, paid) = match self.pay(&request, now) {
+            Ok((payment, paid)) => (
                 Message::Transaction(Transaction {
                     purchase: request.purchase.clone(),
                     payment: request.payment.clone(),
@@ -213,6 +549,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
                     means: payment,
                 }),
                 PaymentState::AwaitingAcknowledgement,
+                Some(paid),
             ),
             Err(reason) => (
                 Message::PaymentDeclined(PaymentDeclined {
@@ -221,6 +558,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
                     reason: reason.clone(),
                 }),
                 PaymentState::Declined(reason),
+                None,
             ),
         };
         let answer = Envelope {
@@ -233,6 +571,8 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             Box::new(PaymentRecord {
                 answer: answer.clone(),
                 state,
+                paid,
+                counted: None,
             }),
         );
         vec![answer]
@@ -243,10 +583,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             // A repeated request: the same answer, without touching the card again.
             return vec![record.answer.clone()];
         }
-        let (message, state) = match self.sign(
-            Solicitation::Identification(&request),
-            &request.card_request(),
-        ) {
+        let (message, state) = match self.identify(&request) {
             Ok(proof) => (
                 Message::IdentificationProof(IdentificationProof {
                     purchase: request.purchase.clone(),
@@ -296,30 +633,100 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         };
     }
 
-    /// Confirmation, card read, PIN, first GENERATE AC.
-    fn pay(&mut self, request: &PaymentRequest) -> Result<Payment, String> {
-        self.sign(Solicitation::Payment(request), request)
+    /// The means, the confirmation, then the card's ARQC or the wallet's signature.
+    fn pay(&mut self, request: &PaymentRequest, now: Timestamp) -> Result<(Payment, Paid), String> {
+        let decision = self.decide(request)?;
+        // Claim 5: an implicit confirmation does not ask the user at all.
+        if decision.ask && !self.user.confirm(Solicitation::Payment(request)) {
+            return Err("the user declined the payment".into());
+        }
+        let payment = match decision.means {
+            Means::BankCard => self.card_cryptogram(Solicitation::Payment(request), request)?,
+            Means::VirtualWallet => {
+                let Some(wallet) = self.wallet.as_mut() else {
+                    return Err(no_wallet());
+                };
+                let signed = wallet
+                    .sign_payment(request, now)
+                    .map_err(|error| error.to_string())?;
+                Payment::VirtualWallet(signed)
+            }
+        };
+        Ok((
+            payment,
+            Paid {
+                means: decision.means,
+                amount: request.amount,
+                user: decision.user,
+            },
+        ))
     }
 
-    /// What a payment and an identification share: the user's consent, the card read,
-    /// the PIN verified by the card, and the card's ARQC over `card_request`.
-    fn sign(
+    /// Which means pays `request`, and whether the user is asked. Uses up the override.
+    fn decide(&mut self, request: &PaymentRequest) -> Result<Decision, String> {
+        let named = self.next_means.take();
+        match &self.means {
+            MeansChoice::Fixed(fixed) => {
+                let means = named.unwrap_or(*fixed);
+                if !request.accepted_means.contains(&means) {
+                    return Err(format!(
+                        "the front-end does not accept the {} for this payment",
+                        means_name(means)
+                    ));
+                }
+                if means == Means::VirtualWallet && self.wallet.is_none() {
+                    return Err(no_wallet());
+                }
+                Ok(Decision {
+                    means,
+                    ask: true,
+                    user: None,
+                })
+            }
+            MeansChoice::Plan { users, limits } => {
+                let present = present_means(self.wallet.as_ref(), users.active());
+                // D carries no kind of service: only the plan's rules for every kind
+                // apply.
+                let context = PaymentContext::of_request(request, None);
+                let context = match named {
+                    Some(means) => context.with_means(means),
+                    None => context,
+                };
+                let choice = users
+                    .choose_among(&context, limits, &present)
+                    .map_err(|refusal| refusal.to_string())?;
+                Ok(Decision {
+                    means: choice.means,
+                    ask: choice.confirmation == Confirmation::Explicit,
+                    user: Some(users.active().id().clone()),
+                })
+            }
+        }
+    }
+
+    /// The identification's consent and the card's zero-amount ARQC (claim 16): always
+    /// the bank card, always asked.
+    fn identify(&mut self, request: &IdentificationRequest) -> Result<Payment, String> {
+        let card_request = request.card_request();
+        if !card_request.accepted_means.contains(&Means::BankCard) {
+            return Err(
+                "the front-end does not accept the bank card for this identification".into(),
+            );
+        }
+        let solicitation = Solicitation::Identification(request);
+        if !self.user.confirm(solicitation) {
+            return Err("the user declined the identification".into());
+        }
+        self.card_cryptogram(solicitation, &card_request)
+    }
+
+    /// The card read, the PIN verified by the card, and the card's ARQC over
+    /// `card_request`; the user has agreed already.
+    fn card_cryptogram(
         &mut self,
         solicitation: Solicitation<'_>,
         card_request: &PaymentRequest,
     ) -> Result<Payment, String> {
-        let what = match solicitation {
-            Solicitation::Payment(_) => "payment",
-            Solicitation::Identification(_) => "identification",
-        };
-        if !card_request.accepted_means.contains(&Means::BankCard) {
-            return Err(format!(
-                "the front-end does not accept the bank card for this {what}"
-            ));
-        }
-        if !self.user.confirm(solicitation) {
-            return Err(format!("the user declined the {what}"));
-        }
         self.card.read().map_err(|error| error.to_string())?;
         let Some(pin) = self.user.pin(solicitation) else {
             return Err("no PIN was entered".into());
@@ -345,12 +752,45 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             return;
         };
         if record.state != PaymentState::AwaitingAcknowledgement {
-            // A repeated H, or an H for a declined payment: nothing to complete.
+            // A repeated H, or an H for a declined payment: nothing to complete, and
+            // nothing to count again.
             return;
         }
-        record.state = match self.card.complete(&acknowledgement.verdict) {
-            Ok(completion) => PaymentState::Completed(completion),
-            Err(error) => PaymentState::CompletionFailed(error.to_string()),
+        let Some(paid) = &record.paid else {
+            return;
         };
+        let authorised = acknowledgement.verdict.is_positive();
+        record.state = match paid.means {
+            Means::VirtualWallet => PaymentState::WalletSettled { authorised },
+            Means::BankCard => match self.card.complete(&acknowledgement.verdict) {
+                Ok(completion) => PaymentState::Completed(completion),
+                Err(error) => PaymentState::CompletionFailed(error.to_string()),
+            },
+        };
+        // The verdict decides whether the payment is made, whatever the card's second
+        // GENERATE AC answered: the acquirer has authorised (or not) the amount.
+        if let (Some(id), MeansChoice::Plan { users, .. }) = (&paid.user, &mut self.means) {
+            let payment = SessionPayment {
+                payment: acknowledgement.payment.clone(),
+                means: paid.means,
+                amount: paid.amount,
+                outcome: if authorised {
+                    PaymentOutcome::Completed
+                } else {
+                    PaymentOutcome::Refused
+                },
+            };
+            record.counted = users
+                .totals_mut(id.as_str())
+                .map(|totals| totals.record(&payment));
+        }
     }
+}
+
+/// Why a wallet payment cannot be made on a device without a wallet.
+fn no_wallet() -> String {
+    format!(
+        "this payer device has no {}: no wallet key was unlocked",
+        means_name(Means::VirtualWallet)
+    )
 }

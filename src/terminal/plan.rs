@@ -749,17 +749,19 @@ pub enum Refusal {
     },
 }
 
-/// Whether `means` can pay in `context`, for a user who has the means `disposal` lists.
+/// Whether `means` can pay in `context`, for a user who has the means `disposal` lists
+/// and of which the payer device has `present` at hand.
 fn suitability(
     means: Means,
     context: &PaymentContext<'_>,
     disposal: &MeansAtDisposal,
+    present: &[Means],
     limits: &AcquirerLimits,
 ) -> Result<(), Unsuitable> {
     if !context.accepted.contains(&means) {
         return Err(Unsuitable::NotAccepted);
     }
-    if !disposal.has(means) {
+    if !disposal.has(means) || !present.contains(&means) {
         return Err(Unsuitable::NotAtDisposal);
     }
     let limits = limits.get(means).ok_or(Unsuitable::NoAcquirer)?;
@@ -1017,6 +1019,19 @@ impl User {
         context: &PaymentContext<'_>,
         limits: &AcquirerLimits,
     ) -> Result<Choice, Refusal> {
+        self.choose_among(context, limits, &Means::ALL)
+    }
+
+    /// As [`User::choose`], on a payer device that has only the means in `present` at
+    /// hand (no wallet key unlocked, say): a means of the user's that is not present
+    /// is passed over as [`Unsuitable::NotAtDisposal`], so that the plan's next means
+    /// pays instead.
+    pub fn choose_among(
+        &self,
+        context: &PaymentContext<'_>,
+        limits: &AcquirerLimits,
+        present: &[Means],
+    ) -> Result<Choice, Refusal> {
         let amount = context.amount;
         let decided = |means: Means, reason: ChoiceReason| Choice {
             means,
@@ -1024,7 +1039,7 @@ impl User {
             reason,
         };
         if let Some(means) = context.chosen {
-            return match suitability(means, context, &self.means, limits) {
+            return match suitability(means, context, &self.means, present, limits) {
                 Ok(()) => Ok(decided(means, ChoiceReason::UserChoice)),
                 Err(why) => Err(Refusal::ChoiceRefused { means, amount, why }),
             };
@@ -1038,7 +1053,7 @@ impl User {
                 })?;
         let mut passed_over = Vec::new();
         for &means in &covering.means {
-            match suitability(means, context, &self.means, limits) {
+            match suitability(means, context, &self.means, present, limits) {
                 Ok(()) => {
                     return Ok(decided(
                         means,
@@ -1379,6 +1394,17 @@ impl Users {
         limits: &AcquirerLimits,
     ) -> Result<Choice, Refusal> {
         self.active.user.choose(context, limits)
+    }
+
+    /// Chooses the means for the active user among those the payer device has at
+    /// hand ([`User::choose_among`]).
+    pub fn choose_among(
+        &self,
+        context: &PaymentContext<'_>,
+        limits: &AcquirerLimits,
+        present: &[Means],
+    ) -> Result<Choice, Refusal> {
+        self.active.user.choose_among(context, limits, present)
     }
 
     /// The users, in registration order.
