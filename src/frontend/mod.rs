@@ -42,7 +42,7 @@ pub mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sessions::{Route, SessionLog, SessionLogError, Sessions};
+use sessions::{Recovery, Route, SessionLog, SessionLogError, Sessions};
 
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, ClientDelivery, Currency, Delivery, Envelope,
@@ -302,13 +302,32 @@ impl<E: Entropy> FrontEnd<E> {
 
     /// Keeps the payments of pseudo-sessions in `log` instead of memory. The provisions
     /// `log` holds unsettled — a front-end that stopped mid-session — are settled with
-    /// the acquirer at the first deadline ([`FrontEnd::poll_timeout`] is then due).
+    /// the acquirer at the first deadline ([`FrontEnd::poll_timeout`] is then due), or
+    /// resumed, as `recovery` says.
     ///
     /// # Errors
     /// The log cannot be read.
-    pub fn with_session_log(mut self, log: Box<dyn SessionLog>) -> Result<Self, SessionLogError> {
-        self.sessions = Sessions::recover(log)?;
+    pub fn with_session_log(
+        mut self,
+        log: Box<dyn SessionLog>,
+        recovery: Recovery,
+    ) -> Result<Self, SessionLogError> {
+        self.sessions = Sessions::recover(log, recovery)?;
         Ok(self)
+    }
+
+    /// Takes `means` through `acquirer` (replacing the acquirer it had for it): the
+    /// payment requests that follow accept it.
+    pub fn accept_means(&mut self, means: Means, acquirer: AcquirerId) {
+        match self
+            .config
+            .acquirers
+            .iter_mut()
+            .find(|(known, _)| *known == means)
+        {
+            Some((_, known)) => *known = acquirer,
+            None => self.config.acquirers.push((means, acquirer)),
+        }
     }
 
     /// The pseudo-sessions and their provisions.

@@ -4,7 +4,7 @@
 use p256::ecdsa::SigningKey;
 use p256::ecdsa::signature::Signer;
 
-use super::sessions::{SegmentState, SqliteSessionLog};
+use super::sessions::{Recovery, SegmentState, SqliteSessionLog};
 use super::*;
 use crate::acquirer::wallet::{AccountKey, SignedWalletPayment, WalletPayment};
 use crate::messages::{
@@ -118,8 +118,15 @@ fn request_in_session(front: &mut FrontEnd<SeededEntropy>, n: u64, price: u64) -
             session: Some(session()),
         }),
     );
-    let purchase = PurchaseId(format!("P-{n:06}"));
-    assert_eq!(a.sent.len(), 1, "{a:?}");
+    let purchase = match a.sent.as_slice() {
+        [
+            Envelope {
+                message: Message::QuoteRequest(b),
+                ..
+            },
+        ] => b.purchase.clone(),
+        other => panic!("expected B, got {other:?}"),
+    };
     let d = front.handle(T0, &server(), quote(&purchase, price));
     match d.sent.as_slice() {
         [
@@ -364,6 +371,48 @@ fn claim10_a_silent_acquirer_gets_the_provision_released_not_reversed() {
 }
 
 #[test]
+fn claim10_a_front_end_run_once_per_request_resumes_the_open_session() {
+    let directory = std::env::temp_dir().join(format!(
+        "telepay-sessions-{}-{}",
+        std::process::id(),
+        line!()
+    ));
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("sessions.sqlite");
+    let _ = std::fs::remove_file(&path);
+    let key = key();
+    let open = |prefix: &str| {
+        let mut front = front_end()
+            .with_session_log(
+                Box::new(SqliteSessionLog::open(&path).unwrap()),
+                Recovery::Resume,
+            )
+            .unwrap();
+        front.config.purchase_prefix = prefix.into();
+        front
+    };
+    {
+        let mut first = open("P");
+        let d1 = request_in_session(&mut first, 1, 200);
+        let f = first.handle(T0, &payer(), pay(&d1, 1, &key));
+        first.handle(T0, &wallet(), grant(&f));
+    }
+    // The next run carries on with the same provision: no F, no settlement yet.
+    let mut second = open("Q");
+    assert_eq!(second.poll_timeout(), None);
+    let d2 = request_in_session(&mut second, 1, 300);
+    assert_eq!(
+        steps(&second.handle(T0, &payer(), pay(&d2, 2, &key))),
+        ["H", "K"]
+    );
+    let ended = second.handle(T0, &client(), end());
+    let settlement = settlement_of(&ended);
+    assert_eq!(settlement.segment.0, "P/terminal-1/evening/1");
+    assert_eq!(settlement.payments.len(), 2);
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[test]
 fn claim10_a_front_end_that_crashes_mid_session_settles_every_payment_after_restart() {
     let directory = std::env::temp_dir().join(format!(
         "telepay-sessions-{}-{}",
@@ -376,7 +425,10 @@ fn claim10_a_front_end_that_crashes_mid_session_settles_every_payment_after_rest
     let key = key();
     {
         let mut front = front_end()
-            .with_session_log(Box::new(SqliteSessionLog::open(&path).unwrap()))
+            .with_session_log(
+                Box::new(SqliteSessionLog::open(&path).unwrap()),
+                Recovery::Settle,
+            )
             .unwrap();
         let d1 = request_in_session(&mut front, 1, 200);
         let f = front.handle(T0, &payer(), pay(&d1, 1, &key));
@@ -391,7 +443,10 @@ fn claim10_a_front_end_that_crashes_mid_session_settles_every_payment_after_rest
         // The process dies here: no end of session, no settlement.
     }
     let mut restarted = front_end()
-        .with_session_log(Box::new(SqliteSessionLog::open(&path).unwrap()))
+        .with_session_log(
+            Box::new(SqliteSessionLog::open(&path).unwrap()),
+            Recovery::Settle,
+        )
         .unwrap();
     let due = restarted.poll_timeout().expect("the open provision is due");
     let resumed = restarted.handle_timeout(due);
@@ -420,7 +475,10 @@ fn claim10_a_front_end_that_crashes_mid_session_settles_every_payment_after_rest
     ));
     // Settled: a third start has nothing to recover.
     let third = front_end()
-        .with_session_log(Box::new(SqliteSessionLog::open(&path).unwrap()))
+        .with_session_log(
+            Box::new(SqliteSessionLog::open(&path).unwrap()),
+            Recovery::Settle,
+        )
         .unwrap();
     assert_eq!(third.poll_timeout(), None);
     let _ = std::fs::remove_dir_all(&directory);

@@ -640,13 +640,28 @@ fn settlement(segment: &Segment) -> Envelope {
     }
 }
 
+/// What a front-end does with the provisions its log holds unsettled when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Settle them at the first deadline: the front-end stopped mid-session (a crash)
+    /// and the clients it served are gone.
+    Settle,
+    /// Carry on: the sessions stay open and their next payments go against the same
+    /// provisions, until the client ends them. What a front-end run once per request
+    /// (the embedded CLI) does between its runs.
+    Resume,
+}
+
 impl Sessions {
     /// No session yet, payments recorded in `log`; the provisions `log` holds unsettled
-    /// (a front-end that stopped mid-session) are settled at the first deadline.
+    /// are settled at the first deadline or resumed, as `recovery` says.
     ///
     /// # Errors
     /// The log cannot be read.
-    pub fn recover(mut log: Box<dyn SessionLog>) -> Result<Sessions, SessionLogError> {
+    pub fn recover(
+        mut log: Box<dyn SessionLog>,
+        recovery: Recovery,
+    ) -> Result<Sessions, SessionLogError> {
         let recovered = log.open_segments()?;
         let mut sessions = Sessions::new(log);
         for segment in recovered {
@@ -660,18 +675,25 @@ impl Sessions {
                 terminal: opened.terminal.clone(),
                 session: opened.session.clone(),
                 segments: Vec::new(),
-                // The client that opened it is gone with the old process.
-                ending: true,
+                // Settling: the client that opened it is gone with the old process.
+                ending: recovery == Recovery::Settle,
                 closed: None,
             });
+            let (state, deadline) = match recovery {
+                // Due at once: the first timeout sends the settlement.
+                Recovery::Settle => (
+                    SegmentState::Settling { attempt: 0 },
+                    Some(Timestamp(i64::MIN)),
+                ),
+                Recovery::Resume => (SegmentState::Open, None),
+            };
             session.segments.push(Segment {
                 id: opened.segment,
                 acquirer: opened.acquirer,
-                state: SegmentState::Settling { attempt: 0 },
+                state,
                 tally: Some(tally),
                 payments: segment.payments,
-                // Due at once: the first timeout sends the settlement.
-                deadline: Some(Timestamp(i64::MIN)),
+                deadline,
             });
         }
         Ok(sessions)
