@@ -6,17 +6,24 @@
 //!
 //! - [`encoding`]: the signed payment and its canonical, documented byte encoding;
 //! - [`rules`]: the acquirer's decisions, pure functions over an account's state;
-//! - [`store`]: the durable store at the edge (SQLite), which applies the rules.
-//!
-//! Not yet wired into the purchase flow (the front-end's F/G and the payer device's E).
+//! - [`store`]: the durable store at the edge (SQLite), which applies the rules;
+//! - [`system`]: the acquirer as a party of the purchase: F answered with G (a payment
+//!   debited, or a provision opened by a session's first payment), settlements and
+//!   reversals.
 
 pub mod encoding;
 pub mod rules;
 pub mod store;
+pub mod system;
 
 pub use encoding::{AccountKey, SignedWalletPayment, WalletError, WalletPayment};
 pub use rules::{
     AccountState, Credit, CreditReference, Decision, Provision, ProvisionState, ProvisionTally,
-    Refusal, Reservation, SessionId, Settlement, apply_credit, decide_payment, reserve, settle,
+    Refusal, Reservation, SessionId, Settlement, apply_credit, decide_payment, open_provision,
+    reserve, settle,
 };
-pub use store::{Outcome, StoredPayment, WalletOperation, WalletStore, WalletStoreError};
+pub use store::{
+    Outcome, RefusedTransaction, StoredPayment, WalletOperation, WalletReversal, WalletStore,
+    WalletStoreError,
+};
+pub use system::{WalletAcquirer, WalletAcquirerError};

@@ -13,6 +13,7 @@ pub mod render;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::acquirer::system::BankCardAcquirer;
+use crate::acquirer::wallet::WalletAcquirer;
 use crate::emv::CardChannel;
 use crate::frontend::{Entropy, FrontEnd};
 use crate::messages::{Envelope, Message, Party, Timestamp};

@@ -5,7 +5,8 @@
 //!
 //! - a payment ([`decide_payment`]): signature, currency, amount, sequence, balance;
 //! - a credit ([`apply_credit`]): the account's reload;
-//! - a provision for incremental payment ([`reserve`]) and its settlement
+//! - a provision for incremental payment ([`reserve`], or [`open_provision`] when the
+//!   session's first payment, signed, authenticates it) and its settlement
 //!   ([`settle`]), whose per-payment check ([`ProvisionTally`]) is also what the
 //!   front-end runs on each payment of the session before delivering.
 
@@ -212,6 +213,30 @@ pub enum Refusal {
         total: Money,
         /// The provision.
         provision: Money,
+    },
+    /// The payment (or its sequence) already opened a provision: an opening payment
+    /// is settled with its session, never paid again nor used to open another.
+    #[error("payment {payment}: sequence {sequence} already opened session {session}")]
+    OpeningReplayed {
+        /// The payment.
+        payment: PaymentId,
+        /// Its sequence.
+        sequence: u64,
+        /// The session it opened.
+        session: SessionId,
+    },
+    /// The front-end reversed the payment (cancelled it): it is never debited after.
+    #[error("payment {payment}: the front-end reversed it")]
+    Reversed {
+        /// The payment.
+        payment: PaymentId,
+    },
+    /// The payment's identifier names another payment already kept (another account
+    /// or sequence): an identifier names one payment, which a reversal can then find.
+    #[error("payment {payment}: the identifier names another payment already kept")]
+    PaymentIdReused {
+        /// The payment.
+        payment: PaymentId,
     },
 }
 
@@ -424,6 +449,76 @@ pub fn reserve(
             state: ProvisionState::Open,
         },
     ))
+}
+
+/// Opens a provision with the session's first payment, signed by the account's key:
+/// what authenticates the reservation (whoever can only call [`reserve`] could lock a
+/// balance, not spend it; this needs the key). The checks run in this order:
+///
+/// 1. the payment is for this account, and so is the reservation;
+/// 2. the signature verifies: first, as for [`decide_payment`], so that nobody without
+///    the key learns the account's currency, sequence or balance from the refusals;
+/// 3. the payment pays the reservation's merchant;
+/// 4. the payment's amount is in the account's currency, above zero, within
+///    [`MAX_VALUE`];
+/// 5. its sequence is above the account's last (a replay is refused);
+/// 6. the reservation's amount is in the account's currency, above zero, and covers
+///    the payment;
+/// 7. what is available covers the payment; the provision reserved is the amount asked,
+///    or what is available when that is less ([`reserve`]): the front-end asks for a
+///    standard provision without knowing the balance, and a session on an account
+///    holding less still opens, its payments limited to what the account has.
+///
+/// The payment is **not** debited: it is the session's first, settled with the others
+/// ([`settle`]). The provision's floor is the account's last sequence, below the
+/// payment's, so the front-end's [`ProvisionTally`] admits it first. Whether the
+/// payment or its sequence already opened a provision is the store's to know.
+pub fn open_provision(
+    state: &AccountState,
+    signed: &SignedWalletPayment,
+    reservation: &Reservation,
+) -> Result<(AccountState, Provision), Refusal> {
+    let payment = &signed.payment;
+    let session = &reservation.session;
+    let request = format!("session {session}: payment {}", payment.payment);
+    same_account(state, &request, &payment.account)?;
+    signed.verify()?;
+    same_account(state, &format!("session {session}"), &reservation.account)?;
+    if payment.merchant != reservation.merchant {
+        return Err(Refusal::OtherMerchant {
+            session: session.clone(),
+            payment: payment.payment.clone(),
+            expected: reservation.merchant.clone(),
+            received: payment.merchant.clone(),
+        });
+    }
+    check_amount(state, &request, payment.amount)?;
+    check_sequence(state, payment.payment.clone(), payment.sequence)?;
+    check_amount(state, &format!("session {session}"), reservation.amount)?;
+    if payment.amount.minor > reservation.amount.minor {
+        return Err(Refusal::ProvisionExceeded {
+            session: session.clone(),
+            payment: payment.payment.clone(),
+            total: payment.amount,
+            provision: reservation.amount,
+        });
+    }
+    let available = state.available();
+    if payment.amount.minor > available {
+        return Err(Refusal::InsufficientFunds {
+            request,
+            amount: payment.amount,
+            available: Money::new(available, state.currency),
+        });
+    }
+    let granted = Reservation {
+        amount: Money::new(
+            reservation.amount.minor.min(available),
+            reservation.amount.currency,
+        ),
+        ..reservation.clone()
+    };
+    reserve(state, &granted)
 }
 
 /// The running check of one session's payments against its provision: what the
@@ -860,5 +955,151 @@ mod tests {
             (tally.total(), tally.remaining(), tally.last_sequence()),
             (eur(10), eur(40), 5)
         );
+    }
+    #[test]
+    fn a_provision_is_what_is_available_when_less_than_asked() {
+        // 0.50 EUR asked, 0.49 EUR available, a 0.10 EUR first payment: 0.49 reserved.
+        let (next, provision) = open_provision(
+            &state(100, 51, 5),
+            &pay("P-1", 10, Currency::EUR, 6),
+            &reservation(50),
+        )
+        .unwrap();
+        assert_eq!(provision.reservation.amount, eur(49));
+        assert_eq!(next.reserved, 100);
+        assert_eq!(next.balance, 100);
+    }
+
+    #[test]
+    fn a_provision_opens_with_its_signed_first_payment_in_a_table() {
+        let mut forged = pay("P-FORGED", 10, Currency::EUR, 6);
+        forged.payment.amount = eur(1);
+        let mut other_merchant = pay("P-M", 10, Currency::EUR, 6).payment;
+        other_merchant.merchant = MerchantId::from("FE-2");
+        let other_merchant =
+            SignedWalletPayment::sign(other_merchant, |m| signer(1).sign(m)).unwrap();
+        let mut other_account = reservation(50);
+        other_account.account = account(2);
+        let mut usd_provision = reservation(50);
+        usd_provision.amount = Money::new(50, Currency::USD);
+        let session = || SessionId::from("S-1");
+        // (first payment, reservation, the account's state, the refusal)
+        let refused: [(SignedWalletPayment, Reservation, AccountState, Refusal); 10] = [
+            (
+                forged,
+                reservation(50),
+                state(100, 0, 5),
+                Refusal::Signature(WalletError::BadSignature {
+                    payment: PaymentId::from("P-FORGED"),
+                    account: account(1).fingerprint(),
+                }),
+            ),
+            (
+                pay("P-1", 10, Currency::EUR, 6),
+                other_account,
+                state(100, 0, 5),
+                Refusal::OtherAccount {
+                    request: "session S-1".into(),
+                    expected: account(1).fingerprint(),
+                    received: account(2).fingerprint(),
+                },
+            ),
+            (
+                other_merchant,
+                reservation(50),
+                state(100, 0, 5),
+                Refusal::OtherMerchant {
+                    session: session(),
+                    payment: PaymentId::from("P-M"),
+                    expected: MerchantId::from("FE-1"),
+                    received: MerchantId::from("FE-2"),
+                },
+            ),
+            (
+                pay("P-USD", 10, Currency::USD, 6),
+                reservation(50),
+                state(100, 0, 5),
+                Refusal::WrongCurrency {
+                    request: "session S-1: payment P-USD".into(),
+                    expected: Currency::EUR,
+                    received: Currency::USD,
+                },
+            ),
+            (
+                pay("P-ZERO", 0, Currency::EUR, 6),
+                reservation(50),
+                state(100, 0, 5),
+                Refusal::ZeroAmount {
+                    request: "session S-1: payment P-ZERO".into(),
+                },
+            ),
+            (
+                pay("P-REPLAY", 10, Currency::EUR, 5),
+                reservation(50),
+                state(100, 0, 5),
+                Refusal::StaleSequence {
+                    payment: PaymentId::from("P-REPLAY"),
+                    sequence: 5,
+                    last: 5,
+                },
+            ),
+            (
+                pay("P-1", 10, Currency::EUR, 6),
+                usd_provision,
+                state(100, 0, 5),
+                Refusal::WrongCurrency {
+                    request: "session S-1".into(),
+                    expected: Currency::EUR,
+                    received: Currency::USD,
+                },
+            ),
+            (
+                pay("P-1", 10, Currency::EUR, 6),
+                reservation(0),
+                state(100, 0, 5),
+                Refusal::ZeroAmount {
+                    request: "session S-1".into(),
+                },
+            ),
+            (
+                pay("P-BIG", 51, Currency::EUR, 6),
+                reservation(50),
+                state(100, 0, 5),
+                Refusal::ProvisionExceeded {
+                    session: session(),
+                    payment: PaymentId::from("P-BIG"),
+                    total: eur(51),
+                    provision: eur(50),
+                },
+            ),
+            (
+                pay("P-1", 50, Currency::EUR, 6),
+                reservation(60),
+                state(100, 51, 5),
+                Refusal::InsufficientFunds {
+                    request: "session S-1: payment P-1".into(),
+                    amount: eur(50),
+                    available: eur(49),
+                },
+            ),
+        ];
+        for (first, reservation, state, expected) in refused {
+            assert_eq!(
+                open_provision(&state, &first, &reservation),
+                Err(expected.clone()),
+                "{expected}"
+            );
+        }
+        // Accepted: reserved, not debited; the sequence is not spent either.
+        let first = pay("P-1", 50, Currency::EUR, 9);
+        let (next, provision) =
+            open_provision(&state(100, 0, 5), &first, &reservation(50)).unwrap();
+        assert_eq!(next, state(100, 50, 5));
+        assert_eq!(provision.sequence_floor, 5);
+        assert_eq!(provision.state, ProvisionState::Open);
+        // The front-end's tally, from the grant's floor, admits the first payment first.
+        let mut tally = ProvisionTally::new(provision.clone(), provision.sequence_floor);
+        assert_eq!(tally.admit(&first), Ok(()));
+        assert_eq!(tally.remaining(), eur(0));
     }
 }

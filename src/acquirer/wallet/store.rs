@@ -7,7 +7,13 @@
 //! answer is never sent for a change a power cut could undo. A refusal writes nothing.
 //! Every change is idempotent by its key: a payment by its account and sequence (the
 //! same signed bytes), a credit by its reference, a provision and its settlement by
-//! the session.
+//! the session, a reversal by the payment it cancels.
+//!
+//! A provision opened by the session's first payment ([`WalletStore::reserve_with_payment`])
+//! keeps that payment's signed bytes beside it (non-repudiation: only the key's holder
+//! could have asked for the reservation). A payment the front-end reversed is never
+//! debited afterwards, and one already debited is credited back once
+//! ([`WalletStore::reverse`]).
 //!
 //! The tables are all named `wallet_*` and the store never touches SQLite's
 //! `user_version`, so it may live in the bank-card journal's file
@@ -19,7 +25,9 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::messages::{Currency, MerchantId, Money, Timestamp};
+use crate::messages::{
+    Acknowledgement, Currency, MerchantId, Money, PaymentId, Reversal, Timestamp,
+};
 
 use super::encoding::{AccountKey, SignedWalletPayment, WalletPayment};
 use super::rules::{
@@ -80,6 +88,54 @@ CREATE TABLE wallet_payments (
 CREATE INDEX wallet_payments_by_session ON wallet_payments (session) WHERE session IS NOT NULL;
 ";
 
+/// Tables added to version 1 after its first files were written. They are created on
+/// every open, so that such a file gets them; the version stays 1 because nothing in
+/// the tables above changes meaning (an older build ignores these, and keeps working
+/// on the rest).
+const ADDITIONS: &str = "
+-- The first payment of a session, which opened its provision: kept as signed, and
+-- not debited until the session is settled (it is one of the session's payments).
+CREATE TABLE IF NOT EXISTS wallet_openings (
+    session TEXT PRIMARY KEY REFERENCES wallet_provisions (session),
+    account BLOB NOT NULL REFERENCES wallet_accounts (key),
+    sequence INTEGER NOT NULL CHECK (sequence >= 1),
+    payment TEXT NOT NULL,
+    message BLOB NOT NULL,
+    signature BLOB NOT NULL CHECK (length(signature) = 64),
+    recorded_at INTEGER NOT NULL,
+    -- One signed payment opens one provision.
+    UNIQUE (account, sequence)
+);
+CREATE INDEX IF NOT EXISTS wallet_openings_by_payment ON wallet_openings (payment);
+CREATE INDEX IF NOT EXISTS wallet_payments_by_payment ON wallet_payments (payment);
+-- The front-end's cancellations, seen or not: a reversed payment is never debited
+-- after; `refund` names the credit that gave back one debited before.
+CREATE TABLE IF NOT EXISTS wallet_reversals (
+    payment TEXT PRIMARY KEY,
+    purchase TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    refund TEXT UNIQUE REFERENCES wallet_credits (reference)
+);
+-- The negative acknowledgements G given to transactions F that the store refused, by
+-- payment, with a digest of F: a repeated F gets the same G even once the account
+-- has changed (a reload after insufficient funds).
+CREATE TABLE IF NOT EXISTS wallet_refused_transactions (
+    payment TEXT PRIMARY KEY,
+    digest BLOB NOT NULL CHECK (length(digest) = 32),
+    acknowledgement TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL
+);
+-- What a settlement refused, so that a repeated settlement answers the same.
+CREATE TABLE IF NOT EXISTS wallet_settlement_refusals (
+    session TEXT NOT NULL REFERENCES wallet_provisions (session),
+    position INTEGER NOT NULL CHECK (position >= 0),
+    payment TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (session, position)
+) WITHOUT ROWID;
+";
+
 /// A store operation, as errors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WalletOperation {
@@ -97,6 +153,10 @@ pub enum WalletOperation {
     Reserve,
     /// Settling a provision.
     Settle,
+    /// Reversing a payment.
+    Reverse,
+    /// Recording a refused transaction's acknowledgement.
+    RecordRefusal,
 }
 
 impl std::fmt::Display for WalletOperation {
@@ -109,6 +169,8 @@ impl std::fmt::Display for WalletOperation {
             WalletOperation::Pay => "pay",
             WalletOperation::Reserve => "reserve",
             WalletOperation::Settle => "settle",
+            WalletOperation::Reverse => "reverse",
+            WalletOperation::RecordRefusal => "record refusal",
         })
     }
 }
@@ -155,6 +217,28 @@ pub enum WalletStoreError {
         /// What was found (at most 32 characters).
         found: String,
     },
+    /// An acknowledgement could not be written as, or read back from, JSON.
+    #[error("wallet {path}: {operation}: acknowledgement of payment {payment}: {source}")]
+    Json {
+        /// The store's file.
+        path: String,
+        /// The operation.
+        operation: WalletOperation,
+        /// The payment it answers.
+        payment: PaymentId,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A negative acknowledgement G as the store keeps it for a refused transaction F.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedTransaction {
+    /// SHA-256 of F as the acquirer serialised it: a repeated F is the same bytes.
+    pub digest: [u8; 32],
+    /// The acknowledgement given; its payment is the key.
+    pub acknowledgement: Acknowledgement,
 }
 
 /// What a store operation did.
@@ -179,6 +263,73 @@ pub struct StoredPayment {
     pub session: Option<SessionId>,
     /// When it was debited.
     pub recorded_at: Timestamp,
+}
+
+/// What [`WalletStore::reverse`] did. In every case the reversal is kept: the payment
+/// is never debited after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalletReversal {
+    /// The payment was debited: its amount is credited back to its account.
+    Refunded {
+        /// The credit made, under the reference `reversal/{payment}`.
+        refund: Credit,
+        /// The account after it.
+        state: AccountState,
+    },
+    /// An earlier reversal already credited the payment back; nothing changed.
+    AlreadyRefunded {
+        /// The credit it made.
+        refund: Credit,
+    },
+    /// The payment opened a provision still open: it is not debited, and the
+    /// session's settlement will refuse it.
+    Withheld {
+        /// The session it opened.
+        session: SessionId,
+    },
+    /// The payment was never debited here: nothing to give back.
+    NothingDebited,
+    /// Several debited payments carry the identifier (a store written before
+    /// identifiers were kept unique): none is refunded; [`WalletStore::payments`]
+    /// shows them, to be settled by hand.
+    Ambiguous {
+        /// How many.
+        payments: usize,
+    },
+    /// The refund could not be credited (its reference is taken by another credit, or
+    /// the balance would exceed [`rules::MAX_VALUE`]); the reversal is kept all the
+    /// same, and a reversal repeated later tries the refund again.
+    RefundRefused(Refusal),
+}
+
+impl std::fmt::Display for WalletReversal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WalletReversal::Refunded { refund, state } => write!(
+                f,
+                "{} credited back to account {} (credit {}), balance {}",
+                refund.amount,
+                refund.account,
+                refund.reference,
+                Money::new(state.balance, state.currency)
+            ),
+            WalletReversal::AlreadyRefunded { refund } => write!(
+                f,
+                "already credited back: {} to account {} (credit {})",
+                refund.amount, refund.account, refund.reference
+            ),
+            WalletReversal::Withheld { session } => write!(
+                f,
+                "not debited: it opened session {session}, whose settlement will refuse it"
+            ),
+            WalletReversal::NothingDebited => f.write_str("nothing debited, nothing to reverse"),
+            WalletReversal::Ambiguous { payments } => write!(
+                f,
+                "{payments} debited payments carry the identifier: none refunded"
+            ),
+            WalletReversal::RefundRefused(refusal) => write!(f, "refund refused: {refusal}"),
+        }
+    }
 }
 
 /// The Virtual Wallet acquirer's store.
@@ -313,6 +464,7 @@ impl WalletStore {
                 )
                 .map_err(at.db())?;
         }
+        transaction.execute_batch(ADDITIONS).map_err(at.db())?;
         transaction.commit().map_err(at.db())?;
         Ok(WalletStore { connection, path })
     }
@@ -422,21 +574,7 @@ impl WalletStore {
             Ok(next) => next,
             Err(refusal) => return Ok(Outcome::Refused(refusal)),
         };
-        let amount = at.int("wallet_credits", "amount", credit.amount.minor)?;
-        transaction
-            .prepare_cached(
-                "INSERT INTO wallet_credits (reference, account, amount, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    credit.reference.0,
-                    credit.account.to_sec1().as_slice(),
-                    amount,
-                    now.0
-                ])
-            })
-            .map_err(at.db())?;
+        insert_credit(&transaction, at, credit, now)?;
         save_account(&transaction, at, &next)?;
         transaction.commit().map_err(at.db())?;
         Ok(Outcome::Done(next))
@@ -445,7 +583,11 @@ impl WalletStore {
     /// Debits a signed payment ([`rules::decide_payment`]) and keeps it with its
     /// signature. The same signed payment again (same account, sequence and bytes,
     /// signature checked) is [`Outcome::Repeated`]; another with a used sequence is
-    /// refused as stale.
+    /// refused as stale. Refused as well: a payment the front-end reversed
+    /// ([`Refusal::Reversed`], even one already debited: it was refunded), one that
+    /// opened a provision ([`Refusal::OpeningReplayed`]: it is settled with its
+    /// session), and one whose identifier names another payment kept
+    /// ([`Refusal::PaymentIdReused`]).
     pub fn pay(
         &mut self,
         signed: &SignedWalletPayment,
@@ -460,6 +602,13 @@ impl WalletStore {
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(at.db())?;
+        // The front-end's cancellation comes first: once reversed, a payment is never
+        // debited again, whatever else is true of it.
+        if is_reversed(&transaction, at, &payment.payment)? {
+            return Ok(Outcome::Refused(Refusal::Reversed {
+                payment: payment.payment.clone(),
+            }));
+        }
         let Some(state) = load_account(&transaction, at, &payment.account)? else {
             return Ok(Outcome::Refused(Refusal::UnknownAccount {
                 request: format!("payment {}", payment.payment),
@@ -480,6 +629,9 @@ impl WalletStore {
                     Err(error) => Outcome::Refused(Refusal::Signature(error)),
                 });
             }
+        }
+        if let Some(refusal) = screen(&transaction, at, signed, None, &mut Vec::new())? {
+            return Ok(Outcome::Refused(refusal));
         }
         let decision = match rules::decide_payment(&state, signed) {
             Ok(decision) => decision,
@@ -526,25 +678,99 @@ impl WalletStore {
             Ok(done) => done,
             Err(refusal) => return Ok(Outcome::Refused(refusal)),
         };
-        let amount = at.int("wallet_provisions", "amount", reservation.amount.minor)?;
-        let floor = at.int(
-            "wallet_provisions",
-            "sequence_floor",
-            provision.sequence_floor,
-        )?;
+        insert_provision(&transaction, at, &provision, now)?;
+        save_account(&transaction, at, &next)?;
+        transaction.commit().map_err(at.db())?;
+        Ok(Outcome::Done((next, provision)))
+    }
+
+    /// Opens a provision with the session's first payment, signed by the account's key
+    /// ([`rules::open_provision`]): the reservation is authenticated by the payment,
+    /// which is kept as signed beside the provision and **not** debited (it is the
+    /// session's first payment, settled with the others by [`WalletStore::settle`]).
+    ///
+    /// The same payment and reservation again is [`Outcome::Repeated`] (with the
+    /// provision as it is now, perhaps settled), after its signature is checked;
+    /// anything else under a used session is [`Refusal::SessionReused`]. Refused as
+    /// well: a payment the front-end reversed, one whose sequence already opened a
+    /// provision ([`Refusal::OpeningReplayed`]) or was debited (stale), and one whose
+    /// identifier names another payment kept.
+    pub fn reserve_with_payment(
+        &mut self,
+        signed: &SignedWalletPayment,
+        reservation: &Reservation,
+        now: Timestamp,
+    ) -> Result<Outcome<(AccountState, Provision)>, WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation: WalletOperation::Reserve,
+        };
+        let payment = &signed.payment;
+        let session = &reservation.session;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        if is_reversed(&transaction, at, &payment.payment)? {
+            return Ok(Outcome::Refused(Refusal::Reversed {
+                payment: payment.payment.clone(),
+            }));
+        }
+        let Some(state) = load_account(&transaction, at, &payment.account)? else {
+            return Ok(Outcome::Refused(Refusal::UnknownAccount {
+                request: format!("session {session}: payment {}", payment.payment),
+                account: payment.account.fingerprint(),
+            }));
+        };
+        if let Some(provision) = load_provision(&transaction, at, session)? {
+            let opening = opening_message(&transaction, at, session)?;
+            // The same request again: the provision granted may be less than asked
+            // (what was available then), never more.
+            let granted = &provision.reservation;
+            let same = granted.session == reservation.session
+                && granted.account == reservation.account
+                && granted.merchant == reservation.merchant
+                && granted.amount.currency == reservation.amount.currency
+                && granted.amount.minor <= reservation.amount.minor
+                && opening.is_some()
+                && payment.encode().ok() == opening;
+            if !same {
+                return Ok(Outcome::Refused(Refusal::SessionReused {
+                    session: session.clone(),
+                }));
+            }
+            return Ok(match signed.verify() {
+                Ok(()) => Outcome::Repeated((state, provision)),
+                Err(error) => Outcome::Refused(Refusal::Signature(error)),
+            });
+        }
+        if let Some(refusal) = screen(&transaction, at, signed, None, &mut Vec::new())? {
+            return Ok(Outcome::Refused(refusal));
+        }
+        let (next, provision) = match rules::open_provision(&state, signed, reservation) {
+            Ok(opened) => opened,
+            Err(refusal) => return Ok(Outcome::Refused(refusal)),
+        };
+        insert_provision(&transaction, at, &provision, now)?;
+        let table = "wallet_openings";
+        let message = payment
+            .encode()
+            .map_err(|error| at.corrupt(table, &payment.payment, "message", error))?;
+        let sequence = at.int(table, "sequence", payment.sequence)?;
         transaction
             .prepare_cached(
-                "INSERT INTO wallet_provisions
-                 (session, account, merchant, amount, sequence_floor, state, reserved_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+                "INSERT INTO wallet_openings
+                 (session, account, sequence, payment, message, signature, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut statement| {
                 statement.execute(params![
-                    reservation.session.0,
-                    reservation.account.to_sec1().as_slice(),
-                    reservation.merchant.0,
-                    amount,
-                    floor,
+                    session.0,
+                    payment.account.to_sec1().as_slice(),
+                    sequence,
+                    payment.payment.0,
+                    message,
+                    signed.signature.as_slice(),
                     now.0
                 ])
             })
@@ -552,6 +778,41 @@ impl WalletStore {
         save_account(&transaction, at, &next)?;
         transaction.commit().map_err(at.db())?;
         Ok(Outcome::Done((next, provision)))
+    }
+
+    /// The payment that opened `session`'s provision, as signed, if it was opened by
+    /// one ([`WalletStore::reserve_with_payment`]).
+    pub fn opening(&self, session: &SessionId) -> Result<Option<StoredPayment>, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let row: Option<(i64, Vec<u8>, Vec<u8>, i64)> = self
+            .connection
+            .prepare_cached(
+                "SELECT sequence, message, signature, recorded_at
+                 FROM wallet_openings WHERE session = ?1",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row([&session.0], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
+                    .optional()
+            })
+            .map_err(at.db())?;
+        let Some((sequence, message, signature, recorded_at)) = row else {
+            return Ok(None);
+        };
+        let signed = read_signed(
+            at,
+            "wallet_openings",
+            &sequence.to_string(),
+            &message,
+            &signature,
+        )?;
+        Ok(Some(StoredPayment {
+            signed,
+            session: Some(session.clone()),
+            recorded_at: Timestamp(recorded_at),
+        }))
     }
 
     /// The provision of `session`, if one was reserved.
@@ -563,9 +824,15 @@ impl WalletStore {
 
     /// Settles a session ([`rules::settle`]): its admitted payments debited and kept
     /// with their signatures, exactly their sum; the rest of the provision released.
+    /// Before the rules, a payment is refused that the front-end reversed
+    /// ([`Refusal::Reversed`]), that opened another session
+    /// ([`Refusal::OpeningReplayed`]) or whose identifier names another payment
+    /// ([`Refusal::PaymentIdReused`]); the refusals come in the payments' order.
+    /// An empty list releases the whole provision.
+    ///
     /// A session already settled is [`Outcome::Repeated`] whatever `payments` holds,
-    /// with the payments settled then (the refusals of the first settlement are not
-    /// kept).
+    /// with the payments settled then; its `refused` is empty, the refusals of the
+    /// first settlement being kept as text ([`WalletStore::settlement_refusals`]).
     pub fn settle(
         &mut self,
         session: &SessionId,
@@ -606,12 +873,58 @@ impl WalletStore {
                 released: Money::new(released, currency),
             }));
         }
-        let settlement = match rules::settle(&state, &provision, payments) {
+        // What no rule of the provision decides: reversed by the front-end, another
+        // session's opening, an identifier naming another payment. Those are refused
+        // and the rest go to the rules, as if the tally had refused them.
+        let mut seen = Vec::new();
+        let mut screened = Vec::with_capacity(payments.len());
+        for signed in payments {
+            screened.push(screen(&transaction, at, signed, Some(session), &mut seen)?);
+        }
+        let admissible: Vec<SignedWalletPayment> = payments
+            .iter()
+            .zip(&screened)
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(signed, _)| signed.clone())
+            .collect();
+        let mut settlement = match rules::settle(&state, &provision, &admissible) {
             Ok(settlement) => settlement,
             Err(refusal) => return Ok(Outcome::Refused(refusal)),
         };
+        // The refusals in the order the payments came: a payment passed to the rules
+        // is either the next one settled or the next one they refused.
+        let mut by_rules = std::mem::take(&mut settlement.refused).into_iter();
+        let mut settled = settlement.settled.iter().peekable();
+        let mut refused = Vec::new();
+        for (signed, screened) in payments.iter().zip(screened) {
+            match screened {
+                Some(refusal) => refused.push((signed.payment.payment.clone(), refusal)),
+                None if settled.peek() == Some(&signed) => {
+                    settled.next();
+                }
+                None => refused.extend(by_rules.next()),
+            }
+        }
+        refused.extend(by_rules);
+        settlement.refused = refused;
         for signed in &settlement.settled {
             insert_payment(&transaction, at, signed, Some(session), now)?;
+        }
+        for (position, (payment, refusal)) in settlement.refused.iter().enumerate() {
+            let position = at.int(
+                "wallet_settlement_refusals",
+                "position",
+                u64::try_from(position).unwrap_or(u64::MAX),
+            )?;
+            transaction
+                .prepare_cached(
+                    "INSERT INTO wallet_settlement_refusals (session, position, payment, reason)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![session.0, position, payment.0, refusal.to_string()])
+                })
+                .map_err(at.db())?;
         }
         let debited = at.int("wallet_provisions", "debited", settlement.debited.minor)?;
         transaction
@@ -624,6 +937,209 @@ impl WalletStore {
         save_account(&transaction, at, &settlement.state)?;
         transaction.commit().map_err(at.db())?;
         Ok(Outcome::Done(settlement))
+    }
+
+    /// What the settlement of `session` refused, as it said then: each payment's
+    /// identifier and the refusal's text, in the payments' order. Empty for a session
+    /// not settled, or settled with every payment.
+    pub fn settlement_refusals(
+        &self,
+        session: &SessionId,
+    ) -> Result<Vec<(PaymentId, String)>, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT payment, reason FROM wallet_settlement_refusals
+                 WHERE session = ?1 ORDER BY position",
+            )
+            .map_err(at.db())?;
+        let rows = statement
+            .query_map([&session.0], |row| {
+                Ok((PaymentId(row.get(0)?), row.get::<_, String>(1)?))
+            })
+            .map_err(at.db())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(at.db())
+    }
+
+    /// Takes the front-end's cancellation of a payment, in one transaction. The
+    /// reversal is kept (once per payment), so that the payment is never debited
+    /// after it: [`WalletStore::pay`] and [`WalletStore::reserve_with_payment`] refuse
+    /// it and [`WalletStore::settle`] leaves it out. Then:
+    ///
+    /// - a payment already debited (directly or in a settled session) is credited
+    ///   back under the reference `reversal/{payment}`, once: a repeated reversal finds
+    ///   the refund made ([`WalletReversal::AlreadyRefunded`]);
+    /// - the first payment of a provision still open is not debited yet: the
+    ///   settlement will refuse it ([`WalletReversal::Withheld`]);
+    /// - otherwise nothing was debited ([`WalletReversal::NothingDebited`]), and a
+    ///   later transaction for the payment is refused.
+    pub fn reverse(
+        &mut self,
+        reversal: &Reversal,
+        now: Timestamp,
+    ) -> Result<WalletReversal, WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation: WalletOperation::Reverse,
+        };
+        let payment = &reversal.payment;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        let known: Option<Option<String>> = transaction
+            .prepare_cached("SELECT refund FROM wallet_reversals WHERE payment = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row([&payment.0], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(at.db())?;
+        if let Some(Some(reference)) = known {
+            let refund = load_credit(&transaction, at, &CreditReference(reference))?;
+            return Ok(WalletReversal::AlreadyRefunded { refund });
+        }
+        if known.is_none() {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO wallet_reversals (payment, purchase, reason, received_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        payment.0,
+                        reversal.purchase.0,
+                        reversal.reason,
+                        now.0
+                    ])
+                })
+                .map_err(at.db())?;
+        }
+        let debited: Vec<(Vec<u8>, i64)> = transaction
+            .prepare_cached("SELECT account, amount FROM wallet_payments WHERE payment = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([&payment.0], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .map_err(at.db())?;
+        let outcome = match debited.as_slice() {
+            [] => {
+                let withheld: Option<String> = transaction
+                    .prepare_cached(
+                        "SELECT o.session FROM wallet_openings o
+                         JOIN wallet_provisions p ON p.session = o.session
+                         WHERE o.payment = ?1 AND p.state = 'open'",
+                    )
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row([&payment.0], |row| row.get(0))
+                            .optional()
+                    })
+                    .map_err(at.db())?;
+                match withheld {
+                    Some(session) => WalletReversal::Withheld {
+                        session: SessionId(session),
+                    },
+                    None => WalletReversal::NothingDebited,
+                }
+            }
+            [(account, amount)] => refund(&transaction, at, payment, account, *amount, now)?,
+            several => WalletReversal::Ambiguous {
+                payments: several.len(),
+            },
+        };
+        transaction.commit().map_err(at.db())?;
+        Ok(outcome)
+    }
+
+    /// Keeps the negative acknowledgement given to a refused transaction, so that
+    /// the transaction repeated gets it again ([`WalletStore::refused_transaction`]).
+    /// The first one kept for a payment stands: recording another is a no-op.
+    pub fn record_refused_transaction(
+        &mut self,
+        refused: &RefusedTransaction,
+        now: Timestamp,
+    ) -> Result<(), WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation: WalletOperation::RecordRefusal,
+        };
+        let payment = &refused.acknowledgement.payment;
+        let json = serde_json::to_string(&refused.acknowledgement).map_err(|source| {
+            WalletStoreError::Json {
+                path: self.path.clone(),
+                operation: at.operation,
+                payment: payment.clone(),
+                source,
+            }
+        })?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO wallet_refused_transactions (payment, digest, acknowledgement, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (payment) DO NOTHING",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    payment.0,
+                    refused.digest.as_slice(),
+                    json,
+                    now.0
+                ])
+            })
+            .map_err(at.db())?;
+        transaction.commit().map_err(at.db())?;
+        Ok(())
+    }
+
+    /// The negative acknowledgement kept for `payment`'s transaction, if it was
+    /// refused ([`WalletStore::record_refused_transaction`]).
+    pub fn refused_transaction(
+        &self,
+        payment: &PaymentId,
+    ) -> Result<Option<RefusedTransaction>, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let row: Option<(Vec<u8>, String)> = self
+            .connection
+            .prepare_cached(
+                "SELECT digest, acknowledgement FROM wallet_refused_transactions
+                 WHERE payment = ?1",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row([&payment.0], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(at.db())?;
+        let Some((digest, json)) = row else {
+            return Ok(None);
+        };
+        let table = "wallet_refused_transactions";
+        let digest = <[u8; 32]>::try_from(digest.as_slice())
+            .map_err(|_| at.corrupt(table, payment, "digest", digest.len()))?;
+        let acknowledgement =
+            serde_json::from_str(&json).map_err(|source| WalletStoreError::Json {
+                path: self.path.clone(),
+                operation: at.operation,
+                payment: payment.clone(),
+                source,
+            })?;
+        Ok(Some(RefusedTransaction {
+            digest,
+            acknowledgement,
+        }))
+    }
+
+    /// Whether the front-end reversed `payment` ([`WalletStore::reverse`]).
+    pub fn is_reversed(&self, payment: &PaymentId) -> Result<bool, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let transaction = self.connection.unchecked_transaction().map_err(at.db())?;
+        is_reversed(&transaction, at, payment)
     }
 
     /// Every payment debited from `key`'s account, in sequence order, as signed.
@@ -650,7 +1166,13 @@ impl WalletStore {
         let mut payments = Vec::new();
         for row in rows {
             let (sequence, message, signature, session, recorded_at) = row.map_err(at.db())?;
-            let signed = read_signed(at, &sequence.to_string(), &message, &signature)?;
+            let signed = read_signed(
+                at,
+                "wallet_payments",
+                &sequence.to_string(),
+                &message,
+                &signature,
+            )?;
             payments.push(StoredPayment {
                 signed,
                 session: session.map(SessionId),
@@ -819,11 +1341,11 @@ fn insert_payment(
 
 fn read_signed(
     at: At<'_>,
+    table: &'static str,
     row: &str,
     message: &[u8],
     signature: &[u8],
 ) -> Result<SignedWalletPayment, WalletStoreError> {
-    let table = "wallet_payments";
     let payment =
         WalletPayment::decode(message).map_err(|error| at.corrupt(table, row, "message", error))?;
     let signature = <[u8; 64]>::try_from(signature)
@@ -856,12 +1378,240 @@ fn session_payments(
         let (sequence, message, signature) = row.map_err(at.db())?;
         payments.push(read_signed(
             at,
+            "wallet_payments",
             &sequence.to_string(),
             &message,
             &signature,
         )?);
     }
     Ok(payments)
+}
+
+fn insert_provision(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    provision: &Provision,
+    now: Timestamp,
+) -> Result<(), WalletStoreError> {
+    let reservation = &provision.reservation;
+    let table = "wallet_provisions";
+    let amount = at.int(table, "amount", reservation.amount.minor)?;
+    let floor = at.int(table, "sequence_floor", provision.sequence_floor)?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO wallet_provisions
+             (session, account, merchant, amount, sequence_floor, state, reserved_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                reservation.session.0,
+                reservation.account.to_sec1().as_slice(),
+                reservation.merchant.0,
+                amount,
+                floor,
+                now.0
+            ])
+        })
+        .map_err(at.db())?;
+    Ok(())
+}
+
+fn insert_credit(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    credit: &Credit,
+    now: Timestamp,
+) -> Result<(), WalletStoreError> {
+    let amount = at.int("wallet_credits", "amount", credit.amount.minor)?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO wallet_credits (reference, account, amount, recorded_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                credit.reference.0,
+                credit.account.to_sec1().as_slice(),
+                amount,
+                now.0
+            ])
+        })
+        .map_err(at.db())?;
+    Ok(())
+}
+
+fn load_credit(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    reference: &CreditReference,
+) -> Result<Credit, WalletStoreError> {
+    let table = "wallet_credits";
+    let row: Option<(Vec<u8>, i64)> = transaction
+        .prepare_cached("SELECT account, amount FROM wallet_credits WHERE reference = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([&reference.0], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(at.db())?;
+    // The reversals' `refund` references an existing credit (a foreign key).
+    let (account, amount) = row.ok_or_else(|| at.corrupt(table, reference, "reference", "none"))?;
+    let key = AccountKey::from_sec1(&account)
+        .map_err(|_| at.corrupt(table, reference, "account", hex::encode_upper(&account)))?;
+    let state = load_account(transaction, at, &key)?
+        .ok_or_else(|| at.corrupt(table, reference, "account", key.fingerprint()))?;
+    let amount = at.uint(table, &reference.0, "amount", amount)?;
+    Ok(Credit {
+        reference: reference.clone(),
+        account: key,
+        amount: Money::new(amount, state.currency),
+    })
+}
+
+/// Credits a debited payment back, for its reversal: a credit under
+/// `reversal/{payment}` ([`rules::apply_credit`]), recorded on the reversal.
+fn refund(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    payment: &PaymentId,
+    account: &[u8],
+    amount: i64,
+    now: Timestamp,
+) -> Result<WalletReversal, WalletStoreError> {
+    let table = "wallet_payments";
+    let key = AccountKey::from_sec1(account)
+        .map_err(|_| at.corrupt(table, payment, "account", hex::encode_upper(account)))?;
+    let state = load_account(transaction, at, &key)?
+        .ok_or_else(|| at.corrupt(table, payment, "account", key.fingerprint()))?;
+    let credit = Credit {
+        reference: CreditReference(format!("reversal/{payment}")),
+        account: key,
+        amount: Money::new(
+            at.uint(table, &payment.0, "amount", amount)?,
+            state.currency,
+        ),
+    };
+    let taken: bool = transaction
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM wallet_credits WHERE reference = ?1)")
+        .and_then(|mut statement| statement.query_row([&credit.reference.0], |row| row.get(0)))
+        .map_err(at.db())?;
+    if taken {
+        return Ok(WalletReversal::RefundRefused(
+            Refusal::CreditReferenceReused {
+                reference: credit.reference,
+            },
+        ));
+    }
+    let next = match rules::apply_credit(&state, &credit) {
+        Ok(next) => next,
+        Err(refusal) => return Ok(WalletReversal::RefundRefused(refusal)),
+    };
+    insert_credit(transaction, at, &credit, now)?;
+    save_account(transaction, at, &next)?;
+    transaction
+        .prepare_cached("UPDATE wallet_reversals SET refund = ?2 WHERE payment = ?1")
+        .and_then(|mut statement| statement.execute(params![payment.0, credit.reference.0]))
+        .map_err(at.db())?;
+    Ok(WalletReversal::Refunded {
+        refund: credit,
+        state: next,
+    })
+}
+
+/// Whether the front-end reversed `payment`.
+fn is_reversed(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    payment: &PaymentId,
+) -> Result<bool, WalletStoreError> {
+    transaction
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM wallet_reversals WHERE payment = ?1)")
+        .and_then(|mut statement| statement.query_row([&payment.0], |row| row.get(0)))
+        .map_err(at.db())
+}
+
+/// The bytes of the payment that opened `session`'s provision, if one did.
+fn opening_message(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    session: &SessionId,
+) -> Result<Option<Vec<u8>>, WalletStoreError> {
+    transaction
+        .prepare_cached("SELECT message FROM wallet_openings WHERE session = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([&session.0], |row| row.get(0))
+                .optional()
+        })
+        .map_err(at.db())
+}
+
+/// A payment seen earlier in the same request: its identifier, account and sequence.
+type Seen = (PaymentId, [u8; super::encoding::ACCOUNT_KEY_LEN], u64);
+
+/// Why `signed` may be neither debited nor open a provision, whatever the rules say:
+/// the front-end reversed it; its account and sequence opened a provision (other than
+/// `session`'s, when it is settled with that session); its identifier names another
+/// payment kept, or another one in the same request (`seen`, to which it is added).
+/// As in the rules, a bad signature is reported before any of the last two, which
+/// would tell something of the account.
+fn screen(
+    transaction: &Transaction<'_>,
+    at: At<'_>,
+    signed: &SignedWalletPayment,
+    session: Option<&SessionId>,
+    seen: &mut Vec<Seen>,
+) -> Result<Option<Refusal>, WalletStoreError> {
+    let payment = &signed.payment;
+    let id = &payment.payment;
+    if is_reversed(transaction, at, id)? {
+        return Ok(Some(Refusal::Reversed {
+            payment: id.clone(),
+        }));
+    }
+    let key = payment.account.to_sec1();
+    // No row holds a sequence beyond i64: -1 then matches nothing.
+    let sequence = i64::try_from(payment.sequence).unwrap_or(-1);
+    let opened: Option<String> = transaction
+        .prepare_cached("SELECT session FROM wallet_openings WHERE account = ?1 AND sequence = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![key.as_slice(), sequence], |row| row.get(0))
+                .optional()
+        })
+        .map_err(at.db())?;
+    let conflict = match opened.map(SessionId) {
+        Some(opened) if Some(&opened) != session => Some(Refusal::OpeningReplayed {
+            payment: id.clone(),
+            sequence: payment.sequence,
+            session: opened,
+        }),
+        _ => {
+            let in_request = seen.iter().any(|(other, other_key, other_sequence)| {
+                other == id && (*other_key != key || *other_sequence != payment.sequence)
+            });
+            let kept: bool = transaction
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM wallet_payments
+                                    WHERE payment = ?1 AND NOT (account = ?2 AND sequence = ?3))
+                         OR EXISTS (SELECT 1 FROM wallet_openings
+                                    WHERE payment = ?1 AND NOT (account = ?2 AND sequence = ?3))",
+                )
+                .and_then(|mut statement| {
+                    statement.query_row(params![id.0, key.as_slice(), sequence], |row| row.get(0))
+                })
+                .map_err(at.db())?;
+            (in_request || kept).then(|| Refusal::PaymentIdReused {
+                payment: id.clone(),
+            })
+        }
+    };
+    seen.push((id.clone(), key, payment.sequence));
+    Ok(conflict.map(|refusal| match signed.verify() {
+        Ok(()) => refusal,
+        Err(error) => Refusal::Signature(error),
+    }))
 }
 
 fn load_provision(
@@ -996,5 +1746,60 @@ mod tests {
             })
         );
         assert_eq!(store.account(&key()).unwrap(), Some(decision.state));
+    }
+    #[test]
+    fn a_version_1_file_written_before_the_additions_gets_them_on_open() {
+        // What the first build of version 1 wrote: the schema without the additions.
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch(SCHEMA).unwrap();
+        connection
+            .execute("INSERT INTO wallet_schema (version) VALUES (1)", [])
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO wallet_accounts
+                 (key, currency, exponent, balance, reserved, last_sequence, opened_at)
+                 VALUES (?1, 978, 2, 500, 0, 0, 0)",
+                [key().to_sec1().as_slice()],
+            )
+            .unwrap();
+        let mut store = WalletStore::set_up(connection, ":memory:".to_owned()).unwrap();
+        // The account is still there, and the added tables work.
+        assert_eq!(store.account(&key()).unwrap().map(|a| a.balance), Some(500));
+        let first = WalletPayment {
+            account: key(),
+            merchant: MerchantId::from("FE-1"),
+            service: crate::messages::ServiceId::from("news"),
+            payment: PaymentId::from("P-1"),
+            amount: Money::new(100, Currency::EUR),
+            sequence: 1,
+            time: NOW,
+        };
+        let first = SignedWalletPayment::sign(first, |m| signer().sign(m)).unwrap();
+        let reservation = Reservation {
+            session: SessionId::from("S-1"),
+            account: key(),
+            merchant: MerchantId::from("FE-1"),
+            amount: Money::new(300, Currency::EUR),
+        };
+        let opened = store
+            .reserve_with_payment(&first, &reservation, NOW)
+            .unwrap();
+        assert!(matches!(opened, Outcome::Done(_)), "{opened:?}");
+        assert_eq!(
+            store
+                .opening(&SessionId::from("S-1"))
+                .unwrap()
+                .map(|o| o.signed),
+            Some(first)
+        );
+        // Opening it again is harmless: the additions are created only if missing.
+        let connection =
+            std::mem::replace(&mut store.connection, Connection::open_in_memory().unwrap());
+        let store = WalletStore::set_up(connection, ":memory:".to_owned()).unwrap();
+        assert_eq!(
+            store.account(&key()).unwrap().map(|a| a.reserved),
+            Some(300)
+        );
     }
 }
