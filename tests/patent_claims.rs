@@ -597,3 +597,322 @@ fn claim_12_an_identifier_selects_the_encrypted_key_and_the_pin_opens_it() {
         Err(KeyStoreError::PinTooShort { .. })
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// The virtual wallet and the payer device's own features (claims 4–7, 9, 10, 18): the
+// same embedded network, with the wallet acquirer (its accounts in SQLite in memory)
+// and users whose wallet keys pay from their accounts.
+
+mod wallet {
+    use super::*;
+    use p256::ecdsa::SigningKey;
+    use telepay::acquirer::card::AmountLimits;
+    use telepay::acquirer::wallet::{AccountKey, Credit, WalletAcquirer, WalletStore};
+    use telepay::messages::{AcquirerId, Means, PostalAddress, SessionId};
+    use telepay::purchase::embedded::WALLET_ACQUIRER;
+    use telepay::terminal::payer::{MeansChoice, WalletSigner};
+    use telepay::terminal::plan::{
+        AcquirerLimits, AmountBand, MeansAtDisposal, PaymentPlan, PlanRule, Thresholds, User,
+        UserId, Users,
+    };
+
+    const CARD: Means = Means::BankCard;
+    const WALLET: Means = Means::VirtualWallet;
+
+    pub(super) fn key(seed: u8) -> SigningKey {
+        SigningKey::from_slice(&[seed; 32]).unwrap()
+    }
+
+    pub(super) fn account(seed: u8) -> AccountKey {
+        AccountKey::new(key(seed).verifying_key())
+    }
+
+    /// The wallet acquirer, with the accounts of `seeds` open and credited 20.00 EUR.
+    pub(super) fn wallet_acquirer(seeds: &[u8]) -> WalletAcquirer {
+        let mut store = WalletStore::open_in_memory().unwrap();
+        for &seed in seeds {
+            store
+                .open_account(&account(seed), Currency::EUR, START)
+                .unwrap();
+            store
+                .credit(
+                    &Credit {
+                        reference: format!("reload-{seed}").as_str().into(),
+                        account: account(seed),
+                        amount: eur(2_000),
+                    },
+                    START,
+                )
+                .unwrap();
+        }
+        WalletAcquirer::new(AcquirerId::from(WALLET_ACQUIRER), store)
+    }
+
+    /// The demo network taking the wallet too; the payer device holds the wallet key
+    /// of `seed` and pays as `means` says.
+    pub(super) fn network_with_wallet(seed: u8, means: MeansChoice) -> Network {
+        network("1234")
+            .with_wallet(wallet_acquirer(&[seed]))
+            .map_payer(|payer| {
+                payer
+                    .with_wallet(WalletSigner::from_signing_key(key(seed)))
+                    .with_means(means)
+            })
+    }
+
+    pub(super) fn balance(network: &Network, seed: u8) -> u64 {
+        network
+            .wallet
+            .as_ref()
+            .unwrap()
+            .balance(&account(seed))
+            .unwrap()
+            .unwrap()
+            .balance
+    }
+
+    fn limits() -> AcquirerLimits {
+        AcquirerLimits::new()
+            .with(CARD, AmountLimits::default())
+            .with(
+                WALLET,
+                AmountLimits::from_toml_str(
+                    "[[limit]]\ncurrency = \"EUR\"\nmin = 1\nmax = 1000\n",
+                    "wallet acquirer",
+                )
+                .unwrap(),
+            )
+    }
+
+    fn means_of(run: &PurchaseRun) -> Option<Means> {
+        run.log
+            .entries
+            .iter()
+            .find_map(|entry| match &entry.envelope.message {
+                Message::Transaction(e) => Some(e.means.means()),
+                _ => None,
+            })
+    }
+
+    /// `id`: the wallet below `wallet_below` (minor units), the card from there.
+    fn user(id: &str, wallet_below: u64, thresholds: Thresholds) -> User {
+        let plan = PaymentPlan::new(vec![
+            PlanRule::new(
+                vec![WALLET],
+                AmountBand::new(Currency::EUR, 0, Some(wallet_below)),
+            ),
+            PlanRule::new(
+                vec![CARD],
+                AmountBand::new(Currency::EUR, wallet_below, None),
+            ),
+        ])
+        .unwrap();
+        let means = MeansAtDisposal {
+            card_reader: Some("sim:cb".into()),
+            key_store_user: Some(id.into()),
+        };
+        User::new(UserId::new(id).unwrap(), plan, thresholds, means).unwrap()
+    }
+
+    fn plan(users: Users) -> MeansChoice {
+        MeansChoice::Plan {
+            users: Box::new(users),
+            limits: limits(),
+        }
+    }
+
+    fn address() -> PostalAddress {
+        PostalAddress {
+            name: "A. Martin".into(),
+            lines: vec!["1 rue de la Paix".into()],
+            postcode: "75002".into(),
+            town: "Paris".into(),
+            country: "FR".into(),
+        }
+    }
+
+    /// Claim 4: the user chooses their payment plan locally, within the limits the
+    /// acquirers accept: here the wallet below 10.00 EUR, the card from 10.00 EUR; the
+    /// 2.50 EUR report is paid from the wallet, the 19.90 EUR guide by card.
+    #[test]
+    fn claim_4_the_users_plan_picks_the_means_within_the_acquirers_limits() {
+        let mut network =
+            network_with_wallet(1, plan(Users::new(user("alice", 1_000, Thresholds::new()))));
+        let report = buy(&mut network, "market-report-2026", Faults::none());
+        assert!(report.delivered());
+        assert_eq!(means_of(&report), Some(WALLET));
+        assert_eq!(balance(&network, 1), 2_000 - 250);
+
+        let guide = network
+            .purchase(
+                &ServiceId::from("printed-travel-guide"),
+                Some(address()),
+                VirtualClock::new(START, 10),
+                Faults::none(),
+            )
+            .unwrap();
+        assert!(guide.delivered());
+        assert_eq!(means_of(&guide), Some(CARD));
+        // The wallet acquirer takes at most 10.00 EUR: a plan that names the wallet for
+        // everything cannot make it pay 19.90 EUR; the device declines, before any E.
+        let mut greedy = network_with_wallet(
+            2,
+            plan(Users::new(user("carol", 100_000, Thresholds::new()))),
+        );
+        let refused = greedy
+            .purchase(
+                &ServiceId::from("printed-travel-guide"),
+                Some(address()),
+                VirtualClock::new(START, 10),
+                Faults::none(),
+            )
+            .unwrap();
+        assert_eq!(means_of(&refused), None);
+        assert!(matches!(
+            refused.result,
+            Some(RequestResult::Failed(Failure::PaymentDeclined { .. }))
+        ));
+        assert_eq!(balance(&greedy, 2), 2_000);
+    }
+
+    /// Claim 5: the user sets, per means, the amount up to which a payment is confirmed
+    /// implicitly; above it, the device asks. A user who answers "no" to every question
+    /// still pays 0.50 EUR (under the 1.00 EUR threshold) and is asked, and declines,
+    /// 2.50 EUR.
+    #[test]
+    fn claim_5_below_the_threshold_implicit_above_it_explicit() {
+        let thresholds = Thresholds::new().with(WALLET, eur(100));
+        let mut network =
+            network_with_wallet(1, plan(Users::new(user("alice", 1_000, thresholds))));
+        // The scripted user refuses every explicit confirmation.
+        network.payer.user_mut().confirms = false;
+        let weather = buy(&mut network, "marine-weather-live", Faults::none());
+        assert!(weather.delivered(), "0.50 EUR is confirmed implicitly");
+        let report = buy(&mut network, "market-report-2026", Faults::none());
+        assert!(matches!(
+            report.result,
+            Some(RequestResult::Failed(Failure::PaymentDeclined { .. }))
+        ));
+        assert_eq!(balance(&network, 1), 2_000 - 50);
+    }
+
+    /// Claim 6: the device shows what the pseudo-session has paid, overall and per
+    /// means.
+    #[test]
+    fn claim_6_the_running_total_overall_and_per_means() {
+        let mut network =
+            network_with_wallet(1, plan(Users::new(user("alice", 300, Thresholds::new()))));
+        buy(&mut network, "market-report-2026", Faults::none());
+        buy(&mut network, "cup-final-replay", Faults::none());
+        buy(&mut network, "marine-weather-live", Faults::none());
+        assert_eq!(
+            network.payer.totals_line().as_deref(),
+            Some("alice: session: 6.90 EUR (bank card 3.90 EUR, virtual wallet 3.00 EUR)")
+        );
+    }
+
+    /// Claim 7: several users on one terminal, each with their own plan and means:
+    /// alice pays 2.50 EUR from her wallet; bob, whose plan sends everything to his
+    /// card, pays the same report by card; each has their own totals.
+    #[test]
+    fn claim_7_several_users_each_with_plan_and_means() {
+        let mut users = Users::new(user("alice", 1_000, Thresholds::new()));
+        users.add(user("bob", 1, Thresholds::new())).unwrap();
+        let mut network = network_with_wallet(1, plan(users));
+        let alice = buy(&mut network, "market-report-2026", Faults::none());
+        assert_eq!(means_of(&alice), Some(WALLET));
+        network.payer.users_mut().unwrap().switch_to("bob").unwrap();
+        let bob = buy(&mut network, "market-report-2026", Faults::none());
+        assert_eq!(means_of(&bob), Some(CARD));
+        let users = network.payer.users().unwrap();
+        assert_eq!(users.totals("alice").unwrap().payments(), 1);
+        assert_eq!(users.totals("bob").unwrap().payments(), 1);
+    }
+
+    /// Claim 10: with the virtual wallet, the first payment of a session gets, with its
+    /// positive acknowledgement, a provision; the front-end then verifies the next
+    /// payments itself, signatures included, with no round trip to the acquirer; at the
+    /// end of the session all go to the acquirer, which debits exactly their sum and
+    /// releases the rest of the provision.
+    #[test]
+    fn claim_10_a_provision_then_payments_verified_by_the_front_end_then_settled() {
+        let mut network = network_with_wallet(1, MeansChoice::Fixed(WALLET));
+        network.open_session(SessionId::from("evening"));
+        let mut runs = Vec::new();
+        for service in [
+            "market-report-2026",
+            "marine-weather-live",
+            "cup-final-replay",
+        ] {
+            let run = buy(&mut network, service, Faults::none());
+            assert!(run.delivered(), "{service}");
+            runs.push(run);
+        }
+        // Only the first payment reached the acquirer, asking for a provision.
+        let to_acquirer: Vec<usize> = runs
+            .iter()
+            .map(|run| {
+                run.log
+                    .entries
+                    .iter()
+                    .filter(|entry| {
+                        matches!(entry.envelope.message, Message::AcquirerTransaction(_))
+                    })
+                    .count()
+            })
+            .collect();
+        assert_eq!(to_acquirer, [1, 0, 0]);
+        // Reserved, not yet debited.
+        let state = network
+            .wallet
+            .as_ref()
+            .unwrap()
+            .balance(&account(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.balance, 2_000);
+        assert!(state.reserved >= 250 + 50 + 390);
+
+        let ended = network
+            .end_session(VirtualClock::new(START, 10), Faults::none())
+            .unwrap();
+        let closed = ended.closed.expect("the session closed");
+        assert_eq!(closed.payments, 3);
+        assert_eq!(closed.debited, Some(eur(250 + 50 + 390)));
+        assert!(closed.settled);
+        let state = network
+            .wallet
+            .as_ref()
+            .unwrap()
+            .balance(&account(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.balance, 2_000 - 690);
+        assert_eq!(state.reserved, 0);
+        // Non-repudiation: the acquirer keeps each payment as signed.
+        let kept = network
+            .wallet
+            .as_ref()
+            .unwrap()
+            .store()
+            .payments(&account(1))
+            .unwrap();
+        assert_eq!(kept.len(), 3);
+        assert!(kept.iter().all(|stored| stored.signed.verify().is_ok()));
+    }
+
+    /// Claim 18: the payer device answers the front-end's payment request with the means
+    /// its user's plan picks, and takes the acknowledgement without answering it.
+    #[test]
+    fn claim_18_the_payer_device_answers_d_with_the_plans_means() {
+        let mut network =
+            network_with_wallet(1, plan(Users::new(user("alice", 1_000, Thresholds::new()))));
+        let run = buy(&mut network, "market-report-2026", Faults::none());
+        assert_eq!(
+            seen_by(&run, PartyKind::Payer),
+            ["D>", "E<", "H>"],
+            "the device answers D with E, and H with nothing"
+        );
+        assert_eq!(means_of(&run), Some(WALLET));
+    }
+}

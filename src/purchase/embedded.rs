@@ -1,15 +1,17 @@
 //! The embedded default: one terminal, one front-end, one service server and the
-//! bank-card acquirer in one process, wired by the [`Runner`](super::Runner). What
+//! bank-card acquirer in one process — and, when given one, the virtual-wallet acquirer
+//! ([`Embedded::with_wallet`]) — wired by the [`Runner`](super::Runner). What
 //! `telepay purchase` runs, and what tests and benchmarks build on.
 
 use crate::acquirer::card::{AmountLimits, BankCardRules, ConfigError, IssuerTable};
 use crate::acquirer::journal::Journal;
 use crate::acquirer::system::BankCardAcquirer;
+use crate::acquirer::wallet::WalletAcquirer;
 use crate::emv::CardChannel;
 use crate::frontend::{Entropy, FrontEnd, FrontEndConfig};
 use crate::messages::{
-    AcquirerId, Envelope, MerchantId, Message, PaymentId, PaymentService, PostalAddress, RequestId,
-    ServiceId, TerminalId,
+    AcquirerId, Envelope, Means, MerchantId, Message, PaymentId, PaymentService, PostalAddress,
+    RequestId, ServiceId, SessionClosed, SessionId, TerminalId,
 };
 use crate::provider::ServiceServer;
 use crate::terminal::card_module::CardModule;
@@ -24,6 +26,8 @@ pub const TERMINAL: &str = "terminal-1";
 pub const MERCHANT: &str = "telepay-frontend";
 /// The bank-card acquirer's name.
 pub const ACQUIRER: &str = "bank-card-acquirer";
+/// The virtual-wallet acquirer's name.
+pub const WALLET_ACQUIRER: &str = "wallet-acquirer";
 
 /// Every party of the embedded default.
 pub struct Embedded<E: Entropy, C: CardChannel, U: PayerUser> {
@@ -33,6 +37,8 @@ pub struct Embedded<E: Entropy, C: CardChannel, U: PayerUser> {
     pub server: ServiceServer,
     /// The bank-card acquirer.
     pub acquirer: BankCardAcquirer,
+    /// The virtual-wallet acquirer, when the front-end takes the wallet.
+    pub wallet: Option<WalletAcquirer>,
     /// The terminal's payer device.
     pub payer: PayerDevice<C, U>,
     /// The terminal's client device.
@@ -50,6 +56,15 @@ pub struct PurchaseRun {
     pub result: Option<RequestResult>,
     /// The payment request D, when there was one, and how it went on the payer device.
     pub payment: Option<(PaymentId, Option<PaymentState>)>,
+}
+
+/// What ending a pseudo-session did.
+#[derive(Debug, Clone)]
+pub struct SessionRun {
+    /// Every message, in order.
+    pub log: PurchaseLog,
+    /// What the front-end said the session came to (`None` if it never answered).
+    pub closed: Option<SessionClosed>,
 }
 
 impl PurchaseRun {
@@ -95,9 +110,84 @@ impl<E: Entropy, C: CardChannel, U: PayerUser> Embedded<E, C, U> {
             front_end: FrontEnd::new(config, entropy),
             server,
             acquirer: BankCardAcquirer::new(rules, journal),
+            wallet: None,
             payer: PayerDevice::new(TerminalId::from(TERMINAL), card, user),
             client: ClientDevice::new(TerminalId::from(TERMINAL)),
         }
+    }
+
+    /// Adds the virtual-wallet acquirer: the front-end then takes the wallet too.
+    pub fn with_wallet(mut self, wallet: WalletAcquirer) -> Self {
+        self.front_end
+            .accept_means(Means::VirtualWallet, wallet.id().clone());
+        self.wallet = Some(wallet);
+        self
+    }
+
+    /// Changes the payer device (gives it a wallet key, a plan…).
+    pub fn map_payer(
+        mut self,
+        change: impl FnOnce(PayerDevice<C, U>) -> PayerDevice<C, U>,
+    ) -> Self {
+        self.payer = change(self.payer);
+        self
+    }
+
+    /// Opens a pseudo-session on the client device: the purchases that follow belong to
+    /// it until [`Embedded::end_session`].
+    pub fn open_session(&mut self, session: SessionId) {
+        self.client.open_session(session);
+    }
+
+    /// Ends the open pseudo-session: the front-end settles its wallet payments.
+    ///
+    /// # Errors
+    /// [`RunError`] when the roles loop; `Ok` with no `closed` when no session is open.
+    pub fn end_session<K: Clock>(
+        &mut self,
+        clock: K,
+        faults: Faults,
+    ) -> Result<SessionRun, RunError> {
+        let Some(first) = self.client.end_session() else {
+            return Ok(SessionRun {
+                log: PurchaseLog::default(),
+                closed: None,
+            });
+        };
+        let Message::SessionEnd(end) = &first.message else {
+            return Ok(SessionRun {
+                log: PurchaseLog::default(),
+                closed: None,
+            });
+        };
+        let session = end.session.clone();
+        let log = self.deliver(first, clock, faults)?;
+        Ok(SessionRun {
+            log,
+            closed: self.client.session_closed(&session).cloned(),
+        })
+    }
+
+    /// Delivers `first` and everything it sets off.
+    fn deliver<K: Clock>(
+        &mut self,
+        first: Envelope,
+        clock: K,
+        faults: Faults,
+    ) -> Result<PurchaseLog, RunError> {
+        let mut roles: Vec<&mut dyn Role> = vec![
+            &mut self.client,
+            &mut self.payer,
+            &mut self.front_end,
+            &mut self.server,
+            &mut self.acquirer,
+        ];
+        if let Some(wallet) = self.wallet.as_mut() {
+            roles.push(wallet);
+        }
+        let mut runner = Runner::new(roles, clock).with_faults(faults);
+        runner.run(first)?;
+        Ok(runner.into_log())
     }
 
     /// Buys `service` (with `address` for physical goods), delivering every message
@@ -146,16 +236,7 @@ impl<E: Entropy, C: CardChannel, U: PayerUser> Embedded<E, C, U> {
             unreachable!("ClientDevice::request makes a service request")
         };
         let request = request.request.clone();
-        let roles: Vec<&mut dyn Role> = vec![
-            &mut self.client,
-            &mut self.payer,
-            &mut self.front_end,
-            &mut self.server,
-            &mut self.acquirer,
-        ];
-        let mut runner = Runner::new(roles, clock).with_faults(faults);
-        runner.run(first)?;
-        let log = runner.into_log();
+        let log = self.deliver(first, clock, faults)?;
         let payment = log
             .entries
             .iter()

@@ -178,6 +178,56 @@ impl Role for BankCardAcquirer {
     }
 }
 
+impl Role for WalletAcquirer {
+    fn party(&self) -> Party {
+        Party::Acquirer(self.id().clone())
+    }
+
+    fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Handled {
+        match message {
+            Message::AcquirerTransaction(transaction) => match self.authorise(&transaction, now) {
+                Ok(acknowledgement) => Handled::send(vec![Envelope {
+                    from: self.party(),
+                    to: from.clone(),
+                    message: Message::Acknowledgement(acknowledgement),
+                }]),
+                // No durable record, no acknowledgement: the front-end's deadline
+                // reverses the payment.
+                Err(error) => Handled {
+                    sent: Vec::new(),
+                    note: Some(error.to_string()),
+                },
+            },
+            Message::SessionSettlement(settlement) => match self.settle(&settlement, now) {
+                Ok(result) => Handled::send(vec![Envelope {
+                    from: self.party(),
+                    to: from.clone(),
+                    message: Message::SettlementResult(result),
+                }]),
+                // Nothing settled: the front-end sends the settlement again.
+                Err(error) => Handled {
+                    sent: Vec::new(),
+                    note: Some(error.to_string()),
+                },
+            },
+            Message::Reversal(reversal) => match self.reverse(&reversal, now) {
+                Ok(outcome) => Handled {
+                    sent: Vec::new(),
+                    note: Some(format!("reversal of {}: {outcome}", reversal.payment)),
+                },
+                Err(error) => Handled {
+                    sent: Vec::new(),
+                    note: Some(error.to_string()),
+                },
+            },
+            other => Handled {
+                sent: Vec::new(),
+                note: Some(format!("an acquirer takes no {} message", other.step())),
+            },
+        }
+    }
+}
+
 impl Role for ClientDevice {
     fn party(&self) -> Party {
         Party::Client(self.terminal().clone())

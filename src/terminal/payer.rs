@@ -444,6 +444,11 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         &self.user
     }
 
+    /// The user, mutably (a script changing its answers between payments).
+    pub fn user_mut(&mut self) -> &mut U {
+        &mut self.user
+    }
+
     /// The card module (its channel holds the card dialogue when recorded).
     pub fn card(&self) -> &CardModule<C> {
         &self.card
