@@ -158,3 +158,47 @@ pub fn demo_network(
         "P".into(),
     ))
 }
+
+/// A [`demo_network`] that takes the virtual wallet too: the wallet acquirer
+/// ([`crate::purchase::embedded::WALLET_ACQUIRER`]) with its accounts in memory, the
+/// account of `key` opened in EUR and credited `funds` minor units at `now`, and the
+/// payer device holding `key` and paying as `means` says.
+///
+/// # Errors
+/// As [`demo_network`], or the wallet's store cannot be set up.
+pub fn demo_wallet_network(
+    uri: &str,
+    pin: &str,
+    seed: u64,
+    key: p256::ecdsa::SigningKey,
+    funds: u64,
+    now: crate::messages::Timestamp,
+    means: crate::terminal::payer::MeansChoice,
+) -> Result<DemoNetwork, Box<dyn std::error::Error>> {
+    use crate::acquirer::wallet::{AccountKey, Credit, WalletAcquirer, WalletStore};
+    use crate::messages::{AcquirerId, Currency, Money};
+    let account = AccountKey::new(key.verifying_key());
+    let mut store = WalletStore::open_in_memory()?;
+    store.open_account(&account, Currency::EUR, now)?;
+    if funds > 0 {
+        store.credit(
+            &Credit {
+                reference: "initial-reload".into(),
+                account,
+                amount: Money::new(funds, Currency::EUR),
+            },
+            now,
+        )?;
+    }
+    let wallet = WalletAcquirer::new(
+        AcquirerId::from(crate::purchase::embedded::WALLET_ACQUIRER),
+        store,
+    );
+    Ok(demo_network(uri, pin, seed)?
+        .with_wallet(wallet)
+        .map_payer(|payer| {
+            payer
+                .with_wallet(crate::terminal::payer::WalletSigner::from_signing_key(key))
+                .with_means(means)
+        }))
+}

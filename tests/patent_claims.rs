@@ -607,14 +607,14 @@ mod wallet {
     use super::*;
     use p256::ecdsa::SigningKey;
     use telepay::acquirer::card::AmountLimits;
-    use telepay::acquirer::wallet::{AccountKey, Credit, WalletAcquirer, WalletStore};
-    use telepay::messages::{AcquirerId, Means, PostalAddress, SessionId};
-    use telepay::purchase::embedded::WALLET_ACQUIRER;
-    use telepay::terminal::payer::{MeansChoice, WalletSigner};
+    use telepay::acquirer::wallet::AccountKey;
+    use telepay::messages::{Means, PostalAddress, SessionId};
+    use telepay::terminal::payer::MeansChoice;
     use telepay::terminal::plan::{
         AcquirerLimits, AmountBand, MeansAtDisposal, PaymentPlan, PlanRule, Thresholds, User,
         UserId, Users,
     };
+    use telepay::testing::demo_wallet_network;
 
     const CARD: Means = Means::BankCard;
     const WALLET: Means = Means::VirtualWallet;
@@ -627,37 +627,10 @@ mod wallet {
         AccountKey::new(key(seed).verifying_key())
     }
 
-    /// The wallet acquirer, with the accounts of `seeds` open and credited 20.00 EUR.
-    pub(super) fn wallet_acquirer(seeds: &[u8]) -> WalletAcquirer {
-        let mut store = WalletStore::open_in_memory().unwrap();
-        for &seed in seeds {
-            store
-                .open_account(&account(seed), Currency::EUR, START)
-                .unwrap();
-            store
-                .credit(
-                    &Credit {
-                        reference: format!("reload-{seed}").as_str().into(),
-                        account: account(seed),
-                        amount: eur(2_000),
-                    },
-                    START,
-                )
-                .unwrap();
-        }
-        WalletAcquirer::new(AcquirerId::from(WALLET_ACQUIRER), store)
-    }
-
     /// The demo network taking the wallet too; the payer device holds the wallet key
-    /// of `seed` and pays as `means` says.
+    /// of `seed`, whose account holds 20.00 EUR, and pays as `means` says.
     pub(super) fn network_with_wallet(seed: u8, means: MeansChoice) -> Network {
-        network("1234")
-            .with_wallet(wallet_acquirer(&[seed]))
-            .map_payer(|payer| {
-                payer
-                    .with_wallet(WalletSigner::from_signing_key(key(seed)))
-                    .with_means(means)
-            })
+        demo_wallet_network("sim:cb?seed=1", "1234", 1, key(seed), 2_000, START, means).unwrap()
     }
 
     pub(super) fn balance(network: &Network, seed: u8) -> u64 {

@@ -337,3 +337,42 @@ fn a_service_for_identified_users_identifies_then_pays() {
     assert_eq!(journal_states(&network), [TransactionState::Authorised]);
     insta::assert_snapshot!("purchase_cb_identified_reload", render::text(&run.log));
 }
+
+/// Incremental payment (claim 10), as a person reviews it: a session of three purchases
+/// paid from the virtual wallet — the first opens a provision at the wallet acquirer,
+/// the next two are verified by the front-end alone — then the end of the session,
+/// which settles the three together.
+#[test]
+fn an_incremental_payment_session_in_full() {
+    use telepay::messages::{Means, SessionId};
+    use telepay::terminal::payer::MeansChoice;
+    let key = p256::ecdsa::SigningKey::from_slice(&[0x42; 32]).unwrap();
+    let mut network = telepay::testing::demo_wallet_network(
+        "sim:cb?seed=1",
+        "1234",
+        1,
+        key,
+        2_000,
+        START,
+        MeansChoice::Fixed(Means::VirtualWallet),
+    )
+    .unwrap();
+    network.open_session(SessionId::from("evening"));
+    let mut transcript = String::new();
+    for service in [
+        "market-report-2026",
+        "marine-weather-live",
+        "cup-final-replay",
+    ] {
+        let run = buy(&mut network, service);
+        assert!(run.delivered(), "{}", render::text(&run.log));
+        transcript.push_str(&render::text(&run.log));
+    }
+    let ended = network.end_session(clock(), Faults::none()).unwrap();
+    transcript.push_str(&render::text(&ended.log));
+    assert_eq!(
+        ended.closed.map(|closed| closed.debited),
+        Some(Some(Money::new(250 + 50 + 390, Currency::EUR)))
+    );
+    insta::assert_snapshot!("purchase_wallet_session", transcript);
+}

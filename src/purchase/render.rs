@@ -67,10 +67,10 @@ pub fn summary(message: &Message) -> String {
             payment_service(m.payment_service.as_ref())
         ),
         Message::Quote(m) => format!(
-            "quote {}: \"{}\" ({:?}), {}, valid until {}{}",
+            "quote {}: \"{}\" ({}), {}, valid until {}{}",
             m.quote,
             m.static_info.designation,
-            m.static_info.kind,
+            m.static_info.kind.name(),
             m.variable.price,
             m.validity.valid_until,
             if m.service_enclosed.is_some() {
