@@ -8,22 +8,36 @@
 //! - [`rules`]: the acquirer's decisions, pure functions over an account's state;
 //! - [`store`]: the durable store at the edge (SQLite), which applies the rules;
 //! - [`system`]: the acquirer as a party of the purchase: F answered with G (a payment
-//!   debited, or a provision opened by a session's first payment), settlements and
-//!   reversals.
+//!   debited, or a provision opened by a session's first payment), settlements,
+//!   reversals and disputes.
+//!
+//! The wallet's key also serves the payer device's service messages (claims 8, 9, 12):
+//!
+//! - [`identity`]: the statement that identifies the user by the key, which the
+//!   front-end checks itself;
+//! - [`dispute`]: the statement that disputes a payment, which this acquirer checks and
+//!   records for review;
+//! - [`statement`]: the encoding rules and the error both statements share.
 
+pub mod dispute;
 pub mod encoding;
+pub mod identity;
 pub mod rules;
+pub mod statement;
 pub mod store;
 pub mod system;
 
+pub use dispute::{DisputeFault, DisputeStatement, SignedDispute};
 pub use encoding::{AccountKey, SignedWalletPayment, WalletError, WalletPayment};
+pub use identity::{IdentityRefusal, IdentityStatement, SignedIdentity};
 pub use rules::{
     AccountState, Credit, CreditReference, Decision, Provision, ProvisionState, ProvisionTally,
     Refusal, Reservation, SessionId, Settlement, apply_credit, decide_payment, open_provision,
     reserve, settle,
 };
+pub use statement::StatementError;
 pub use store::{
-    Outcome, RefusedTransaction, StoredPayment, WalletOperation, WalletReversal, WalletStore,
-    WalletStoreError,
+    DisputeRecording, DisputeRefusal, Outcome, RefusedTransaction, StoredDispute, StoredPayment,
+    WalletOperation, WalletReversal, WalletStore, WalletStoreError,
 };
 pub use system::{WalletAcquirer, WalletAcquirerError};

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Amount, BankCardRules, CardHistory, CardKey, Judgement};
 use crate::messages::{
-    AcquirerId, AcquirerTransaction, CustomerId, IdentityCheck, IdentityVerdict, PaymentId,
-    RefusalReason, Transaction, Verdict,
+    AcquirerId, AcquirerTransaction, CustomerId, IdentityCheck, IdentityVerdict, Payment,
+    PaymentId, RefusalReason, Transaction, Verdict,
 };
 
 /// What the customer pseudonym's hash starts with, so that it is never another hash's.
@@ -44,7 +44,9 @@ impl BankCardRules {
     /// request's zero-amount values, authentic, with a new counter, and the card's own
     /// verification results say it verified the PIN. The first rule that fails is the
     /// negative verdict's reason. An authentic ARQC gets an ARPC either way, so that
-    /// the card can complete.
+    /// the card can complete. A proof made with the wallet key
+    /// ([`crate::messages::IdentityProof::Key`]) is not a card's: refused
+    /// [`RefusalReason::NoAcquirer`] (the front-end checks those itself).
     pub fn verify_identity(
         &self,
         check: &IdentityCheck,
@@ -75,7 +77,7 @@ impl BankCardRules {
                 purchase: check.proof.purchase.clone(),
                 payment: PaymentId(check.proof.identification.0.clone()),
                 terminal: check.proof.terminal.clone(),
-                means: check.proof.proof.clone(),
+                means: Payment::BankCard(card.clone()),
             },
             provision: None,
         };
@@ -130,8 +132,8 @@ mod tests {
     use super::super::tests::{ATC, NOON_2026_11_25, card_for, rules, sign};
     use super::*;
     use crate::messages::{
-        Currency, IdentificationId, IdentificationProof, IdentificationRequest, Means, MerchantId,
-        Payment, PurchaseId, TerminalId,
+        Currency, IdentificationId, IdentificationProof, IdentificationRequest, IdentityProof,
+        Means, MerchantId, PurchaseId, TerminalId,
     };
 
     fn request() -> IdentificationRequest {
@@ -156,7 +158,7 @@ mod tests {
                 purchase: request.purchase.clone(),
                 identification: request.identification.clone(),
                 terminal: TerminalId::from("terminal-1"),
-                proof: Payment::BankCard(card),
+                proof: IdentityProof::Card(card),
             },
             request,
         };
@@ -165,7 +167,7 @@ mod tests {
     }
 
     fn card_of(check: &mut IdentityCheck) -> &mut crate::messages::CardTransaction {
-        let Payment::BankCard(card) = &mut check.proof.proof else {
+        let IdentityProof::Card(card) = &mut check.proof.proof else {
             panic!("a bank-card payment")
         };
         card
@@ -187,7 +189,7 @@ mod tests {
             unreachable!()
         };
         assert!(arpc.is_some(), "the card completes with the issuer's ARPC");
-        let Payment::BankCard(card) = &check.proof.proof else {
+        let IdentityProof::Card(card) = &check.proof.proof else {
             panic!("a bank-card payment")
         };
         assert_eq!(

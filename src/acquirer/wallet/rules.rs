@@ -225,6 +225,15 @@ pub enum Refusal {
         /// The session it opened.
         session: SessionId,
     },
+    /// Another payment of the account was already debited with this sequence: a
+    /// sequence pays once, whichever session or payment carries it.
+    #[error("payment {payment}: sequence {sequence} was already used by a payment of the account")]
+    SequenceUsed {
+        /// The payment.
+        payment: PaymentId,
+        /// Its sequence.
+        sequence: u64,
+    },
     /// The front-end reversed the payment (cancelled it): it is never debited after.
     #[error("payment {payment}: the front-end reversed it")]
     Reversed {
@@ -643,7 +652,12 @@ pub struct Settlement {
 }
 
 /// Settles an open provision with the session's payments: each is admitted in turn by
-/// a [`ProvisionTally`] starting above the account's last sequence; those admitted are
+/// a [`ProvisionTally`] starting above the provision's floor (the account's last
+/// sequence when it was reserved) — not the account's last sequence now, which another
+/// provision of the account settled first, or a direct payment, may have moved past
+/// payments this session's front-end already verified and delivered; a sequence used
+/// twice is still refused, by the store, which keeps one payment per account and
+/// sequence. Those admitted are
 /// debited (exactly their sum), those refused are listed with why and the ones after
 /// them still count, so a payment over the provision is refused while the earlier
 /// ones settle. The provision leaves `reserved` whatever the outcome. A provision
@@ -664,7 +678,7 @@ pub fn settle(
         &format!("session {}", reservation.session),
         &reservation.account,
     )?;
-    let mut tally = ProvisionTally::new(provision.clone(), state.last_sequence);
+    let mut tally = ProvisionTally::new(provision.clone(), provision.sequence_floor);
     let mut settled = Vec::new();
     let mut refused = Vec::new();
     for signed in payments {

@@ -15,6 +15,10 @@
 //! debited afterwards, and one already debited is credited back once
 //! ([`WalletStore::reverse`]).
 //!
+//! Disputes of payments (claims 8, 9) are kept too ([`WalletStore::record_dispute`]):
+//! the statement as the account's key signed it, once per dispute identifier, under a
+//! case number for review. Recording a dispute changes no balance.
+//!
 //! The tables are all named `wallet_*` and the store never touches SQLite's
 //! `user_version`, so it may live in the bank-card journal's file
 //! ([`crate::acquirer::journal::Journal`]) through its own connection: both open the
@@ -126,6 +130,19 @@ CREATE TABLE IF NOT EXISTS wallet_refused_transactions (
     acknowledgement TEXT NOT NULL,
     recorded_at INTEGER NOT NULL
 );
+-- The disputes recorded for review (claims 8, 9), each with its statement as signed,
+-- once per dispute identifier; `number` makes the case number. No balance changes.
+CREATE TABLE IF NOT EXISTS wallet_disputes (
+    number INTEGER PRIMARY KEY AUTOINCREMENT,
+    dispute TEXT NOT NULL UNIQUE,
+    account BLOB NOT NULL REFERENCES wallet_accounts (key),
+    payment TEXT NOT NULL,
+    merchant TEXT NOT NULL,
+    message BLOB NOT NULL,
+    signature BLOB NOT NULL CHECK (length(signature) = 64),
+    recorded_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wallet_disputes_by_account ON wallet_disputes (account);
 -- What a settlement refused, so that a repeated settlement answers the same.
 CREATE TABLE IF NOT EXISTS wallet_settlement_refusals (
     session TEXT NOT NULL REFERENCES wallet_provisions (session),
@@ -157,6 +174,8 @@ pub enum WalletOperation {
     Reverse,
     /// Recording a refused transaction's acknowledgement.
     RecordRefusal,
+    /// Recording a dispute.
+    RecordDispute,
 }
 
 impl std::fmt::Display for WalletOperation {
@@ -171,6 +190,7 @@ impl std::fmt::Display for WalletOperation {
             WalletOperation::Settle => "settle",
             WalletOperation::Reverse => "reverse",
             WalletOperation::RecordRefusal => "record refusal",
+            WalletOperation::RecordDispute => "record dispute",
         })
     }
 }
@@ -330,6 +350,80 @@ impl std::fmt::Display for WalletReversal {
             WalletReversal::RefundRefused(refusal) => write!(f, "refund refused: {refusal}"),
         }
     }
+}
+
+/// What [`WalletStore::record_dispute`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisputeRecording {
+    /// The dispute is recorded for review under `case`, durably.
+    Recorded {
+        /// The case number.
+        case: String,
+    },
+    /// The same signed statement was recorded before under `case`: nothing changed.
+    Repeated {
+        /// The case number given then.
+        case: String,
+    },
+    /// Refused: nothing was recorded.
+    Refused(DisputeRefusal),
+}
+
+/// Why the store refused a dispute. Its text is what the dispute's outcome says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DisputeRefusal {
+    /// The statement's signature does not verify with its account key (checked before
+    /// anything is looked up, so that nothing is learnt of an account without its key).
+    #[error("{0}")]
+    Signature(super::statement::StatementError),
+    /// The identifier already names a dispute with another statement.
+    #[error("dispute {dispute}: the identifier already names another dispute")]
+    IdReused {
+        /// The dispute.
+        dispute: crate::messages::DisputeId,
+    },
+    /// The front-end cancelled the payment: it was never debited, or was credited back.
+    #[error("payment {payment} was cancelled by the front-end: nothing is owed for it")]
+    Reversed {
+        /// The payment.
+        payment: PaymentId,
+    },
+    /// No payment under this identifier was debited from the account (unknown, another
+    /// account's, or a session payment not settled yet).
+    #[error("payment {payment} was not debited from account {account}")]
+    NotDebited {
+        /// The payment.
+        payment: PaymentId,
+        /// The account's fingerprint.
+        account: String,
+    },
+    /// The payment was debited from the account, for another merchant.
+    #[error("payment {payment} was made to merchant {paid}, not {disputed}")]
+    OtherMerchant {
+        /// The payment.
+        payment: PaymentId,
+        /// The merchant it paid.
+        paid: MerchantId,
+        /// The merchant the statement names.
+        disputed: MerchantId,
+    },
+}
+
+/// A dispute as the store keeps it: the statement as signed and its case number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDispute {
+    /// The case number (`WD-000001`…).
+    pub case: String,
+    /// The statement and its signature, read back from the bytes signed.
+    pub signed: super::dispute::SignedDispute,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+}
+
+/// The case number of the dispute recorded as row `number`.
+fn case_number(number: i64) -> String {
+    format!("WD-{number:06}")
 }
 
 /// The Virtual Wallet acquirer's store.
@@ -1211,6 +1305,184 @@ impl WalletStore {
         }
         Ok(credits)
     }
+
+    /// Records a dispute of a payment for review (claims 8, 9), in one transaction,
+    /// after checking, in this order: the statement's signature with its account key;
+    /// its identifier unused, or used by these very bytes signed (then
+    /// [`DisputeRecording::Repeated`], with the case number given then); the payment
+    /// not cancelled by the front-end; debited from the statement's account (directly
+    /// or in a settled session); and paid to the statement's merchant. No balance
+    /// changes: an accepted dispute is a case to review, not a refund.
+    ///
+    /// # Errors
+    /// The store's; then nothing was recorded.
+    pub fn record_dispute(
+        &mut self,
+        signed: &super::dispute::SignedDispute,
+        now: Timestamp,
+    ) -> Result<DisputeRecording, WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation: WalletOperation::RecordDispute,
+        };
+        let table = "wallet_disputes";
+        let statement = &signed.statement;
+        if let Err(error) = signed.verify() {
+            return Ok(DisputeRecording::Refused(DisputeRefusal::Signature(error)));
+        }
+        // It verified over its encoding, so it has one.
+        let message = statement
+            .encode()
+            .map_err(|error| at.corrupt(table, &statement.dispute, "message", error))?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        let known: Option<(i64, Vec<u8>)> = transaction
+            .prepare_cached("SELECT number, message FROM wallet_disputes WHERE dispute = ?1")
+            .and_then(|mut query| {
+                query
+                    .query_row([&statement.dispute.0], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(at.db())?;
+        if let Some((number, kept)) = known {
+            return Ok(if kept == message {
+                DisputeRecording::Repeated {
+                    case: case_number(number),
+                }
+            } else {
+                DisputeRecording::Refused(DisputeRefusal::IdReused {
+                    dispute: statement.dispute.clone(),
+                })
+            });
+        }
+        if is_reversed(&transaction, at, &statement.payment)? {
+            return Ok(DisputeRecording::Refused(DisputeRefusal::Reversed {
+                payment: statement.payment.clone(),
+            }));
+        }
+        let key = statement.account.to_sec1();
+        let debited: Vec<(i64, Vec<u8>)> = transaction
+            .prepare_cached(
+                "SELECT sequence, message FROM wallet_payments
+                 WHERE payment = ?1 AND account = ?2 ORDER BY sequence",
+            )
+            .and_then(|mut rows| {
+                rows.query_map(params![statement.payment.0, key.as_slice()], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect()
+            })
+            .map_err(at.db())?;
+        let mut paid = Vec::with_capacity(debited.len());
+        for (sequence, bytes) in &debited {
+            let payment = WalletPayment::decode(bytes)
+                .map_err(|error| at.corrupt("wallet_payments", sequence, "message", error))?;
+            paid.push(payment.merchant);
+        }
+        let Some(first) = paid.first() else {
+            return Ok(DisputeRecording::Refused(DisputeRefusal::NotDebited {
+                payment: statement.payment.clone(),
+                account: statement.account.fingerprint(),
+            }));
+        };
+        if !paid.contains(&statement.merchant) {
+            return Ok(DisputeRecording::Refused(DisputeRefusal::OtherMerchant {
+                payment: statement.payment.clone(),
+                paid: first.clone(),
+                disputed: statement.merchant.clone(),
+            }));
+        }
+        transaction
+            .prepare_cached(
+                "INSERT INTO wallet_disputes
+                 (dispute, account, payment, merchant, message, signature, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    statement.dispute.0,
+                    key.as_slice(),
+                    statement.payment.0,
+                    statement.merchant.0,
+                    message,
+                    signed.signature.as_slice(),
+                    now.0
+                ])
+            })
+            .map_err(at.db())?;
+        let number = transaction.last_insert_rowid();
+        transaction.commit().map_err(at.db())?;
+        Ok(DisputeRecording::Recorded {
+            case: case_number(number),
+        })
+    }
+
+    /// The dispute recorded under `dispute`, if one is.
+    ///
+    /// # Errors
+    /// The store's, or a stored statement that does not decode.
+    pub fn dispute(
+        &self,
+        dispute: &crate::messages::DisputeId,
+    ) -> Result<Option<StoredDispute>, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let mut found = self.read_disputes(at, "dispute = ?1", &dispute.0)?;
+        Ok(found.pop())
+    }
+
+    /// Every dispute recorded for `key`'s account, in the order recorded.
+    ///
+    /// # Errors
+    /// The store's, or a stored statement that does not decode.
+    pub fn disputes(&self, key: &AccountKey) -> Result<Vec<StoredDispute>, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        self.read_disputes(at, "account = ?1", key.to_sec1().as_slice())
+    }
+
+    fn read_disputes(
+        &self,
+        at: At<'_>,
+        filter: &str,
+        value: impl rusqlite::ToSql,
+    ) -> Result<Vec<StoredDispute>, WalletStoreError> {
+        let table = "wallet_disputes";
+        let mut statement = self
+            .connection
+            .prepare(&format!(
+                "SELECT number, message, signature, recorded_at FROM wallet_disputes
+                 WHERE {filter} ORDER BY number"
+            ))
+            .map_err(at.db())?;
+        let rows = statement
+            .query_map([value], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(at.db())?;
+        let mut disputes = Vec::new();
+        for row in rows {
+            let (number, message, signature, recorded_at) = row.map_err(at.db())?;
+            let statement = super::dispute::DisputeStatement::decode(&message)
+                .map_err(|error| at.corrupt(table, number, "message", error))?;
+            let signature = <[u8; 64]>::try_from(signature.as_slice())
+                .map_err(|_| at.corrupt(table, number, "signature", signature.len()))?;
+            disputes.push(StoredDispute {
+                case: case_number(number),
+                signed: super::dispute::SignedDispute {
+                    statement,
+                    signature,
+                },
+                recorded_at: Timestamp(recorded_at),
+            });
+        }
+        Ok(disputes)
+    }
 }
 
 fn load_account(
@@ -1588,9 +1860,31 @@ fn screen(
             session: opened,
         }),
         _ => {
+            // Provisions settle from their own floor, so that one settled before
+            // another of the account does not make the other's payments stale; a
+            // sequence debited once is what keeps a payment from being paid twice.
+            let used: bool = transaction
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM wallet_payments
+                                    WHERE account = ?1 AND sequence = ?2)",
+                )
+                .and_then(|mut statement| {
+                    statement.query_row(params![key.as_slice(), sequence], |row| row.get(0))
+                })
+                .map_err(at.db())?;
             let in_request = seen.iter().any(|(other, other_key, other_sequence)| {
                 other == id && (*other_key != key || *other_sequence != payment.sequence)
             });
+            if used && session.is_some() {
+                seen.push((id.clone(), key, payment.sequence));
+                return Ok(Some(match signed.verify() {
+                    Ok(()) => Refusal::SequenceUsed {
+                        payment: id.clone(),
+                        sequence: payment.sequence,
+                    },
+                    Err(error) => Refusal::Signature(error),
+                }));
+            }
             let kept: bool = transaction
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM wallet_payments
@@ -1747,6 +2041,129 @@ mod tests {
         );
         assert_eq!(store.account(&key()).unwrap(), Some(decision.state));
     }
+    #[test]
+    fn a_dispute_is_recorded_once_for_a_payment_debited_from_its_account_to_its_merchant() {
+        use crate::acquirer::wallet::dispute::{DisputeStatement, SignedDispute};
+        use crate::messages::DisputeId;
+        let mut store = WalletStore::open_in_memory().unwrap();
+        store.open_account(&key(), Currency::EUR, NOW).unwrap();
+        let credit = Credit {
+            reference: CreditReference::from("R-1"),
+            account: key(),
+            amount: Money::new(500, Currency::EUR),
+        };
+        store.credit(&credit, NOW).unwrap();
+        let pay = |payment: &str, sequence| {
+            let payment = WalletPayment {
+                account: key(),
+                merchant: MerchantId::from("FE-1"),
+                service: crate::messages::ServiceId::from("news"),
+                payment: PaymentId::from(payment),
+                amount: Money::new(100, Currency::EUR),
+                sequence,
+                time: NOW,
+            };
+            SignedWalletPayment::sign(payment, |m| signer().sign(m)).unwrap()
+        };
+        assert!(matches!(
+            store.pay(&pay("P-1", 1), NOW),
+            Ok(Outcome::Done(_))
+        ));
+        assert!(matches!(
+            store.pay(&pay("P-2", 2), NOW),
+            Ok(Outcome::Done(_))
+        ));
+        let reversal = Reversal {
+            acquirer: "wallet".into(),
+            purchase: "P".into(),
+            payment: PaymentId::from("P-2"),
+            reason: "not delivered".into(),
+        };
+        store.reverse(&reversal, NOW).unwrap();
+        let opening = Reservation {
+            session: SessionId::from("S-1"),
+            account: key(),
+            merchant: MerchantId::from("FE-1"),
+            amount: Money::new(200, Currency::EUR),
+        };
+        let opened = store.reserve_with_payment(&pay("P-3", 3), &opening, NOW);
+        assert!(matches!(opened, Ok(Outcome::Done(_))), "{opened:?}");
+        let balance = store.account(&key()).unwrap().unwrap().balance;
+
+        let dispute = |id: &str, payment: &str, merchant: &str| {
+            let statement = DisputeStatement {
+                dispute: DisputeId::from(id),
+                account: key(),
+                merchant: MerchantId::from(merchant),
+                payment: PaymentId::from(payment),
+                reason: "not delivered".into(),
+                time: NOW,
+            };
+            SignedDispute::sign(statement, |m| signer().sign(m)).unwrap()
+        };
+        let recorded = |case: &str| DisputeRecording::Recorded { case: case.into() };
+        let cases = [
+            (
+                "debited, to its merchant",
+                dispute("D-1", "P-1", "FE-1"),
+                recorded("WD-000001"),
+            ),
+            (
+                "the same again",
+                dispute("D-1", "P-1", "FE-1"),
+                DisputeRecording::Repeated {
+                    case: "WD-000001".into(),
+                },
+            ),
+            (
+                "to another merchant",
+                dispute("D-2", "P-1", "FE-2"),
+                DisputeRecording::Refused(DisputeRefusal::OtherMerchant {
+                    payment: PaymentId::from("P-1"),
+                    paid: MerchantId::from("FE-1"),
+                    disputed: MerchantId::from("FE-2"),
+                }),
+            ),
+            (
+                "cancelled by the front-end and credited back",
+                dispute("D-3", "P-2", "FE-1"),
+                DisputeRecording::Refused(DisputeRefusal::Reversed {
+                    payment: PaymentId::from("P-2"),
+                }),
+            ),
+            (
+                "a session's first payment, not settled yet",
+                dispute("D-4", "P-3", "FE-1"),
+                DisputeRecording::Refused(DisputeRefusal::NotDebited {
+                    payment: PaymentId::from("P-3"),
+                    account: key().fingerprint(),
+                }),
+            ),
+            (
+                "another dispute of it",
+                dispute("D-5", "P-1", "FE-1"),
+                recorded("WD-000002"),
+            ),
+        ];
+        for (why, signed, expected) in cases {
+            assert_eq!(
+                store.record_dispute(&signed, NOW).unwrap(),
+                expected,
+                "{why}"
+            );
+        }
+        // Kept as signed, in order; no balance moved.
+        let kept = store.disputes(&key()).unwrap();
+        let names: Vec<(&str, &str)> = kept
+            .iter()
+            .map(|d| (d.case.as_str(), d.signed.statement.dispute.0.as_str()))
+            .collect();
+        assert_eq!(names, [("WD-000001", "D-1"), ("WD-000002", "D-5")]);
+        assert!(kept.iter().all(|d| d.signed.verify().is_ok()));
+        assert_eq!(store.dispute(&DisputeId::from("D-2")).unwrap(), None);
+        assert_eq!(store.account(&key()).unwrap().unwrap().balance, balance);
+    }
+
     #[test]
     fn a_version_1_file_written_before_the_additions_gets_them_on_open() {
         // What the first build of version 1 wrote: the schema without the additions.

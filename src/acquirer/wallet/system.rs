@@ -25,17 +25,25 @@
 //! between: a duplicate of an F refused for insufficient funds, arriving after a
 //! reload, must not debit a purchase the front-end has ended. (A refusal that F alone
 //! decides, another means or a mismatch with the request, is decided alike again.)
+//!
+//! A dispute of a wallet payment ([`WalletAcquirer::dispute`], claims 8, 9) is answered
+//! with its outcome: accepted when the statement verifies with its account key and
+//! names a payment debited from that account for the merchant — recorded durably for
+//! review under a case number, **not refunded** — or rejected with the reason.
 
 use sha2::Digest;
 
 use crate::messages::{
-    Acknowledgement, AcquirerId, AcquirerTransaction, Currency, Money, Payment, ProvisionGrant,
-    RefusalReason, Reversal, SessionId, SessionSettlement, SettlementResult, Timestamp, Verdict,
+    Acknowledgement, AcquirerId, AcquirerTransaction, Currency, DisputeCase, DisputeDecision,
+    DisputeId, DisputeOutcome, Means, Money, Payment, ProvisionGrant, RefusalReason, Reversal,
+    SessionId, SessionSettlement, SettlementResult, Timestamp, Verdict,
 };
 
 use super::encoding::{AccountKey, SignedWalletPayment};
 use super::rules::{AccountState, Credit, Refusal, Reservation, Settlement};
-use super::store::{Outcome, RefusedTransaction, WalletReversal, WalletStore, WalletStoreError};
+use super::store::{
+    DisputeRecording, Outcome, RefusedTransaction, WalletReversal, WalletStore, WalletStoreError,
+};
 
 /// ISO 4217's "XXX", the code for "no currency involved": the currency of the zeros of
 /// a settlement that concerned no known provision and carried no payment.
@@ -72,6 +80,16 @@ pub enum WalletAcquirerError {
     SettlementNotForThisAcquirer {
         /// The provision to settle.
         segment: SessionId,
+        /// The acquirer it names.
+        addressed: AcquirerId,
+        /// This acquirer.
+        this: AcquirerId,
+    },
+    /// The dispute case is addressed to another acquirer.
+    #[error("dispute {dispute} is addressed to acquirer {addressed}, this is {this}")]
+    DisputeNotForThisAcquirer {
+        /// The dispute.
+        dispute: DisputeId,
         /// The acquirer it names.
         addressed: AcquirerId,
         /// This acquirer.
@@ -331,6 +349,65 @@ impl WalletAcquirer {
         }
         Ok(self.store.reverse(reversal, now)?)
     }
+
+    /// Answers a dispute of a payment (claims 8, 9) with its outcome, the dispute
+    /// recorded durably before an acceptance is returned:
+    ///
+    /// - a dispute of another means than the wallet: rejected, nothing recorded;
+    /// - a message that is not its signed statement, a reason that breaks the rules, a
+    ///   statement naming another merchant than the case's
+    ///   ([`super::dispute::check_dispute`]): rejected;
+    /// - otherwise the store decides ([`WalletStore::record_dispute`]): the signature
+    ///   with the statement's account key, then the payment debited from that account
+    ///   for that merchant. Accepted means recorded for review under a case number —
+    ///   **no refund is made**; the same dispute repeated gets the same case number.
+    ///   A rejection is decided again if the dispute is repeated: the payment may have
+    ///   been debited since (a session settled).
+    ///
+    /// # Errors
+    /// [`WalletAcquirerError::DisputeNotForThisAcquirer`], or the store's error: then no
+    /// outcome exists and nothing was recorded.
+    pub fn dispute(
+        &mut self,
+        case: &DisputeCase,
+        now: Timestamp,
+    ) -> Result<DisputeOutcome, WalletAcquirerError> {
+        let dispute = &case.dispute;
+        if case.acquirer != self.id {
+            return Err(WalletAcquirerError::DisputeNotForThisAcquirer {
+                dispute: dispute.dispute.clone(),
+                addressed: case.acquirer.clone(),
+                this: self.id.clone(),
+            });
+        }
+        let outcome = |outcome| DisputeOutcome {
+            dispute: dispute.dispute.clone(),
+            acquirer: Some(self.id.clone()),
+            outcome,
+        };
+        if dispute.means != Means::VirtualWallet {
+            return Ok(outcome(DisputeDecision::Rejected {
+                reason: format!(
+                    "dispute {}: this acquirer takes disputes of virtual-wallet payments only",
+                    dispute.dispute
+                ),
+            }));
+        }
+        if let Err(fault) = super::dispute::check_dispute(dispute, &case.merchant) {
+            return Ok(outcome(DisputeDecision::Rejected {
+                reason: fault.to_string(),
+            }));
+        }
+        let decision = match self.store.record_dispute(&dispute.signed, now)? {
+            DisputeRecording::Recorded { case } | DisputeRecording::Repeated { case } => {
+                DisputeDecision::Accepted { case }
+            }
+            DisputeRecording::Refused(refusal) => DisputeDecision::Rejected {
+                reason: refusal.to_string(),
+            },
+        };
+        Ok(outcome(decision))
+    }
 }
 
 /// SHA-256 of F as JSON: what tells a repeated F from another one under the same
@@ -373,7 +450,8 @@ pub fn refusal_reason(refusal: &Refusal) -> RefusalReason {
         // provision: a replay (or a re-ordering, which is refused alike).
         Refusal::StaleSequence { .. }
         | Refusal::SequenceNotIncreasing { .. }
-        | Refusal::OpeningReplayed { .. } => RefusalReason::ReplayedSequence,
+        | Refusal::OpeningReplayed { .. }
+        | Refusal::SequenceUsed { .. } => RefusalReason::ReplayedSequence,
         Refusal::InsufficientFunds { .. } => RefusalReason::InsufficientFunds,
         Refusal::ProvisionExceeded { .. } => RefusalReason::ProvisionExceeded,
         // The payment is not the one the account, the provision or the request
