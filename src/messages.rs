@@ -329,16 +329,20 @@ pub enum ServiceKind {
     /// A payment service (claim 17): reloading a remote account, prepaid or not, by an
     /// amount the user chooses ([`PaymentService::Reload`]).
     AccountReload,
+    /// A service billed per unit of time (a live stream, a connection): the price is
+    /// one unit's, paid before each unit by a periodic payment.
+    PayPerTime,
 }
 
 impl ServiceKind {
     /// Every kind, in the order the file formats' documentation lists them.
-    pub const ALL: [ServiceKind; 5] = [
+    pub const ALL: [ServiceKind; 6] = [
         ServiceKind::Document,
         ServiceKind::PayPerView,
         ServiceKind::PhysicalGood,
         ServiceKind::BillPayment,
         ServiceKind::AccountReload,
+        ServiceKind::PayPerTime,
     ];
 
     /// The kind as messages and files write it (its serde name): `pay-per-view`…
@@ -349,6 +353,7 @@ impl ServiceKind {
             ServiceKind::PhysicalGood => "physical-good",
             ServiceKind::BillPayment => "bill-payment",
             ServiceKind::AccountReload => "account-reload",
+            ServiceKind::PayPerTime => "pay-per-time",
         }
     }
 
@@ -401,6 +406,10 @@ pub struct ServiceRequest {
     /// payment, claim 10) and settled together when the session ends.
     #[serde(default)]
     pub session: Option<SessionId>,
+    /// For a service billed per unit of time: the most units the user will pay for
+    /// (the front-end stops the service after them); `None` takes the server's limit.
+    #[serde(default)]
+    pub units: Option<u32>,
 }
 
 /// B – the front-end asks a service server for a quote.
@@ -429,6 +438,20 @@ pub struct StaticInfo {
     /// and names the customer in I.
     #[serde(default)]
     pub identification_required: bool,
+    /// For a service billed per unit of time: its unit and limit. The price is one
+    /// unit's; the front-end asks for the next unit's payment when the paid time runs
+    /// out.
+    #[serde(default)]
+    pub unit_billing: Option<UnitBilling>,
+}
+
+/// How a service billed per unit of time is billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UnitBilling {
+    /// How long one unit lasts, in seconds.
+    pub unit_seconds: u32,
+    /// The most units one purchase runs.
+    pub max_units: u32,
 }
 
 /// C's variable information: what it costs now and whether it can be had.
@@ -1175,7 +1198,8 @@ impl IdentificationRequest {
     }
 }
 
-/// The payer device's answer to an [`IdentificationRequest`]: the card's proof.
+/// The payer device's answer to an [`IdentificationRequest`]: the card's proof, or the
+/// wallet key's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IdentificationProof {
     /// The purchase.
@@ -1184,8 +1208,9 @@ pub struct IdentificationProof {
     pub identification: IdentificationId,
     /// The terminal answering.
     pub terminal: TerminalId,
-    /// The card's zero-amount cryptogram and the data it covers.
-    pub proof: Payment,
+    /// The card's zero-amount cryptogram and the data it covers, or the statement the
+    /// wallet key signed.
+    pub proof: IdentityProof,
 }
 
 /// The payer device's answer when its user is not identified (declined, wrong PIN,
@@ -1239,6 +1264,32 @@ pub struct IdentificationResult {
     pub verdict: Verdict,
     /// The customer, on a positive verdict.
     pub customer: Option<CustomerId>,
+}
+
+/// The client device stops a service billed per unit of time: no further unit is
+/// asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StopService {
+    /// The terminal.
+    pub terminal: TerminalId,
+    /// The purchase whose service runs.
+    pub purchase: PurchaseId,
+}
+
+/// A service billed per unit of time has stopped — the units asked for were paid, the
+/// user stopped it, or a unit's payment failed — to the client device and the server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceStopped {
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The service.
+    pub service: ServiceId,
+    /// How many units were paid.
+    pub units: u32,
+    /// What they came to.
+    pub paid: Money,
+    /// Why it stopped, for people.
+    pub reason: String,
 }
 
 /// The client device ends its pseudo-session: the front-end settles the session's
@@ -1374,12 +1425,22 @@ pub enum Message {
     IdentificationResult(IdentificationResult),
     /// The client device ends its pseudo-session.
     SessionEnd(SessionEnd),
+    /// The client device stops a service billed per unit of time.
+    StopService(StopService),
+    /// A service billed per unit of time has stopped.
+    ServiceStopped(ServiceStopped),
     /// The front-end settles a provision's payments.
     SessionSettlement(SessionSettlement),
     /// The wallet acquirer's settlement.
     SettlementResult(SettlementResult),
     /// The session's settled total, to the client device.
     SessionClosed(SessionClosed),
+    /// A service message: the payer device disputes a payment (claims 8, 9).
+    Dispute(Dispute),
+    /// The front-end forwards the dispute to the acquirer of the payment's means.
+    DisputeCase(DisputeCase),
+    /// The dispute's outcome: acquirer → front-end → payer device.
+    DisputeOutcome(DisputeOutcome),
 }
 
 impl Message {
@@ -1409,9 +1470,14 @@ impl Message {
             Message::IdentityVerdict(_) => "identity verdict",
             Message::IdentificationResult(_) => "identified",
             Message::SessionEnd(_) => "end session",
+            Message::StopService(_) => "stop",
+            Message::ServiceStopped(_) => "stopped",
             Message::SessionSettlement(_) => "settle",
             Message::SettlementResult(_) => "settled",
             Message::SessionClosed(_) => "session closed",
+            Message::Dispute(_) => "dispute",
+            Message::DisputeCase(_) => "dispute case",
+            Message::DisputeOutcome(_) => "dispute outcome",
         }
     }
 
@@ -1440,10 +1506,14 @@ impl Message {
             Message::IdentityCheck(m) => Some(&m.request.purchase),
             Message::IdentityVerdict(m) => Some(&m.purchase),
             Message::IdentificationResult(m) => Some(&m.purchase),
+            Message::StopService(m) => Some(&m.purchase),
+            Message::ServiceStopped(m) => Some(&m.purchase),
             Message::SessionEnd(_)
             | Message::SessionSettlement(_)
             | Message::SettlementResult(_)
             | Message::SessionClosed(_) => None,
+            // A dispute is about a payment made before, outside any purchase in progress.
+            Message::Dispute(_) | Message::DisputeCase(_) | Message::DisputeOutcome(_) => None,
         }
     }
 }
@@ -1457,6 +1527,121 @@ pub struct Envelope {
     pub to: Party,
     /// The message.
     pub message: Message,
+}
+
+/// How the payer device proves its user's identity (claims 8, 9, 12 and 16): with the
+/// bank card — a zero-amount cryptogram the card issuer's acquirer checks — or with the
+/// wallet key from the key store — a signed statement the front-end checks itself
+/// ([`crate::acquirer::wallet::identity`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityProof {
+    /// The card's zero-amount ARQC over [`IdentificationRequest::card_request`].
+    Card(CardTransaction),
+    /// The identity statement signed with the wallet key.
+    Key(crate::acquirer::wallet::SignedIdentity),
+}
+
+impl IdentityProof {
+    /// The means whose secret made the proof: the card, or the wallet's key.
+    pub fn means(&self) -> Means {
+        match self {
+            IdentityProof::Card(_) => Means::BankCard,
+            IdentityProof::Key(_) => Means::VirtualWallet,
+        }
+    }
+
+    /// The card's transaction, when the card made the proof.
+    pub fn card(&self) -> Option<&CardTransaction> {
+        match self {
+            IdentityProof::Card(card) => Some(card),
+            IdentityProof::Key(_) => None,
+        }
+    }
+
+    /// The signed statement, when the wallet key made the proof.
+    pub fn key(&self) -> Option<&crate::acquirer::wallet::SignedIdentity> {
+        match self {
+            IdentityProof::Card(_) => None,
+            IdentityProof::Key(signed) => Some(signed),
+        }
+    }
+}
+
+identifier!(
+    /// A payer device's name for one of its disputes (`{terminal}-D{n}`): a repeated
+    /// dispute with the same identifier is the same dispute.
+    DisputeId
+);
+
+/// A service message (claims 8, 9): the payer device disputes a payment it made,
+/// with a statement signed by the user's wallet key
+/// ([`crate::acquirer::wallet::dispute`]). The front-end records it and forwards it to
+/// the acquirer of `means` as a [`DisputeCase`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Dispute {
+    /// The payer device's name for the dispute (signed too).
+    pub dispute: DisputeId,
+    /// The terminal disputing.
+    pub terminal: TerminalId,
+    /// How the payment was made: which acquirer takes the dispute.
+    pub means: Means,
+    /// The payment disputed (signed too).
+    pub payment: PaymentId,
+    /// Why, in the user's words, at most
+    /// [`crate::acquirer::wallet::dispute::MAX_DISPUTE_REASON_CHARS`] characters (signed
+    /// too).
+    pub reason: String,
+    /// The statement the user's key signed.
+    pub signed: crate::acquirer::wallet::SignedDispute,
+}
+
+/// The front-end forwards a [`Dispute`] to the acquirer of its means, for the merchant
+/// it sells as.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DisputeCase {
+    /// The acquirer it goes to.
+    pub acquirer: AcquirerId,
+    /// The merchant the front-end sells as: the payment's, when it was made here.
+    pub merchant: MerchantId,
+    /// The payer device's dispute, as received.
+    pub dispute: Dispute,
+}
+
+/// What became of a dispute.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DisputeDecision {
+    /// Recorded for review under a case number. Not a refund: nothing is credited back
+    /// by accepting a dispute; the case is reviewed by people.
+    Accepted {
+        /// The acquirer's case number.
+        case: String,
+    },
+    /// Refused: the statement does not verify, names no payment debited from the
+    /// account for the merchant, or the means' acquirer does not take disputes.
+    Rejected {
+        /// Why, for people.
+        reason: String,
+    },
+    /// The acquirer did not answer within the front-end's deadline (decided by the
+    /// front-end). Not final: the front-end passes on a late answer, and sends the case
+    /// again when the payer device repeats the dispute.
+    Unanswered,
+}
+
+/// The outcome of a [`Dispute`]: the acquirer's answer to the front-end, which records
+/// it and passes it on to the payer device (no answer expected).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DisputeOutcome {
+    /// The dispute.
+    pub dispute: DisputeId,
+    /// The acquirer that decided, or the one that did not answer; `None` when the
+    /// front-end refused the dispute itself (no acquirer for the means, a message that
+    /// is not its signed statement).
+    pub acquirer: Option<AcquirerId>,
+    /// What became of it.
+    pub outcome: DisputeDecision,
 }
 
 /// Serde for byte strings as upper-case hex.

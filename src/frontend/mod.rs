@@ -26,6 +26,12 @@
 //!   provision, and the next ones are verified by the front-end itself against it
 //!   ([`sessions`]), recorded durably before the service is ordered, and settled
 //!   together when the client ends the session or the provision runs out;
+//! - **pay-per-time** (a quote with a [`UnitBilling`]): the first unit is paid and the
+//!   service delivered as usual; when each paid unit runs out the front-end sends the
+//!   payer device the next unit's payment request, until the units the user asked for
+//!   are paid, the user stops the service, or a unit's payment fails; then
+//!   [`ServiceStopped`] tells the client device and the server. In a pseudo-session the
+//!   units are wallet payments the front-end verifies itself;
 //! - **failures**: an unavailable or silent server, a declined or silent payer device,
 //!   a quote expired before E, a refusing, unreachable or silent acquirer. Each ends the
 //!   purchase with a [`PurchaseOutcome`] to the client device; when a transaction exists
@@ -38,12 +44,14 @@
 //! caller provides. Every message is idempotent: a repeated one changes nothing and,
 //! where it had an answer, gets the same answer again.
 
+pub mod disputes;
 pub mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use sessions::{Recovery, Route, SessionLog, SessionLogError, Sessions};
 
+use crate::messages::Money;
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, ClientDelivery, Currency, Delivery, Envelope,
     Failure, Means, MerchantId, Message, PayerAcknowledgement, PaymentDeclined, PaymentId,
@@ -54,7 +62,8 @@ use crate::messages::{
 use crate::messages::{
     CustomerId, IdentificationDeclined, IdentificationId, IdentificationProof,
     IdentificationRequest, IdentificationResult, IdentityCheck, IdentityVerdict, Party,
-    ProvisionRequest, RequestId, SessionEnd, SessionId, SettlementResult,
+    ProvisionRequest, RequestId, ServiceStopped, SessionEnd, SessionId, SettlementResult,
+    StopService, UnitBilling,
 };
 
 /// Where the front-end's nonces come from (the payment request's nonce, from which the
@@ -186,6 +195,9 @@ pub enum Stage {
         /// How many times I was sent.
         attempt: u32,
     },
+    /// A service billed per unit of time runs: K was sent and the paid units last until
+    /// the deadline, when the next unit's payment request goes out.
+    Metering,
     /// K sent: the service was delivered.
     Delivered,
     /// The purchase ended without a delivery.
@@ -236,6 +248,23 @@ pub struct Purchase {
     pub segment: Option<SessionId>,
     /// The provision F asked for, when its payment opened one.
     pub provision: Option<ProvisionRequest>,
+    /// For a service billed per unit of time: the units paid and the limit.
+    pub metering: Option<Metering>,
+}
+
+/// Where a service billed per unit of time stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metering {
+    /// The unit and the server's limit, from the quote.
+    pub billing: UnitBilling,
+    /// The most units this purchase runs: the user's limit within the server's.
+    pub max_units: u32,
+    /// The units paid.
+    pub units: u32,
+    /// What they came to.
+    pub paid: Money,
+    /// Whether the user asked to stop once the unit being paid is settled.
+    pub stop_requested: bool,
 }
 
 /// What handling one input did: the messages to send and, when the input changed
@@ -284,6 +313,8 @@ pub struct FrontEnd<E: Entropy> {
     waiting: BTreeSet<PurchaseId>,
     next_purchase: u64,
     sessions: Sessions,
+    /// The payer devices' disputes and their outcomes ([`disputes`]).
+    disputes: disputes::Disputes,
 }
 
 impl<E: Entropy> FrontEnd<E> {
@@ -297,6 +328,7 @@ impl<E: Entropy> FrontEnd<E> {
             waiting: BTreeSet::new(),
             next_purchase: 1,
             sessions: Sessions::default(),
+            disputes: disputes::Disputes::default(),
         }
     }
 
@@ -363,6 +395,7 @@ impl<E: Entropy> FrontEnd<E> {
                     .and_then(|purchase| purchase.deadline)
             })
             .chain(self.sessions.poll_timeout())
+            .chain(self.disputes.poll_timeout())
             .min()
     }
 
@@ -409,14 +442,17 @@ impl<E: Entropy> FrontEnd<E> {
             Message::Acknowledgement(acknowledgement) => {
                 self.on_acknowledgement(now, from, acknowledgement)
             }
-            Message::ServiceDelivery(delivery) => self.on_delivery(from, delivery),
+            Message::ServiceDelivery(delivery) => self.on_delivery(now, from, delivery),
             Message::IdentificationProof(proof) => self.on_identification_proof(now, from, proof),
             Message::IdentificationDeclined(declined) => {
                 self.on_identification_declined(from, declined)
             }
             Message::IdentityVerdict(verdict) => self.on_identity_verdict(now, from, verdict),
             Message::SessionEnd(end) => self.on_session_end(now, from, end),
+            Message::StopService(stop) => self.on_stop(from, stop),
             Message::SettlementResult(result) => self.on_settlement(from, result),
+            Message::Dispute(dispute) => self.on_dispute(now, from, dispute),
+            Message::DisputeOutcome(outcome) => self.on_dispute_outcome(from, outcome),
             other => Reaction::ignore(format!(
                 "the front-end does not take a {} message",
                 other.step()
@@ -447,6 +483,7 @@ impl<E: Entropy> FrontEnd<E> {
             self.config.service_order_attempts,
             self.config.acquirer_timeout_ms,
         ));
+        sent.extend(self.disputes.handle_timeout(now));
         Reaction::send(sent)
     }
 
@@ -507,6 +544,7 @@ impl<E: Entropy> FrontEnd<E> {
                     sent
                 }
             }
+            Stage::Metering => next_unit(purchase, &self.config, &mut self.entropy, now),
             Stage::Delivered | Stage::Failed(_) => Vec::new(),
         }
     }
@@ -566,6 +604,7 @@ impl<E: Entropy> FrontEnd<E> {
             identification_result: None,
             segment: None,
             provision: None,
+            metering: None,
         };
         let ended = request
             .session
@@ -637,6 +676,28 @@ impl<E: Entropy> FrontEnd<E> {
             purchase.quote = Some(quote);
             return Reaction::send(fail(purchase, Failure::QuoteExpired));
         }
+        if let Some(billing) = quote.static_info.unit_billing {
+            let max_units = match purchase.request.units {
+                Some(0) => {
+                    purchase.quote = Some(quote);
+                    return Reaction::send(fail(
+                        purchase,
+                        Failure::BadRequest {
+                            reason: "zero units asked of a service billed per unit of time".into(),
+                        },
+                    ));
+                }
+                Some(units) => units.min(billing.max_units),
+                None => billing.max_units,
+            };
+            purchase.metering = Some(Metering {
+                billing,
+                max_units: max_units.max(1),
+                units: 0,
+                paid: Money::new(0, quote.variable.price.currency),
+                stop_requested: false,
+            });
+        }
         purchase.quote = Some(quote);
         let identification_required = purchase
             .quote
@@ -705,6 +766,46 @@ impl<E: Entropy> FrontEnd<E> {
         }
         purchase.deadline = None;
         purchase.identification_proof = Some(proof.clone());
+        if let crate::messages::IdentityProof::Key(signed) = &proof.proof {
+            use crate::acquirer::wallet::identity::{KEY_VERIFIED_CODE, check_identity};
+            // The wallet key's proof: the front-end checks it itself (signature,
+            // merchant, identification, nonce, purpose, time), no acquirer involved; a
+            // positive check goes on as a positive identity verdict does.
+            let checked = if request.accepted_means.contains(&Means::VirtualWallet) {
+                check_identity(signed, &request, &self.config.merchant, now)
+                    .map_err(|refusal| (refusal.reason(), refusal.to_string()))
+            } else {
+                let reason = RefusalReason::NoAcquirer;
+                let why = reason.to_string();
+                Err((reason, why))
+            };
+            let sent = match checked {
+                Ok(customer) => {
+                    let verdict = Verdict::Positive {
+                        authorisation_code: KEY_VERIFIED_CODE.into(),
+                        response_code: *b"00",
+                        arpc: None,
+                    };
+                    let mut sent = vec![identification_result(
+                        purchase,
+                        verdict,
+                        Some(customer.clone()),
+                    )];
+                    purchase.customer = Some(customer);
+                    sent.extend(after_quote(purchase, &self.config, &mut self.entropy, now));
+                    sent
+                }
+                Err((reason, why)) => {
+                    let mut sent = vec![identification_result(purchase, negative(reason), None)];
+                    sent.extend(fail(
+                        purchase,
+                        Failure::IdentificationFailed { reason: why },
+                    ));
+                    sent
+                }
+            };
+            return Reaction::send(sent);
+        }
         let means = proof.proof.means();
         let acquirer = match self.config.acquirer_for(means) {
             Some(acquirer) if request.accepted_means.contains(&means) => acquirer.clone(),
@@ -921,10 +1022,16 @@ impl<E: Entropy> FrontEnd<E> {
         }
         purchase.deadline = None;
         purchase.transaction = Some(transaction.clone());
-        let quote_holds = purchase
-            .quote
+        // A unit after the first is paid at the price agreed when the service started.
+        let running = purchase
+            .metering
             .as_ref()
-            .is_some_and(|quote| quote.validity.holds_at(now));
+            .is_some_and(|metering| metering.units > 0);
+        let quote_holds = running
+            || purchase
+                .quote
+                .as_ref()
+                .is_some_and(|quote| quote.validity.holds_at(now));
         if !quote_holds {
             // Refused before any acquirer sees it: nothing can be charged.
             let mut sent = vec![negative_h(purchase, RefusalReason::QuoteExpired)];
@@ -1029,6 +1136,44 @@ impl<E: Entropy> FrontEnd<E> {
         Reaction {
             sent,
             ignored: note,
+        }
+    }
+
+    fn on_stop(&mut self, from: &Party, request: StopService) -> Reaction {
+        let Some(purchase) = self.purchases.get_mut(&request.purchase) else {
+            return Reaction::ignore(format!("a stop for unknown purchase {}", request.purchase));
+        };
+        if !matches!(from, Party::Client(sender) if *sender == purchase.request.terminal)
+            || request.terminal != purchase.request.terminal
+        {
+            return Reaction::ignore(format!(
+                "a stop for purchase {} came from {from}",
+                purchase.id
+            ));
+        }
+        let Some(metering) = purchase.metering.as_mut() else {
+            return Reaction::ignore(format!(
+                "purchase {} is not billed per unit of time",
+                purchase.id
+            ));
+        };
+        match purchase.stage {
+            // Between units, or the next unit asked but not paid: stop now (a payment
+            // that comes after is ignored and never reaches an acquirer).
+            Stage::Metering | Stage::AwaitingTransaction if metering.units > 0 => {
+                Reaction::send(stop(purchase, "stopped by the user".into()))
+            }
+            Stage::Delivered | Stage::Failed(_) => {
+                Reaction::ignore(format!("purchase {} has already stopped", purchase.id))
+            }
+            // A unit being paid or the service being delivered: stop once it is.
+            _ => {
+                metering.stop_requested = true;
+                Reaction::ignore(format!(
+                    "purchase {} stops once the unit being paid is settled",
+                    purchase.id
+                ))
+            }
         }
     }
 
@@ -1164,7 +1309,7 @@ impl<E: Entropy> FrontEnd<E> {
         Reaction::send(sent)
     }
 
-    fn on_delivery(&mut self, from: &Party, delivery: ServiceDelivery) -> Reaction {
+    fn on_delivery(&mut self, now: Timestamp, from: &Party, delivery: ServiceDelivery) -> Reaction {
         let Some(purchase) = self.purchases.get_mut(&delivery.purchase) else {
             return Reaction::ignore(format!(
                 "a delivery for unknown purchase {}",
@@ -1191,7 +1336,7 @@ impl<E: Entropy> FrontEnd<E> {
             ));
         }
         purchase.deadline = None;
-        Reaction::send(deliver(purchase, delivery.delivery))
+        Reaction::send(deliver(purchase, delivery.delivery, now))
     }
 }
 
@@ -1222,18 +1367,133 @@ fn authorised(
             sent.extend(fail(purchase, Failure::PaymentRefused { reason }));
         }
         Verdict::Positive { .. } => {
+            let amount = purchase.payment.as_ref().map(|payment| payment.amount);
+            if let (Some(metering), Some(amount)) = (purchase.metering.as_mut(), amount) {
+                metering.units = metering.units.saturating_add(1);
+                metering.paid = Money::new(
+                    metering.paid.minor.saturating_add(amount.minor),
+                    metering.paid.currency,
+                );
+                if metering.units > 1 {
+                    // The service runs already: the unit paid extends it.
+                    sent.extend(keep_metering(purchase, now));
+                    return sent;
+                }
+            }
             let enclosed = purchase
                 .quote
                 .as_ref()
                 .and_then(|quote| quote.service_enclosed.clone());
             match enclosed {
                 // Fig. 7: the service came with the quote; no I/J.
-                Some(delivery) => sent.extend(deliver(purchase, delivery)),
+                Some(delivery) => sent.extend(deliver(purchase, delivery, now)),
                 None => sent.extend(order_service(purchase, now, server_timeout_ms)),
             }
         }
     }
     sent
+}
+
+/// The designation of a unit's payment request: the service's, with the unit.
+fn unit_designation(designation: &str, unit: u32, metering: &Metering) -> String {
+    format!(
+        "{designation}, unit {unit} of {} s (at most {})",
+        metering.billing.unit_seconds, metering.max_units
+    )
+}
+
+/// After a unit is paid (or K sent for the first): the paid time runs until the next
+/// deadline, unless the units asked for are all paid or the user asked to stop.
+fn keep_metering(purchase: &mut Purchase, now: Timestamp) -> Vec<Envelope> {
+    let Some(metering) = purchase.metering.clone() else {
+        return Vec::new();
+    };
+    if metering.stop_requested {
+        return stop(purchase, "stopped by the user".into());
+    }
+    if metering.units >= metering.max_units {
+        return stop(
+            purchase,
+            format!("the {} unit(s) asked for were paid", metering.units),
+        );
+    }
+    purchase.stage = Stage::Metering;
+    purchase.deadline =
+        Some(now.plus_millis(i64::from(metering.billing.unit_seconds).saturating_mul(1_000)));
+    Vec::new()
+}
+
+/// The paid time ran out: the next unit's payment request.
+fn next_unit<E: Entropy>(
+    purchase: &mut Purchase,
+    config: &FrontEndConfig,
+    entropy: &mut E,
+    now: Timestamp,
+) -> Vec<Envelope> {
+    let (Some(metering), Some(quote)) = (purchase.metering.clone(), purchase.quote.clone()) else {
+        return Vec::new();
+    };
+    let unit = metering.units.saturating_add(1);
+    let designation = unit_designation(&quote.static_info.designation, unit, &metering);
+    let payment = PaymentRequest {
+        purchase: purchase.id.clone(),
+        payment: PaymentId(format!("{}-PAY-{unit}", purchase.id)),
+        merchant: config.merchant.clone(),
+        service: purchase.request.service.clone(),
+        designation_digest: PaymentRequest::digest_designation(&designation),
+        designation,
+        amount: quote.variable.price,
+        date: now,
+        nonce: entropy.nonce(),
+        valid_until: now.plus_millis(config.payer_timeout_ms),
+        accepted_means: accepted_means(config),
+        session: purchase.request.session.clone(),
+    };
+    purchase.payment = Some(payment.clone());
+    purchase.transaction = None;
+    purchase.acknowledgement = None;
+    purchase.payer_acknowledgement = None;
+    purchase.acquirer = None;
+    purchase.reversed = false;
+    purchase.provision = None;
+    purchase.segment = None;
+    purchase.stage = Stage::AwaitingTransaction;
+    purchase.deadline = Some(now.plus_millis(config.payer_timeout_ms));
+    vec![Envelope {
+        from: Party::FrontEnd,
+        to: Party::Payer(purchase.request.terminal.clone()),
+        message: Message::PaymentRequest(payment),
+    }]
+}
+
+/// Ends a service billed per unit of time: the client device and the server are told
+/// how many units were paid. K stays the purchase's closing message.
+fn stop(purchase: &mut Purchase, reason: String) -> Vec<Envelope> {
+    let (units, paid) = purchase.metering.as_ref().map_or_else(
+        || (0, Money::new(0, crate::messages::Currency::EUR)),
+        |metering| (metering.units, metering.paid),
+    );
+    let stopped = ServiceStopped {
+        purchase: purchase.id.clone(),
+        service: purchase.request.service.clone(),
+        units,
+        paid,
+        reason,
+    };
+    purchase.stage = Stage::Delivered;
+    purchase.deadline = None;
+    vec![
+        Envelope {
+            from: Party::FrontEnd,
+            to: Party::Client(purchase.request.terminal.clone()),
+            message: Message::ServiceStopped(stopped.clone()),
+        },
+        Envelope {
+            from: Party::FrontEnd,
+            to: Party::Server(purchase.request.provider.clone()),
+            message: Message::ServiceStopped(stopped),
+        },
+    ]
 }
 
 /// What follows an accepted quote once the user is identified, if that was needed: a
@@ -1255,14 +1515,23 @@ fn after_quote<E: Entropy>(
     if quote.variable.price.is_zero() {
         // Free services: no payment steps (D–H).
         return match quote.service_enclosed {
-            Some(delivery) => deliver(purchase, delivery),
+            Some(delivery) => deliver(purchase, delivery, now),
             None => order_service(purchase, now, config.server_timeout_ms),
         };
     }
-    let designation = quote.static_info.designation;
+    let (payment, designation) = match &purchase.metering {
+        Some(metering) => (
+            PaymentId(format!("{}-PAY-1", purchase.id)),
+            unit_designation(&quote.static_info.designation, 1, metering),
+        ),
+        None => (
+            PaymentId(format!("{}-PAY", purchase.id)),
+            quote.static_info.designation,
+        ),
+    };
     let payment = PaymentRequest {
         purchase: purchase.id.clone(),
-        payment: PaymentId(format!("{}-PAY", purchase.id)),
+        payment,
         merchant: config.merchant.clone(),
         service: purchase.request.service.clone(),
         designation_digest: PaymentRequest::digest_designation(&designation),
@@ -1383,7 +1652,7 @@ fn order_service(purchase: &mut Purchase, now: Timestamp, timeout_ms: i64) -> Ve
     vec![service_order(purchase)]
 }
 
-fn deliver(purchase: &mut Purchase, delivery: Delivery) -> Vec<Envelope> {
+fn deliver(purchase: &mut Purchase, delivery: Delivery, now: Timestamp) -> Vec<Envelope> {
     let paid = purchase
         .payment
         .as_ref()
@@ -1407,10 +1676,21 @@ fn deliver(purchase: &mut Purchase, delivery: Delivery) -> Vec<Envelope> {
     purchase.stage = Stage::Delivered;
     purchase.deadline = None;
     purchase.closing = Some(k.clone());
-    vec![k]
+    let mut sent = vec![k];
+    sent.extend(keep_metering(purchase, now));
+    sent
 }
 
 fn fail(purchase: &mut Purchase, failure: Failure) -> Vec<Envelope> {
+    if purchase
+        .metering
+        .as_ref()
+        .is_some_and(|metering| metering.units > 0)
+    {
+        // The service runs already (the client has K): a unit that cannot be paid
+        // stops it.
+        return stop(purchase, format!("the next unit was not paid: {failure}"));
+    }
     let outcome = Envelope {
         from: Party::FrontEnd,
         to: Party::Client(purchase.request.terminal.clone()),

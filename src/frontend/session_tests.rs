@@ -90,6 +90,7 @@ fn quote(purchase: &PurchaseId, price: u64) -> Message {
             designation: "One page of the archive".into(),
             kind: ServiceKind::PayPerView,
             identification_required: false,
+            unit_billing: None,
         },
         variable: VariableInfo {
             price: Money::new(price, Currency::EUR),
@@ -116,6 +117,7 @@ fn request_in_session(front: &mut FrontEnd<SeededEntropy>, n: u64, price: u64) -
             delivery_address: None,
             payment_service: None,
             session: Some(session()),
+            units: None,
         }),
     );
     let purchase = match a.sent.as_slice() {
@@ -261,6 +263,7 @@ fn claim10_the_first_payment_opens_a_provision_the_next_are_verified_locally() {
             delivery_address: None,
             payment_service: None,
             session: Some(session()),
+            units: None,
         }),
     );
     assert_eq!(steps(&late), ["outcome"]);

@@ -210,6 +210,9 @@ CREATE TABLE IF NOT EXISTS frontend_payments (
 pub struct SqliteSessionLog {
     connection: Connection,
     path: String,
+    /// Each open segment's next payment position, so that a payment is appended
+    /// without counting the ones before it (a provision may hold thousands).
+    next_position: BTreeMap<SessionId, i64>,
 }
 
 impl std::fmt::Debug for SqliteSessionLog {
@@ -243,6 +246,7 @@ impl SqliteSessionLog {
         Ok(SqliteSessionLog {
             connection,
             path: path_text,
+            next_position: BTreeMap::new(),
         })
     }
 
@@ -267,19 +271,26 @@ impl SqliteSessionLog {
     }
 }
 
-/// Appends `payment` at the end of `segment`'s payments, in the caller's transaction.
+/// Writes `payment` at `position` of `segment`'s payments, in the caller's transaction.
 fn insert_payment(
     transaction: &rusqlite::Transaction<'_>,
     segment: &SessionId,
+    position: i64,
     payment: &SignedWalletPayment,
 ) -> Result<(), rusqlite::Error> {
     // A payment that cannot be encoded was never admitted (the tally verified it).
     let message = payment.payment.encode().unwrap_or_default();
-    transaction.execute(
-        "INSERT INTO frontend_payments (segment, position, message, signature)
-         SELECT ?1, count(*), ?2, ?3 FROM frontend_payments WHERE segment = ?1",
-        params![segment.0, message, payment.signature.as_slice()],
-    )?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO frontend_payments (segment, position, message, signature)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            segment.0,
+            position,
+            message,
+            payment.signature.as_slice()
+        ])?;
     Ok(())
 }
 
@@ -320,9 +331,13 @@ impl SessionLog for SqliteSessionLog {
             .map_err(&database)?;
         // A repeated grant records nothing twice.
         if inserted == 1 {
-            insert_payment(&transaction, &segment.segment, first).map_err(&database)?;
+            insert_payment(&transaction, &segment.segment, 0, first).map_err(&database)?;
         }
-        transaction.commit().map_err(&database)
+        transaction.commit().map_err(&database)?;
+        if inserted == 1 {
+            self.next_position.insert(segment.segment.clone(), 1);
+        }
+        Ok(())
     }
 
     fn admitted(
@@ -335,11 +350,23 @@ impl SessionLog for SqliteSessionLog {
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&database)?;
-        insert_payment(&transaction, segment, payment).map_err(&database)?;
-        transaction.commit().map_err(&database)
+        let position = match self.next_position.get(segment) {
+            Some(&position) => position,
+            // A segment opened by an earlier run: counted once.
+            None => transaction
+                .prepare_cached("SELECT count(*) FROM frontend_payments WHERE segment = ?1")
+                .and_then(|mut statement| statement.query_row([&segment.0], |row| row.get(0)))
+                .map_err(&database)?,
+        };
+        insert_payment(&transaction, segment, position, payment).map_err(&database)?;
+        transaction.commit().map_err(&database)?;
+        self.next_position
+            .insert(segment.clone(), position.saturating_add(1));
+        Ok(())
     }
 
     fn settled(&mut self, segment: &SessionId) -> Result<(), SessionLogError> {
+        self.next_position.remove(segment);
         self.connection
             .execute(
                 "UPDATE frontend_segments SET settled = 1 WHERE segment = ?1",

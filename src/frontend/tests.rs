@@ -4,7 +4,7 @@
 use super::*;
 use crate::messages::{
     CardTransaction, Currency, Money, Payment, PaymentService, PostalAddress, QuoteId,
-    QuoteValidity, ServiceId, ServiceKind, StaticInfo, VariableInfo,
+    QuoteValidity, ServiceId, ServiceKind, StaticInfo, UnitBilling, VariableInfo,
 };
 
 const T0: Timestamp = Timestamp(1_795_600_000_000);
@@ -53,6 +53,7 @@ fn service_request(request: &str) -> Message {
         delivery_address: None,
         payment_service: None,
         session: None,
+        units: None,
     })
 }
 
@@ -65,6 +66,7 @@ fn quote(purchase: &PurchaseId, price: u64, enclosed: Option<Delivery>) -> Messa
             designation: "Annual market report 2026".into(),
             kind: ServiceKind::Document,
             identification_required: false,
+            unit_billing: None,
         },
         variable: VariableInfo {
             price: Money::new(price, Currency::EUR),
@@ -564,6 +566,7 @@ fn physical_goods_pass_their_address_to_the_server() {
             delivery_address: Some(address.clone()),
             payment_service: None,
             session: None,
+            units: None,
         }),
     );
     let Message::QuoteRequest(b) = &reaction.sent[0].message else {
@@ -586,6 +589,7 @@ fn an_unknown_service_server_is_a_bad_request() {
             delivery_address: None,
             payment_service: None,
             session: None,
+            units: None,
         }),
     );
     assert!(
@@ -606,11 +610,14 @@ fn identified_only_quote(purchase: &PurchaseId, price: u64) -> Message {
     Message::Quote(quote)
 }
 
-fn card_proof(request: &IdentificationRequest) -> Payment {
+fn card_proof(request: &IdentificationRequest) -> crate::messages::IdentityProof {
     let Message::Transaction(transaction) = transaction(&request.card_request()) else {
         unreachable!()
     };
-    transaction.means
+    let Payment::BankCard(card) = transaction.means else {
+        unreachable!()
+    };
+    crate::messages::IdentityProof::Card(card)
 }
 
 fn proof(request: &IdentificationRequest) -> Message {
@@ -839,10 +846,113 @@ fn claim17_the_bill_or_account_of_a_request_travels_to_the_server_in_b() {
             delivery_address: None,
             payment_service: Some(bill.clone()),
             session: None,
+            units: None,
         }),
     );
     let Message::QuoteRequest(b) = &reaction.sent[0].message else {
         unreachable!()
     };
     assert_eq!(b.payment_service, Some(bill));
+}
+
+// ---------------------------------------------------------------------------------------
+// Pay-per-time
+
+/// A and a pay-per-time quote (0.10 EUR per 30 s, 10 units at most): D for unit 1.
+fn up_to_first_unit(front: &mut FrontEnd<SeededEntropy>) -> (PurchaseId, PaymentRequest) {
+    front.handle(T0, &client(), service_request("r-1"));
+    let purchase = PurchaseId("P-000001".into());
+    let Message::Quote(mut metered) = quote(&purchase, 10, None) else {
+        unreachable!()
+    };
+    metered.static_info.kind = ServiceKind::PayPerTime;
+    metered.static_info.unit_billing = Some(UnitBilling {
+        unit_seconds: 30,
+        max_units: 10,
+    });
+    let d = front.handle(T0, &server(), Message::Quote(metered));
+    (purchase, only_payment_request(&d))
+}
+
+/// Unit 1 paid and the access delivered at `T0 + 1 s`.
+fn first_unit_delivered(front: &mut FrontEnd<SeededEntropy>) -> PurchaseId {
+    let (purchase, d1) = up_to_first_unit(front);
+    assert_eq!(d1.payment.0, "P-000001-PAY-1");
+    assert!(d1.designation.contains("unit 1 of 30 s"));
+    front.handle(T0, &payer(), transaction(&d1));
+    let i = front.handle(T0, &bank(), acknowledgement(&d1, true));
+    assert_eq!(steps(&i), ["H>payer", "I>server"]);
+    let k = front.handle(
+        T0.plus_millis(1_000),
+        &server(),
+        Message::ServiceDelivery(ServiceDelivery {
+            purchase: purchase.clone(),
+            service: "report-2026".into(),
+            delivery: document(),
+        }),
+    );
+    assert_eq!(steps(&k), ["K>client"]);
+    purchase
+}
+
+#[test]
+fn pay_per_time_asks_the_next_unit_when_the_paid_one_runs_out() {
+    let mut front = front_end();
+    first_unit_delivered(&mut front);
+    // The unit paid lasts 30 s from the delivery.
+    assert_eq!(front.poll_timeout(), Some(T0.plus_millis(31_000)));
+    let d2 = front.handle_timeout(T0.plus_millis(31_000));
+    assert_eq!(steps(&d2), ["D>payer"]);
+    let d2 = only_payment_request(&d2);
+    assert_eq!(d2.payment.0, "P-000001-PAY-2");
+    assert_eq!(d2.amount, Money::new(10, Currency::EUR));
+    // Paid: no second I, the service runs on; the next unit is due 30 s later.
+    front.handle(T0.plus_millis(31_500), &payer(), transaction(&d2));
+    let h = front.handle(T0.plus_millis(32_000), &bank(), acknowledgement(&d2, true));
+    assert_eq!(steps(&h), ["H>payer"]);
+    assert_eq!(front.poll_timeout(), Some(T0.plus_millis(62_000)));
+}
+
+#[test]
+fn pay_per_time_stops_when_the_user_asks() {
+    let mut front = front_end();
+    let purchase = first_unit_delivered(&mut front);
+    let stopped = front.handle(
+        T0.plus_millis(5_000),
+        &client(),
+        Message::StopService(StopService {
+            terminal: terminal(),
+            purchase: purchase.clone(),
+        }),
+    );
+    assert_eq!(steps(&stopped), ["stopped>client", "stopped>server"]);
+    let Message::ServiceStopped(stopped) = &stopped.sent[0].message else {
+        unreachable!()
+    };
+    assert_eq!(
+        (stopped.units, stopped.reason.as_str()),
+        (1, "stopped by the user")
+    );
+    assert_eq!(front.poll_timeout(), None, "no further unit is asked");
+}
+
+#[test]
+fn pay_per_time_stops_when_a_unit_is_not_paid_and_the_client_keeps_its_k() {
+    let mut front = front_end();
+    let purchase = first_unit_delivered(&mut front);
+    let d2 = only_payment_request(&front.handle_timeout(T0.plus_millis(31_000)));
+    let declined = front.handle(
+        T0.plus_millis(32_000),
+        &payer(),
+        Message::PaymentDeclined(PaymentDeclined {
+            purchase: purchase.clone(),
+            payment: d2.payment.clone(),
+            reason: "the user declined the payment".into(),
+        }),
+    );
+    // Not a purchase outcome: the service was delivered; it stops.
+    assert_eq!(steps(&declined), ["stopped>client", "stopped>server"]);
+    // A repeated A still gets K.
+    let again = front.handle(T0.plus_millis(33_000), &client(), service_request("r-1"));
+    assert_eq!(steps(&again), ["K>client"]);
 }

@@ -207,6 +207,25 @@ impl<E: Entropy, C: CardChannel, U: PayerUser> Embedded<E, C, U> {
         self.run(first, clock, faults)
     }
 
+    /// Buys a service billed per unit of time, `units` units at most (`None`: the
+    /// server's limit): the run goes on, unit after unit, until the service stops.
+    ///
+    /// # Errors
+    /// [`RunError`] when the roles loop.
+    pub fn purchase_metered<K: Clock>(
+        &mut self,
+        service: &ServiceId,
+        units: Option<u32>,
+        clock: K,
+        faults: Faults,
+    ) -> Result<PurchaseRun, RunError> {
+        let provider = self.server.catalogue().provider().clone();
+        let first = self
+            .client
+            .request_metered(provider, service.clone(), units);
+        self.run(first, clock, faults)
+    }
+
     /// Pays for a payment service (claim 17): `payment_service` names the bill or the
     /// account of `service`; otherwise as [`Embedded::purchase`].
     ///
@@ -224,6 +243,35 @@ impl<E: Entropy, C: CardChannel, U: PayerUser> Embedded<E, C, U> {
             .client
             .request_payment_service(provider, service.clone(), payment_service);
         self.run(first, clock, faults)
+    }
+
+    /// Disputes `payment` for `reason` (claims 8, 9): the payer device signs the dispute
+    /// with its wallet key ([`PayerDevice::dispute`], at the clock's first reading, to
+    /// the front-end's merchant), and every message it sets off is delivered — to the
+    /// acquirer of the payment's means and back. The log, and the outcome the payer
+    /// device received (`None` when none reached it: a message lost with `faults`).
+    ///
+    /// # Errors
+    /// [`DisputeRunError::Device`] when the payer device cannot make the dispute (no
+    /// wallet key, a reason breaking the rules); [`DisputeRunError::Run`] when the roles
+    /// loop.
+    pub fn dispute<K: Clock>(
+        &mut self,
+        payment: PaymentId,
+        reason: &str,
+        mut clock: K,
+        faults: Faults,
+    ) -> Result<(PurchaseLog, Option<crate::messages::DisputeOutcome>), DisputeRunError> {
+        let now = clock.now();
+        let merchant = self.front_end.config().merchant.clone();
+        let first = self.payer.dispute(now, payment, merchant, reason)?;
+        let id = match &first.message {
+            Message::Dispute(dispute) => Some(dispute.dispute.clone()),
+            _ => None,
+        };
+        let log = self.deliver(first, clock, faults)?;
+        let outcome = id.and_then(|id| self.payer.dispute_outcome(&id).cloned());
+        Ok((log, outcome))
     }
 
     fn run<K: Clock>(
@@ -254,4 +302,16 @@ impl<E: Entropy, C: CardChannel, U: PayerUser> Embedded<E, C, U> {
             log,
         })
     }
+}
+
+/// Why [`Embedded::dispute`] could not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DisputeRunError {
+    /// The payer device could not make the dispute; nothing was sent.
+    #[error(transparent)]
+    Device(#[from] crate::terminal::payer::DisputeError),
+    /// The roles kept answering one another.
+    #[error(transparent)]
+    Run(#[from] RunError),
 }

@@ -99,6 +99,16 @@ impl Role for ServiceServer {
                 Ok(delivery) => Message::ServiceDelivery(delivery),
                 Err(unavailable) => Message::Unavailable(unavailable),
             },
+            // The stream or connection it delivered closes; nothing to answer.
+            Message::ServiceStopped(stopped) => {
+                return Handled {
+                    sent: Vec::new(),
+                    note: Some(format!(
+                        "{} closed after {} unit(s)",
+                        stopped.service, stopped.units
+                    )),
+                };
+            }
             other => {
                 return Handled {
                     sent: Vec::new(),
@@ -170,6 +180,19 @@ impl Role for BankCardAcquirer {
                     note: Some(error.to_string()),
                 },
             },
+            // Claims 8, 9: a card payment is disputed with the card's issuer, under the
+            // card schemes' chargeback rules, not with the acquirer of a telepayment.
+            Message::DisputeCase(case) => Handled::send(vec![Envelope {
+                from: self.party(),
+                to: from.clone(),
+                message: Message::DisputeOutcome(crate::messages::DisputeOutcome {
+                    dispute: case.dispute.dispute,
+                    acquirer: Some(self.id().clone()),
+                    outcome: crate::messages::DisputeDecision::Rejected {
+                        reason: "disputes on bank-card payments go to the card issuer".into(),
+                    },
+                }),
+            }]),
             other => Handled {
                 sent: Vec::new(),
                 note: Some(format!("an acquirer takes no {} message", other.step())),
@@ -215,6 +238,19 @@ impl Role for WalletAcquirer {
                     sent: Vec::new(),
                     note: Some(format!("reversal of {}: {outcome}", reversal.payment)),
                 },
+                Err(error) => Handled {
+                    sent: Vec::new(),
+                    note: Some(error.to_string()),
+                },
+            },
+            Message::DisputeCase(case) => match self.dispute(&case, now) {
+                Ok(outcome) => Handled::send(vec![Envelope {
+                    from: self.party(),
+                    to: from.clone(),
+                    message: Message::DisputeOutcome(outcome),
+                }]),
+                // Nothing recorded, no outcome: the front-end's deadline tells the payer
+                // device the dispute is unanswered.
                 Err(error) => Handled {
                     sent: Vec::new(),
                     note: Some(error.to_string()),

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use crate::acquirer::wallet::SignedWalletPayment;
 use crate::emv::mask_pan;
 use crate::messages::{
-    AccountBalance, CustomerId, Delivery, IdentificationId, Message, Money, Party, Payment,
-    PaymentService, Verdict,
+    AccountBalance, CustomerId, Delivery, DisputeDecision, IdentificationId, IdentityProof,
+    Message, Money, Party, Payment, PaymentService, Verdict,
 };
 
 use super::{Fate, PurchaseLog};
@@ -144,7 +144,11 @@ pub fn summary(message: &Message) -> String {
             hex::encode_upper(m.nonce)
         ),
         Message::IdentificationProof(m) => {
-            format!("proof for {}: {}", m.identification, payment(&m.proof))
+            format!(
+                "proof for {}: {}",
+                m.identification,
+                identity_proof(&m.proof)
+            )
         }
         Message::IdentificationDeclined(m) => {
             format!("identification {} declined: {}", m.identification, m.reason)
@@ -153,11 +157,16 @@ pub fn summary(message: &Message) -> String {
             "check of {} at {}: {}",
             m.request.identification,
             m.acquirer,
-            payment(&m.proof.proof)
+            identity_proof(&m.proof.proof)
         ),
         Message::IdentityVerdict(m) => identity(&m.identification, &m.verdict, &m.customer),
         Message::IdentificationResult(m) => identity(&m.identification, &m.verdict, &m.customer),
         Message::SessionEnd(m) => format!("end of session {}", m.session),
+        Message::StopService(m) => format!("stop {}", m.purchase),
+        Message::ServiceStopped(m) => format!(
+            "{} stopped after {} unit(s), {} paid: {}",
+            m.service, m.units, m.paid, m.reason
+        ),
         Message::SessionSettlement(m) => format!(
             "settlement of {} at {}: {} payment(s), {}",
             m.segment,
@@ -196,6 +205,49 @@ pub fn summary(message: &Message) -> String {
             } else {
                 ", settlement pending"
             }
+        ),
+        Message::Dispute(m) => format!(
+            "dispute {} of {} ({}): \"{}\", signed by wallet {} at {}",
+            m.dispute,
+            m.payment,
+            crate::terminal::plan::means_name(m.means),
+            m.reason,
+            m.signed.statement.account.fingerprint(),
+            m.signed.statement.time
+        ),
+        Message::DisputeCase(m) => format!(
+            "dispute {} of {} to {} for merchant {}",
+            m.dispute.dispute, m.dispute.payment, m.acquirer, m.merchant
+        ),
+        Message::DisputeOutcome(m) => format!(
+            "dispute {}: {}",
+            m.dispute,
+            match &m.outcome {
+                DisputeDecision::Accepted { case } => {
+                    format!("accepted for review as case {case} (not a refund)")
+                }
+                DisputeDecision::Rejected { reason } => format!("rejected: {reason}"),
+                DisputeDecision::Unanswered => format!(
+                    "{} did not answer in time",
+                    m.acquirer
+                        .as_ref()
+                        .map_or_else(|| "the acquirer".to_owned(), ToString::to_string)
+                ),
+            }
+        ),
+    }
+}
+
+/// A proof of identity: the card's cryptogram as a payment's, or the key's statement.
+fn identity_proof(proof: &IdentityProof) -> String {
+    match proof {
+        IdentityProof::Card(card) => payment(&Payment::BankCard(card.clone())),
+        IdentityProof::Key(signed) => format!(
+            "wallet key {} (customer {}), signed at {}, signature {}…",
+            signed.statement.account.fingerprint(),
+            crate::acquirer::wallet::identity::customer_id(&signed.statement.account),
+            signed.statement.time,
+            hex::encode_upper(signed.signature.get(..8).unwrap_or_default())
         ),
     }
 }
@@ -413,9 +465,14 @@ fn short_name(message: &Message) -> &'static str {
         }
         Message::IdentificationResult(_) => "identification result",
         Message::SessionEnd(_) => "end of session",
+        Message::StopService(_) => "stop",
+        Message::ServiceStopped(_) => "service stopped",
         Message::SessionSettlement(_) => "settlement",
         Message::SettlementResult(_) => "settled",
         Message::SessionClosed(_) => "session closed",
+        Message::Dispute(_) => "dispute",
+        Message::DisputeCase(_) => "dispute case",
+        Message::DisputeOutcome(_) => "dispute outcome",
     }
 }
 

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::messages::{
     ClientDelivery, Envelope, Failure, Message, Party, PaymentService, PostalAddress, ProviderId,
-    RequestId, ServiceId, ServiceRequest, SessionClosed, SessionEnd, SessionId, TerminalId,
+    PurchaseId, RequestId, ServiceId, ServiceRequest, ServiceStopped, SessionClosed, SessionEnd,
+    SessionId, StopService, TerminalId,
 };
 
 /// How a request ended, as the client device saw it.
@@ -30,6 +31,7 @@ pub struct ClientDevice {
     requests: BTreeMap<RequestId, Option<RequestResult>>,
     session: Option<SessionId>,
     closed: BTreeMap<SessionId, SessionClosed>,
+    stopped: BTreeMap<PurchaseId, ServiceStopped>,
 }
 
 impl ClientDevice {
@@ -41,6 +43,7 @@ impl ClientDevice {
             requests: BTreeMap::new(),
             session: None,
             closed: BTreeMap::new(),
+            stopped: BTreeMap::new(),
         }
     }
 
@@ -86,7 +89,7 @@ impl ClientDevice {
         service: ServiceId,
         delivery_address: Option<PostalAddress>,
     ) -> Envelope {
-        self.new_request(provider, service, delivery_address, None)
+        self.new_request(provider, service, delivery_address, None, None)
     }
 
     /// A new service request A for a payment service of `provider` (claim 17): the bill
@@ -97,7 +100,35 @@ impl ClientDevice {
         service: ServiceId,
         payment_service: PaymentService,
     ) -> Envelope {
-        self.new_request(provider, service, None, Some(payment_service))
+        self.new_request(provider, service, None, Some(payment_service), None)
+    }
+
+    /// A new service request A for a service billed per unit of time, paying for
+    /// `units` units at most (`None`: as many as the server allows).
+    pub fn request_metered(
+        &mut self,
+        provider: ProviderId,
+        service: ServiceId,
+        units: Option<u32>,
+    ) -> Envelope {
+        self.new_request(provider, service, None, None, units)
+    }
+
+    /// Stops a service billed per unit of time that `purchase` runs.
+    pub fn stop(&self, purchase: PurchaseId) -> Envelope {
+        Envelope {
+            from: Party::Client(self.terminal.clone()),
+            to: Party::FrontEnd,
+            message: Message::StopService(StopService {
+                terminal: self.terminal.clone(),
+                purchase,
+            }),
+        }
+    }
+
+    /// How a service billed per unit of time stopped, once it did.
+    pub fn stopped(&self, purchase: &PurchaseId) -> Option<&ServiceStopped> {
+        self.stopped.get(purchase)
     }
 
     fn new_request(
@@ -106,6 +137,7 @@ impl ClientDevice {
         service: ServiceId,
         delivery_address: Option<PostalAddress>,
         payment_service: Option<PaymentService>,
+        units: Option<u32>,
     ) -> Envelope {
         let request = RequestId(format!("{}-R{}", self.terminal, self.next_request));
         self.next_request = self.next_request.saturating_add(1);
@@ -121,6 +153,7 @@ impl ClientDevice {
                 service,
                 delivery_address,
                 session: self.session.clone(),
+                units,
             }),
         }
     }
@@ -147,6 +180,12 @@ impl ClientDevice {
             }
             Message::PurchaseOutcome(outcome) => {
                 (outcome.request, RequestResult::Failed(outcome.failure))
+            }
+            Message::ServiceStopped(stopped) => {
+                self.stopped
+                    .entry(stopped.purchase.clone())
+                    .or_insert(stopped);
+                return;
             }
             Message::SessionClosed(closed) => {
                 if closed.terminal == self.terminal {

@@ -1,10 +1,21 @@
 //! The payer device (22): answers the front-end's payment requests (D) with a
 //! transaction (E) made with the bank card or from the virtual wallet, and acts on the
 //! acknowledgement (H): the card completes its transaction, the session totals count
-//! the payment. It also answers the front-end's service messages (claim 16): an
-//! [`IdentificationRequest`] gets the card's proof of identity, a zero-amount
-//! cryptogram made after the card verified the PIN, and the [`IdentificationResult`]
-//! completes the card's transaction as H does.
+//! the payment. It also handles the service messages (claims 8, 9, 12 and 16):
+//!
+//! - an [`IdentificationRequest`] gets a proof of identity ([`IdentityProof`]), after the
+//!   user agreed. **The key** when the device has a wallet its active user may use (with
+//!   a plan, the user's own key-store entry, as for payments) and the request accepts
+//!   the virtual wallet: the key signs a statement of the request's merchant,
+//!   identification, purpose and nonce ([`IdentityStatement`]), which the front-end
+//!   checks itself. **The card** otherwise: a zero-amount cryptogram made after the
+//!   card verified the PIN, checked by the card issuer's acquirer. The
+//!   [`IdentificationResult`] completes the card's transaction as H does; after a key's
+//!   proof there is no card to complete, the result is only kept;
+//! - a dispute is the user's initiative ([`PayerDevice::dispute`]): the wallet key signs
+//!   a statement disputing one payment ([`DisputeStatement`]), sent to the front-end,
+//!   which answers with the acquirer's [`DisputeOutcome`]
+//!   ([`PayerDevice::dispute_outcome`]).
 //!
 //! The device itself holds the rules (which means pays, whether the user is asked, what
 //! it does with a repeated D or H); the card is reached through the [`CardModule`] over
@@ -44,11 +55,16 @@ use p256::ecdsa::SigningKey;
 use p256::ecdsa::signature::Signer;
 use zeroize::Zeroizing;
 
-use crate::acquirer::wallet::{AccountKey, SignedWalletPayment, WalletError, WalletPayment};
+use crate::acquirer::wallet::dispute::{DisputeFault, check_reason};
+use crate::acquirer::wallet::{
+    AccountKey, DisputeStatement, IdentityStatement, SignedDispute, SignedIdentity,
+    SignedWalletPayment, StatementError, WalletError, WalletPayment,
+};
 use crate::emv::CardChannel;
 use crate::messages::{
-    CustomerId, Envelope, IdentificationDeclined, IdentificationId, IdentificationProof,
-    IdentificationRequest, IdentificationResult, Means, Message, Money, Party,
+    CardTransaction, CustomerId, Dispute, DisputeDecision, DisputeId, DisputeOutcome, Envelope,
+    IdentificationDeclined, IdentificationId, IdentificationProof, IdentificationRequest,
+    IdentificationResult, IdentityProof, Means, MerchantId, Message, Money, Party,
     PayerAcknowledgement, Payment, PaymentDeclined, PaymentId, PaymentRequest, TerminalId,
     Timestamp, Transaction,
 };
@@ -256,6 +272,34 @@ impl WalletSigner {
         self.last_sequence = sequence;
         Ok(signed)
     }
+
+    /// Signs the statement that answers the identification `request` at `now` with
+    /// this wallet's account (claims 9, 12: the key serves identification). No
+    /// sequence is spent: a statement moves no money.
+    ///
+    /// # Errors
+    /// The statement has no encoding (a text of more than 65,535 bytes).
+    pub fn sign_identity(
+        &self,
+        request: &IdentificationRequest,
+        now: Timestamp,
+    ) -> Result<SignedIdentity, StatementError> {
+        let statement = IdentityStatement::answering(self.account(), request, now);
+        SignedIdentity::sign(statement, |message| self.key.sign(message))
+    }
+
+    /// Signs a dispute statement (claims 9, 12: the key serves disputes). The statement
+    /// should name this wallet's account: one naming another gets a signature that does
+    /// not verify. No sequence is spent.
+    ///
+    /// # Errors
+    /// The statement has no encoding (a text of more than 65,535 bytes).
+    pub fn sign_dispute(
+        &self,
+        statement: DisputeStatement,
+    ) -> Result<SignedDispute, StatementError> {
+        SignedDispute::sign(statement, |message| self.key.sign(message))
+    }
 }
 
 impl std::fmt::Debug for WalletSigner {
@@ -375,11 +419,63 @@ pub enum IdentificationState {
     },
     /// The result arrived but the card could not complete: why.
     CompletionFailed(String),
+    /// The result arrived, positive, for a proof made with the wallet key: no card to
+    /// complete; the customer the front-end named (a pseudonym of the key).
+    KeyVerified {
+        /// The customer named.
+        customer: CustomerId,
+    },
+    /// The result arrived, negative (or naming nobody), for a proof made with the
+    /// wallet key: why.
+    KeyRefused(String),
 }
 
 struct IdentificationRecord {
     answer: Envelope,
     state: IdentificationState,
+    /// Whether the wallet key made the proof (no card transaction to complete).
+    by_key: bool,
+}
+
+/// Why the payer device could not make a dispute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DisputeError {
+    /// The device has no wallet key: disputes are signed with it.
+    #[error("payment {payment} cannot be disputed: no wallet key was unlocked on this device")]
+    NoWallet {
+        /// The payment.
+        payment: PaymentId,
+    },
+    /// The wallet key is not the active user's key-store entry (a plan's user without
+    /// that wallet): one user never signs with another's key.
+    #[error(
+        "payment {payment} cannot be disputed by {user}: the wallet key on this device is not theirs"
+    )]
+    NotTheUsersKey {
+        /// The payment.
+        payment: PaymentId,
+        /// The active user.
+        user: String,
+    },
+    /// The reason breaks the rules of disputes (empty, too long).
+    #[error(transparent)]
+    Reason(#[from] DisputeFault),
+    /// Every dispute number was used (the counter reached `u64::MAX`).
+    #[error("payment {payment} cannot be disputed: the device's dispute numbers are exhausted")]
+    NumbersExhausted {
+        /// The payment.
+        payment: PaymentId,
+    },
+    /// The statement has no encoding (an identifier too long).
+    #[error(transparent)]
+    Statement(#[from] StatementError),
+}
+
+/// A dispute the device made: the message, to send again, and the last outcome.
+struct DisputeRecord {
+    message: Envelope,
+    outcome: Option<DisputeOutcome>,
 }
 
 /// The payer device of one terminal, with its card module, its user, and optionally a
@@ -395,6 +491,9 @@ pub struct PayerDevice<C: CardChannel, U: PayerUser> {
     // Boxed: a record holds a whole envelope, and map nodes then move pointers.
     payments: BTreeMap<PaymentId, Box<PaymentRecord>>,
     identifications: BTreeMap<IdentificationId, IdentificationRecord>,
+    disputes: BTreeMap<DisputeId, DisputeRecord>,
+    /// The number of the last dispute made (0 before the first).
+    last_dispute: u64,
 }
 
 impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
@@ -410,6 +509,8 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             next_means: None,
             payments: BTreeMap::new(),
             identifications: BTreeMap::new(),
+            disputes: BTreeMap::new(),
+            last_dispute: 0,
         }
     }
 
@@ -417,6 +518,13 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
     pub fn with_wallet(mut self, wallet: WalletSigner) -> PayerDevice<C, U> {
         self.wallet = Some(wallet);
         self
+    }
+
+    /// Puts `wallet` at the device's disposal instead of the one it had (a user steps
+    /// up and opens their key-store entry with their PIN), or none; gives the previous
+    /// one back, to be dropped (its key is then zeroized).
+    pub fn replace_wallet(&mut self, wallet: Option<WalletSigner>) -> Option<WalletSigner> {
+        std::mem::replace(&mut self.wallet, wallet)
     }
 
     /// The same device, choosing the means of each payment by `means`.
@@ -516,6 +624,116 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             .map(|record| &record.state)
     }
 
+    /// Disputes `payment`, made to `merchant`, because of `reason` (claims 8, 9): the
+    /// user's initiative, so nobody is asked to confirm. The wallet key signs a
+    /// [`DisputeStatement`] naming the dispute, the account, the merchant, the payment,
+    /// the reason and `now`; the [`Dispute`] to send to the front-end is returned, and
+    /// kept ([`PayerDevice::dispute_message`]) with the outcome to come
+    /// ([`PayerDevice::dispute_outcome`]).
+    ///
+    /// The dispute is named `{terminal}-D{n}`, `n = max(last + 1, now)` in
+    /// milliseconds, so that names stay unique across restarts of the device as its
+    /// wallet's sequences do. Its means is the one the device paid `payment` with, when
+    /// it remembers the payment, the virtual wallet otherwise: a card payment's dispute
+    /// goes to the card's acquirer, which sends it to the card issuer.
+    ///
+    /// # Errors
+    /// [`DisputeError`]: no wallet, or not the active user's; a reason empty or over
+    /// [`crate::acquirer::wallet::dispute::MAX_DISPUTE_REASON_CHARS`] characters; no
+    /// dispute number left; a text too long to encode. Nothing is kept then.
+    pub fn dispute(
+        &mut self,
+        now: Timestamp,
+        payment: PaymentId,
+        merchant: MerchantId,
+        reason: &str,
+    ) -> Result<Envelope, DisputeError> {
+        let Some(wallet) = self.wallet.as_ref() else {
+            return Err(DisputeError::NoWallet { payment });
+        };
+        let Some(wallet) = self.usable_wallet() else {
+            let user = match &self.means {
+                MeansChoice::Plan { users, .. } => users.active().id().to_string(),
+                MeansChoice::Fixed(_) => wallet.user().unwrap_or_default().to_owned(),
+            };
+            return Err(DisputeError::NotTheUsersKey { payment, user });
+        };
+        let number = self
+            .last_dispute
+            .checked_add(1)
+            .map(|next| next.max(u64::try_from(now.0).unwrap_or(0)))
+            .ok_or_else(|| DisputeError::NumbersExhausted {
+                payment: payment.clone(),
+            })?;
+        let id = DisputeId(format!("{}-D{number}", self.terminal));
+        check_reason(&id, reason)?;
+        let means = self
+            .payments
+            .get(&payment)
+            .and_then(|record| record.paid.as_ref())
+            .map_or(Means::VirtualWallet, |paid| paid.means);
+        let statement = DisputeStatement {
+            dispute: id.clone(),
+            account: wallet.account(),
+            merchant,
+            payment: payment.clone(),
+            reason: reason.to_owned(),
+            time: now,
+        };
+        let signed = wallet.sign_dispute(statement)?;
+        let message = Envelope {
+            from: Party::Payer(self.terminal.clone()),
+            to: Party::FrontEnd,
+            message: Message::Dispute(Dispute {
+                dispute: id.clone(),
+                terminal: self.terminal.clone(),
+                means,
+                payment,
+                reason: reason.to_owned(),
+                signed,
+            }),
+        };
+        self.last_dispute = number;
+        self.disputes.insert(
+            id,
+            DisputeRecord {
+                message: message.clone(),
+                outcome: None,
+            },
+        );
+        Ok(message)
+    }
+
+    /// The dispute `dispute` as sent, to send again (after an
+    /// [`DisputeDecision::Unanswered`] outcome, or a lost message), if the device made
+    /// it.
+    pub fn dispute_message(&self, dispute: &DisputeId) -> Option<&Envelope> {
+        self.disputes.get(dispute).map(|record| &record.message)
+    }
+
+    /// The last outcome the front-end gave for `dispute`, if any came.
+    pub fn dispute_outcome(&self, dispute: &DisputeId) -> Option<&DisputeOutcome> {
+        self.disputes
+            .get(dispute)
+            .and_then(|record| record.outcome.as_ref())
+    }
+
+    /// Keeps the outcome of a dispute this device made: a decision (accepted,
+    /// rejected) replaces nothing once kept; "unanswered" is replaced by the decision
+    /// that follows.
+    fn on_dispute_outcome(&mut self, outcome: DisputeOutcome) {
+        let Some(record) = self.disputes.get_mut(&outcome.dispute) else {
+            return;
+        };
+        let decided = record
+            .outcome
+            .as_ref()
+            .is_some_and(|kept| !matches!(kept.outcome, DisputeDecision::Unanswered));
+        if !decided {
+            record.outcome = Some(outcome);
+        }
+    }
+
     /// Takes a message from the front-end at `now` (the device's clock: a wallet
     /// payment is dated and sequenced with it).
     pub fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Vec<Envelope> {
@@ -529,10 +747,15 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
                 // H expects no answer.
                 Vec::new()
             }
-            Message::IdentificationRequest(request) => self.on_identification_request(request),
+            Message::IdentificationRequest(request) => self.on_identification_request(request, now),
             Message::IdentificationResult(result) => {
                 self.on_identification_result(&result);
                 // Like H, the result expects no answer.
+                Vec::new()
+            }
+            Message::DisputeOutcome(outcome) => {
+                self.on_dispute_outcome(outcome);
+                // The outcome expects no answer either.
                 Vec::new()
             }
             _ => Vec::new(),
@@ -583,12 +806,17 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         vec![answer]
     }
 
-    fn on_identification_request(&mut self, request: IdentificationRequest) -> Vec<Envelope> {
+    fn on_identification_request(
+        &mut self,
+        request: IdentificationRequest,
+        now: Timestamp,
+    ) -> Vec<Envelope> {
         if let Some(record) = self.identifications.get(&request.identification) {
             // A repeated request: the same answer, without touching the card again.
             return vec![record.answer.clone()];
         }
-        let (message, state) = match self.identify(&request) {
+        let by_key = self.identifies_by_key(&request);
+        let (message, state) = match self.identify(&request, by_key, now) {
             Ok(proof) => (
                 Message::IdentificationProof(IdentificationProof {
                     purchase: request.purchase.clone(),
@@ -617,6 +845,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             IdentificationRecord {
                 answer: answer.clone(),
                 state,
+                by_key,
             },
         );
         vec![answer]
@@ -627,6 +856,22 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             return;
         };
         if record.state != IdentificationState::AwaitingResult {
+            return;
+        }
+        if record.by_key {
+            record.state = match (&result.verdict, &result.customer) {
+                (crate::messages::Verdict::Positive { .. }, Some(customer)) => {
+                    IdentificationState::KeyVerified {
+                        customer: customer.clone(),
+                    }
+                }
+                (crate::messages::Verdict::Negative { reason, .. }, _) => {
+                    IdentificationState::KeyRefused(reason.to_string())
+                }
+                (crate::messages::Verdict::Positive { .. }, None) => {
+                    IdentificationState::KeyRefused("the front-end named no customer".into())
+                }
+            };
             return;
         }
         record.state = match self.card.complete(&result.verdict) {
@@ -646,7 +891,9 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             return Err("the user declined the payment".into());
         }
         let payment = match decision.means {
-            Means::BankCard => self.card_cryptogram(Solicitation::Payment(request), request)?,
+            Means::BankCard => {
+                Payment::BankCard(self.card_cryptogram(Solicitation::Payment(request), request)?)
+            }
             Means::VirtualWallet => {
                 let Some(wallet) = self.wallet.as_mut() else {
                     return Err(no_wallet());
@@ -709,11 +956,34 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         }
     }
 
-    /// The identification's consent and the card's zero-amount ARQC (claim 16): always
-    /// the bank card, always asked.
-    fn identify(&mut self, request: &IdentificationRequest) -> Result<Payment, String> {
-        let card_request = request.card_request();
-        if !card_request.accepted_means.contains(&Means::BankCard) {
+    /// The wallet the active user may sign with: the device's, and with a plan only
+    /// when it is the active user's own ([`present_means`], as for payments).
+    fn usable_wallet(&self) -> Option<&WalletSigner> {
+        let wallet = self.wallet.as_ref()?;
+        match &self.means {
+            MeansChoice::Fixed(_) => Some(wallet),
+            MeansChoice::Plan { users, .. } => present_means(Some(wallet), users.active())
+                .contains(&Means::VirtualWallet)
+                .then_some(wallet),
+        }
+    }
+
+    /// Whether `request` is answered with the wallet key: the device has a wallet its
+    /// active user may use and the front-end accepts the virtual wallet. Otherwise the
+    /// card answers, as before the wallet existed.
+    fn identifies_by_key(&self, request: &IdentificationRequest) -> bool {
+        request.accepted_means.contains(&Means::VirtualWallet) && self.usable_wallet().is_some()
+    }
+
+    /// The identification's consent, then the key's signed statement or the card's
+    /// zero-amount ARQC (claims 12, 16): the user is always asked.
+    fn identify(
+        &mut self,
+        request: &IdentificationRequest,
+        by_key: bool,
+        now: Timestamp,
+    ) -> Result<IdentityProof, String> {
+        if !by_key && !request.accepted_means.contains(&Means::BankCard) {
             return Err(
                 "the front-end does not accept the bank card for this identification".into(),
             );
@@ -722,7 +992,19 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         if !self.user.confirm(solicitation) {
             return Err("the user declined the identification".into());
         }
-        self.card_cryptogram(solicitation, &card_request)
+        if by_key {
+            let Some(wallet) = self.usable_wallet() else {
+                return Err(no_wallet());
+            };
+            let signed = wallet
+                .sign_identity(request, now)
+                .map_err(|error| error.to_string())?;
+            return Ok(IdentityProof::Key(signed));
+        }
+        let card_request = request.card_request();
+        Ok(IdentityProof::Card(
+            self.card_cryptogram(solicitation, &card_request)?,
+        ))
     }
 
     /// The card read, the PIN verified by the card, and the card's ARQC over
@@ -731,7 +1013,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         &mut self,
         solicitation: Solicitation<'_>,
         card_request: &PaymentRequest,
-    ) -> Result<Payment, String> {
+    ) -> Result<CardTransaction, String> {
         self.card.read().map_err(|error| error.to_string())?;
         let Some(pin) = self.user.pin(solicitation) else {
             return Err("no PIN was entered".into());
@@ -745,11 +1027,9 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             other => other.to_string(),
         })?;
         drop(pin);
-        let transaction = self
-            .card
+        self.card
             .authorise(card_request)
-            .map_err(|error| error.to_string())?;
-        Ok(Payment::BankCard(transaction))
+            .map_err(|error| error.to_string())
     }
 
     fn on_acknowledgement(&mut self, acknowledgement: &PayerAcknowledgement) {

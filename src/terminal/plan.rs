@@ -404,11 +404,14 @@ impl PlanRule {
 }
 
 /// The bit set of [`PlanRule::kind_set`] that every kind and "unknown" are in.
-const ANY_KIND: u8 = 0b11_1111;
+const ANY_KIND: u8 = (1 << (ServiceKind::ALL.len() + 1)) - 1;
+
+/// The bit of a payment whose kind of service is unknown: the one after every kind's.
+const UNKNOWN_KIND: u8 = 1 << ServiceKind::ALL.len();
 
 fn kind_bits(kind: Option<ServiceKind>) -> u8 {
     match kind {
-        None => 1 << 5,
+        None => UNKNOWN_KIND,
         Some(kind) => {
             let position = ServiceKind::ALL
                 .iter()
@@ -1469,8 +1472,8 @@ mod tests {
             .iter()
             .map(|&kind| kind_bits(Some(kind)))
             .collect();
-        assert_eq!(bits, [1, 2, 4, 8, 16]);
-        assert_eq!(kind_bits(None), 32);
+        assert_eq!(bits, [1, 2, 4, 8, 16, 32]);
+        assert_eq!(kind_bits(None), 64);
         let rule = PlanRule::new(vec![Means::BankCard], AmountBand::new(EUR, 0, None));
         assert_eq!(rule.kind_set(), ANY_KIND);
         let only = rule.clone().for_kinds(vec![ServiceKind::Document]);
