@@ -376,3 +376,94 @@ fn an_incremental_payment_session_in_full() {
     );
     insta::assert_snapshot!("purchase_wallet_session", transcript);
 }
+
+/// Pay-per-time: the first unit's payment buys the access (A–K), then each unit is
+/// paid when the previous one runs out (D, E, F, G, H again, 30 s apart), until the
+/// units asked for are paid; the client device and the server are told it stopped.
+#[test]
+fn pay_per_time_units_are_paid_one_after_the_other_until_the_units_asked() {
+    let mut network = network("cb", "1234");
+    let run = network
+        .purchase_metered(
+            &ServiceId::from("live-concert-radio"),
+            Some(3),
+            clock(),
+            Faults::none(),
+        )
+        .unwrap();
+    assert_eq!(
+        run.log.steps(),
+        [
+            "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", // unit 1, the access
+            "D", "E", "F", "G", "H", // unit 2
+            "D", "E", "F", "G", "H", // unit 3
+            "stopped", "stopped", // to the client device and the server
+        ],
+        "{}",
+        render::text(&run.log)
+    );
+    assert!(run.delivered());
+    // Each unit's payment request comes when the previous unit ran out.
+    let requests: Vec<Timestamp> = run
+        .log
+        .entries
+        .iter()
+        .filter_map(|entry| match &entry.envelope.message {
+            Message::PaymentRequest(d) => Some(d.date),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 3);
+    assert!(requests[1].0 - requests[0].0 >= 30_000);
+    assert!(requests[2].0 - requests[1].0 >= 30_000);
+    let purchase = run
+        .log
+        .entries
+        .iter()
+        .find_map(|entry| match &entry.envelope.message {
+            Message::ClientDelivery(k) => Some(k.purchase.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let stopped = network.client.stopped(&purchase).expect("told it stopped");
+    assert_eq!(stopped.units, 3);
+    assert_eq!(stopped.paid, Money::new(30, Currency::EUR));
+    // The acquirer authorised three card payments, one per unit.
+    assert_eq!(journal_states(&network).len(), 3);
+}
+
+/// Pay-per-time in a pseudo-session, from the wallet: only the first unit's payment
+/// goes to the wallet acquirer (opening the provision); the front-end verifies the
+/// others itself; the end of the session settles all of them.
+#[test]
+fn pay_per_time_in_a_session_is_verified_by_the_front_end_and_settled_at_the_end() {
+    use telepay::messages::{Means, SessionId};
+    use telepay::terminal::payer::MeansChoice;
+    let key = p256::ecdsa::SigningKey::from_slice(&[0x42; 32]).unwrap();
+    let mut network = telepay::testing::demo_wallet_network(
+        "sim:cb?seed=1",
+        "1234",
+        1,
+        key,
+        2_000,
+        START,
+        MeansChoice::Fixed(Means::VirtualWallet),
+    )
+    .unwrap();
+    network.open_session(SessionId::from("concert"));
+    let run = network
+        .purchase_metered(
+            &ServiceId::from("live-concert-radio"),
+            Some(5),
+            clock(),
+            Faults::none(),
+        )
+        .unwrap();
+    let count = |step: &str| run.log.steps().iter().filter(|s| **s == step).count();
+    assert_eq!((count("D"), count("E"), count("H")), (5, 5, 5));
+    assert_eq!(count("F"), 1, "{}", render::text(&run.log));
+    let ended = network.end_session(clock(), Faults::none()).unwrap();
+    let closed = ended.closed.unwrap();
+    assert_eq!(closed.payments, 5);
+    assert_eq!(closed.debited, Some(Money::new(50, Currency::EUR)));
+}

@@ -23,7 +23,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::messages::{
-    AccountBalance, Currency, Money, ProviderId, ServiceId, ServiceKind, StaticInfo,
+    AccountBalance, Currency, Money, ProviderId, ServiceId, ServiceKind, StaticInfo, UnitBilling,
 };
 
 /// The largest amount a price may have, in minor units: EMV's Amount, Authorised
@@ -85,6 +85,8 @@ const ITEM_KEYS: &[&str] = &[
     "min_amount",
     "max_amount",
     "account",
+    "unit_seconds",
+    "max_units",
 ];
 
 /// The keys a physical good may not have: its delivery is an order, not content.
@@ -99,6 +101,17 @@ const BILL_ITEM_KEYS: &[&str] = &["bill"];
 
 /// The keys only an account-reload item has.
 const RELOAD_ITEM_KEYS: &[&str] = &["min_amount", "max_amount", "account"];
+
+/// The keys only a pay-per-time item has.
+const METERED_ITEM_KEYS: &[&str] = &["unit_seconds", "max_units"];
+
+/// The longest unit of a pay-per-time item: a day.
+pub const MAX_UNIT_SECONDS: u64 = 86_400;
+
+/// The most units one purchase of a pay-per-time item may run, and the default.
+pub const MAX_UNITS: u64 = 10_000;
+/// The units a purchase runs when the item sets no `max_units`.
+pub const DEFAULT_MAX_UNITS: u32 = 60;
 
 /// The keys an `[[item.bill]]` table may have.
 const BILL_KEYS: &[&str] = &["reference", "amount", "description"];
@@ -206,6 +219,8 @@ pub struct CatalogueItem {
     bills: Vec<Bill>,
     accounts: Vec<Account>,
     reload_range: Option<(Money, Money)>,
+    /// A pay-per-time item's unit and the most units one purchase runs.
+    metering: Option<UnitBilling>,
 }
 
 impl CatalogueItem {
@@ -317,6 +332,11 @@ impl CatalogueItem {
         self.reload_range
     }
 
+    /// A pay-per-time item's unit and limit; `None` for any other kind.
+    pub fn metering(&self) -> Option<UnitBilling> {
+        self.metering
+    }
+
     /// The quote's static information (C) for this item, with the item's designation.
     /// A payment service's quote names the bill or the account in its designation
     /// instead (the server builds it).
@@ -325,6 +345,7 @@ impl CatalogueItem {
             designation: self.designation.clone(),
             kind: self.kind,
             identification_required: self.identification_required,
+            unit_billing: self.metering,
         }
     }
 }
@@ -647,6 +668,20 @@ pub enum CatalogueError {
         /// What is wrong with it.
         #[source]
         reason: PriceError,
+    },
+    /// A pay-per-time item's `unit_seconds`, `max_units` or `price` is out of range.
+    #[error("{at}: item `{item}`: key `{key}`: expected {expected}, found {found}")]
+    BadMetering {
+        /// Where the value is.
+        at: Location,
+        /// The item.
+        item: String,
+        /// The key.
+        key: &'static str,
+        /// What it may be.
+        expected: &'static str,
+        /// What it is.
+        found: String,
     },
     /// `validity_seconds` is not a whole number from 1 to [`MAX_VALIDITY_SECONDS`].
     #[error(
@@ -1384,6 +1419,49 @@ fn parse_item(
             content: Some(parse_content(&entry, files, &id, kind)?),
             ..Offer::priced(fixed_price(&entry, &id, currency)?)
         },
+        ServiceKind::PayPerTime => {
+            if deliver_with_quote {
+                // Fig. 7 hands the service over before the first unit is paid.
+                let at = table
+                    .get("deliver_with_quote")
+                    .map_or_else(|| source.at_span(element), |value| source.at_span(value));
+                return Err(CatalogueError::OnlyForKind {
+                    at,
+                    item: item(),
+                    key: "deliver_with_quote",
+                    wanted: "document or pay-per-view",
+                    kind: kind.name(),
+                });
+            }
+            let price = fixed_price(&entry, &id, currency)?;
+            if price.is_zero() {
+                let at = table
+                    .get("price")
+                    .map_or_else(|| source.at_span(element), |value| source.at_span(value));
+                return Err(CatalogueError::BadMetering {
+                    at,
+                    item: item(),
+                    key: "price",
+                    expected: "a price above zero for each unit",
+                    found: "0".into(),
+                });
+            }
+            let unit = required("unit_seconds")?;
+            let unit_seconds =
+                whole_number(source, &item(), "unit_seconds", unit, MAX_UNIT_SECONDS)?;
+            let max_units = match table.get("max_units") {
+                Some(value) => whole_number(source, &item(), "max_units", value, MAX_UNITS)?,
+                None => DEFAULT_MAX_UNITS,
+            };
+            Offer {
+                content: Some(parse_content(&entry, files, &id, kind)?),
+                metering: Some(UnitBilling {
+                    unit_seconds,
+                    max_units,
+                }),
+                ..Offer::priced(price)
+            }
+        }
         ServiceKind::PhysicalGood => {
             let price = fixed_price(&entry, &id, currency)?;
             // The first of them in file order.
@@ -1452,7 +1530,40 @@ fn parse_item(
         bills: offer.bills,
         accounts: offer.accounts,
         reload_range: offer.reload_range,
+        metering: offer.metering,
     })
+}
+
+/// An integer from 1 to `max` for `key`.
+fn whole_number(
+    source: &Source<'_>,
+    item: &str,
+    key: &'static str,
+    value: &toml::Spanned<DeValue<'_>>,
+    max: u64,
+) -> Result<u32, CatalogueError> {
+    let found = match value.get_ref() {
+        DeValue::Integer(integer) => integer.to_string(),
+        other => other.type_str().to_owned(),
+    };
+    let number = match value.get_ref() {
+        DeValue::Integer(integer) => u64::from_str_radix(integer.as_str(), integer.radix()).ok(),
+        _ => None,
+    };
+    number
+        .filter(|number| (1..=max).contains(number))
+        .and_then(|number| u32::try_from(number).ok())
+        .ok_or_else(|| CatalogueError::BadMetering {
+            at: source.at_span(value),
+            item: item.to_owned(),
+            key,
+            expected: if key == "unit_seconds" {
+                "whole seconds from 1 to 86400"
+            } else {
+                "a whole number of units from 1 to 10000"
+            },
+            found,
+        })
 }
 
 /// What an item sells, by kind: its price, and its content, bills or accounts.
@@ -1463,6 +1574,7 @@ struct Offer {
     bills: Vec<Bill>,
     accounts: Vec<Account>,
     reload_range: Option<(Money, Money)>,
+    metering: Option<UnitBilling>,
 }
 
 impl Offer {
@@ -1474,6 +1586,7 @@ impl Offer {
             bills: Vec::new(),
             accounts: Vec::new(),
             reload_range: None,
+            metering: None,
         }
     }
 }
@@ -1499,6 +1612,7 @@ fn refuse_other_kinds_keys(
     let foreign = [
         (ServiceKind::BillPayment, BILL_ITEM_KEYS),
         (ServiceKind::AccountReload, RELOAD_ITEM_KEYS),
+        (ServiceKind::PayPerTime, METERED_ITEM_KEYS),
     ]
     .into_iter()
     .filter(|(owner, _)| *owner != kind)
@@ -2180,7 +2294,7 @@ mod tests {
             (
                 format!("{doc_a}pricee = \"2\"\n"),
                 |e| matches!(e, CatalogueError::UnknownKey { .. }),
-                "<string>:10:1: item `a`: unknown key `pricee`: expected one of id, designation, kind, price, currency, validity_seconds, deliver_with_quote, available, identification, content, content_file, media_type, bill, min_amount, max_amount, account",
+                "<string>:10:1: item `a`: unknown key `pricee`: expected one of id, designation, kind, price, currency, validity_seconds, deliver_with_quote, available, identification, content, content_file, media_type, bill, min_amount, max_amount, account, unit_seconds, max_units",
             ),
             (
                 "provider = \"p\"\n[[item]]\nid = \"a b\"\n".into(),
@@ -2805,6 +2919,7 @@ mod tests {
                 designation: "Customer area: your subscriptions and invoices".into(),
                 kind: ServiceKind::Document,
                 identification_required: true,
+                unit_billing: None,
             }
         );
         // Everything else is sold to anyone.
@@ -2824,6 +2939,77 @@ mod tests {
     /// A valid account-reload catalogue: lines 8 and 9 are the limits, 10 is
     /// `[[item.account]]`, 11 to 13 its number, prepaid and balance.
     const RELOAD: &str = "provider = \"p\"\n[[item]]\nid = \"r\"\ndesignation = \"Reload\"\nkind = \"account-reload\"\ncurrency = \"EUR\"\nvalidity_seconds = 60\nmin_amount = \"5.00\"\nmax_amount = \"100.00\"\n[[item.account]]\nnumber = \"A-1\"\nprepaid = true\nbalance = \"3.20\"\n";
+
+    /// A pay-per-time item: 0.10 EUR per 30 s.
+    const METERED: &str = "provider = \"p\"\n[[item]]\nid = \"r\"\ndesignation = \"Radio\"\nkind = \"pay-per-time\"\nprice = \"0.10\"\ncurrency = \"EUR\"\nvalidity_seconds = 60\nunit_seconds = 30\ncontent = \"ticket\"\n";
+
+    #[test]
+    fn pay_per_time_items_read_their_unit_and_limit() {
+        let catalogue = from_str(METERED).unwrap();
+        let item = &catalogue.items()[0];
+        assert_eq!(
+            item.metering(),
+            Some(UnitBilling {
+                unit_seconds: 30,
+                max_units: DEFAULT_MAX_UNITS
+            })
+        );
+        assert_eq!(item.static_info().unit_billing, item.metering());
+        let limited = from_str(&format!("{METERED}max_units = 5\n")).unwrap();
+        assert_eq!(limited.items()[0].metering().map(|m| m.max_units), Some(5));
+        // Another kind has no unit.
+        let doc = from_str(&format!("provider = \"p\"\n[[item]]\nid = \"a\"\n{DOC}")).unwrap();
+        assert_eq!(doc.items()[0].metering(), None);
+    }
+
+    #[test]
+    fn pay_per_time_errors_name_the_item_and_the_key() {
+        let cases: Vec<(String, &str)> = vec![
+            (
+                METERED.replace("unit_seconds = 30\n", ""),
+                "<string>:2:1: item `r`: missing key `unit_seconds`",
+            ),
+            (
+                METERED.replace("unit_seconds = 30", "unit_seconds = 0"),
+                "<string>:9:16: item `r`: key `unit_seconds`: expected whole seconds from 1 to 86400, found 0",
+            ),
+            (
+                METERED.replace("unit_seconds = 30", "unit_seconds = 86401"),
+                "<string>:9:16: item `r`: key `unit_seconds`: expected whole seconds from 1 to 86400, found 86401",
+            ),
+            (
+                format!("{METERED}max_units = 10001\n"),
+                "<string>:11:13: item `r`: key `max_units`: expected a whole number of units from 1 to 10000, found 10001",
+            ),
+            (
+                format!("{METERED}max_units = \"5\"\n"),
+                "<string>:11:13: item `r`: key `max_units`: expected a whole number of units from 1 to 10000, found string",
+            ),
+            (
+                METERED.replace("price = \"0.10\"", "price = \"0\""),
+                "<string>:6:9: item `r`: key `price`: expected a price above zero for each unit, found 0",
+            ),
+            (
+                format!("provider = \"p\"\n[[item]]\nid = \"a\"\n{DOC}unit_seconds = 30\n"),
+                "<string>:10:16: item `a`: key `unit_seconds` is only for pay-per-time items, not document",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = from_str(&text).unwrap_err();
+            assert_eq!(error.to_string(), expected, "{text}");
+        }
+        let with_quote = from_str(&format!("{METERED}deliver_with_quote = true\n")).unwrap_err();
+        assert!(
+            matches!(
+                with_quote,
+                CatalogueError::OnlyForKind {
+                    key: "deliver_with_quote",
+                    ..
+                }
+            ),
+            "{with_quote}"
+        );
+    }
 
     #[test]
     fn payment_service_and_identification_errors_name_the_item_the_entry_and_the_key() {

@@ -271,9 +271,10 @@ impl ServiceServer {
                     amount,
                 )
             }
-            ServiceKind::Document | ServiceKind::PayPerView | ServiceKind::PhysicalGood => {
-                (item.designation().to_owned(), item.price())
-            }
+            ServiceKind::Document
+            | ServiceKind::PayPerView
+            | ServiceKind::PhysicalGood
+            | ServiceKind::PayPerTime => (item.designation().to_owned(), item.price()),
         };
         if item.is_payment_service() && price.is_zero() {
             // The catalogue and the limits rule it out; a zero quote would tell the
@@ -430,9 +431,14 @@ impl ServiceServer {
                 customer: customer.cloned(),
             };
         match item.kind() {
-            ServiceKind::Document | ServiceKind::PayPerView => content_delivery(item)
-                .map(|content| (content, Settlement::Content))
-                .ok_or_else(|| format!("service `{}` has no content to deliver", item.id())),
+            // A pay-per-time service is delivered once, when its first unit is paid: the
+            // content is its access (the stream's address, the connection's ticket);
+            // the front-end meters the time.
+            ServiceKind::Document | ServiceKind::PayPerView | ServiceKind::PayPerTime => {
+                content_delivery(item)
+                    .map(|content| (content, Settlement::Content))
+                    .ok_or_else(|| format!("service `{}` has no content to deliver", item.id()))
+            }
             ServiceKind::PhysicalGood => {
                 let number = self
                     .orders_placed
@@ -776,6 +782,7 @@ mod tests {
                     designation: "Annual market report 2026".into(),
                     kind: ServiceKind::Document,
                     identification_required: false,
+                    unit_billing: None,
                 },
                 variable: VariableInfo {
                     price: Money::new(250, Currency::EUR),
@@ -1192,6 +1199,7 @@ mod tests {
                     designation: "City water board bill, bill W-2026-1107".into(),
                     kind: ServiceKind::BillPayment,
                     identification_required: false,
+                    unit_billing: None,
                 },
                 variable: VariableInfo {
                     price: eur(4280),
@@ -1329,6 +1337,7 @@ mod tests {
                 designation: "Prepaid phone credit, account 0612345678: reload of 10.00 EUR".into(),
                 kind: ServiceKind::AccountReload,
                 identification_required: false,
+                unit_billing: None,
             }
         );
         assert_eq!(quote.variable.price, eur(1000));
