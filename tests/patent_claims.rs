@@ -359,8 +359,8 @@ fn claim_16_the_payer_device_identifies_its_user_with_the_card() {
 
     // The proof is the card's: an ARQC over a zero amount, after the card verified the PIN.
     let check = the_identity_check(&run);
-    let Payment::BankCard(card) = &check.proof.proof else {
-        panic!("a bank-card payment")
+    let telepay::messages::IdentityProof::Card(card) = &check.proof.proof else {
+        panic!("a bank-card proof")
     };
     assert_eq!((card.cid, card.amount), (0x80, [0; 6]));
     assert!(card.pin_verified);

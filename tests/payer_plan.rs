@@ -273,7 +273,8 @@ fn a_payment_request_gives_the_amount_and_the_accepted_means() {
         nonce: [0; 16],
         valid_until: Timestamp(60_000),
         accepted_means: vec![CARD],
- session: None, };
+        session: None,
+    };
     let context = PaymentContext::of_request(&request, Some(ServiceKind::Document));
     assert_eq!(
         context,
