@@ -47,7 +47,7 @@ pub(super) struct StoreArgs {
     /// The data directory [default: $TELEPAY_DATA_DIR, else $XDG_DATA_HOME/telepay,
     /// else ~/.local/share/telepay]
     #[arg(long, value_name = "DIR", env = "TELEPAY_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    pub(super) data_dir: Option<PathBuf>,
     /// TESTS ONLY: seal with the weak test KDF cost and accept entries that have it.
     #[arg(
         long,
@@ -82,7 +82,7 @@ pub(super) struct DeleteArgs {
 
 impl StoreArgs {
     /// The store's file; `create_dir` makes the data directory when it is the default.
-    fn file(&self, create_dir: bool) -> Result<KeyStoreFile, CliError> {
+    pub(super) fn file(&self, create_dir: bool) -> Result<KeyStoreFile, CliError> {
         if let Some(path) = &self.keystore {
             return Ok(KeyStoreFile::new(path.clone()));
         }
@@ -95,7 +95,7 @@ impl StoreArgs {
     }
 
     /// Reads the store; an error of its content names the file.
-    fn load(&self, file: &KeyStoreFile) -> Result<KeyStore, CliError> {
+    pub(super) fn load(&self, file: &KeyStoreFile) -> Result<KeyStore, CliError> {
         file.load(self.policy()).map_err(|error| match error {
             KeyStoreError::Io { .. } | KeyStoreError::TooLarge { .. } => error.into(),
             content => CliError::KeyStoreFile {

@@ -6,9 +6,12 @@
 //! naming the input and the fault, and exit with status 1 (2 for usage errors).
 
 mod acquirer;
+mod dispute;
 mod hexarg;
 mod keys;
 mod purchase;
+mod session;
+mod wallet;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -138,9 +141,10 @@ enum Commands {
     #[command(subcommand)]
     Serial(SerialCommand),
     /// Buy a service through the patent's purchase flow A–K, every party embedded: the
-    /// client and payer devices (the card through --reader, default the software card),
-    /// the front-end, the service server and the bank-card acquirer with its journal.
-    /// Exits non-zero, with the reason, unless the service was delivered.
+    /// client and payer devices (the card through --reader, default the software card;
+    /// the wallet with --means wallet|auto), the front-end, the service server, the
+    /// bank-card acquirer with its journal and the wallet acquirer. Exits non-zero, with
+    /// the reason, unless the service was delivered.
     Purchase(purchase::PurchaseArgs),
     /// List the services a catalogue offers (default: the demo catalogue).
     Catalogue(purchase::CatalogueArgs),
@@ -155,6 +159,23 @@ enum Commands {
     /// (claim 12). See docs/keystore.md.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Dispute a payment made from your wallet: the dispute is signed with your
+    /// key-store key and sent through the front-end to the wallet acquirer, which records
+    /// it for review under a case number (not a refund). Exits non-zero unless accepted.
+    Dispute(dispute::DisputeArgs),
+    /// The virtual-wallet acquirer's side of a user's account (claim 10): open it,
+    /// reload it, read its balance. The account is the user's key-store public key.
+    /// See docs/wallet.md.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+    /// A pseudo-session (claim 10): start it, pay within it (the session's wallet
+    /// payments verified by the front-end against a provision), read its totals
+    /// (claim 6), end it (the acquirer settles them). See docs/wallet.md.
+    #[command(subcommand)]
+    Session(session::SessionCommand),
+    /// The payer device's users: the means at their disposal, their payment plans and
+    /// confirmation thresholds (claims 4, 5, 7). See docs/payer.md.
+    Users(purchase::UsersArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -509,6 +530,104 @@ pub enum CliError {
     /// The SIGINT / SIGTERM handlers cannot be installed.
     #[error("cannot install the SIGINT/SIGTERM handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// An option this case needs is missing.
+    #[error("{argument} is needed {when}")]
+    MissingArgument {
+        /// The option.
+        argument: &'static str,
+        /// When it is needed, and what for.
+        when: &'static str,
+    },
+    /// The wallet acquirer's store failed (the error names its file).
+    #[error(transparent)]
+    Wallet(Box<crate::acquirer::wallet::WalletStoreError>),
+    /// The wallet acquirer refused an operation on a user's account.
+    #[error("wallet {}: user {user}: {refusal}", path.display())]
+    WalletRefused {
+        /// The key-store user whose account it is.
+        user: String,
+        /// The wallet store's file.
+        path: PathBuf,
+        /// The acquirer's refusal.
+        refusal: Box<crate::acquirer::wallet::Refusal>,
+    },
+    /// The user's wallet account is not open.
+    #[error(
+        "wallet {}: user {user} has no account (account {account}): open it with `telepay wallet open --user {user}` or `telepay wallet reload --user {user} --amount AMOUNT`",
+        path.display()
+    )]
+    NoWalletAccount {
+        /// The key-store user.
+        user: String,
+        /// The fingerprint of their public key, the account's name.
+        account: String,
+        /// The wallet store's file.
+        path: PathBuf,
+    },
+    /// The front-end's session log failed (the error names its file).
+    #[error(transparent)]
+    SessionLog(Box<crate::frontend::sessions::SessionLogError>),
+    /// The payer configuration is unreadable or refused (the error names the file,
+    /// line and column).
+    #[error(transparent)]
+    PayerConfig(Box<crate::terminal::plan::PayerConfigError>),
+    /// The payer configuration's users refused an operation (no such user).
+    #[error("{}: {source}", path.display())]
+    Plan {
+        /// The payer configuration.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::terminal::plan::PlanError,
+    },
+    /// `telepay session start` while a session is open.
+    #[error(
+        "session {name} is already open (started {started}, {}): end it with `telepay session end` first",
+        path.display()
+    )]
+    SessionAlreadyOpen {
+        /// The open session.
+        name: String,
+        /// When it started.
+        started: String,
+        /// Its file.
+        path: PathBuf,
+    },
+    /// A session command with no session open.
+    #[error(
+        "no session is open ({} does not exist): start one with `telepay session start NAME`",
+        path.display()
+    )]
+    NoSession {
+        /// Where the session file was looked for.
+        path: PathBuf,
+    },
+    /// The session file cannot be read, written or removed.
+    #[error("session file {}: {source}", path.display())]
+    SessionFile {
+        /// The file (or its temporary sibling, or its directory).
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The session file does not hold what telepay writes.
+    #[error("session file {}: {reason}", path.display())]
+    SessionFileContent {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The front-end did not answer the end of a session.
+    #[error("the front-end did not answer the end of session {name}")]
+    SessionNotClosed {
+        /// The session.
+        name: String,
+    },
+    /// A dispute was rejected, went unanswered, or could not be made.
+    #[error("{0}")]
+    Dispute(String),
 }
 
 /// `From` for each layer's error into its boxed `CliError` variant. Boxed: errors are
@@ -536,6 +655,8 @@ boxed_from! {
     crate::telecollection::centre::CentreError => Centre,
     crate::telecollection::server::ServeError => CentreServe,
     crate::telecollection::server::RemitError => Remit,
+    crate::acquirer::wallet::WalletStoreError => Wallet,
+    crate::frontend::sessions::SessionLogError => SessionLog,
 }
 
 /// Runs the command line and returns the process's exit status.
@@ -583,6 +704,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Commands::Acquirer(command) => acquirer::acquirer(global, command, out),
         Commands::Telecollection(command) => acquirer::telecollection(global, command, out),
         Commands::Keys(command) => keys::keys(global, command, out),
+        Commands::Dispute(args) => dispute::dispute(global, args, out),
+        Commands::Wallet(command) => wallet::wallet(global, command, out),
+        Commands::Session(command) => session::session(global, command, out),
+        Commands::Users(args) => purchase::users(global, args, out),
     }
 }
 
