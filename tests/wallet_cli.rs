@@ -938,3 +938,67 @@ fn a_dispute_of_a_wallet_payment_is_recorded_under_a_case_and_refunds_nothing() 
         "{line}"
     );
 }
+
+/// A pay-per-time service on the command line: `--units 2` pays two one-second units
+/// from the wallet, then the service stops; the balance drops by two units.
+#[test]
+fn pay_per_time_pays_the_units_asked_for_then_stops() {
+    let dir = TempDir::new("wallet-per-time");
+    let data = dir.path();
+    new_alice(data);
+    ok(&telepay(
+        &["wallet", "reload", "--user", "alice", "--amount", "20.00"],
+        "",
+        data,
+    ));
+    let catalogue = dir.file("radio.toml");
+    std::fs::write(
+        &catalogue,
+        "provider = \"radio\"\n[[item]]\nid = \"live\"\ndesignation = \"Live radio\"\n\
+         kind = \"pay-per-time\"\nprice = \"0.10\"\ncurrency = \"EUR\"\nvalidity_seconds = 60\n\
+         unit_seconds = 1\nmax_units = 10\ncontent = \"stream ticket\"\n",
+    )
+    .unwrap();
+    let catalogue = catalogue.display().to_string();
+    let bought = ok(&telepay(
+        &[
+            "purchase",
+            "--catalogue",
+            &catalogue,
+            "--means",
+            "wallet",
+            "--user",
+            "alice",
+            "--pin-stdin",
+            "--units",
+            "2",
+        ],
+        &format!("{PIN}\n"),
+        data,
+    ));
+    assert!(
+        bought.contains(
+            "live stopped after 2 unit(s), 0.20 EUR paid: the 2 unit(s) asked for were paid"
+        ),
+        "{bought}"
+    );
+    assert_eq!(value(&balance(data), "balance"), "19.80 EUR");
+    // --units is for pay-per-time services only.
+    let refused = telepay(
+        &[
+            "purchase",
+            "--means",
+            "wallet",
+            "--user",
+            "alice",
+            "--pin-stdin",
+            "--service",
+            "market-report-2026",
+            "--units",
+            "2",
+        ],
+        &format!("{PIN}\n"),
+        data,
+    );
+    assert!(error_line(&refused).contains("--units"), "{refused:?}");
+}

@@ -136,6 +136,10 @@ pub(super) struct PurchaseArgs {
     /// The reload's amount, e.g. 20.00, in the service's currency
     #[arg(long, value_name = "AMOUNT", requires = "account")]
     amount: Option<String>,
+    /// For a pay-per-time service: pay at most this many units (each is paid when the
+    /// previous one runs out) [default: the service's limit]
+    #[arg(long, value_name = "N", conflicts_with_all = ["bill", "account", "deliver_to"])]
+    units: Option<u32>,
 }
 
 impl PurchaseArgs {
@@ -727,6 +731,16 @@ pub(super) fn run(
 ) -> Result<Ran, CliError> {
     let catalogue = load_catalogue(args.catalogue.as_deref())?;
     let (service, payment_service) = what_to_buy(&catalogue, args)?;
+    let metered = catalogue
+        .get(&service)
+        .is_some_and(|item| item.kind() == ServiceKind::PayPerTime);
+    if let (Some(units), false) = (args.units, metered) {
+        return Err(CliError::BadArgument {
+            argument: "--units",
+            input: units.to_string(),
+            expected: "a pay-per-time service (see `telepay catalogue`)",
+        });
+    }
     let address = args.deliver_to.as_deref().map(parse_address).transpose()?;
     let provision = match session {
         Some(session) => provision_minor(&catalogue, &service, session.provision)?,
@@ -774,6 +788,9 @@ pub(super) fn run(
     let run = match payment_service {
         Some(payment_service) => {
             network.pay_service(&service, payment_service, SystemClock, Faults::none())
+        }
+        None if metered => {
+            network.purchase_metered(&service, args.units, SystemClock, Faults::none())
         }
         None => network.purchase(&service, address, SystemClock, Faults::none()),
     }
