@@ -137,66 +137,90 @@ impl<C: CardChannel, U: PayerUser> Role for PayerDevice<C, U> {
     }
 }
 
+impl Handled {
+    /// `answer` sent back to `to` from `from`, or, when the role could not answer (no
+    /// durable record, so no answer: the sender's deadline decides), its error as a
+    /// note.
+    fn answer<E: std::fmt::Display>(
+        from: Party,
+        to: &Party,
+        answer: Result<Message, E>,
+    ) -> Handled {
+        match answer {
+            Ok(message) => Handled::send(vec![Envelope {
+                from,
+                to: to.clone(),
+                message,
+            }]),
+            Err(error) => Handled::note(error.to_string()),
+        }
+    }
+
+    /// Nothing sent; why.
+    fn note(note: String) -> Handled {
+        Handled {
+            sent: Vec::new(),
+            note: Some(note),
+        }
+    }
+}
+
+/// A reversal expects no answer: its outcome, or the error, as a note.
+fn reversal_note<O: std::fmt::Display, E: std::fmt::Display>(
+    reversal: &crate::messages::Reversal,
+    outcome: Result<O, E>,
+) -> Handled {
+    Handled::note(match outcome {
+        Ok(outcome) => format!("reversal of {}: {outcome}", reversal.payment),
+        Err(error) => error.to_string(),
+    })
+}
+
 impl Role for BankCardAcquirer {
     fn party(&self) -> Party {
         Party::Acquirer(self.id().clone())
     }
 
     fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Handled {
+        let party = self.party();
         match message {
-            Message::AcquirerTransaction(transaction) => match self.authorise(&transaction, now) {
-                Ok(acknowledgement) => Handled::send(vec![Envelope {
-                    from: self.party(),
-                    to: from.clone(),
-                    message: Message::Acknowledgement(acknowledgement),
-                }]),
-                // No durable record, no acknowledgement: the front-end's deadline
-                // reverses the payment.
-                Err(error) => Handled {
-                    sent: Vec::new(),
-                    note: Some(error.to_string()),
-                },
-            },
-            Message::IdentityCheck(check) => match self.identify(&check, now) {
-                Ok(verdict) => Handled::send(vec![Envelope {
-                    from: self.party(),
-                    to: from.clone(),
-                    message: Message::IdentityVerdict(verdict),
-                }]),
-                // No durable counter, no verdict: the front-end's deadline ends the
-                // identification.
-                Err(error) => Handled {
-                    sent: Vec::new(),
-                    note: Some(error.to_string()),
-                },
-            },
-            Message::Reversal(reversal) => match self.reverse(&reversal, now) {
-                Ok(outcome) => Handled {
-                    sent: Vec::new(),
-                    note: Some(format!("reversal of {}: {outcome:?}", reversal.payment)),
-                },
-                Err(error) => Handled {
-                    sent: Vec::new(),
-                    note: Some(error.to_string()),
-                },
-            },
+            // No durable record, no acknowledgement: the front-end's deadline reverses
+            // the payment.
+            Message::AcquirerTransaction(transaction) => Handled::answer(
+                party,
+                from,
+                self.authorise(&transaction, now)
+                    .map(Message::Acknowledgement),
+            ),
+            // No durable counter, no verdict: the front-end's deadline ends the
+            // identification.
+            Message::IdentityCheck(check) => Handled::answer(
+                party,
+                from,
+                self.identify(&check, now).map(Message::IdentityVerdict),
+            ),
+            Message::Reversal(reversal) => {
+                let outcome = self
+                    .reverse(&reversal, now)
+                    .map(|outcome| format!("{outcome:?}"));
+                reversal_note(&reversal, outcome)
+            }
             // Claims 8, 9: a card payment is disputed with the card's issuer, under the
             // card schemes' chargeback rules, not with the acquirer of a telepayment.
-            Message::DisputeCase(case) => Handled::send(vec![Envelope {
-                from: self.party(),
-                to: from.clone(),
-                message: Message::DisputeOutcome(crate::messages::DisputeOutcome {
-                    dispute: case.dispute.dispute,
-                    acquirer: Some(self.id().clone()),
-                    outcome: crate::messages::DisputeDecision::Rejected {
-                        reason: "disputes on bank-card payments go to the card issuer".into(),
+            Message::DisputeCase(case) => Handled::answer(
+                party,
+                from,
+                Ok::<_, std::convert::Infallible>(Message::DisputeOutcome(
+                    crate::messages::DisputeOutcome {
+                        dispute: case.dispute.dispute,
+                        acquirer: Some(self.id().clone()),
+                        outcome: crate::messages::DisputeDecision::Rejected {
+                            reason: "disputes on bank-card payments go to the card issuer".into(),
+                        },
                     },
-                }),
-            }]),
-            other => Handled {
-                sent: Vec::new(),
-                note: Some(format!("an acquirer takes no {} message", other.step())),
-            },
+                )),
+            ),
+            other => Handled::note(format!("an acquirer takes no {} message", other.step())),
         }
     }
 }
@@ -207,59 +231,34 @@ impl Role for WalletAcquirer {
     }
 
     fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Handled {
+        let party = self.party();
         match message {
-            Message::AcquirerTransaction(transaction) => match self.authorise(&transaction, now) {
-                Ok(acknowledgement) => Handled::send(vec![Envelope {
-                    from: self.party(),
-                    to: from.clone(),
-                    message: Message::Acknowledgement(acknowledgement),
-                }]),
-                // No durable record, no acknowledgement: the front-end's deadline
-                // reverses the payment.
-                Err(error) => Handled {
-                    sent: Vec::new(),
-                    note: Some(error.to_string()),
-                },
-            },
-            Message::SessionSettlement(settlement) => match self.settle(&settlement, now) {
-                Ok(result) => Handled::send(vec![Envelope {
-                    from: self.party(),
-                    to: from.clone(),
-                    message: Message::SettlementResult(result),
-                }]),
-                // Nothing settled: the front-end sends the settlement again.
-                Err(error) => Handled {
-                    sent: Vec::new(),
-                    note: Some(error.to_string()),
-                },
-            },
-            Message::Reversal(reversal) => match self.reverse(&reversal, now) {
-                Ok(outcome) => Handled {
-                    sent: Vec::new(),
-                    note: Some(format!("reversal of {}: {outcome}", reversal.payment)),
-                },
-                Err(error) => Handled {
-                    sent: Vec::new(),
-                    note: Some(error.to_string()),
-                },
-            },
-            Message::DisputeCase(case) => match self.dispute(&case, now) {
-                Ok(outcome) => Handled::send(vec![Envelope {
-                    from: self.party(),
-                    to: from.clone(),
-                    message: Message::DisputeOutcome(outcome),
-                }]),
-                // Nothing recorded, no outcome: the front-end's deadline tells the payer
-                // device the dispute is unanswered.
-                Err(error) => Handled {
-                    sent: Vec::new(),
-                    note: Some(error.to_string()),
-                },
-            },
-            other => Handled {
-                sent: Vec::new(),
-                note: Some(format!("an acquirer takes no {} message", other.step())),
-            },
+            // No durable record, no acknowledgement: the front-end's deadline reverses
+            // the payment.
+            Message::AcquirerTransaction(transaction) => Handled::answer(
+                party,
+                from,
+                self.authorise(&transaction, now)
+                    .map(Message::Acknowledgement),
+            ),
+            // Nothing settled: the front-end sends the settlement again.
+            Message::SessionSettlement(settlement) => Handled::answer(
+                party,
+                from,
+                self.settle(&settlement, now).map(Message::SettlementResult),
+            ),
+            Message::Reversal(reversal) => {
+                let outcome = self.reverse(&reversal, now);
+                reversal_note(&reversal, outcome)
+            }
+            // Nothing recorded, no outcome: the front-end's deadline tells the payer
+            // device the dispute is unanswered.
+            Message::DisputeCase(case) => Handled::answer(
+                party,
+                from,
+                self.dispute(&case, now).map(Message::DisputeOutcome),
+            ),
+            other => Handled::note(format!("an acquirer takes no {} message", other.step())),
         }
     }
 }
