@@ -1132,11 +1132,14 @@ fn close_if_resolved(session: &mut Session) -> Vec<Envelope> {
         match &segment.state {
             SegmentState::Settled(result) => {
                 payments = payments.saturating_add(result.settled);
+                // A zero carries no currency worth keeping (an acquirer that knew no
+                // such provision answers zero in "XXX"): the sum takes the first
+                // currency something was debited in.
                 debited = Some(match debited {
-                    Some(sum) => {
+                    Some(sum) if sum.minor > 0 => {
                         Money::new(sum.minor.saturating_add(result.debited.minor), sum.currency)
                     }
-                    None => result.debited,
+                    _ => result.debited,
                 });
             }
             _ => settled = false,
