@@ -62,7 +62,7 @@ pub(super) enum SessionCommand {
     /// standard input in the same order). The session's wallet payments after its
     /// first are verified by the front-end against the provision, without the
     /// acquirer. Prints the session's totals after the purchase.
-    Pay(PurchaseArgs),
+    Pay(Box<PurchaseArgs>),
     /// End the open session: the front-end settles its wallet payments with the wallet
     /// acquirer, which debits their sum. Prints what was debited and the final totals,
     /// and removes session.json.
