@@ -88,16 +88,11 @@ impl BankCardAcquirer {
             if first == check {
                 return Ok(verdict.clone());
             }
-            let reason = RefusalReason::PaymentIdReused;
             return Ok(IdentityVerdict {
                 acquirer: self.id().clone(),
                 purchase: check.request.purchase.clone(),
                 identification: identification.clone(),
-                verdict: Verdict::Negative {
-                    response_code: reason.response_code(),
-                    reason,
-                    arpc: None,
-                },
+                verdict: Verdict::refused(RefusalReason::PaymentIdReused),
                 customer: None,
             });
         }
@@ -165,12 +160,7 @@ impl BankCardAcquirer {
             let mut decision = rules.decide(transaction, &known.history);
             if known.reversed {
                 // The reversal overtook F: refuse, and spend no counter on it.
-                let reason = RefusalReason::Cancelled;
-                decision.acknowledgement.verdict = Verdict::Negative {
-                    response_code: reason.response_code(),
-                    reason,
-                    arpc: None,
-                };
+                decision.acknowledgement.verdict = Verdict::refused(RefusalReason::Cancelled);
                 decision.record_atc = None;
             }
             decision
@@ -182,20 +172,13 @@ impl BankCardAcquirer {
             }
             // Another transaction under a used identifier: refused, and not recorded
             // (the identifier's first transaction stands).
-            Authorisation::AlreadyRecorded(_) => {
-                let reason = RefusalReason::PaymentIdReused;
-                Ok(Acknowledgement {
-                    acquirer: self.id().clone(),
-                    purchase: transaction.transaction.purchase.clone(),
-                    payment: payment.clone(),
-                    verdict: Verdict::Negative {
-                        response_code: reason.response_code(),
-                        reason,
-                        arpc: None,
-                    },
-                    provision: None,
-                })
-            }
+            Authorisation::AlreadyRecorded(_) => Ok(Acknowledgement {
+                acquirer: self.id().clone(),
+                purchase: transaction.transaction.purchase.clone(),
+                payment: payment.clone(),
+                verdict: Verdict::refused(RefusalReason::PaymentIdReused),
+                provision: None,
+            }),
         }
     }
 

@@ -500,7 +500,11 @@ impl<E: Entropy> FrontEnd<E> {
             Stage::AwaitingIdentityCheck => {
                 // The card waits for a verdict: a negative one lets it end with an AAC.
                 let reason = RefusalReason::AcquirerUnreachable;
-                let mut sent = vec![identification_result(purchase, negative(reason), None)];
+                let mut sent = vec![identification_result(
+                    purchase,
+                    Verdict::refused(reason),
+                    None,
+                )];
                 sent.extend(fail(
                     purchase,
                     Failure::IdentificationFailed {
@@ -796,7 +800,11 @@ impl<E: Entropy> FrontEnd<E> {
                     sent
                 }
                 Err((reason, why)) => {
-                    let mut sent = vec![identification_result(purchase, negative(reason), None)];
+                    let mut sent = vec![identification_result(
+                        purchase,
+                        Verdict::refused(reason),
+                        None,
+                    )];
                     sent.extend(fail(
                         purchase,
                         Failure::IdentificationFailed { reason: why },
@@ -813,7 +821,7 @@ impl<E: Entropy> FrontEnd<E> {
                 let reason = RefusalReason::NoAcquirer;
                 let mut sent = vec![identification_result(
                     purchase,
-                    negative(reason.clone()),
+                    Verdict::refused(reason.clone()),
                     None,
                 )];
                 sent.extend(fail(
@@ -1435,21 +1443,7 @@ fn next_unit<E: Entropy>(
     };
     let unit = metering.units.saturating_add(1);
     let designation = unit_designation(&quote.static_info.designation, unit, &metering);
-    let payment = PaymentRequest {
-        purchase: purchase.id.clone(),
-        payment: PaymentId(format!("{}-PAY-{unit}", purchase.id)),
-        merchant: config.merchant.clone(),
-        service: purchase.request.service.clone(),
-        designation_digest: PaymentRequest::digest_designation(&designation),
-        designation,
-        amount: quote.variable.price,
-        date: now,
-        nonce: entropy.nonce(),
-        valid_until: now.plus_millis(config.payer_timeout_ms),
-        accepted_means: accepted_means(config),
-        session: purchase.request.session.clone(),
-    };
-    purchase.payment = Some(payment.clone());
+    // A fresh payment: nothing of the previous unit's carries over.
     purchase.transaction = None;
     purchase.acknowledgement = None;
     purchase.payer_acknowledgement = None;
@@ -1457,6 +1451,46 @@ fn next_unit<E: Entropy>(
     purchase.reversed = false;
     purchase.provision = None;
     purchase.segment = None;
+    ask_payment(
+        purchase,
+        config,
+        entropy,
+        now,
+        PaymentId(format!("{}-PAY-{unit}", purchase.id)),
+        designation,
+        quote.variable.price,
+        now.plus_millis(config.payer_timeout_ms),
+    )
+}
+
+/// Sends the payer device the payment request D for `amount` under `payment`, and
+/// waits for its transaction.
+#[allow(clippy::too_many_arguments)]
+fn ask_payment<E: Entropy>(
+    purchase: &mut Purchase,
+    config: &FrontEndConfig,
+    entropy: &mut E,
+    now: Timestamp,
+    payment: PaymentId,
+    designation: String,
+    amount: Money,
+    valid_until: Timestamp,
+) -> Vec<Envelope> {
+    let payment = PaymentRequest {
+        purchase: purchase.id.clone(),
+        payment,
+        merchant: config.merchant.clone(),
+        service: purchase.request.service.clone(),
+        designation_digest: PaymentRequest::digest_designation(&designation),
+        designation,
+        amount,
+        date: now,
+        nonce: entropy.nonce(),
+        valid_until,
+        accepted_means: accepted_means(config),
+        session: purchase.request.session.clone(),
+    };
+    purchase.payment = Some(payment.clone());
     purchase.stage = Stage::AwaitingTransaction;
     purchase.deadline = Some(now.plus_millis(config.payer_timeout_ms));
     vec![Envelope {
@@ -1529,28 +1563,16 @@ fn after_quote<E: Entropy>(
             quote.static_info.designation,
         ),
     };
-    let payment = PaymentRequest {
-        purchase: purchase.id.clone(),
+    ask_payment(
+        purchase,
+        config,
+        entropy,
+        now,
         payment,
-        merchant: config.merchant.clone(),
-        service: purchase.request.service.clone(),
-        designation_digest: PaymentRequest::digest_designation(&designation),
         designation,
-        amount: quote.variable.price,
-        date: now,
-        nonce: entropy.nonce(),
-        valid_until: quote.validity.valid_until,
-        accepted_means: accepted_means(config),
-        session: purchase.request.session.clone(),
-    };
-    purchase.payment = Some(payment.clone());
-    purchase.stage = Stage::AwaitingTransaction;
-    purchase.deadline = Some(now.plus_millis(config.payer_timeout_ms));
-    vec![Envelope {
-        from: Party::FrontEnd,
-        to: Party::Payer(purchase.request.terminal.clone()),
-        message: Message::PaymentRequest(payment),
-    }]
+        quote.variable.price,
+        quote.validity.valid_until,
+    )
 }
 
 fn accepted_means(config: &FrontEndConfig) -> Vec<Means> {
@@ -1618,15 +1640,6 @@ fn identification_result(
     };
     purchase.identification_result = Some(result.clone());
     result
-}
-
-/// A negative verdict decided by the front-end itself.
-fn negative(reason: RefusalReason) -> Verdict {
-    Verdict::Negative {
-        response_code: reason.response_code(),
-        reason,
-        arpc: None,
-    }
 }
 
 fn service_order(purchase: &Purchase) -> Envelope {
@@ -1719,7 +1732,7 @@ fn negative_h(purchase: &mut Purchase, reason: RefusalReason) -> Envelope {
         message: Message::PayerAcknowledgement(PayerAcknowledgement {
             purchase: purchase.id.clone(),
             payment,
-            verdict: negative(reason),
+            verdict: Verdict::refused(reason),
         }),
     };
     purchase.payer_acknowledgement = Some(h.clone());

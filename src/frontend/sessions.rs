@@ -15,11 +15,12 @@
 //! throw-away runs, [`SqliteSessionLog`] for a front-end whose payments must survive it
 //! (one durable transaction per write, as the acquirers' stores).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::acquirer::wallet;
 use crate::acquirer::wallet::{
     AccountKey, Provision, ProvisionState, ProvisionTally, Refusal, Reservation,
     SignedWalletPayment, WalletPayment,
@@ -622,6 +623,10 @@ pub enum Route {
 pub struct Sessions {
     open: BTreeMap<(TerminalId, SessionId), Session>,
     by_segment: BTreeMap<SessionId, (TerminalId, SessionId)>,
+    /// The sessions with a settlement deadline, so that [`Sessions::poll_timeout`] —
+    /// asked each time the runner's queue empties — does not scan every session ever
+    /// opened.
+    waiting: BTreeSet<(TerminalId, SessionId)>,
     log: Box<dyn SessionLog>,
 }
 
@@ -636,22 +641,6 @@ impl std::fmt::Debug for Sessions {
 impl Default for Sessions {
     fn default() -> Self {
         Sessions::new(Box::new(MemorySessionLog::default()))
-    }
-}
-
-/// The wire form of a refusal decided by the front-end's check of a session payment.
-fn refusal_reason(refusal: &Refusal) -> RefusalReason {
-    match refusal {
-        Refusal::Signature(_) => RefusalReason::SignatureInvalid,
-        Refusal::SequenceNotIncreasing { .. } | Refusal::StaleSequence { .. } => {
-            RefusalReason::ReplayedSequence
-        }
-        Refusal::ProvisionExceeded { .. } => RefusalReason::ProvisionExceeded,
-        Refusal::InsufficientFunds { .. } => RefusalReason::InsufficientFunds,
-        Refusal::UnknownAccount { .. } => RefusalReason::UnknownAccount,
-        // Another account, merchant or currency than the provision's, or a zero amount:
-        // the payment is not the one the session may take.
-        _ => RefusalReason::MismatchWithRequest,
     }
 }
 
@@ -723,6 +712,10 @@ impl Sessions {
                 deadline,
             });
         }
+        let keys: Vec<(TerminalId, SessionId)> = sessions.open.keys().cloned().collect();
+        for key in &keys {
+            sessions.track(key);
+        }
         Ok(sessions)
     }
 
@@ -730,6 +723,7 @@ impl Sessions {
         Sessions {
             open: BTreeMap::new(),
             by_segment: BTreeMap::new(),
+            waiting: BTreeSet::new(),
             log,
         }
     }
@@ -749,6 +743,33 @@ impl Sessions {
     /// provision (and recorded), or sent to `acquirer` to open one.
     #[allow(clippy::too_many_arguments)]
     pub fn route(
+        &mut self,
+        terminal: &TerminalId,
+        session: &SessionId,
+        signed: &SignedWalletPayment,
+        acquirer: &AcquirerId,
+        prefix: &str,
+        provision_minor: u64,
+        now: Timestamp,
+        settle_timeout_ms: i64,
+    ) -> Route {
+        let route = self.route_untracked(
+            terminal,
+            session,
+            signed,
+            acquirer,
+            prefix,
+            provision_minor,
+            now,
+            settle_timeout_ms,
+        );
+        self.track(&(terminal.clone(), session.clone()));
+        route
+    }
+
+    /// [`Sessions::route`], before the session's deadlines are tracked.
+    #[allow(clippy::too_many_arguments)]
+    fn route_untracked(
         &mut self,
         terminal: &TerminalId,
         session: &SessionId,
@@ -801,7 +822,10 @@ impl Sessions {
                             settle = Some(Box::new(settlement(current)));
                         }
                         Err(refusal) => {
-                            return Route::Refused(refusal_reason(&refusal), refusal.to_string());
+                            return Route::Refused(
+                                wallet::system::refusal_reason(&refusal),
+                                refusal.to_string(),
+                            );
                         }
                     }
                 }
@@ -881,9 +905,12 @@ impl Sessions {
             state: ProvisionState::Open,
         };
         let mut tally = ProvisionTally::new(provision.clone(), grant.sequence_floor);
-        tally
-            .admit(first)
-            .map_err(|refusal| (refusal_reason(&refusal), refusal.to_string()))?;
+        tally.admit(first).map_err(|refusal| {
+            (
+                wallet::system::refusal_reason(&refusal),
+                refusal.to_string(),
+            )
+        })?;
         let opened = OpenedSegment {
             segment: segment.clone(),
             terminal: session.terminal.clone(),
@@ -904,6 +931,22 @@ impl Sessions {
     /// may exist at the acquirer (`release`), settle it empty so that its amount is
     /// released. Returns the settlement to send, if any.
     pub fn abandon(
+        &mut self,
+        segment: &SessionId,
+        release: bool,
+        now: Timestamp,
+        settle_timeout_ms: i64,
+    ) -> Option<Envelope> {
+        let key = self.by_segment.get(segment).cloned();
+        let sent = self.abandon_untracked(segment, release, now, settle_timeout_ms);
+        if let Some(key) = key {
+            self.track(&key);
+        }
+        sent
+    }
+
+    /// [`Sessions::abandon`], before the session's deadlines are tracked.
+    fn abandon_untracked(
         &mut self,
         segment: &SessionId,
         release: bool,
@@ -932,6 +975,18 @@ impl Sessions {
     /// The client ends its session: every open provision is settled; when there is
     /// nothing to wait for, the [`SessionClosed`] at once.
     pub fn end(
+        &mut self,
+        end: &SessionEnd,
+        now: Timestamp,
+        settle_timeout_ms: i64,
+    ) -> (Vec<Envelope>, Option<String>) {
+        let answer = self.end_untracked(end, now, settle_timeout_ms);
+        self.track(&(end.terminal.clone(), end.session.clone()));
+        answer
+    }
+
+    /// [`Sessions::end`], before the session's deadlines are tracked.
+    fn end_untracked(
         &mut self,
         end: &SessionEnd,
         now: Timestamp,
@@ -991,6 +1046,20 @@ impl Sessions {
         now: Timestamp,
         settle_timeout_ms: i64,
     ) -> Vec<Envelope> {
+        let sent = self.after_opening_untracked(segment, now, settle_timeout_ms);
+        if let Some(key) = self.by_segment.get(segment).cloned() {
+            self.track(&key);
+        }
+        sent
+    }
+
+    /// [`Sessions::after_opening`], before the session's deadlines are tracked.
+    fn after_opening_untracked(
+        &mut self,
+        segment: &SessionId,
+        now: Timestamp,
+        settle_timeout_ms: i64,
+    ) -> Vec<Envelope> {
         let Some(key) = self.by_segment.get(segment).cloned() else {
             return Vec::new();
         };
@@ -1014,6 +1083,20 @@ impl Sessions {
 
     /// The acquirer's settlement of a provision.
     pub fn settled(
+        &mut self,
+        from: &Party,
+        result: SettlementResult,
+    ) -> (Vec<Envelope>, Option<String>) {
+        let key = self.by_segment.get(&result.segment).cloned();
+        let answer = self.settled_untracked(from, result);
+        if let Some(key) = key {
+            self.track(&key);
+        }
+        answer
+    }
+
+    /// [`Sessions::settled`], before the session's deadlines are tracked.
+    fn settled_untracked(
         &mut self,
         from: &Party,
         result: SettlementResult,
@@ -1074,11 +1157,27 @@ impl Sessions {
 
     /// The earliest settlement deadline.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.open
-            .values()
+        self.waiting
+            .iter()
+            .filter_map(|key| self.open.get(key))
             .flat_map(|session| session.segments.iter())
             .filter_map(|segment| segment.deadline)
             .min()
+    }
+
+    /// Keeps [`Sessions::waiting`] in step with the session's deadlines.
+    fn track(&mut self, key: &(TerminalId, SessionId)) {
+        let waits = self.open.get(key).is_some_and(|session| {
+            session
+                .segments
+                .iter()
+                .any(|segment| segment.deadline.is_some())
+        });
+        if waits {
+            self.waiting.insert(key.clone());
+        } else {
+            self.waiting.remove(key);
+        }
     }
 
     /// Sends again the settlements not answered by `now`, `attempts` times at most;
@@ -1090,7 +1189,11 @@ impl Sessions {
         settle_timeout_ms: i64,
     ) -> Vec<Envelope> {
         let mut sent = Vec::new();
-        for session in self.open.values_mut() {
+        let waiting: Vec<(TerminalId, SessionId)> = self.waiting.iter().cloned().collect();
+        for key in &waiting {
+            let Some(session) = self.open.get_mut(key) else {
+                continue;
+            };
             let mut touched = false;
             for segment in &mut session.segments {
                 if segment.deadline.is_none_or(|deadline| deadline > now) {
@@ -1115,6 +1218,9 @@ impl Sessions {
             if touched {
                 sent.extend(close_if_resolved(session));
             }
+        }
+        for key in &waiting {
+            self.track(key);
         }
         sent
     }
