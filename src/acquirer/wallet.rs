@@ -17,7 +17,7 @@
 //!   front-end checks itself;
 //! - [`dispute`]: the statement that disputes a payment, which this acquirer checks and
 //!   records for review;
-//! - [`statement`]: the encoding rules and the error both statements share.
+//! - [`statement`]: the encoding rules, the error and the signed form ([`statement::Signed`]) both statements share.
 
 pub mod dispute;
 pub mod encoding;

@@ -34,8 +34,8 @@
 //! acquirer keeps disputes by it, and no relay can file the user's statement twice
 //! under two names.
 
-use super::encoding::{AccountKey, SIGNATURE_LEN};
-use super::statement::{self, Reader, StatementError, Writer};
+use super::encoding::AccountKey;
+use super::statement::{Reader, Signed, Statement, StatementError, Writer};
 use crate::messages::{Dispute, DisputeId, MerchantId, PaymentId, Timestamp};
 
 /// The domain tag that opens every encoded dispute statement.
@@ -108,69 +108,26 @@ impl DisputeStatement {
     }
 }
 
-/// A dispute statement with its signature by the account's key: ECDSA P-256 with
-/// SHA-256 (FIPS 186-5 §6.4) over [`DisputeStatement::encode`], `r ‖ s` big-endian.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SignedDispute {
-    /// The statement.
-    pub statement: DisputeStatement,
-    /// `r ‖ s`.
-    pub signature: [u8; SIGNATURE_LEN],
-}
+/// A dispute statement with its signature by the account's key ([`Signed`]).
+pub type SignedDispute = Signed<DisputeStatement>;
 
-impl SignedDispute {
-    /// `statement` signed by `sign`.
-    ///
-    /// # Errors
-    /// The statement has no encoding (a text too long).
-    pub fn sign(
-        statement: DisputeStatement,
-        sign: impl FnOnce(&[u8]) -> p256::ecdsa::Signature,
-    ) -> Result<SignedDispute, StatementError> {
-        let message = statement.encode()?;
-        let signature = sign(&message).to_bytes().into();
-        Ok(SignedDispute {
-            statement,
-            signature,
-        })
+impl Statement for DisputeStatement {
+    const KIND: &'static str = KIND;
+
+    fn encode(&self) -> Result<Vec<u8>, StatementError> {
+        DisputeStatement::encode(self)
     }
 
-    /// Checks the signature with the statement's account key over its encoding.
-    ///
-    /// # Errors
-    /// [`StatementError::SignatureEncoding`] or [`StatementError::BadSignature`].
-    pub fn verify(&self) -> Result<(), StatementError> {
-        let message = self.statement.encode()?;
-        statement::verify(
-            KIND,
-            &self.statement.dispute.0,
-            &self.statement.account,
-            &message,
-            &self.signature,
-        )
+    fn decode(bytes: &[u8]) -> Result<Self, StatementError> {
+        DisputeStatement::decode(bytes)
     }
-}
 
-/// On the wire a signed dispute is `{"statement": HEX, "signature": HEX}`: its canonical
-/// encoding and its signature in upper-case hex.
-impl serde::Serialize for SignedDispute {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::Error;
-        let encoded = self.statement.encode().map_err(S::Error::custom)?;
-        statement::wire::Wire::new(&encoded, &self.signature).serialize(serializer)
+    fn account(&self) -> &AccountKey {
+        &self.account
     }
-}
 
-impl<'de> serde::Deserialize<'de> for SignedDispute {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let wire = statement::wire::Wire::deserialize(deserializer)?;
-        let (encoded, signature) = wire.bytes(KIND).map_err(D::Error::custom)?;
-        let statement = DisputeStatement::decode(&encoded).map_err(D::Error::custom)?;
-        Ok(SignedDispute {
-            statement,
-            signature,
-        })
+    fn subject(&self) -> &str {
+        &self.dispute.0
     }
 }
 

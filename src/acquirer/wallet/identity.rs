@@ -38,8 +38,8 @@
 
 use sha2::Digest;
 
-use super::encoding::{AccountKey, SIGNATURE_LEN};
-use super::statement::{self, Reader, StatementError, Writer};
+use super::encoding::AccountKey;
+use super::statement::{Reader, Signed, Statement, StatementError, Writer};
 use crate::messages::{
     CustomerId, IdentificationId, IdentificationRequest, MerchantId, RefusalReason, Timestamp,
 };
@@ -137,70 +137,26 @@ impl IdentityStatement {
     }
 }
 
-/// An identity statement with its signature by the account's key: ECDSA P-256 with
-/// SHA-256 (FIPS 186-5 §6.4) over [`IdentityStatement::encode`], `r ‖ s` big-endian.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SignedIdentity {
-    /// The statement.
-    pub statement: IdentityStatement,
-    /// `r ‖ s`.
-    pub signature: [u8; SIGNATURE_LEN],
-}
+/// An identity statement with its signature by the account's key ([`Signed`]).
+pub type SignedIdentity = Signed<IdentityStatement>;
 
-impl SignedIdentity {
-    /// `statement` signed by `sign` (the key store's `UnlockedKey::sign`, or a
-    /// `SigningKey`'s `sign`).
-    ///
-    /// # Errors
-    /// The statement has no encoding (a text too long).
-    pub fn sign(
-        statement: IdentityStatement,
-        sign: impl FnOnce(&[u8]) -> p256::ecdsa::Signature,
-    ) -> Result<SignedIdentity, StatementError> {
-        let message = statement.encode()?;
-        let signature = sign(&message).to_bytes().into();
-        Ok(SignedIdentity {
-            statement,
-            signature,
-        })
+impl Statement for IdentityStatement {
+    const KIND: &'static str = KIND;
+
+    fn encode(&self) -> Result<Vec<u8>, StatementError> {
+        IdentityStatement::encode(self)
     }
 
-    /// Checks the signature with the statement's account key over its encoding.
-    ///
-    /// # Errors
-    /// [`StatementError::SignatureEncoding`] or [`StatementError::BadSignature`].
-    pub fn verify(&self) -> Result<(), StatementError> {
-        let message = self.statement.encode()?;
-        statement::verify(
-            KIND,
-            &self.statement.identification.0,
-            &self.statement.account,
-            &message,
-            &self.signature,
-        )
+    fn decode(bytes: &[u8]) -> Result<Self, StatementError> {
+        IdentityStatement::decode(bytes)
     }
-}
 
-/// On the wire a signed identity is `{"statement": HEX, "signature": HEX}`: its
-/// canonical encoding and its signature in upper-case hex.
-impl serde::Serialize for SignedIdentity {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::Error;
-        let encoded = self.statement.encode().map_err(S::Error::custom)?;
-        statement::wire::Wire::new(&encoded, &self.signature).serialize(serializer)
+    fn account(&self) -> &AccountKey {
+        &self.account
     }
-}
 
-impl<'de> serde::Deserialize<'de> for SignedIdentity {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let wire = statement::wire::Wire::deserialize(deserializer)?;
-        let (encoded, signature) = wire.bytes(KIND).map_err(D::Error::custom)?;
-        let statement = IdentityStatement::decode(&encoded).map_err(D::Error::custom)?;
-        Ok(SignedIdentity {
-            statement,
-            signature,
-        })
+    fn subject(&self) -> &str {
+        &self.identification.0
     }
 }
 

@@ -306,6 +306,100 @@ pub(crate) fn verify(
         })
 }
 
+/// A statement a user's key signs (identity, dispute): the name of its kind, its
+/// canonical encoding and decoding, and the account and subject it names.
+pub trait Statement: Sized {
+    /// The kind's name in errors: `identity statement`, `dispute statement`.
+    const KIND: &'static str;
+
+    /// The canonical bytes the key signs.
+    ///
+    /// # Errors
+    /// A text too long to encode.
+    fn encode(&self) -> Result<Vec<u8>, StatementError>;
+
+    /// The statement `bytes` encode, the inverse of [`Statement::encode`].
+    ///
+    /// # Errors
+    /// The bytes are not one statement of this kind.
+    fn decode(bytes: &[u8]) -> Result<Self, StatementError>;
+
+    /// The account whose key signs it.
+    fn account(&self) -> &AccountKey;
+
+    /// What errors name it by (the identification's or the dispute's identifier).
+    fn subject(&self) -> &str;
+}
+
+/// A statement with its signature by the account's key: ECDSA P-256 with SHA-256
+/// (FIPS 186-5 §6.4) over [`Statement::encode`], `r ‖ s` big-endian.
+///
+/// On the wire it is `{"statement": HEX, "signature": HEX}`: the canonical encoding and
+/// the signature in upper-case hex, so a relay cannot alter a field without breaking
+/// the signature.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Signed<S> {
+    /// The statement.
+    pub statement: S,
+    /// `r ‖ s`.
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl<S: Statement> Signed<S> {
+    /// `statement` signed by `sign` (the key store's `UnlockedKey::sign`, or a
+    /// `SigningKey`'s `sign`).
+    ///
+    /// # Errors
+    /// The statement has no encoding (a text too long).
+    pub fn sign(
+        statement: S,
+        sign: impl FnOnce(&[u8]) -> Signature,
+    ) -> Result<Signed<S>, StatementError> {
+        let message = statement.encode()?;
+        let signature = sign(&message).to_bytes().into();
+        Ok(Signed {
+            statement,
+            signature,
+        })
+    }
+
+    /// Checks the signature with the statement's account key over its encoding.
+    ///
+    /// # Errors
+    /// [`StatementError::SignatureEncoding`] or [`StatementError::BadSignature`].
+    pub fn verify(&self) -> Result<(), StatementError> {
+        let message = self.statement.encode()?;
+        verify(
+            S::KIND,
+            self.statement.subject(),
+            self.statement.account(),
+            &message,
+            &self.signature,
+        )
+    }
+}
+
+impl<S: Statement> serde::Serialize for Signed<S> {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        use serde::ser::Error;
+        let encoded = self.statement.encode().map_err(Z::Error::custom)?;
+        wire::Wire::new(&encoded, &self.signature).serialize(serializer)
+    }
+}
+
+impl<'de, S: Statement> serde::Deserialize<'de> for Signed<S> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let wire = wire::Wire::deserialize(deserializer)?;
+        let (encoded, signature) = wire.bytes(S::KIND).map_err(D::Error::custom)?;
+        let statement = S::decode(&encoded).map_err(D::Error::custom)?;
+        Ok(Signed {
+            statement,
+            signature,
+        })
+    }
+}
+
 /// Serde for a signed statement on the wire: `{"statement": HEX, "signature": HEX}`,
 /// upper-case hex of the canonical encoding and of `r ‖ s`, as for a signed payment. What
 /// is read back is exactly what was signed.
