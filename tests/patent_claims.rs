@@ -544,8 +544,8 @@ fn claim_17_the_payer_device_pays_bills_and_reloads_accounts() {
 /// Claim 12 (Fig. 9): a user's secret key is kept encrypted on the terminal. To use it,
 /// the user gives an identifier, which selects one encrypted key among several, and a
 /// PIN which, through a hash function (PBKDF2-HMAC-SHA-256), gives the symmetric key that
-/// decrypts it; the key then signs. (The virtual wallet that uses those signatures is
-/// issue 9's and not built yet; this shows the key store itself.)
+/// decrypts it; the key then signs. (This shows the key store itself; the module
+/// `wallet` below pays with such keys, claims 9 and 10.)
 #[test]
 fn claim_12_an_identifier_selects_the_encrypted_key_and_the_pin_opens_it() {
     use p256::ecdsa::signature::Verifier;

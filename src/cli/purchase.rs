@@ -819,9 +819,10 @@ fn provision_minor(
         })
 }
 
-/// A warning when a session is open and a purchase is made outside it: a wallet
-/// payment outside the session takes the account's next sequence, after which the
-/// session's earlier payments are stale at its settlement.
+/// A warning when a session is open and a purchase is made outside it: the user
+/// probably meant `session pay`, and this payment will not count in the session's
+/// totals (it does not harm the session's payments: a provision settles from its own
+/// sequence floor).
 fn note_open_session(dir: &Path) {
     if let Some(name) = super::session::open_session_name(dir) {
         eprintln!(

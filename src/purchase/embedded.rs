@@ -1,6 +1,6 @@
 //! The embedded default: one terminal, one front-end, one service server and the
 //! bank-card acquirer in one process — and, when given one, the virtual-wallet acquirer
-//! ([`Embedded::with_wallet`]) — wired by the [`Runner`](super::Runner). What
+//! ([`Embedded::with_wallet`]) — wired by the [`Runner`]. What
 //! `telepay purchase` runs, and what tests and benchmarks build on.
 
 use crate::acquirer::card::{AmountLimits, BankCardRules, ConfigError, IssuerTable};

@@ -5,7 +5,7 @@
 //!   card ([`sim`]), trace replay ([`replay`]) and, with the cargo feature `pcsc`, real
 //!   PC/SC readers (`pcsc`) implement it, and so do Phoenix-style readers on a serial
 //!   line ([`serial`]).
-//! - [`Transport`]: the layer above every reader. It turns a [`Command`] into bytes,
+//! - [`Transport`]: the layer above every reader. It turns a [`Command`](crate::apdu::Command) into bytes,
 //!   handles what ISO 7816 leaves to the terminal (T=0 `61xx` → GET RESPONSE, `6Cxx` →
 //!   re-issue with the right Le, command chaining when the card does not announce
 //!   extended lengths) and lets an [`ExchangeObserver`] (the trace recorder) see every

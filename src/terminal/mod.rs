@@ -8,8 +8,12 @@
 //!   compute the application cryptogram over the payment request's elements (first
 //!   GENERATE AC), then completes the transaction with the acquirer's verdict (second
 //!   GENERATE AC).
-//! - [`payer`]: the payer device: D → E with the card module and the user, H → the
-//!   card's completion.
+//! - [`payer`]: the payer device: D → E by bank card or from the virtual wallet (the
+//!   user's key-store key signs), the means picked by the user's plan; H → the card's
+//!   completion and the session's totals; service messages (identification by card or
+//!   key, disputes).
+//! - [`plan`]: the users' payment plans, confirmation thresholds and session totals
+//!   (claims 4–7, 18), as pure rules.
 //! - [`client`]: the client device: A out, K (or the purchase's outcome) in.
 //! - [`keystore`]: the payer device's key store (claim 12, Fig. 9): users' signing keys
 //!   sealed under their PINs.

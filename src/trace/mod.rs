@@ -29,7 +29,7 @@
 //!   fields — unpredictable number, ATC, cryptograms) or named redactions (`<pin:8>`: 8
 //!   bytes withheld, e.g. a PIN block).
 //!
-//! Submodules: [`format`] parses (streaming, constant memory) and writes the text;
+//! Submodules: [`format`](mod@format) parses (streaming, constant memory) and writes the text;
 //! [`record`] records a live dialogue; [`check`] replays a recording against a card (as
 //! the terminal); [`show`] renders a trace decoded; [`diff`] explains the differences
 //! between two. The `replay:` reader (the recording as the card) is
