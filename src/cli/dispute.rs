@@ -8,12 +8,10 @@ use std::io::Write;
 use clap::Args;
 
 use super::keys::StoreArgs;
-use super::purchase::{NetworkSetup, TerminalUser, build_network, data_dir, unlock_key};
+use super::purchase::{data_dir, network_without_card, unlock_key};
 use super::{CliError, GlobalArgs};
 use crate::messages::{DisputeDecision, Means, PaymentId};
-use crate::provider::Catalogue;
 use crate::purchase::{Faults, SystemClock};
-use crate::reader::{self, ReaderUri, Transport};
 use crate::terminal::payer::{MeansChoice, WalletSigner};
 
 /// Arguments of `telepay dispute`.
@@ -43,19 +41,7 @@ pub(super) fn dispute(
 ) -> Result<(), CliError> {
     let dir = data_dir(args.store.data_dir.as_deref())?;
     let key = unlock_key(&args.store, args.pin_stdin, &args.user)?;
-    // No card is asked anything: the software card, in memory, only completes the
-    // network.
-    let uri = ReaderUri::default();
-    let mut transport = Transport::new(reader::open_with(&uri, &global.open_options())?);
-    transport.power_on()?;
-    let network = build_network(NetworkSetup {
-        catalogue: Catalogue::demo().map_err(|error| CliError::Purchase(error.to_string()))?,
-        dir,
-        transport,
-        user: TerminalUser::new(false),
-        seed: None,
-        session_provision: None,
-    })?;
+    let network = network_without_card(global, dir)?;
     let mut network = network.map_payer(|payer| {
         payer
             .with_wallet(WalletSigner::from_unlocked(key))

@@ -426,6 +426,23 @@ pub(super) struct NetworkSetup {
     pub(super) session_provision: Option<u64>,
 }
 
+/// The network of `dir` for a command that asks the card nothing (`session end`,
+/// `dispute`): the software card, in memory, only completes it (no PIN, no counter
+/// touched); the demo catalogue.
+pub(super) fn network_without_card(global: &GlobalArgs, dir: PathBuf) -> Result<Network, CliError> {
+    let uri = ReaderUri::default();
+    let mut transport = Transport::new(crate::reader::open_with(&uri, &global.open_options())?);
+    transport.power_on()?;
+    build_network(NetworkSetup {
+        catalogue: Catalogue::demo().map_err(|error| CliError::Purchase(error.to_string()))?,
+        dir,
+        transport,
+        user: TerminalUser::new(false),
+        seed: None,
+        session_provision: None,
+    })
+}
+
 /// Every party of the purchase, from the data directory: the bank-card acquirer with
 /// its journal, the wallet acquirer with its store, the front-end taking both means and
 /// keeping its sessions' payments in its log, resumed (the CLI runs one front-end per

@@ -26,14 +26,12 @@ use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
 use crate::messages::{Currency, Means, Message, Money, PaymentId, SessionId};
-use crate::provider::{Catalogue, parse_price};
+use crate::provider::parse_price;
 use crate::purchase::{Faults, SystemClock, render};
-use crate::reader::{self, ReaderUri, Transport};
 use crate::terminal::plan::{PaymentOutcome, SessionPayment, SessionTotals, means_name};
 
 use super::purchase::{
-    InSession, NetworkSetup, PaymentMade, PurchaseArgs, TerminalUser, build_network, data_dir,
-    data_dir_path,
+    InSession, PaymentMade, PurchaseArgs, data_dir, data_dir_path, network_without_card,
 };
 use super::{CliError, GlobalArgs};
 
@@ -275,19 +273,7 @@ fn end(global: &GlobalArgs, args: &DirArgs, out: &mut dyn Write) -> Result<(), C
         return Err(CliError::NoSession { path });
     };
     let summary = summarise(&file, &path)?;
-    // No card is asked anything: the software card, in memory, only completes the
-    // network (no PIN, no counter touched).
-    let uri = ReaderUri::default();
-    let mut transport = Transport::new(reader::open_with(&uri, &global.open_options())?);
-    transport.power_on()?;
-    let mut network = build_network(NetworkSetup {
-        catalogue: Catalogue::demo().map_err(|error| CliError::Purchase(error.to_string()))?,
-        dir,
-        transport,
-        user: TerminalUser::new(false),
-        seed: None,
-        session_provision: None,
-    })?;
+    let mut network = network_without_card(global, dir)?;
     network.open_session(SessionId::from(file.name.as_str()));
     let ended = network
         .end_session(SystemClock, Faults::none())

@@ -5,6 +5,7 @@ use p256::ecdsa::SigningKey;
 use p256::ecdsa::signature::Signer;
 
 use super::sessions::{Recovery, SegmentState, SqliteSessionLog};
+use super::tests::{T0, client, payer, server, terminal};
 use super::*;
 use crate::acquirer::wallet::{AccountKey, SignedWalletPayment, WalletPayment};
 use crate::messages::{
@@ -12,30 +13,12 @@ use crate::messages::{
     SessionClosed, SessionSettlement, StaticInfo, VariableInfo,
 };
 
-const T0: Timestamp = Timestamp(1_795_600_000_000);
-
-fn terminal() -> TerminalId {
-    "terminal-1".into()
-}
-
 fn session() -> SessionId {
     "evening".into()
 }
 
 fn wallet_acquirer() -> AcquirerId {
     "wallet-acquirer".into()
-}
-
-fn client() -> Party {
-    Party::Client(terminal())
-}
-
-fn payer() -> Party {
-    Party::Payer(terminal())
-}
-
-fn server() -> Party {
-    Party::Server("demo-publisher".into())
 }
 
 fn wallet() -> Party {

@@ -7,9 +7,9 @@ use crate::messages::{
     QuoteValidity, ServiceId, ServiceKind, StaticInfo, UnitBilling, VariableInfo,
 };
 
-const T0: Timestamp = Timestamp(1_795_600_000_000);
+pub(super) const T0: Timestamp = Timestamp(1_795_600_000_000);
 
-fn terminal() -> TerminalId {
+pub(super) fn terminal() -> TerminalId {
     "terminal-1".into()
 }
 
@@ -21,15 +21,15 @@ fn acquirer() -> AcquirerId {
     "bank-card-acquirer".into()
 }
 
-fn client() -> Party {
+pub(super) fn client() -> Party {
     Party::Client(terminal())
 }
 
-fn payer() -> Party {
+pub(super) fn payer() -> Party {
     Party::Payer(terminal())
 }
 
-fn server() -> Party {
+pub(super) fn server() -> Party {
     Party::Server(provider())
 }
 
