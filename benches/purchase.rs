@@ -875,6 +875,18 @@ fn child(step: &str, args: &[String]) {
             buy(&mut network, &item, WARM_UP, count);
             format!("{count}_purchases")
         }
+        // For an instruction count against the purchases': `valgrind --tool=callgrind
+        // purchase-HASH --child floor 20000`.
+        "floor" => {
+            let count: usize = args[0].parse().expect("a count");
+            let floor = CryptoFloor::new();
+            before = vm_hwm_kb();
+            started = Instant::now();
+            for atc in 0..count {
+                black_box(floor.one_purchase(black_box(atc as u16)));
+            }
+            format!("{count}_floors")
+        }
         // For a profiler or `strace`: `purchase-HASH --child acknowledgements DIR 1000`
         // authorises that many card-signed Fs on a new journal file in DIR, as part 2
         // (DIR `memory`: on a journal in memory).
