@@ -18,6 +18,8 @@
 //! - [`acquirer`]: the bank-card acquirer: banking rules, the durable journal, cut-off
 //!   schedule and remittance batches.
 //! - [`telecollection`]: the telecollection centre that receives remitted batches.
+//! - [`net`]: the roles' network edge: peer names, a test PKI, mutual TLS and the HTTPS
+//!   transport between roles.
 //! - [`purchase`]: the embedded runner connecting every role, and the purchase log.
 //! - [`emv`]: the terminal side of an EMV card read (application selection, GPO, records).
 //! - [`trace`]: recorded dialogues: the `.trace` format, recording, replay, diff, import.
@@ -39,6 +41,7 @@ pub mod emv;
 pub mod frontend;
 pub mod iso7816_3;
 pub mod messages;
+pub mod net;
 pub mod provider;
 pub mod purchase;
 pub mod reader;

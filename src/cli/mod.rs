@@ -9,7 +9,10 @@ mod acquirer;
 mod dispute;
 mod hexarg;
 mod keys;
+mod pki;
 mod purchase;
+mod remote;
+mod serve;
 mod session;
 mod wallet;
 
@@ -145,7 +148,7 @@ enum Commands {
     /// the wallet with --means wallet|auto), the front-end, the service server, the
     /// bank-card acquirer with its journal and the wallet acquirer. Exits non-zero, with
     /// the reason, unless the service was delivered.
-    Purchase(purchase::PurchaseArgs),
+    Purchase(Box<purchase::PurchaseArgs>),
     /// List the services a catalogue offers (default: the demo catalogue).
     Catalogue(purchase::CatalogueArgs),
     /// The bank-card acquirer's journal and its telecollection: list the transactions,
@@ -176,6 +179,14 @@ enum Commands {
     /// The payer device's users: the means at their disposal, their payment plans and
     /// confirmation thresholds (claims 4, 5, 7). See docs/payer.md.
     Users(purchase::UsersArgs),
+    /// Serve one role — frontend, provider, acquirer-card, acquirer-wallet — over
+    /// mutual TLS, as its configuration file says (docs/deployment.md), until SIGINT or
+    /// SIGTERM.
+    Serve(serve::ServeArgs),
+    /// The test PKI of a local deployment: a CA and a certificate per peer for mutual
+    /// TLS between the roles. See docs/deployment.md.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -628,6 +639,12 @@ pub enum CliError {
     /// A dispute was rejected, went unanswered, or could not be made.
     #[error("{0}")]
     Dispute(String),
+    /// A network service could not start or stopped on an error.
+    #[error(transparent)]
+    Service(Box<crate::net::service::ServiceError>),
+    /// The test PKI could not be made or extended (the error names the file or peer).
+    #[error(transparent)]
+    Pki(Box<crate::net::pki::PkiError>),
 }
 
 /// `From` for each layer's error into its boxed `CliError` variant. Boxed: errors are
@@ -645,6 +662,8 @@ macro_rules! boxed_from {
 }
 
 boxed_from! {
+    crate::net::service::ServiceError => Service,
+    crate::net::pki::PkiError => Pki,
     crate::vpcd::VpcdError => Vpcd,
     crate::vpcd::serve::ServeError => Serve,
     crate::terminal::keystore::KeyStoreError => KeyStore,
@@ -708,6 +727,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Commands::Wallet(command) => wallet::wallet(global, command, out),
         Commands::Session(command) => session::session(global, command, out),
         Commands::Users(args) => purchase::users(global, args, out),
+        Commands::Serve(args) => serve::serve(args, out),
+        Commands::Pki(command) => pki::pki(global, command, out),
     }
 }
 

@@ -83,7 +83,7 @@ pub(super) struct PurchaseArgs {
     service: Option<String>,
     /// The catalogue to sell from (TOML, docs/catalogue.md) [default: the demo catalogue]
     #[arg(long, value_name = "FILE")]
-    catalogue: Option<PathBuf>,
+    pub(super) catalogue: Option<PathBuf>,
     /// Which means pays: card, wallet (--user's wallet key, unlocked with its key-store
     /// PIN) or auto (the plan of --payer-config's active user, claims 4, 5 and 18)
     #[arg(long, value_enum, value_name = "MEANS", default_value_t = MeansArg::Card)]
@@ -92,7 +92,7 @@ pub(super) struct PurchaseArgs {
     /// auto: the payer-configuration user made active. In a session: the session's
     /// user by default
     #[arg(long, value_name = "ID")]
-    user: Option<String>,
+    pub(super) user: Option<String>,
     /// The payer configuration: users, their means, plans and thresholds (TOML,
     /// docs/payer.md); needed by --means auto
     #[arg(long, value_name = "FILE", required_if_eq("means", "auto"))]
@@ -101,7 +101,7 @@ pub(super) struct PurchaseArgs {
     /// order: first the key-store PIN when a wallet key is unlocked (--means wallet,
     /// or auto for a user with a key-store key), then the card PIN when the card pays.
     #[arg(long)]
-    pin_stdin: bool,
+    pub(super) pin_stdin: bool,
     /// Write the exchanges as a Mermaid sequence diagram to this file.
     #[arg(long, value_name = "FILE")]
     diagram: Option<PathBuf>,
@@ -119,7 +119,7 @@ pub(super) struct PurchaseArgs {
     /// Delivery address for physical goods: "NAME;STREET;POSTCODE;TOWN;COUNTRY"
     /// (country as two letters, e.g. FR).
     #[arg(long, value_name = "ADDRESS")]
-    deliver_to: Option<String>,
+    pub(super) deliver_to: Option<String>,
     /// Pay this bill (a payment service, claim 17) [default service: the catalogue's
     /// first bill-payment item]
     #[arg(long, value_name = "REFERENCE", conflicts_with_all = ["account", "deliver_to"])]
@@ -140,6 +140,21 @@ pub(super) struct PurchaseArgs {
     /// previous one runs out) [default: the service's limit]
     #[arg(long, value_name = "N", conflicts_with_all = ["bill", "account", "deliver_to"])]
     units: Option<u32>,
+    /// Buy through the front-end served at this URL (`telepay serve frontend`,
+    /// docs/deployment.md): this command is then the consultation terminal only — its
+    /// client and payer devices and the card — calling the front-end over mutual TLS
+    #[arg(long, value_name = "URL", requires = "pki", conflicts_with_all = ["units", "bill", "account"])]
+    pub(super) frontend: Option<String>,
+    /// With --frontend: the certificate name the front-end must present
+    #[arg(long, value_name = "NAME", default_value = "fe1.frontend.telepay")]
+    pub(super) frontend_name: String,
+    /// With --frontend: the certificates' directory (`telepay pki init`), holding ca.pem
+    /// and this terminal's certificate and key
+    #[arg(long, value_name = "DIR")]
+    pub(super) pki: Option<PathBuf>,
+    /// With --frontend: this terminal's name; its certificate is NAME.terminal.telepay
+    #[arg(long, value_name = "NAME", default_value = "t1")]
+    pub(super) terminal: String,
 }
 
 impl PurchaseArgs {
@@ -165,7 +180,7 @@ pub(super) struct CatalogueArgs {
     catalogue: Option<PathBuf>,
 }
 
-fn load_catalogue(path: Option<&Path>) -> Result<Catalogue, CliError> {
+pub(super) fn load_catalogue(path: Option<&Path>) -> Result<Catalogue, CliError> {
     match path {
         Some(path) => Catalogue::load(path),
         None => Catalogue::demo(),
@@ -306,7 +321,7 @@ pub(super) fn data_dir_path(explicit: Option<&Path>) -> Result<PathBuf, CliError
     }
 }
 
-fn parse_address(text: &str) -> Result<PostalAddress, CliError> {
+pub(super) fn parse_address(text: &str) -> Result<PostalAddress, CliError> {
     let parts: Vec<&str> = text.split(';').map(str::trim).collect();
     let [name, street, postcode, town, country] = parts.as_slice() else {
         return Err(CliError::BadArgument {
@@ -335,6 +350,11 @@ pub(super) struct TerminalUser {
 }
 
 impl TerminalUser {
+    /// Why the PIN could not be read, when it could not.
+    pub(super) fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
     /// The user at the terminal; the card PIN is the next line of standard input when
     /// `pin_stdin`, else typed at a prompt.
     pub(super) fn new(pin_stdin: bool) -> TerminalUser {
@@ -506,18 +526,18 @@ fn configured_reader(text: &str, dir: &Path) -> Result<ReaderUri, CliError> {
 }
 
 /// How the payer device pays, and what it needs for that.
-struct PayerSetup {
-    choice: MeansChoice,
+pub(super) struct PayerSetup {
+    pub(super) choice: MeansChoice,
     /// The wallet key, unlocked.
-    wallet: Option<WalletSigner>,
+    pub(super) wallet: Option<WalletSigner>,
     /// The active user's card reader, with `--means auto`.
-    reader: Option<ReaderUri>,
+    pub(super) reader: Option<ReaderUri>,
     /// Who pays: the key-store user, or the plan's active user.
-    user: Option<String>,
+    pub(super) user: Option<String>,
 }
 
 /// The means choice for `--means`, the wallet key unlocked when one is needed.
-fn payer_setup(
+pub(super) fn payer_setup(
     args: &PurchaseArgs,
     user: Option<&str>,
     dir: &Path,
@@ -637,7 +657,7 @@ fn load_users(path: &Path) -> Result<Users, CliError> {
 }
 
 /// What to buy: the service, and the bill or reload for a payment service.
-fn what_to_buy(
+pub(super) fn what_to_buy(
     catalogue: &Catalogue,
     args: &PurchaseArgs,
 ) -> Result<(ServiceId, Option<PaymentService>), CliError> {
@@ -735,6 +755,9 @@ pub(super) fn purchase(
     args: &PurchaseArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    if let Some(front_end) = &args.frontend {
+        return super::remote::purchase(global, args, front_end, out);
+    }
     run(global, args, None, out)?.outcome
 }
 
@@ -920,7 +943,18 @@ fn report(
     }
     writeln!(out, "journal: {}", dir.join(JOURNAL_FILE).display())?;
     super::finish_recording(global, network.payer.card_mut().channel_mut())?;
-    match &run.result {
+    result_lines(&run.result, network.payer.user().failure.as_deref(), out)
+}
+
+/// The last lines of a purchase: what was delivered and paid, or — as the error — why
+/// nothing was. `pin_failure` is why the PIN could not be read, when it could not: that,
+/// rather than "no PIN was entered", is the reason to give.
+pub(super) fn result_lines(
+    result: &Option<RequestResult>,
+    pin_failure: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match result {
         Some(RequestResult::Delivered(k)) => {
             match &k.delivery {
                 Delivery::Content {
@@ -961,12 +995,11 @@ fn report(
             k.service
         ))),
         Some(RequestResult::Failed(failure)) => {
-            // The PIN could not be read: that, not "no PIN was entered", is the reason.
-            let reason = match (failure, &network.payer.user().failure) {
+            let reason = match (failure, pin_failure) {
                 (
                     Failure::PaymentDeclined { .. } | Failure::IdentificationFailed { .. },
                     Some(why),
-                ) => why.clone(),
+                ) => why.to_owned(),
                 _ => failure.to_string(),
             };
             Err(CliError::PurchaseFailed(reason))

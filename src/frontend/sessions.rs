@@ -84,7 +84,7 @@ pub enum SessionLogError {
 }
 
 /// Where the front-end keeps the provisions and the payments it admitted, durably.
-pub trait SessionLog {
+pub trait SessionLog: Send {
     /// A provision was granted and its first payment admitted: both at once.
     ///
     /// # Errors

@@ -82,6 +82,15 @@ impl ClientDevice {
         &self.terminal
     }
 
+    /// Numbers the next requests from `first` on. A terminal whose front-end outlives
+    /// it (a remote one) starts each run where no earlier run's numbers are — from the
+    /// clock, say — since the front-end takes a repeated request identifier for the
+    /// same request.
+    pub fn numbering_from(mut self, first: u64) -> ClientDevice {
+        self.next_request = first;
+        self
+    }
+
     /// A new service request A for `service` of `provider`.
     pub fn request(
         &mut self,

@@ -1,0 +1,165 @@
+//! `telepay purchase --frontend URL`: the consultation terminal alone — client device,
+//! payer device and its card — buying through a front-end served elsewhere
+//! (`telepay serve frontend`), over mutual TLS with the terminal's certificate.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::purchase::{
+    PayerSetup, PurchaseArgs, TerminalUser, data_dir, load_catalogue, parse_address, payer_setup,
+    result_lines, software_card,
+};
+use super::{CliError, GlobalArgs, open_powered_uri};
+use crate::messages::TerminalId;
+use crate::net::link::LinkOptions;
+use crate::net::pki::{PeerName, ServiceRole};
+use crate::net::switchboard::Route;
+use crate::net::terminal::{RemoteTerminal, TerminalRoles};
+use crate::net::tls::TlsIdentity;
+use crate::purchase::{Fate, LogEntry, PurchaseLog, render};
+use crate::terminal::card_module::{CardModule, TerminalData};
+use crate::terminal::client::ClientDevice;
+use crate::terminal::payer::{PayerDevice, PaymentState};
+
+/// How long the terminal waits for the purchase to end: the front-end's own deadlines
+/// (the payer device's two minutes, the acquirer's thirty seconds) end it before.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+/// Buys through the front-end at `front_end`.
+pub(super) fn purchase(
+    global: &GlobalArgs,
+    args: &PurchaseArgs,
+    front_end: &str,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let bad = |argument: &'static str, input: &str, expected: &'static str| CliError::BadArgument {
+        argument,
+        input: input.to_owned(),
+        expected,
+    };
+    let front_end_name = PeerName::from_dns_name(&args.frontend_name).map_err(|_| {
+        bad(
+            "--frontend-name",
+            &args.frontend_name,
+            "a front-end's certificate name, e.g. fe1.frontend.telepay",
+        )
+    })?;
+    if front_end_name.role() != ServiceRole::FrontEnd {
+        return Err(bad(
+            "--frontend-name",
+            &args.frontend_name,
+            "a front-end's certificate name (INSTANCE.frontend.telepay)",
+        ));
+    }
+    let terminal_name = PeerName::new(ServiceRole::Terminal, &args.terminal).map_err(|_| {
+        bad(
+            "--terminal",
+            &args.terminal,
+            "1 to 63 of [a-z0-9-], not starting or ending with -",
+        )
+    })?;
+    let pki = args.pki.as_deref().ok_or(CliError::MissingArgument {
+        argument: "--pki",
+        when: "with --frontend: the terminal's certificate and the CA",
+    })?;
+    let identity = TlsIdentity::load(
+        &terminal_name.cert_path(pki),
+        &terminal_name.key_path(pki),
+        &pki.join("ca.pem"),
+    )
+    .map_err(|error| CliError::Purchase(format!("the terminal's certificate: {error}")))?;
+
+    let catalogue = load_catalogue(args.catalogue.as_deref())?;
+    let (service, _) = super::purchase::what_to_buy(&catalogue, args)?;
+    let provider = catalogue.provider().clone();
+    let address = args.deliver_to.as_deref().map(parse_address).transpose()?;
+    let dir = data_dir(args.data_dir())?;
+    let PayerSetup {
+        choice,
+        wallet,
+        reader,
+        ..
+    } = payer_setup(args, args.user.as_deref(), &dir)?;
+    let uri = match (&global.reader, &reader) {
+        (Some(uri), _) | (None, Some(uri)) => uri.clone(),
+        (None, None) => software_card(&dir, "cb"),
+    };
+    let transport = open_powered_uri(global, &uri)?;
+    let terminal = TerminalId::from(args.terminal.as_str());
+    let mut payer = PayerDevice::new(
+        terminal.clone(),
+        CardModule::new(transport, TerminalData::france()),
+        TerminalUser::new(args.pin_stdin),
+    )
+    .with_means(choice);
+    if let Some(wallet) = wallet {
+        payer = payer.with_wallet(wallet);
+    }
+    // The front-end outlives this run: request numbers that no earlier run used.
+    let first_request = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |since| u64::try_from(since.as_millis()).unwrap_or(1));
+    let roles = TerminalRoles {
+        client: ClientDevice::new(terminal).numbering_from(first_request),
+        payer,
+    };
+    let route = Route {
+        url: front_end.to_owned(),
+        peer: front_end_name,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let run = runtime.block_on(async {
+        let terminal = RemoteTerminal::new(roles, route, &identity, LinkOptions::default())
+            .map_err(|error| CliError::Purchase(error.to_string()))?;
+        let run = terminal
+            .purchase(provider, service, address, PATIENCE)
+            .await;
+        Ok::<_, CliError>((run, terminal))
+    });
+    let (run, terminal) = run?;
+
+    let now = crate::purchase::SystemClock;
+    let log = PurchaseLog {
+        entries: run
+            .messages
+            .iter()
+            .map(|envelope| LogEntry {
+                at: crate::purchase::Clock::now(&mut { now }),
+                envelope: envelope.clone(),
+                fate: Fate::Delivered,
+                note: None,
+            })
+            .collect(),
+    };
+    write!(out, "{}", render::text(&log))?;
+    for trouble in &run.troubles {
+        writeln!(out, "network: {trouble}")?;
+    }
+    let payment = log
+        .entries
+        .iter()
+        .find_map(|entry| match &entry.envelope.message {
+            crate::messages::Message::PaymentRequest(d) => Some(d.payment.clone()),
+            _ => None,
+        });
+    let pin_failure = terminal.with_roles(|roles| {
+        if let Some(PaymentState::Completed(completion)) = payment
+            .as_ref()
+            .and_then(|payment| roles.payer.payment_state(payment))
+        {
+            let _ = writeln!(
+                out,
+                "card: {:?} {} (ATC {})",
+                completion.kind,
+                hex::encode_upper(completion.cryptogram),
+                completion.atc
+            );
+        }
+        roles.payer.user().failure().map(str::to_owned)
+    });
+    writeln!(out, "front-end: {front_end} ({})", args.frontend_name)?;
+    result_lines(&run.result, pin_failure.as_deref(), out)
+}

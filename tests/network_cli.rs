@@ -1,0 +1,170 @@
+//! The network deployment as a user runs it: `telepay serve provider|acquirer-card|
+//! frontend --config FILE`, each its own process on 127.0.0.1 with its own certificate,
+//! and `telepay purchase --frontend URL` as the terminal, with the software card.
+
+mod common;
+use common::TempDir;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use telepay::net::pki::{self, InitOptions};
+
+/// A `telepay serve` process, stopped with SIGTERM when dropped.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    /// Starts `telepay serve ROLE --config DIR/NAME.toml` (written from `toml`) and
+    /// reads the address it listens on from its first line.
+    fn start(dir: &Path, name: &str, role: &str, toml: &str) -> Served {
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(&config, toml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_telepay"))
+            .args(["serve", role, "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("telepay serve runs");
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|url| url.starts_with("https://"))
+            .unwrap_or_else(|| panic!("{role}: {first:?}"))
+            .to_owned();
+        Served { child, url }
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().ok().and_then(|status| status.code());
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls(name: &str, accept: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\n[tls]\ncert = \"pki/{name}.pem\"\nkey = \"pki/{name}-key.pem\"\n\
+         ca = \"pki/ca.pem\"\naccept = [{accept}]\n"
+    )
+}
+
+fn purchase(dir: &Path, front_end: &str, terminal: &str, data: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_telepay"))
+        .args([
+            "purchase",
+            "--frontend",
+            front_end,
+            "--terminal",
+            terminal,
+            "--pki",
+        ])
+        .arg(dir.join("pki"))
+        .arg("--pin-stdin")
+        .env_remove("TELEPAY_READER")
+        .env("TELEPAY_DATA_DIR", data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"1234\n")?;
+            child.wait_with_output()
+        })
+        .expect("telepay purchase runs")
+}
+
+#[test]
+fn serve_three_roles_and_buy_from_a_terminal_over_mutual_tls() {
+    let dir = TempDir::new("network-cli");
+    pki::init(
+        &dir.file("pki"),
+        &pki::demo_peers(),
+        &InitOptions::default(),
+    )
+    .unwrap();
+    let provider = Served::start(
+        dir.path(),
+        "p1",
+        "provider",
+        &tls("p1.provider.telepay", "\"role:frontend\""),
+    );
+    let acquirer = Served::start(
+        dir.path(),
+        "acq1",
+        "acquirer-card",
+        &format!(
+            "{}\n[acquirer_card]\njournal = \"acq1/acquirer-journal.sqlite\"\n",
+            tls("acq1.acquirer-card.telepay", "\"role:frontend\"")
+        ),
+    );
+    let front_end = Served::start(
+        dir.path(),
+        "fe1",
+        "frontend",
+        &format!(
+            "{}\n[[route]]\nparty = \"server:demo-publisher\"\nurl = \"{}\"\npeer = \"p1.provider.telepay\"\n\n\
+             [[route]]\nparty = \"acquirer:bank-card-acquirer\"\nurl = \"{}\"\npeer = \"acq1.acquirer-card.telepay\"\n\n\
+             [frontend]\nmerchant = \"telepay-frontend\"\npurchase_prefix = \"FE1\"\n",
+            tls("fe1.frontend.telepay", "\"role:terminal\""),
+            provider.url,
+            acquirer.url
+        ),
+    );
+
+    // Two purchases from terminal t1 (each run numbers its requests afresh), one from
+    // t2, with the same card: its counters (in the data directory) go with it.
+    let card = dir.file("card");
+    for terminal in ["t1", "t1", "t2"] {
+        let output = purchase(dir.path(), &front_end.url, terminal, &card);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(stdout.contains("delivered: market-report-2026"), "{stdout}");
+        assert!(stdout.contains("card: Tc"), "{stdout}");
+    }
+
+    // A terminal certificate the front-end was not told of is refused at the handshake:
+    // the acquirer accepts front-ends only.
+    let output = purchase(dir.path(), &acquirer.url, "t1", &dir.file("astray"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_ne!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("TLS"), "{stdout}");
+
+    for served in [front_end, acquirer, provider] {
+        assert_eq!(served.stop(), Some(0));
+    }
+    // The acquirer's journal is the embedded one's file: `telepay acquirer` reads it.
+    let listed = Command::new(env!("CARGO_BIN_EXE_telepay"))
+        .args(["acquirer", "journal", "--data-dir"])
+        .arg(dir.file("acq1"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(listed.matches("FE1-").count(), 3, "{listed}");
+}
