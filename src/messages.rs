@@ -48,7 +48,19 @@ use serde::{Deserialize, Serialize};
 use crate::acquirer::wallet::SignedWalletPayment;
 
 /// Milliseconds since 1970-01-01 00:00 UTC. Roles receive the time as a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -82,7 +94,19 @@ impl std::fmt::Display for Timestamp {
 
 /// An ISO 4217 currency, by its numeric code (what EMV's `5F2A` carries) and the
 /// number of minor units amounts are counted in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct Currency {
     /// ISO 4217 numeric code, e.g. 978 for the euro.
     pub numeric: u16,
@@ -159,7 +183,7 @@ impl Currency {
 }
 
 /// An amount of money in minor units (cents for the euro).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Money {
     /// The amount in minor units.
     pub minor: u64,
@@ -220,6 +244,7 @@ macro_rules! identifier {
         $(#[$doc])*
         #[derive(
             Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+            schemars::JsonSchema,
         )]
         pub struct $name(pub String);
 
@@ -299,7 +324,7 @@ identifier!(
 );
 
 /// A postal address for goods delivered by another channel.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PostalAddress {
     /// Addressee.
     pub name: String,
@@ -314,7 +339,7 @@ pub struct PostalAddress {
 }
 
 /// What kind of service a catalogue item is, which decides how it is delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ServiceKind {
     /// A document delivered as content.
@@ -367,7 +392,7 @@ impl ServiceKind {
 
 /// What a payment service (claim 17) needs beyond the service's identifier: which bill,
 /// or which account and how much.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PaymentService {
     /// Pay the bill with this reference, for the amount the server holds for it.
@@ -385,7 +410,7 @@ pub enum PaymentService {
 }
 
 /// A – the client device asks the front-end for a service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServiceRequest {
     /// The client device's name for this request.
     pub request: RequestId,
@@ -413,7 +438,7 @@ pub struct ServiceRequest {
 }
 
 /// B – the front-end asks a service server for a quote.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QuoteRequest {
     /// The purchase this quote is for.
     pub purchase: PurchaseId,
@@ -427,7 +452,7 @@ pub struct QuoteRequest {
 }
 
 /// C's static information: what the service is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StaticInfo {
     /// The designation shown to the user.
     pub designation: String,
@@ -446,7 +471,7 @@ pub struct StaticInfo {
 }
 
 /// How a service billed per unit of time is billed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UnitBilling {
     /// How long one unit lasts, in seconds.
     pub unit_seconds: u32,
@@ -455,7 +480,7 @@ pub struct UnitBilling {
 }
 
 /// C's variable information: what it costs now and whether it can be had.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VariableInfo {
     /// The price; zero for a free service.
     pub price: Money,
@@ -464,7 +489,7 @@ pub struct VariableInfo {
 }
 
 /// C's quote information: how long the quote holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QuoteValidity {
     /// When the server made the quote.
     pub issued_at: Timestamp,
@@ -480,7 +505,7 @@ impl QuoteValidity {
 }
 
 /// C – the service server's quote.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Quote {
     /// The purchase it answers.
     pub purchase: PurchaseId,
@@ -500,7 +525,7 @@ pub struct Quote {
 }
 
 /// A service server's answer when it cannot quote (B) or deliver (I).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Unavailable {
     /// The purchase concerned.
     pub purchase: PurchaseId,
@@ -511,7 +536,7 @@ pub struct Unavailable {
 }
 
 /// A means of payment the payer device may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Means {
     /// Secure telepayment by bank card (claim 11).
@@ -540,7 +565,7 @@ impl Means {
 }
 
 /// D – the payment request the front-end builds from all or part of the quote.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PaymentRequest {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -600,7 +625,7 @@ impl PaymentRequest {
 
 /// What the bank card produced for a payment: the cardholder data and the first
 /// GENERATE AC's answer, with every value the cryptogram covers, in EMV encodings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CardTransaction {
     /// Application PAN (5A), digits.
     pub pan: String,
@@ -610,6 +635,7 @@ pub struct CardTransaction {
     pub expiry: String,
     /// The AID the card paid with.
     #[serde(with = "hex_bytes")]
+    #[schemars(with = "hex_bytes::Hex")]
     pub aid: Vec<u8>,
     /// Application Interchange Profile (82).
     pub aip: [u8; 2],
@@ -621,6 +647,7 @@ pub struct CardTransaction {
     pub cryptogram: [u8; 8],
     /// Issuer Application Data (9F10).
     #[serde(with = "hex_bytes")]
+    #[schemars(with = "hex_bytes::Hex")]
     pub iad: Vec<u8>,
     /// Amount, Authorised (9F02), n12.
     pub amount: [u8; 6],
@@ -666,7 +693,7 @@ impl CardTransaction {
 }
 
 /// How the payer device paid.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Payment {
     /// By bank card.
@@ -702,7 +729,7 @@ impl Payment {
 }
 
 /// E – the transaction the payer device builds with the means the user's plan picks.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Transaction {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -715,7 +742,7 @@ pub struct Transaction {
 }
 
 /// F – the transaction as the front-end submits it to the acquirer suited to its means.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AcquirerTransaction {
     /// The acquirer it goes to.
     pub acquirer: AcquirerId,
@@ -733,7 +760,7 @@ pub struct AcquirerTransaction {
 }
 
 /// What the front-end asks a wallet acquirer to reserve for a pseudo-session.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProvisionRequest {
     /// The front-end's name for the provision.
     pub segment: SessionId,
@@ -743,7 +770,7 @@ pub struct ProvisionRequest {
 
 /// The provision a wallet acquirer reserved, given with a positive acknowledgement:
 /// the front-end verifies the session's next payments against it by itself.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProvisionGrant {
     /// The provision.
     pub segment: SessionId,
@@ -755,7 +782,7 @@ pub struct ProvisionGrant {
 }
 
 /// Why an acquirer refused a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RefusalReason {
     /// The acquirer knows no issuer for this PAN's BIN.
@@ -874,7 +901,7 @@ impl std::fmt::Display for RefusalReason {
 }
 
 /// G's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Authorised.
@@ -916,7 +943,7 @@ impl Verdict {
 }
 
 /// G – the acquirer's acknowledgement.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Acknowledgement {
     /// The acquirer answering.
     pub acquirer: AcquirerId,
@@ -933,7 +960,7 @@ pub struct Acknowledgement {
 
 /// H – the acknowledgement passed on to the payer device; no answer is expected. A
 /// negative one ends the purchase.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PayerAcknowledgement {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -944,7 +971,7 @@ pub struct PayerAcknowledgement {
 }
 
 /// I – after a positive acknowledgement, the front-end orders the service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServiceOrder {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -958,7 +985,7 @@ pub struct ServiceOrder {
 }
 
 /// An account's standing after a reload (claim 17).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccountBalance {
     /// A prepaid account's credit.
@@ -968,7 +995,7 @@ pub enum AccountBalance {
 }
 
 /// A service as delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Delivery {
     /// Content: a document or a pay-per-view item.
@@ -977,6 +1004,7 @@ pub enum Delivery {
         media_type: String,
         /// The bytes.
         #[serde(with = "hex_bytes")]
+        #[schemars(with = "hex_bytes::Hex")]
         bytes: Vec<u8>,
         /// SHA-256 of the bytes, so the client device can check what it received.
         sha256: [u8; 32],
@@ -1029,7 +1057,7 @@ impl Delivery {
 }
 
 /// J – the service server delivers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServiceDelivery {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -1040,7 +1068,7 @@ pub struct ServiceDelivery {
 }
 
 /// K – the front-end delivers the service to the client device.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClientDelivery {
     /// The client device's request.
     pub request: RequestId,
@@ -1055,7 +1083,7 @@ pub struct ClientDelivery {
 }
 
 /// Why a purchase ended without a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Failure {
     /// The service server could not quote or deliver.
@@ -1109,7 +1137,7 @@ impl std::fmt::Display for Failure {
 }
 
 /// The end of a purchase that delivered nothing, sent to the client device instead of K.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PurchaseOutcome {
     /// The client device's request.
     pub request: RequestId,
@@ -1121,7 +1149,7 @@ pub struct PurchaseOutcome {
 
 /// A payer device's refusal to pay a payment request (the user declined, the PIN was
 /// wrong, the card is blocked...): the answer to D when there is no transaction E.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PaymentDeclined {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -1135,7 +1163,7 @@ pub struct PaymentDeclined {
 /// answer in time, or the service could not be delivered after a positive
 /// acknowledgement): the acquirer must not remit it, and must refuse it if it arrives
 /// later. Not a step of Fig. 6: what keeps a purchase from being left half-done.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reversal {
     /// The acquirer concerned.
     pub acquirer: AcquirerId,
@@ -1154,7 +1182,7 @@ pub struct Reversal {
 /// and signs a zero-amount request ([`IdentificationRequest::card_request`]) whose
 /// unpredictable number the front-end's fresh nonce decides, so the proof cannot be
 /// replayed; the issuer's acquirer checks it and names the customer.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IdentificationRequest {
     /// The purchase that needs it.
     pub purchase: PurchaseId,
@@ -1200,7 +1228,7 @@ impl IdentificationRequest {
 
 /// The payer device's answer to an [`IdentificationRequest`]: the card's proof, or the
 /// wallet key's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IdentificationProof {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -1215,7 +1243,7 @@ pub struct IdentificationProof {
 
 /// The payer device's answer when its user is not identified (declined, wrong PIN,
 /// card blocked...).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IdentificationDeclined {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -1226,7 +1254,7 @@ pub struct IdentificationDeclined {
 }
 
 /// The front-end asks the acquirer of the proof's means to check it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IdentityCheck {
     /// The acquirer it goes to.
     pub acquirer: AcquirerId,
@@ -1237,7 +1265,7 @@ pub struct IdentityCheck {
 }
 
 /// The acquirer's answer to an [`IdentityCheck`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IdentityVerdict {
     /// The acquirer answering.
     pub acquirer: AcquirerId,
@@ -1254,7 +1282,7 @@ pub struct IdentityVerdict {
 
 /// The verdict passed on to the payer device, so that its card completes; no answer is
 /// expected.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IdentificationResult {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -1268,7 +1296,7 @@ pub struct IdentificationResult {
 
 /// The client device stops a service billed per unit of time: no further unit is
 /// asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StopService {
     /// The terminal.
     pub terminal: TerminalId,
@@ -1278,7 +1306,7 @@ pub struct StopService {
 
 /// A service billed per unit of time has stopped — the units asked for were paid, the
 /// user stopped it, or a unit's payment failed — to the client device and the server.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServiceStopped {
     /// The purchase.
     pub purchase: PurchaseId,
@@ -1294,7 +1322,7 @@ pub struct ServiceStopped {
 
 /// The client device ends its pseudo-session: the front-end settles the session's
 /// wallet payments with the acquirer and answers with a [`SessionClosed`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionEnd {
     /// The terminal whose session it is.
     pub terminal: TerminalId,
@@ -1305,7 +1333,7 @@ pub struct SessionEnd {
 /// The front-end sends a provision's payments, every one it admitted, to the wallet
 /// acquirer, which debits exactly their sum and releases the rest of the provision.
 /// Repeated until answered; the acquirer settles a provision once.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionSettlement {
     /// The acquirer.
     pub acquirer: AcquirerId,
@@ -1316,7 +1344,7 @@ pub struct SessionSettlement {
 }
 
 /// The wallet acquirer's answer to a [`SessionSettlement`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SettlementResult {
     /// The acquirer.
     pub acquirer: AcquirerId,
@@ -1334,7 +1362,7 @@ pub struct SettlementResult {
 
 /// The front-end's answer to a [`SessionEnd`]: what the session's wallet payments came
 /// to once settled.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionClosed {
     /// The terminal.
     pub terminal: TerminalId,
@@ -1350,7 +1378,9 @@ pub struct SessionClosed {
 }
 
 /// A party of the purchase: where a message comes from and goes to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Party {
     /// A consultation terminal's client device (21).
@@ -1378,7 +1408,7 @@ impl std::fmt::Display for Party {
 }
 
 /// Any message of the purchase, for runners and logs that carry them all.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Message {
     /// A.
@@ -1519,7 +1549,7 @@ impl Message {
 }
 
 /// A message on its way: who sends it, to whom.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Envelope {
     /// The sender.
     pub from: Party,
@@ -1533,7 +1563,7 @@ pub struct Envelope {
 /// bank card — a zero-amount cryptogram the card issuer's acquirer checks — or with the
 /// wallet key from the key store — a signed statement the front-end checks itself
 /// ([`crate::acquirer::wallet::identity`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum IdentityProof {
     /// The card's zero-amount ARQC over [`IdentificationRequest::card_request`].
@@ -1578,7 +1608,7 @@ identifier!(
 /// with a statement signed by the user's wallet key
 /// ([`crate::acquirer::wallet::dispute`]). The front-end records it and forwards it to
 /// the acquirer of `means` as a [`DisputeCase`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Dispute {
     /// The payer device's name for the dispute (signed too).
     pub dispute: DisputeId,
@@ -1598,7 +1628,7 @@ pub struct Dispute {
 
 /// The front-end forwards a [`Dispute`] to the acquirer of its means, for the merchant
 /// it sells as.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DisputeCase {
     /// The acquirer it goes to.
     pub acquirer: AcquirerId,
@@ -1609,7 +1639,7 @@ pub struct DisputeCase {
 }
 
 /// What became of a dispute.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DisputeDecision {
     /// Recorded for review under a case number. Not a refund: nothing is credited back
@@ -1632,7 +1662,7 @@ pub enum DisputeDecision {
 
 /// The outcome of a [`Dispute`]: the acquirer's answer to the front-end, which records
 /// it and passes it on to the payer device (no answer expected).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DisputeOutcome {
     /// The dispute.
     pub dispute: DisputeId,
@@ -1647,6 +1677,23 @@ pub struct DisputeOutcome {
 /// Serde for byte strings as upper-case hex.
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
+
+    /// The wire schema of bytes in upper-case hex.
+    pub struct Hex;
+
+    impl schemars::JsonSchema for Hex {
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "Hex".into()
+        }
+
+        fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            schemars::json_schema!({
+                "type": "string",
+                "pattern": "^([0-9A-Fa-f]{2})*$",
+                "description": "Bytes in hex (written upper-case).",
+            })
+        }
+    }
 
     pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&hex::encode_upper(bytes))

@@ -22,6 +22,7 @@
 pub mod config;
 pub mod link;
 pub mod node;
+pub mod openapi;
 pub mod pki;
 pub mod serve;
 pub mod service;

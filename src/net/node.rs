@@ -8,7 +8,7 @@
 //! terminal's mailbox. The roles stay sans-IO: the node holds the clock, the sockets and
 //! the deadlines.
 //!
-//! The wire (`docs/openapi.yaml`): `POST /v1/messages` takes `{"envelopes": [...]}` —
+//! The wire (`docs/openapi.json`, made by [`super::openapi`]): `POST /v1/messages` takes `{"envelopes": [...]}` —
 //! the flow's [`Envelope`]s as JSON — and answers the same shape with the messages for
 //! the caller; `POST /v1/mailbox` (terminals only) answers what waits for the calling
 //! terminal, waiting up to `wait_ms` for something to come; `GET /healthz` and
@@ -35,14 +35,14 @@ use super::pki::{PeerName, ServiceRole};
 use super::switchboard::{Destination, PartyAddress, Switchboard};
 
 /// The body of `POST /v1/messages`, both ways, and of the mailbox's answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Wire {
     /// The messages, in order.
     pub envelopes: Vec<Envelope>,
 }
 
 /// The body of `POST /v1/mailbox`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MailboxPoll {
     /// How long to wait for a message when none waits, in milliseconds (at most
     /// [`MAX_MAILBOX_WAIT`]).
@@ -81,7 +81,7 @@ impl Hosted for Vec<HostedRole> {
 /// A process's roles, switchboard and links.
 pub struct Node<H> {
     board: Switchboard,
-    roles: Mutex<H>,
+    roles: Arc<Mutex<H>>,
     mailboxes: Mutex<BTreeMap<TerminalId, VecDeque<Envelope>>>,
     mail: Notify,
     deadlines_changed: Notify,
@@ -105,7 +105,7 @@ impl<H: Hosted> Node<H> {
     pub fn new(roles: H, board: Switchboard, link: Link) -> Arc<Node<H>> {
         Arc::new(Node {
             board,
-            roles: Mutex::new(roles),
+            roles: Arc::new(Mutex::new(roles)),
             mailboxes: Mutex::new(BTreeMap::new()),
             mail: Notify::new(),
             deadlines_changed: Notify::new(),
@@ -150,26 +150,37 @@ impl<H: Hosted> Node<H> {
         &self.board
     }
 
-    /// Runs `work` on the hosted roles. The roles are sans-IO but may write a journal
-    /// (an fsync): on a multi-threaded runtime that is said to tokio, so other tasks
-    /// move to other threads meanwhile.
+    /// Runs `work` on the hosted roles, here and now (a quick look or change, outside
+    /// the flow: the terminal reading its client device's result).
     pub fn with_roles<T>(&self, work: impl FnOnce(&mut H) -> T) -> T {
-        let run = || work(&mut lock(&self.roles));
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(run)
-            }
-            _ => run(),
+        work(&mut lock(&self.roles))
+    }
+
+    /// Runs `work` on the hosted roles on a thread where blocking is allowed: the roles
+    /// are sans-IO but keep journals (an fsync, a database's synchronous client, which
+    /// runs its own little runtime and must not be called from a runtime's worker).
+    pub async fn on_roles<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut H) -> T + Send + 'static,
+    ) -> T {
+        let roles = Arc::clone(&self.roles);
+        match tokio::task::spawn_blocking(move || work(&mut lock(&roles))).await {
+            Ok(value) => value,
+            // A role panicked: the panic goes on here, as it would have in-process.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
         }
     }
 
     /// Hands `envelope` to the hosted role it is for.
-    fn handle_local(&self, envelope: Envelope) -> Vec<Envelope> {
-        let Envelope { from, to, message } = envelope;
-        let handled = self.with_roles(|hosted| {
-            let role = hosted.roles().into_iter().find(|role| role.party() == to)?;
-            Some(role.handle(SystemClock.now(), &from, message))
-        });
+    async fn handle_local(&self, envelope: Envelope) -> Vec<Envelope> {
+        let to = envelope.to.clone();
+        let handled = self
+            .on_roles(move |hosted| {
+                let Envelope { from, to, message } = envelope;
+                let role = hosted.roles().into_iter().find(|role| role.party() == to)?;
+                Some(role.handle(SystemClock.now(), &from, message))
+            })
+            .await;
         self.deadlines_changed.notify_one();
         match handled {
             Some(handled) => {
@@ -209,7 +220,7 @@ impl<H: Hosted> Node<H> {
                 lock(journal).push(envelope.clone());
             }
             match self.board.destination(&envelope.to, caller) {
-                Destination::Local => queue.extend(self.handle_local(envelope)),
+                Destination::Local => queue.extend(self.handle_local(envelope).await),
                 Destination::Caller => answers.push(envelope),
                 Destination::Peer(route) => match self.link.call(route, &envelope).await {
                     Ok(replies) => {
@@ -303,15 +314,17 @@ impl<H: Hosted> Node<H> {
                 () = tokio::time::sleep(wait) => {}
             }
             let now = SystemClock.now();
-            let sent = self.with_roles(|hosted| {
-                let mut sent = Vec::new();
-                for role in hosted.roles() {
-                    if role.poll_timeout().is_some_and(|deadline| deadline <= now) {
-                        sent.extend(role.handle_timeout(now).sent);
+            let sent = self
+                .on_roles(move |hosted| {
+                    let mut sent = Vec::new();
+                    for role in hosted.roles() {
+                        if role.poll_timeout().is_some_and(|deadline| deadline <= now) {
+                            sent.extend(role.handle_timeout(now).sent);
+                        }
                     }
-                }
-                sent
-            });
+                    sent
+                })
+                .await;
             if !sent.is_empty() {
                 self.process(sent, None).await;
             }
@@ -345,7 +358,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A refused call's answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     /// What was wrong.
     pub error: String,

@@ -422,6 +422,25 @@ impl serde::Serialize for SignedWalletPayment {
     }
 }
 
+impl schemars::JsonSchema for SignedWalletPayment {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SignedWalletPayment".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "description": "A wallet payment: its canonical encoding (docs/wallet.md) and its ECDSA P-256 signature (r || s), both in hex.",
+            "properties": {
+                "payment": { "type": "string", "pattern": "^([0-9A-Fa-f]{2})+$" },
+                "signature": { "type": "string", "pattern": "^[0-9A-Fa-f]{128}$" },
+            },
+            "required": ["payment", "signature"],
+            "additionalProperties": false,
+        })
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for SignedWalletPayment {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;

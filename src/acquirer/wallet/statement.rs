@@ -387,6 +387,36 @@ impl<S: Statement> serde::Serialize for Signed<S> {
     }
 }
 
+impl<S: Statement> schemars::JsonSchema for Signed<S> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        // "identity statement" → "SignedIdentityStatement".
+        let words: String = S::KIND
+            .split(' ')
+            .map(|word| {
+                let mut letters = word.chars();
+                letters
+                    .next()
+                    .map(|first| first.to_ascii_uppercase().to_string() + letters.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!("Signed{words}").into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "description": "A signed statement: its canonical encoding (docs/wallet.md) and its ECDSA P-256 signature (r || s), both in hex.",
+            "properties": {
+                "statement": { "type": "string", "pattern": "^([0-9A-Fa-f]{2})+$" },
+                "signature": { "type": "string", "pattern": "^[0-9A-Fa-f]{128}$" },
+            },
+            "required": ["statement", "signature"],
+            "additionalProperties": false,
+        })
+    }
+}
+
 impl<'de, S: Statement> serde::Deserialize<'de> for Signed<S> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
