@@ -1,0 +1,314 @@
+//! A whole deployment on 127.0.0.1 inside one process, for tests, benchmarks and
+//! demonstrations: a test PKI, a service server, a bank-card acquirer, optionally a
+//! wallet acquirer, and a front-end, each a [`Service`] on its own port with its own
+//! certificate — the same services `telepay serve` runs, on the caller's tokio runtime —
+//! and terminals calling the front-end as `telepay purchase --frontend` does.
+
+use std::path::{Path, PathBuf};
+
+use tokio::sync::oneshot;
+
+use crate::emv::CardChannel;
+use crate::messages::TerminalId;
+use crate::terminal::card_module::{CardModule, TerminalData};
+use crate::terminal::client::ClientDevice;
+use crate::terminal::payer::{PayerDevice, PayerUser};
+
+use super::config::ServiceConfig;
+use super::link::{LinkError, LinkOptions};
+use super::pki::{self, InitOptions, PeerName, ServiceRole};
+use super::service::{Service, ServiceError};
+use super::switchboard::Route;
+use super::terminal::{RemoteTerminal, TerminalRoles};
+use super::tls::TlsIdentity;
+
+/// Why a local deployment could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalError {
+    /// The test PKI.
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    /// A configuration file could not be written.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A service did not start.
+    #[error("{name}: {source}")]
+    Service {
+        /// The service's name.
+        name: String,
+        /// Why.
+        source: Box<ServiceError>,
+    },
+    /// A terminal could not be set up.
+    #[error("terminal {name}: {reason}")]
+    Terminal {
+        /// The terminal.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What to deploy.
+#[derive(Debug, Clone, Default)]
+pub struct LocalOptions {
+    /// Serve the wallet acquirer too, with its accounts in `wallet.sqlite`.
+    pub wallet: bool,
+    /// Route the front-end's card acquirer to this URL instead of the one served (an
+    /// address nothing listens on, to see the front-end's deadline).
+    pub card_acquirer_url: Option<String>,
+    /// Lines added to the front-end's `[frontend]` section.
+    pub front_end_extra: String,
+    /// Terminals' names to certify besides the demo set (`t1`, `t2`).
+    pub terminals: Vec<String>,
+}
+
+/// One running service.
+pub struct Running {
+    /// Its URL, `https://127.0.0.1:PORT`.
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops it and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// The deployment: its directory (certificates, configurations, state files) and its
+/// running services.
+pub struct LocalDeployment {
+    /// Where everything is.
+    pub dir: PathBuf,
+    /// The service server `p1`.
+    pub provider: Running,
+    /// The card acquirer `acq1` (journal `acq1.sqlite`).
+    pub card_acquirer: Running,
+    /// The wallet acquirer `wallet1` (accounts `wallet.sqlite`), when asked for.
+    pub wallet_acquirer: Option<Running>,
+    /// The front-end `fe1`.
+    pub front_end: Running,
+}
+
+fn tls_section(name: &str, accept: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\n[tls]\ncert = \"pki/{name}.pem\"\nkey = \"pki/{name}-key.pem\"\n\
+         ca = \"pki/ca.pem\"\naccept = [{accept}]\n"
+    )
+}
+
+fn route(party: &str, url: &str, peer: &str) -> String {
+    format!("[[route]]\nparty = \"{party}\"\nurl = \"{url}\"\npeer = \"{peer}\"\n\n")
+}
+
+impl LocalDeployment {
+    /// Deploys in `dir` (made if missing) as `options` say.
+    ///
+    /// # Errors
+    /// [`LocalError`] naming what did not start.
+    pub async fn start(dir: &Path, options: &LocalOptions) -> Result<LocalDeployment, LocalError> {
+        let pki_dir = dir.join("pki");
+        let mut peers = pki::demo_peers();
+        for terminal in &options.terminals {
+            let peer = PeerName::new(ServiceRole::Terminal, terminal).map_err(|error| {
+                LocalError::Terminal {
+                    name: terminal.clone(),
+                    reason: error.to_string(),
+                }
+            })?;
+            if !peers.contains(&peer) {
+                peers.push(peer);
+            }
+        }
+        pki::init(&pki_dir, &peers, &InitOptions::default())?;
+        let provider = serve(
+            dir,
+            "p1",
+            ServiceRole::Provider,
+            &tls_section("p1.provider.telepay", "\"role:frontend\""),
+        )
+        .await?;
+        let card_acquirer = serve(
+            dir,
+            "acq1",
+            ServiceRole::CardAcquirer,
+            &format!(
+                "{}\n[acquirer_card]\njournal = \"acq1.sqlite\"\n",
+                tls_section("acq1.acquirer-card.telepay", "\"role:frontend\"")
+            ),
+        )
+        .await?;
+        let wallet_acquirer = if options.wallet {
+            Some(
+                serve(
+                    dir,
+                    "wallet1",
+                    ServiceRole::WalletAcquirer,
+                    &format!(
+                        "{}\n[acquirer_wallet]\nstore = \"wallet.sqlite\"\n",
+                        tls_section("wallet1.acquirer-wallet.telepay", "\"role:frontend\"")
+                    ),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let card_url = options
+            .card_acquirer_url
+            .clone()
+            .unwrap_or_else(|| card_acquirer.url.clone());
+        let mut routes = route(
+            "server:demo-publisher",
+            &provider.url,
+            "p1.provider.telepay",
+        );
+        routes.push_str(&route(
+            "acquirer:bank-card-acquirer",
+            &card_url,
+            "acq1.acquirer-card.telepay",
+        ));
+        let mut section = format!(
+            "[frontend]\nmerchant = \"telepay-frontend\"\npurchase_prefix = \"FE1\"\n{}",
+            options.front_end_extra
+        );
+        if let Some(wallet) = &wallet_acquirer {
+            routes.push_str(&route(
+                "acquirer:wallet-acquirer",
+                &wallet.url,
+                "wallet1.acquirer-wallet.telepay",
+            ));
+            section.push_str("wallet_acquirer = \"wallet-acquirer\"\n");
+        }
+        let front_end = serve(
+            dir,
+            "fe1",
+            ServiceRole::FrontEnd,
+            &format!(
+                "{}\n{routes}{section}",
+                tls_section("fe1.frontend.telepay", "\"role:terminal\"")
+            ),
+        )
+        .await?;
+        Ok(LocalDeployment {
+            dir: dir.to_owned(),
+            provider,
+            card_acquirer,
+            wallet_acquirer,
+            front_end,
+        })
+    }
+
+    /// Terminal `name` calling the front-end, paying with the card on `card` for
+    /// `user`; `change` adjusts its payer device (a wallet key, a means).
+    ///
+    /// # Errors
+    /// [`LocalError::Terminal`] for a name without a certificate here.
+    pub fn terminal<C, U, D>(
+        &self,
+        name: &str,
+        card: C,
+        user: U,
+        change: impl FnOnce(PayerDevice<C, U>) -> PayerDevice<D, U>,
+    ) -> Result<RemoteTerminal<D, U>, LocalError>
+    where
+        C: CardChannel,
+        D: CardChannel + Send + 'static,
+        U: PayerUser + Send + 'static,
+    {
+        let failed = |reason: String| LocalError::Terminal {
+            name: name.to_owned(),
+            reason,
+        };
+        let pki_dir = self.dir.join("pki");
+        let peer = PeerName::new(ServiceRole::Terminal, name).map_err(|e| failed(e.to_string()))?;
+        let identity = TlsIdentity::load(
+            &peer.cert_path(&pki_dir),
+            &peer.key_path(&pki_dir),
+            &pki_dir.join(pki::CA_CERT_FILE),
+        )
+        .map_err(|error| failed(error.to_string()))?;
+        let terminal = TerminalId::from(name);
+        let payer = change(PayerDevice::new(
+            terminal.clone(),
+            CardModule::new(card, TerminalData::france()),
+            user,
+        ));
+        // A deployment outlives its terminals' runs: requests numbered from the clock.
+        let first = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |since| u64::try_from(since.as_micros()).unwrap_or(1));
+        RemoteTerminal::new(
+            TerminalRoles {
+                client: ClientDevice::new(terminal).numbering_from(first),
+                payer,
+            },
+            Route {
+                url: self.front_end.url.clone(),
+                peer: PeerName::new(ServiceRole::FrontEnd, "fe1")
+                    .map_err(|error| failed(error.to_string()))?,
+            },
+            &identity,
+            LinkOptions::default(),
+        )
+        .map_err(|error: LinkError| failed(error.to_string()))
+    }
+
+    /// Stops every service, the front-end first.
+    pub async fn stop(self) {
+        self.front_end.stop().await;
+        if let Some(wallet) = self.wallet_acquirer {
+            wallet.stop().await;
+        }
+        self.card_acquirer.stop().await;
+        self.provider.stop().await;
+    }
+}
+
+/// Serves `role` as configured by `toml` (written to DIR/NAME.toml, relative paths
+/// from DIR).
+async fn serve(
+    dir: &Path,
+    name: &str,
+    role: ServiceRole,
+    toml: &str,
+) -> Result<Running, LocalError> {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).map_err(|source| LocalError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    let failed = |source: ServiceError| LocalError::Service {
+        name: name.to_owned(),
+        source: Box::new(source),
+    };
+    let config = ServiceConfig::load(&path).map_err(|error| failed(error.into()))?;
+    let service = Service::start(role, &config, &path).await.map_err(failed)?;
+    let address = service.local_address().map_err(|error| {
+        failed(ServiceError::Listen {
+            address: config.listen,
+            source: error,
+        })
+    })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(service.run(async {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        url: format!("https://{address}"),
+        stop: Some(stop),
+        task,
+    })
+}
