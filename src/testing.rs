@@ -202,3 +202,51 @@ pub fn demo_wallet_network(
                 .with_means(means)
         }))
 }
+
+/// The PAN of test card `account` of the `cb` BIN (497010): `4970100`, the account in
+/// eight digits, and the Luhn check digit (ISO/IEC 7812-1 Annex B).
+pub fn cb_pan(account: u32) -> String {
+    let body = format!("4970100{:08}", account % 100_000_000);
+    // Luhn: from the rightmost digit of the body, double every other one.
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(position, digit)| {
+            let digit = u32::from(digit - b'0');
+            if position % 2 == 0 {
+                let doubled = digit * 2;
+                doubled / 10 + doubled % 10
+            } else {
+                digit
+            }
+        })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+/// The profile of a card like the built-in `cb` but with the PAN [`cb_pan`]`(account)`:
+/// a card of the same issuer, keys derived from its own PAN, the same PIN `1234`. Write
+/// it to a file and open it as `sim:FILE.toml`: many terminals, each its own card.
+pub fn cb_card_profile(account: u32) -> String {
+    const CB: &str = include_str!("../card-applet-sim/profiles/cb.toml");
+    const CB_PAN: &str = "4970100000000014";
+    CB.replace(CB_PAN, &cb_pan(account))
+        .replace("name = \"cb\"", &format!("name = \"cb-{account}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_one_of_the_cb_bin_is_the_built_in_cb_card() {
+        assert_eq!(cb_pan(1), "4970100000000014");
+        assert!(cb_card_profile(1).contains("pan = \"4970100000000014\""));
+        let other = cb_card_profile(42);
+        assert!(other.contains(&format!("pan = \"{}\"", cb_pan(42))));
+        assert!(!other.contains("4970100000000014"));
+        // The software card itself accepts it: its checker verifies the Luhn digit.
+        card_applet_sim::profile::Profile::from_toml_str(&other, "cb-42").unwrap();
+    }
+}

@@ -17,12 +17,14 @@
 //! - [`terminal`]: the consultation terminal against a remote front-end
 //!   (`telepay purchase --frontend URL`).
 //! - [`local`]: a whole deployment on 127.0.0.1 in one process, for tests and
-//!   benchmarks; [`openapi`]: the wire's OpenAPI document.
+//!   benchmarks; [`load`]: many terminals at once; [`openapi`]: the wire's OpenAPI
+//!   document.
 //!
 //! docs/deployment.md says how to deploy with test or real certificates.
 
 pub mod config;
 pub mod link;
+pub mod load;
 pub mod local;
 pub mod node;
 pub mod openapi;
