@@ -93,7 +93,7 @@ async fn an_unreachable_acquirer_ends_the_purchase_by_the_front_ends_deadline_th
     let deployment = LocalDeployment::start(
         dir.path(),
         &LocalOptions {
-            card_acquirer_url: Some(acquirer),
+            card_acquirer_urls: vec![acquirer],
             front_end_extra: "acquirer_timeout_ms = 1500\n".into(),
             ..LocalOptions::default()
         },
@@ -196,4 +196,81 @@ async fn a_wallet_payment_goes_to_the_wallet_acquirer_served_apart() {
         10_000 - 250
     );
     assert_eq!(journal_entries(&dir.file("acq1.sqlite")), []);
+}
+
+/// The payments of the journal's authorised transactions, each with how many times it
+/// is there.
+fn authorised_payments(path: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
+    let journal = Journal::open(path).unwrap();
+    let mut payments = std::collections::BTreeMap::new();
+    journal
+        .transactions::<JournalError>(
+            &TransactionFilter {
+                state: Some(TransactionState::Authorised),
+                ..TransactionFilter::default()
+            },
+            |entry| {
+                *payments.entry(entry.payment.0.clone()).or_insert(0) += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+    payments
+}
+
+async fn buy(
+    terminal: &telepay::net::terminal::RemoteTerminal<
+        impl telepay::emv::CardChannel + Send + 'static,
+        ScriptedUser,
+    >,
+) -> telepay::net::terminal::RemotePurchase {
+    terminal
+        .purchase(
+            ProviderId::from("demo-publisher"),
+            ServiceId::from("market-report-2026"),
+            None,
+            PATIENCE,
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_one_card_acquirer_process_stops_its_twin_on_the_same_journal_authorises() {
+    let dir = TempDir::new("network-two-acquirers");
+    let mut deployment = LocalDeployment::start(
+        dir.path(),
+        &LocalOptions {
+            card_acquirers: 2,
+            ..LocalOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let terminal = deployment
+        .terminal("t1", card(), ScriptedUser::with_pin("1234"), |payer| payer)
+        .unwrap();
+    // Taken in turn: one purchase through each.
+    for _ in 0..2 {
+        let run = buy(&terminal).await;
+        assert!(
+            matches!(run.result, Some(RequestResult::Delivered(_))),
+            "{:?}",
+            run.troubles
+        );
+    }
+    // acq1 stops; the front-end's calls to it fail and go to acq2.
+    deployment.card_acquirers.remove(0).stop().await;
+    for _ in 0..3 {
+        let run = buy(&terminal).await;
+        assert!(
+            matches!(run.result, Some(RequestResult::Delivered(_))),
+            "{:?}",
+            run.troubles
+        );
+        assert!(run.troubles.is_empty(), "{:?}", run.troubles);
+    }
+    deployment.stop().await;
+    let payments = authorised_payments(&dir.file("acq1.sqlite"));
+    assert_eq!(payments.len(), 5, "{payments:?}");
+    assert!(payments.values().all(|&count| count == 1), "{payments:?}");
 }

@@ -44,6 +44,13 @@ impl Served {
         Served { child, url }
     }
 
+    /// SIGKILL: the process dies wherever it was, mid-call or mid-transaction.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
     /// SIGTERM, then the exit status.
     fn stop(mut self) -> Option<i32> {
         let _ = Command::new("kill")
@@ -167,4 +174,172 @@ fn serve_three_roles_and_buy_from_a_terminal_over_mutual_tls() {
         .unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert_eq!(listed.matches("FE1-").count(), 3, "{listed}");
+}
+
+/// An acquirer process killed (SIGKILL) while eight terminals buy: the front-end's
+/// calls that were under way at acq1 — F recorded or not, G sent or not — are retried
+/// on acq2, which serves the same journal; afterwards the journal's authorised
+/// payments are exactly those of the delivered purchases, once each.
+#[test]
+fn an_acquirer_killed_mid_authorisation_loses_and_doubles_nothing() {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    use telepay::acquirer::journal::{Journal, JournalError, TransactionFilter, TransactionState};
+    use telepay::messages::{ProviderId, ServiceId, TerminalId};
+    use telepay::net::link::LinkOptions;
+    use telepay::net::pki::PeerName;
+    use telepay::net::switchboard::Route;
+    use telepay::net::terminal::{RemoteTerminal, TerminalRoles};
+    use telepay::net::tls::TlsIdentity;
+    use telepay::terminal::card_module::{CardModule, TerminalData};
+    use telepay::terminal::client::ClientDevice;
+    use telepay::terminal::payer::{PayerDevice, ScriptedUser};
+
+    let dir = TempDir::new("network-kill");
+    let names: Vec<String> = (1..=8).map(|n| format!("k{n}")).collect();
+    let mut peers = pki::demo_peers();
+    peers.extend(
+        names
+            .iter()
+            .map(|name| PeerName::from_argument(&format!("terminal:{name}")).unwrap()),
+    );
+    pki::init(&dir.file("pki"), &peers, &InitOptions::default()).unwrap();
+    let provider = Served::start(
+        dir.path(),
+        "p1",
+        "provider",
+        &tls("p1.provider.telepay", "\"role:frontend\""),
+    );
+    let acquirer = |name: &str| {
+        Served::start(
+            dir.path(),
+            name,
+            "acquirer-card",
+            &format!(
+                "{}\n[acquirer_card]\njournal = \"journal.sqlite\"\n",
+                tls(
+                    &format!("{name}.acquirer-card.telepay"),
+                    "\"role:frontend\""
+                )
+            ),
+        )
+    };
+    let acq1 = acquirer("acq1");
+    let acq2 = acquirer("acq2");
+    let front_end = Served::start(
+        dir.path(),
+        "fe1",
+        "frontend",
+        &format!(
+            "{}\n[[route]]\nparty = \"server:demo-publisher\"\nurl = \"{}\"\npeer = \"p1.provider.telepay\"\n\n\
+             [[route]]\nparty = \"acquirer:bank-card-acquirer\"\nurl = \"{}\"\npeer = \"acq1.acquirer-card.telepay\"\n\n\
+             [[route]]\nparty = \"acquirer:bank-card-acquirer\"\nurl = \"{}\"\npeer = \"acq2.acquirer-card.telepay\"\n\n\
+             [frontend]\nmerchant = \"telepay-frontend\"\npurchase_prefix = \"FE1\"\n",
+            tls("fe1.frontend.telepay", "\"role:terminal\""),
+            provider.url,
+            acq1.url,
+            acq2.url
+        ),
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pki_dir = dir.file("pki");
+    let terminals: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let profile = dir.file(&format!("card-{name}.toml"));
+            std::fs::write(
+                &profile,
+                telepay::testing::cb_card_profile(500 + index as u32),
+            )
+            .unwrap();
+            let card = telepay::testing::powered(&format!("sim:{}", profile.display())).unwrap();
+            let peer = PeerName::from_argument(&format!("terminal:{name}")).unwrap();
+            let identity = TlsIdentity::load(
+                &peer.cert_path(&pki_dir),
+                &peer.key_path(&pki_dir),
+                &pki_dir.join("ca.pem"),
+            )
+            .unwrap();
+            let terminal = TerminalId::from(name.as_str());
+            RemoteTerminal::new(
+                TerminalRoles {
+                    client: ClientDevice::new(terminal.clone()),
+                    payer: PayerDevice::new(
+                        terminal,
+                        CardModule::new(card, TerminalData::france()),
+                        ScriptedUser::with_pin("1234"),
+                    ),
+                },
+                Route {
+                    url: front_end.url.clone(),
+                    peer: PeerName::from_dns_name("fe1.frontend.telepay").unwrap(),
+                },
+                &identity,
+                LinkOptions::default(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let load = runtime.spawn(telepay::net::load::run(
+        terminals,
+        ProviderId::from("demo-publisher"),
+        ServiceId::from("market-report-2026"),
+        Duration::from_secs(6),
+        Duration::from_secs(30),
+    ));
+    std::thread::sleep(Duration::from_secs(2));
+    acq1.kill();
+    let report = runtime.block_on(load).unwrap();
+    for served in [front_end, acq2, provider] {
+        assert_eq!(served.stop(), Some(0));
+    }
+
+    let delivered: BTreeMap<String, u64> = report
+        .delivered()
+        .map(|sample| {
+            (
+                sample.payment.clone().unwrap().0,
+                sample.paid.unwrap().minor,
+            )
+        })
+        .collect();
+    assert!(delivered.len() > 20, "{} delivered", delivered.len());
+    let journal = Journal::open(dir.file("journal.sqlite")).unwrap();
+    let mut authorised: BTreeMap<String, u64> = BTreeMap::new();
+    let mut twice = Vec::new();
+    journal
+        .transactions::<JournalError>(
+            &TransactionFilter {
+                state: Some(TransactionState::Authorised),
+                ..TransactionFilter::default()
+            },
+            |entry| {
+                if authorised
+                    .insert(entry.payment.0.clone(), entry.amount_minor.unwrap_or(0))
+                    .is_some()
+                {
+                    twice.push(entry.payment.0.clone());
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!(twice, Vec::<String>::new());
+    let failures: Vec<_> = report
+        .samples
+        .iter()
+        .filter_map(|s| s.failure.clone())
+        .collect();
+    println!(
+        "{} purchases, {} delivered, failures: {failures:?}",
+        report.samples.len(),
+        delivered.len()
+    );
+    assert_eq!(authorised, delivered, "failures: {failures:?}");
 }

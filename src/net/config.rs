@@ -320,7 +320,7 @@ purchase_prefix = "FE1"
                     .0,
                 None
             ),
-            super::super::switchboard::Destination::Peer(1)
+            super::super::switchboard::Destination::Peers(vec![1])
         );
         let section = config
             .section("frontend", &config.frontend, Path::new("fe1.toml"))

@@ -60,13 +60,17 @@ pub enum LocalError {
 pub struct LocalOptions {
     /// Serve the wallet acquirer too, with its accounts in `wallet.sqlite`.
     pub wallet: bool,
-    /// Route the front-end's card acquirer to this URL instead of the one served (an
-    /// address nothing listens on, to see the front-end's deadline).
-    pub card_acquirer_url: Option<String>,
     /// Lines added to the front-end's `[frontend]` section.
     pub front_end_extra: String,
     /// Terminals' names to certify besides the demo set (`t1`, `t2`).
     pub terminals: Vec<String>,
+    /// How many card-acquirer processes serve the one journal `acq1.sqlite` (`acq1`,
+    /// `acq2`…; 0 counts as 1). The front-end takes them in turn, each standing in for
+    /// the others.
+    pub card_acquirers: usize,
+    /// The URL the front-end calls for each card acquirer instead of its own, by
+    /// position: a proxy in front of it, or an address nothing listens on.
+    pub card_acquirer_urls: Vec<String>,
 }
 
 /// One running service.
@@ -94,8 +98,8 @@ pub struct LocalDeployment {
     pub dir: PathBuf,
     /// The service server `p1`.
     pub provider: Running,
-    /// The card acquirer `acq1` (journal `acq1.sqlite`).
-    pub card_acquirer: Running,
+    /// The card acquirers `acq1`, `acq2`…, sharing the journal `acq1.sqlite`.
+    pub card_acquirers: Vec<Running>,
     /// The wallet acquirer `wallet1` (accounts `wallet.sqlite`), when asked for.
     pub wallet_acquirer: Option<Running>,
     /// The front-end `fe1`.
@@ -140,16 +144,25 @@ impl LocalDeployment {
             &tls_section("p1.provider.telepay", "\"role:frontend\""),
         )
         .await?;
-        let card_acquirer = serve(
-            dir,
-            "acq1",
-            ServiceRole::CardAcquirer,
-            &format!(
-                "{}\n[acquirer_card]\njournal = \"acq1.sqlite\"\n",
-                tls_section("acq1.acquirer-card.telepay", "\"role:frontend\"")
-            ),
-        )
-        .await?;
+        let mut card_acquirers = Vec::new();
+        for number in 1..=options.card_acquirers.max(1) {
+            let name = format!("acq{number}");
+            card_acquirers.push(
+                serve(
+                    dir,
+                    &name,
+                    ServiceRole::CardAcquirer,
+                    &format!(
+                        "{}\n[acquirer_card]\njournal = \"acq1.sqlite\"\n",
+                        tls_section(
+                            &format!("{name}.acquirer-card.telepay"),
+                            "\"role:frontend\""
+                        )
+                    ),
+                )
+                .await?,
+            );
+        }
         let wallet_acquirer = if options.wallet {
             Some(
                 serve(
@@ -166,20 +179,23 @@ impl LocalDeployment {
         } else {
             None
         };
-        let card_url = options
-            .card_acquirer_url
-            .clone()
-            .unwrap_or_else(|| card_acquirer.url.clone());
         let mut routes = route(
             "server:demo-publisher",
             &provider.url,
             "p1.provider.telepay",
         );
-        routes.push_str(&route(
-            "acquirer:bank-card-acquirer",
-            &card_url,
-            "acq1.acquirer-card.telepay",
-        ));
+        for (index, acquirer) in card_acquirers.iter().enumerate() {
+            let url = options
+                .card_acquirer_urls
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| acquirer.url.clone());
+            routes.push_str(&route(
+                "acquirer:bank-card-acquirer",
+                &url,
+                &format!("acq{}.acquirer-card.telepay", index + 1),
+            ));
+        }
         let mut section = format!(
             "[frontend]\nmerchant = \"telepay-frontend\"\npurchase_prefix = \"FE1\"\n{}",
             options.front_end_extra
@@ -205,7 +221,7 @@ impl LocalDeployment {
         Ok(LocalDeployment {
             dir: dir.to_owned(),
             provider,
-            card_acquirer,
+            card_acquirers,
             wallet_acquirer,
             front_end,
         })
@@ -272,7 +288,9 @@ impl LocalDeployment {
         if let Some(wallet) = self.wallet_acquirer {
             wallet.stop().await;
         }
-        self.card_acquirer.stop().await;
+        for acquirer in self.card_acquirers {
+            acquirer.stop().await;
+        }
         self.provider.stop().await;
     }
 }

@@ -222,27 +222,11 @@ impl<H: Hosted> Node<H> {
             match self.board.destination(&envelope.to, caller) {
                 Destination::Local => queue.extend(self.handle_local(envelope).await),
                 Destination::Caller => answers.push(envelope),
-                Destination::Peer(route) => match self.link.call(route, &envelope).await {
-                    Ok(replies) => {
-                        for reply in replies {
-                            match self.board.admit_answer(route, &reply.from) {
-                                Ok(()) => queue.push_back(reply),
-                                Err(refusal) => troubles.push(Trouble {
-                                    what: format!("answer refused: {refusal}"),
-                                    call: None,
-                                }),
-                            }
-                        }
-                    }
-                    Err(error) => troubles.push(Trouble {
-                        what: format!(
-                            "{} to {}: {error}",
-                            envelope.message.step(),
-                            PartyAddress(envelope.to.clone())
-                        ),
-                        call: Some(error),
-                    }),
-                },
+                Destination::Peers(routes) => {
+                    let (replies, failed) = self.call_any(&routes, &envelope).await;
+                    troubles.extend(failed);
+                    queue.extend(replies);
+                }
                 Destination::Mailbox(terminal) => self.post(terminal, envelope),
                 Destination::Nowhere => troubles.push(Trouble {
                     what: format!(
@@ -258,6 +242,47 @@ impl<H: Hosted> Node<H> {
             tracing::warn!(what = %trouble.what, "delivery");
         }
         (answers, troubles)
+    }
+
+    /// Sends `envelope` to the first of `routes` that takes it (each with the link's
+    /// retries); the admitted messages of its answer, and what went wrong on the way —
+    /// a failed route before one that took it is worth a line in the log too.
+    async fn call_any(
+        &self,
+        routes: &[usize],
+        envelope: &Envelope,
+    ) -> (Vec<Envelope>, Vec<Trouble>) {
+        let mut troubles: Vec<Trouble> = Vec::new();
+        for &route in routes {
+            match self.link.call(route, envelope).await {
+                Ok(replies) => {
+                    // Another process took it: the failures before it are for the log.
+                    for trouble in troubles.drain(..) {
+                        tracing::warn!(what = %trouble.what, "delivery (recovered)");
+                    }
+                    let mut admitted = Vec::with_capacity(replies.len());
+                    for reply in replies {
+                        match self.board.admit_answer(route, &reply.from) {
+                            Ok(()) => admitted.push(reply),
+                            Err(refusal) => troubles.push(Trouble {
+                                what: format!("answer refused: {refusal}"),
+                                call: None,
+                            }),
+                        }
+                    }
+                    return (admitted, troubles);
+                }
+                Err(error) => troubles.push(Trouble {
+                    what: format!(
+                        "{} to {}: {error}",
+                        envelope.message.step(),
+                        PartyAddress(envelope.to.clone())
+                    ),
+                    call: Some(error),
+                }),
+            }
+        }
+        (Vec::new(), troubles)
     }
 
     /// Leaves `envelope` in `terminal`'s mailbox.

@@ -127,8 +127,10 @@ pub enum Destination {
     Local,
     /// Back on the current call's answer.
     Caller,
-    /// To the routed peer: the index of its route in [`Switchboard::routes`].
-    Peer(usize),
+    /// To the routed peers of that party: the indexes of their routes in
+    /// [`Switchboard::routes`], in the order to try them (several processes of one
+    /// acquirer share its journal; the first is the next in turn, the others stand by).
+    Peers(Vec<usize>),
     /// To the terminal's mailbox.
     Mailbox(TerminalId),
     /// Nowhere: no route, not a terminal. The message is dropped (and logged).
@@ -164,7 +166,9 @@ pub enum Refusal {
 pub struct Switchboard {
     local: BTreeSet<Party>,
     routes: Vec<Route>,
-    routed: BTreeMap<Party, usize>,
+    routed: BTreeMap<Party, Vec<usize>>,
+    /// The next route in turn for each party with several, so that they share the load.
+    turn: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     speaks_for: BTreeMap<String, BTreeSet<Party>>,
 }
 
@@ -178,11 +182,15 @@ impl Switchboard {
     }
 
     /// Sends messages to `party` to the peer at `route`, which then also speaks for
-    /// `party` when it answers or calls. A later route for the same party replaces it.
+    /// `party` when it answers or calls. Several routes for one party are several
+    /// processes of it: taken in turn, each standing in for the others when they fail.
     pub fn route(mut self, party: Party, route: Route) -> Switchboard {
         self.allow_name(route.peer.dns_name(), party.clone());
         self.routes.push(route);
-        self.routed.insert(party, self.routes.len() - 1);
+        self.routed
+            .entry(party)
+            .or_default()
+            .push(self.routes.len() - 1);
         self
     }
 
@@ -278,8 +286,14 @@ impl Switchboard {
         if caller.is_some_and(|caller| self.speaks_for(caller, to)) {
             return Destination::Caller;
         }
-        if let Some(&route) = self.routed.get(to) {
-            return Destination::Peer(route);
+        if let Some(routes) = self.routed.get(to) {
+            let first = match routes.len() {
+                0 | 1 => 0,
+                count => self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % count,
+            };
+            let mut order = routes.clone();
+            order.rotate_left(first);
+            return Destination::Peers(order);
         }
         match to {
             Party::Client(terminal) | Party::Payer(terminal) => {
@@ -443,7 +457,7 @@ mod tests {
         );
         assert_eq!(
             board.destination(&party("acquirer:bank-card-acquirer"), Some(&t1)),
-            Destination::Peer(1)
+            Destination::Peers(vec![1])
         );
         assert_eq!(
             board.destination(&party("acquirer:wallet-acquirer"), None),
@@ -464,5 +478,45 @@ mod tests {
             acquirer.destination(&Party::FrontEnd, None),
             Destination::Nowhere
         );
+    }
+}
+
+#[cfg(test)]
+mod several_processes {
+    use super::*;
+
+    #[test]
+    fn two_processes_of_one_acquirer_are_taken_in_turn_each_backing_the_other() {
+        let acquirer = "acquirer:bank-card-acquirer"
+            .parse::<PartyAddress>()
+            .unwrap()
+            .0;
+        let board = Switchboard::new([Party::FrontEnd])
+            .route(
+                acquirer.clone(),
+                Route {
+                    url: "https://127.0.0.1:7403".into(),
+                    peer: PeerName::from_dns_name("acq1.acquirer-card.telepay").unwrap(),
+                },
+            )
+            .route(
+                acquirer.clone(),
+                Route {
+                    url: "https://127.0.0.1:7413".into(),
+                    peer: PeerName::from_dns_name("acq2.acquirer-card.telepay").unwrap(),
+                },
+            );
+        let turns: Vec<Destination> = (0..3).map(|_| board.destination(&acquirer, None)).collect();
+        assert_eq!(
+            turns,
+            [
+                Destination::Peers(vec![0, 1]),
+                Destination::Peers(vec![1, 0]),
+                Destination::Peers(vec![0, 1]),
+            ]
+        );
+        // Both answer as the acquirer.
+        assert_eq!(board.admit_answer(0, &acquirer), Ok(()));
+        assert_eq!(board.admit_answer(1, &acquirer), Ok(()));
     }
 }
