@@ -322,8 +322,10 @@ impl Relay {
                     {
                         chunks += 1;
                         if chunks == nth {
+                            // Counted before it is written: once written, the host may
+                            // fail and the test look at the count at once.
+                            injected.fetch_add(1, Ordering::SeqCst);
                             to_host.write_all(garbage).unwrap();
-                            injected.fetch_add(1, Ordering::Relaxed);
                         }
                         to_host.write_all(&buffer[..count]).unwrap();
                     }
@@ -373,7 +375,7 @@ fn garbage_on_the_line_is_recovered_in_t1() {
     let serial = format!("serial:{}?protocol=t1", host_pair.host.display());
     assert_eq!(card_read(&serial), card_read("sim:cb?seed=1"));
     assert_eq!(
-        relay.injected.load(Ordering::Relaxed),
+        relay.injected.load(Ordering::SeqCst),
         1,
         "garbage was sent"
     );
@@ -394,7 +396,7 @@ fn garbage_on_the_line_is_a_clear_error_in_t0() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("T=0"), "{stderr}");
     assert!(stderr.contains("42"), "names the byte: {stderr}");
-    assert_eq!(relay.injected.load(Ordering::Relaxed), 1);
+    assert_eq!(relay.injected.load(Ordering::SeqCst), 1);
 }
 
 /// Claim 11 through a serial reader: `telepay purchase` with the card behind a pty,
