@@ -9,6 +9,7 @@ mod acquirer;
 mod dispute;
 mod hexarg;
 mod keys;
+mod load;
 mod pki;
 mod purchase;
 mod remote;
@@ -183,6 +184,9 @@ enum Commands {
     /// mutual TLS, as its configuration file says (docs/deployment.md), until SIGINT or
     /// SIGTERM.
     Serve(serve::ServeArgs),
+    /// Many terminals buying at once through a served front-end, each with its own
+    /// software card: a load test of a deployment (docs/deployment.md).
+    Load(load::LoadArgs),
     /// The test PKI of a local deployment: a CA and a certificate per peer for mutual
     /// TLS between the roles. See docs/deployment.md.
     #[command(subcommand)]
@@ -728,6 +732,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Commands::Session(command) => session::session(global, command, out),
         Commands::Users(args) => purchase::users(global, args, out),
         Commands::Serve(args) => serve::serve(args, out),
+        Commands::Load(args) => load::load(global, args, out),
         Commands::Pki(command) => pki::pki(global, command, out),
     }
 }
