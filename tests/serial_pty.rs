@@ -374,11 +374,7 @@ fn garbage_on_the_line_is_recovered_in_t1() {
     };
     let serial = format!("serial:{}?protocol=t1", host_pair.host.display());
     assert_eq!(card_read(&serial), card_read("sim:cb?seed=1"));
-    assert_eq!(
-        relay.injected.load(Ordering::SeqCst),
-        1,
-        "garbage was sent"
-    );
+    assert_eq!(relay.injected.load(Ordering::SeqCst), 1, "garbage was sent");
 }
 
 /// T=0 has no error recovery: the host reports the byte that is no procedure byte.
