@@ -520,3 +520,38 @@ mod several_processes {
         assert_eq!(board.admit_answer(1, &acquirer), Ok(()));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text either reads as a party address that writes back as the same text,
+        /// or is refused with a message naming it; nothing panics.
+        #[test]
+        fn any_text_reads_back_or_is_refused_by_name(text in "\\PC{0,80}") {
+            match text.parse::<PartyAddress>() {
+                Ok(address) => prop_assert_eq!(address.to_string(), text),
+                Err(error) => {
+                    let quoted = format!("{text:?}");
+                    prop_assert!(error.to_string().contains(&quoted));
+                }
+            }
+        }
+
+        /// Every party of the flow has an address that reads back as itself.
+        #[test]
+        fn every_party_round_trips(kind in 0u8..5, name in "[A-Za-z0-9._-]{1,64}") {
+            let party = match kind {
+                0 => Party::FrontEnd,
+                1 => Party::Client(TerminalId(name)),
+                2 => Party::Payer(TerminalId(name)),
+                3 => Party::Server(ProviderId(name)),
+                _ => Party::Acquirer(AcquirerId(name)),
+            };
+            let text = PartyAddress(party.clone()).to_string();
+            prop_assert_eq!(text.parse::<PartyAddress>(), Ok(PartyAddress(party)));
+        }
+    }
+}
