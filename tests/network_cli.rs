@@ -182,9 +182,7 @@ fn serve_three_roles_and_buy_from_a_terminal_over_mutual_tls() {
 /// payments are exactly those of the delivered purchases, once each.
 #[test]
 fn an_acquirer_killed_mid_authorisation_loses_and_doubles_nothing() {
-    use std::collections::BTreeMap;
     use std::time::Duration;
-    use telepay::acquirer::journal::{Journal, JournalError, TransactionFilter, TransactionState};
     use telepay::messages::{ProviderId, ServiceId, TerminalId};
     use telepay::net::link::LinkOptions;
     use telepay::net::pki::PeerName;
@@ -300,37 +298,9 @@ fn an_acquirer_killed_mid_authorisation_loses_and_doubles_nothing() {
         assert_eq!(served.stop(), Some(0));
     }
 
-    let delivered: BTreeMap<String, u64> = report
-        .delivered()
-        .map(|sample| {
-            (
-                sample.payment.clone().unwrap().0,
-                sample.paid.unwrap().minor,
-            )
-        })
-        .collect();
+    let delivered = common::delivered_payments(&report);
     assert!(delivered.len() > 20, "{} delivered", delivered.len());
-    let journal = Journal::open(dir.file("journal.sqlite")).unwrap();
-    let mut authorised: BTreeMap<String, u64> = BTreeMap::new();
-    let mut twice = Vec::new();
-    journal
-        .transactions::<JournalError>(
-            &TransactionFilter {
-                state: Some(TransactionState::Authorised),
-                ..TransactionFilter::default()
-            },
-            |entry| {
-                if authorised
-                    .insert(entry.payment.0.clone(), entry.amount_minor.unwrap_or(0))
-                    .is_some()
-                {
-                    twice.push(entry.payment.0.clone());
-                }
-                Ok(())
-            },
-        )
-        .unwrap();
-    assert_eq!(twice, Vec::<String>::new());
+    let authorised = common::authorised_payments(&dir.file("journal.sqlite"));
     let failures: Vec<_> = report
         .samples
         .iter()

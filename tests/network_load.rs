@@ -12,7 +12,6 @@ use common::TempDir;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use telepay::acquirer::journal::{Journal, JournalError, TransactionFilter, TransactionState};
 use telepay::messages::{ProviderId, ServiceId};
 use telepay::net::load;
 use telepay::net::local::{LocalDeployment, LocalOptions};
@@ -97,35 +96,8 @@ fn two_hundred_terminals_for_a_minute_lose_and_double_nothing() {
 
     // Nothing lost, nothing twice: the journal's authorised payments are exactly the
     // delivered purchases' payments, each once, and their amounts add up.
-    let journal = Journal::open(dir.file("acq1.sqlite")).unwrap();
-    let mut authorised: BTreeMap<String, u64> = BTreeMap::new();
-    let mut twice = Vec::new();
-    journal
-        .transactions::<JournalError>(
-            &TransactionFilter {
-                state: Some(TransactionState::Authorised),
-                ..TransactionFilter::default()
-            },
-            |entry| {
-                if authorised
-                    .insert(entry.payment.0.clone(), entry.amount_minor.unwrap_or(0))
-                    .is_some()
-                {
-                    twice.push(entry.payment.0.clone());
-                }
-                Ok(())
-            },
-        )
-        .unwrap();
-    assert_eq!(twice, Vec::<String>::new());
-    let mut paid: BTreeMap<String, u64> = BTreeMap::new();
-    for sample in report.delivered() {
-        let payment = sample.payment.clone().expect("a paid purchase had a D");
-        let amount = sample.paid.expect("delivered").minor;
-        assert!(
-            paid.insert(payment.0.clone(), amount).is_none(),
-            "{payment:?} delivered twice"
-        );
-    }
-    assert_eq!(authorised, paid);
+    assert_eq!(
+        common::authorised_payments(&dir.file("acq1.sqlite")),
+        common::delivered_payments(&report)
+    );
 }

@@ -43,3 +43,48 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The authorised transactions of the acquirer journal at `path`, payment → amount in
+/// minor units, after checking that no payment is there twice.
+pub fn authorised_payments(path: &Path) -> std::collections::BTreeMap<String, u64> {
+    use telepay::acquirer::journal::{Journal, JournalError, TransactionFilter, TransactionState};
+    let journal = Journal::open(path).expect("the journal opens");
+    let mut authorised = std::collections::BTreeMap::new();
+    let mut twice = Vec::new();
+    journal
+        .transactions::<JournalError>(
+            &TransactionFilter {
+                state: Some(TransactionState::Authorised),
+                ..TransactionFilter::default()
+            },
+            |entry| {
+                if authorised
+                    .insert(entry.payment.0.clone(), entry.amount_minor.unwrap_or(0))
+                    .is_some()
+                {
+                    twice.push(entry.payment.0.clone());
+                }
+                Ok(())
+            },
+        )
+        .expect("the journal lists");
+    assert_eq!(twice, Vec::<String>::new(), "payments authorised twice");
+    authorised
+}
+
+/// The delivered purchases of a load run, payment → amount in minor units, after
+/// checking that no payment was delivered twice.
+pub fn delivered_payments(
+    report: &telepay::net::load::LoadReport,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut delivered = std::collections::BTreeMap::new();
+    for sample in report.delivered() {
+        let payment = sample.payment.clone().expect("a paid purchase had a D");
+        let amount = sample.paid.expect("delivered").minor;
+        assert!(
+            delivered.insert(payment.0.clone(), amount).is_none(),
+            "{payment:?} delivered twice"
+        );
+    }
+    delivered
+}
