@@ -253,3 +253,94 @@ async fn when_one_card_acquirer_process_stops_its_twin_on_the_same_journal_autho
     let payments = common::authorised_payments(&dir.file("acq1.sqlite"));
     assert_eq!(payments.len(), 5, "{payments:?}");
 }
+
+/// A TCP relay that holds each chunk from the server for `delay` before passing it on:
+/// a slow acquirer. It listens at once; where it relays to is given later, through the
+/// cell it returns (known only once the acquirer is served).
+async fn slow_relay(delay: Duration) -> (String, std::sync::Arc<tokio::sync::OnceCell<String>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = std::sync::Arc::new(tokio::sync::OnceCell::<String>::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let relay_to = std::sync::Arc::clone(&target);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Some(url) = relay_to.get() else { continue };
+            let Ok(server) =
+                tokio::net::TcpStream::connect(url.trim_start_matches("https://")).await
+            else {
+                continue;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            });
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16 * 1024];
+                while let Ok(read) = server_read.read(&mut buffer).await {
+                    if read == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    if client_write.write_all(&buffer[..read]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (format!("https://{address}"), target)
+}
+
+/// The terminal's call with E gives up (its deadline, 1 s, passes while the front-end
+/// waits for a slow acquirer); the front-end's handling goes on regardless, and H and
+/// K, for a caller who hung up, wait in the terminal's mailbox: the purchase completes,
+/// paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_for_a_terminal_that_hung_up_wait_in_its_mailbox() {
+    let dir = TempDir::new("network-hung-up");
+    let (relay, target) = slow_relay(Duration::from_millis(700)).await;
+    let deployment = LocalDeployment::start(
+        dir.path(),
+        &LocalOptions {
+            card_acquirer_urls: vec![relay],
+            terminal_link: Some(telepay::net::link::LinkOptions {
+                call_timeout: Duration::from_secs(1),
+                attempts: 1,
+                backoff: Duration::from_millis(50),
+            }),
+            ..LocalOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    target
+        .set(deployment.card_acquirers[0].url.clone())
+        .unwrap();
+    let terminal = deployment
+        .terminal("t1", card(), ScriptedUser::with_pin("1234"), |payer| payer)
+        .unwrap();
+
+    let run = buy(&terminal).await;
+
+    assert!(
+        matches!(run.result, Some(RequestResult::Delivered(_))),
+        "{:?}\n{:?}",
+        run.result,
+        run.troubles
+    );
+    // The call with E did time out: the terminal says so, and got H and K by mail.
+    assert!(
+        run.troubles
+            .iter()
+            .any(|trouble| trouble.contains("E to frontend")),
+        "{:?}",
+        run.troubles
+    );
+    deployment.stop().await;
+    assert_eq!(
+        common::authorised_payments(&dir.file("acq1.sqlite")).len(),
+        1
+    );
+}

@@ -68,6 +68,8 @@ pub struct LocalOptions {
     /// `acq2`…; 0 counts as 1). The front-end takes them in turn, each standing in for
     /// the others.
     pub card_acquirers: usize,
+    /// How the terminals call the front-end (default: [`LinkOptions::default`]).
+    pub terminal_link: Option<LinkOptions>,
     /// The URL the front-end calls for each card acquirer instead of its own, by
     /// position: a proxy in front of it, or an address nothing listens on.
     pub card_acquirer_urls: Vec<String>,
@@ -96,6 +98,8 @@ impl Running {
 pub struct LocalDeployment {
     /// Where everything is.
     pub dir: PathBuf,
+    /// How the terminals call the front-end.
+    pub terminal_link: LinkOptions,
     /// The service server `p1`.
     pub provider: Running,
     /// The card acquirers `acq1`, `acq2`…, sharing the journal `acq1.sqlite`.
@@ -220,6 +224,7 @@ impl LocalDeployment {
         .await?;
         Ok(LocalDeployment {
             dir: dir.to_owned(),
+            terminal_link: options.terminal_link.unwrap_or_default(),
             provider,
             card_acquirers,
             wallet_acquirer,
@@ -277,7 +282,7 @@ impl LocalDeployment {
                     .map_err(|error| failed(error.to_string()))?,
             },
             &identity,
-            LinkOptions::default(),
+            self.terminal_link,
         )
         .map_err(|error: LinkError| failed(error.to_string()))
     }

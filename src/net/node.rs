@@ -27,7 +27,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::messages::{Envelope, TerminalId, Timestamp};
+use crate::messages::{Envelope, Party, TerminalId, Timestamp};
 use crate::purchase::{Clock, Role, SystemClock};
 
 use super::link::{Link, LinkError};
@@ -285,6 +285,23 @@ impl<H: Hosted> Node<H> {
         (Vec::new(), troubles)
     }
 
+    /// The answers of a call whose caller hung up before they were ready: a terminal's
+    /// go to its mailbox, where it finds them when it polls; others are dropped, logged.
+    fn orphaned(&self, envelopes: Vec<Envelope>) {
+        for envelope in envelopes {
+            match &envelope.to {
+                Party::Client(terminal) | Party::Payer(terminal) => {
+                    self.post(terminal.clone(), envelope);
+                }
+                to => tracing::warn!(
+                    step = envelope.message.step(),
+                    to = %PartyAddress(to.clone()),
+                    "answer dropped: the caller hung up"
+                ),
+            }
+        }
+    }
+
     /// Leaves `envelope` in `terminal`'s mailbox.
     fn post(&self, terminal: TerminalId, envelope: Envelope) {
         let mut mailboxes = lock(&self.mailboxes);
@@ -321,13 +338,15 @@ impl<H: Hosted> Node<H> {
     pub async fn run_deadlines(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let next = self.with_roles(|hosted| {
-                hosted
-                    .roles()
-                    .into_iter()
-                    .filter_map(|role| role.poll_timeout())
-                    .min()
-            });
+            let next = self
+                .on_roles(|hosted| {
+                    hosted
+                        .roles()
+                        .into_iter()
+                        .filter_map(|role| role.poll_timeout())
+                        .min()
+                })
+                .await;
             let wait = match next {
                 Some(deadline) => millis_until(deadline),
                 // Nothing waits: sleep until a message changes that.
@@ -406,8 +425,26 @@ async fn receive<H: Hosted>(
     {
         return refused(StatusCode::FORBIDDEN, refusal.to_string());
     }
-    let (envelopes, _) = node.process(wire.envelopes, Some(&caller)).await;
-    Json(Wire { envelopes }).into_response()
+    // The handling runs in a task of its own: when the caller hangs up (its deadline
+    // passed), hyper drops this handler, but a chain half handled — F sent, G not yet
+    // handed to the front-end — must still run to its end. What it has for a caller
+    // who is gone goes to that terminal's mailbox (a front-end that hung up calls again,
+    // and the role answers a repeated message as the first).
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let handling = Arc::clone(&node);
+    tokio::spawn(async move {
+        let (envelopes, _) = handling.process(wire.envelopes, Some(&caller)).await;
+        if let Err(unheard) = answer.send(envelopes) {
+            handling.orphaned(unheard);
+        }
+    });
+    match answered.await {
+        Ok(envelopes) => Json(Wire { envelopes }).into_response(),
+        Err(_) => refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the handling of the call stopped before its end".into(),
+        ),
+    }
 }
 
 async fn mailbox<H: Hosted>(
