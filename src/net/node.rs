@@ -8,9 +8,9 @@
 //! terminal's mailbox. The roles stay sans-IO: the node holds the clock, the sockets and
 //! the deadlines.
 //!
-//! The wire (`docs/openapi.json`, made by [`super::openapi`]): `POST /v1/messages` takes `{"envelopes": [...]}` —
-//! the flow's [`Envelope`]s as JSON — and answers the same shape with the messages for
-//! the caller; `POST /v1/mailbox` (terminals only) answers what waits for the calling
+//! The wire (`docs/openapi.json`, made by [`super::openapi`]): `POST /v1/messages`
+//! takes `{"envelopes": [...]}` — the flow's [`Envelope`]s as JSON — and answers the
+//! same shape with the messages for the caller; `POST /v1/mailbox` (terminals only) answers what waits for the calling
 //! terminal, waiting up to `wait_ms` for something to come; `GET /healthz` and
 //! `GET /readyz` for supervisors. A refused message is `403` with
 //! `{"error": "..."}`: nothing of that call was handled.
@@ -103,6 +103,21 @@ pub struct Trouble {
 impl<H: Hosted> Node<H> {
     /// A node hosting `roles`, routing by `board`, calling peers through `link`.
     pub fn new(roles: H, board: Switchboard, link: Link) -> Arc<Node<H>> {
+        Node::build(roles, board, link, None)
+    }
+
+    /// As [`Node::new`], keeping every message delivered for [`Node::take_journal`]
+    /// (a terminal shows its user the dialogue; a server keeps none).
+    pub fn recording(roles: H, board: Switchboard, link: Link) -> Arc<Node<H>> {
+        Node::build(roles, board, link, Some(Mutex::new(Vec::new())))
+    }
+
+    fn build(
+        roles: H,
+        board: Switchboard,
+        link: Link,
+        journal: Option<Mutex<Vec<Envelope>>>,
+    ) -> Arc<Node<H>> {
         Arc::new(Node {
             board,
             roles: Arc::new(Mutex::new(roles)),
@@ -110,18 +125,8 @@ impl<H: Hosted> Node<H> {
             mail: Notify::new(),
             deadlines_changed: Notify::new(),
             link,
-            journal: None,
+            journal,
         })
-    }
-
-    /// As [`Node::new`], keeping every message delivered for [`Node::take_journal`]
-    /// (a terminal shows its user the dialogue; a server keeps none).
-    pub fn recording(roles: H, board: Switchboard, link: Link) -> Arc<Node<H>> {
-        let mut node = Node::new(roles, board, link);
-        if let Some(node) = Arc::get_mut(&mut node) {
-            node.journal = Some(Mutex::new(Vec::new()));
-        }
-        node
     }
 
     /// The messages delivered since the last call, in order (none unless
