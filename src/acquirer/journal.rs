@@ -64,7 +64,8 @@ pub const SCHEMA_VERSION: i64 = 1;
 const LAYOUT: i64 = 2;
 
 /// What a bank-card journal answers for a payment by another means.
-const NOT_A_CARD_PAYMENT: &str = "a bank-card payment (this journal records no other means)";
+pub(crate) const NOT_A_CARD_PAYMENT: &str =
+    "a bank-card payment (this journal records no other means)";
 
 /// The tables other than `transactions` and `cards`, which are as in layout 1.
 const SCHEMA: &str = "
@@ -279,7 +280,7 @@ impl BatchState {
         }
     }
 
-    fn from_name(name: &str) -> Option<BatchState> {
+    pub(crate) fn from_name(name: &str) -> Option<BatchState> {
         [BatchState::Open, BatchState::Sent, BatchState::Acknowledged]
             .into_iter()
             .find(|state| state.as_str() == name)
@@ -503,6 +504,28 @@ pub enum JournalError {
         #[source]
         source: rusqlite::Error,
     },
+    /// PostgreSQL failed ([`crate::acquirer::postgres::PgJournal`]): the server is
+    /// unreachable, a constraint refused a row, a serialization failure outlasted the
+    /// retries... `path` is the database's address without its password.
+    #[error("journal {path}: {operation}: {source}")]
+    Postgres {
+        /// The database (`postgres://USER@HOST/DB`, never the password).
+        path: String,
+        /// The operation.
+        operation: Operation,
+        /// The client's error (a server error carries its SQLSTATE).
+        #[source]
+        source: postgres::Error,
+    },
+    /// The journal was called again from inside one of its own callbacks (a listing's
+    /// or a batch's), which its one connection cannot serve: nothing was done.
+    #[error("journal {path}: {operation}: called from inside another operation's callback")]
+    Reentered {
+        /// The database.
+        path: String,
+        /// The operation refused.
+        operation: Operation,
+    },
     /// The file's schema is of another version.
     #[error(
         "journal {path}: schema version {found} is not supported (this build reads {SCHEMA_VERSION})"
@@ -648,11 +671,12 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-/// Error constructors bound to a file and an operation.
+/// Error constructors bound to a file and an operation (the PostgreSQL journal uses
+/// them too, with its address for a path).
 #[derive(Clone, Copy)]
-struct At<'a> {
-    path: &'a str,
-    operation: Operation,
+pub(crate) struct At<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) operation: Operation,
 }
 
 impl<'a> At<'a> {
@@ -664,7 +688,7 @@ impl<'a> At<'a> {
         }
     }
 
-    fn corrupt(
+    pub(crate) fn corrupt(
         self,
         row: impl ToString,
         column: &'static str,
@@ -679,7 +703,7 @@ impl<'a> At<'a> {
         }
     }
 
-    fn json(
+    pub(crate) fn json(
         self,
         payment: &PaymentId,
         what: &'static str,
@@ -694,7 +718,7 @@ impl<'a> At<'a> {
         }
     }
 
-    fn mismatch(self, payment: &PaymentId, what: &'static str) -> JournalError {
+    pub(crate) fn mismatch(self, payment: &PaymentId, what: &'static str) -> JournalError {
         JournalError::Mismatch {
             path: self.path.to_owned(),
             operation: self.operation,
@@ -703,7 +727,7 @@ impl<'a> At<'a> {
         }
     }
 
-    fn unknown_batch(self, number: u64) -> JournalError {
+    pub(crate) fn unknown_batch(self, number: u64) -> JournalError {
         JournalError::UnknownBatch {
             path: self.path.to_owned(),
             operation: self.operation,
@@ -761,7 +785,7 @@ impl Drop for WriteTransaction<'_> {
 }
 
 /// A batch number as SQLite stores it; `None` beyond its integers (no such batch).
-fn batch_key(number: u64) -> Option<i64> {
+pub(crate) fn batch_key(number: u64) -> Option<i64> {
     i64::try_from(number).ok()
 }
 
@@ -771,10 +795,10 @@ fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(bytes)
 }
 
-const TRANSACTION_COLUMNS: &str = "seq, payment, purchase, merchant, pan, pan_sequence, atc, \
+pub(crate) const TRANSACTION_COLUMNS: &str = "seq, payment, purchase, merchant, pan, pan_sequence, atc, \
      amount_minor, currency, state, batch, authorisation_code, recorded_at, updated_at";
 
-const RECORD_COLUMNS: &str = "payment, merchant, pan, pan_sequence, expiry, atc, amount_minor, \
+pub(crate) const RECORD_COLUMNS: &str = "payment, merchant, pan, pan_sequence, expiry, atc, amount_minor, \
      currency, amount_other, transaction_date, transaction_type, terminal_country, aid, aip, \
      tvr, unpredictable_number, cid, cryptogram, iad, authorisation_code";
 
@@ -1092,6 +1116,36 @@ impl Journal {
             })
             .map_err(at.db())?;
         Ok(())
+    }
+
+    /// Reads the card's history, lets `decide` judge a cryptogram that is not a payment
+    /// (a cardholder identification) with it, and raises the card's last ATC to the
+    /// counter `decide` returns, all in one SQLite transaction: no other counter of the
+    /// card can be recorded between the read and the raise, so one cryptogram is
+    /// never accepted twice ([`Journal::raise_card_atc`] alone cannot promise that).
+    pub fn spend_card_atc_with(
+        &mut self,
+        card: &crate::acquirer::card::CardKey,
+        now: Timestamp,
+        decide: impl FnOnce(CardHistory) -> Option<u16>,
+    ) -> Result<(), JournalError> {
+        let at = At {
+            path: &self.path,
+            operation: Operation::Record,
+        };
+        let transaction = WriteTransaction::begin(&self.connection).map_err(at.db())?;
+        let history = CardHistory {
+            last_atc: card_last_atc(&transaction, at, &card.pan, card.pan_sequence)?,
+        };
+        if let Some(atc) = decide(history) {
+            transaction
+                .prepare_cached(RAISE_CARD_ATC)
+                .and_then(|mut statement| {
+                    statement.execute(params![card.pan, card.pan_sequence, atc, now.0])
+                })
+                .map_err(at.db())?;
+        }
+        transaction.commit().map_err(at.db())
     }
 
     /// Records the front-end's cancellation of a payment, in one SQLite transaction:
@@ -1679,7 +1733,11 @@ fn last_cut_seq(connection: &Connection, at: At<'_>) -> Result<i64, JournalError
 }
 
 /// The ids of F and G must name the same payment, purchase and acquirer.
-fn check_ids(at: At<'_>, f: &AcquirerTransaction, g: &Acknowledgement) -> Result<(), JournalError> {
+pub(crate) fn check_ids(
+    at: At<'_>,
+    f: &AcquirerTransaction,
+    g: &Acknowledgement,
+) -> Result<(), JournalError> {
     let payment = &f.transaction.payment;
     if f.request.payment != *payment || g.payment != *payment {
         return Err(at.mismatch(
@@ -1846,48 +1904,7 @@ fn insert_decision(
     let Some(card) = f.transaction.means.card() else {
         return Err(at.mismatch(payment, NOT_A_CARD_PAYMENT));
     };
-    let (state, authorisation_code) = match &g.verdict {
-        Verdict::Positive {
-            authorisation_code, ..
-        } => {
-            if reversed {
-                return Err(JournalError::ReversedBeforeRecord {
-                    path: at.path.to_owned(),
-                    payment: payment.clone(),
-                });
-            }
-            let not_remittable = |field, expected| JournalError::NotRemittable {
-                path: at.path.to_owned(),
-                payment: payment.clone(),
-                field,
-                expected,
-            };
-            // The batch states the request's amount as what the card signed: they
-            // must be equal (EMV Book 3 Annex A: 9F02 n12, 5F2A n3).
-            if f.request.amount.emv_amount() != Some(card.amount) {
-                return Err(not_remittable(
-                    "amount",
-                    "the card's 9F02 equal to the request's amount",
-                ));
-            }
-            if f.request.amount.currency.emv_code() != card.currency
-                || f.request.amount.currency.numeric > 999
-            {
-                return Err(not_remittable(
-                    "currency",
-                    "the card's 5F2A equal to the request's currency",
-                ));
-            }
-            let record = batch_record(f, card, authorisation_code);
-            batch::check_record(&record)
-                .map_err(|(field, expected)| not_remittable(field, expected))?;
-            (
-                TransactionState::Authorised,
-                Some(authorisation_code.as_str()),
-            )
-        }
-        Verdict::Negative { .. } => (TransactionState::Refused, None),
-    };
+    let (state, authorisation_code) = decided_state(at, f, card, g, reversed)?;
     // F and G as JSON, one after the other in the journal's buffer: no allocation once
     // it has grown to a transaction's size.
     json.clear();
@@ -1934,13 +1951,7 @@ fn insert_decision(
         *json = Vec::new();
     }
 
-    // The counter only grows: an authorised transaction spent it, and so did any
-    // authentic cryptogram the rules ask to remember.
-    let raise = match state {
-        TransactionState::Authorised => Some(record_atc.map_or(card.atc, |atc| atc.max(card.atc))),
-        _ => record_atc,
-    };
-    if let Some(atc) = raise {
+    if let Some(atc) = atc_to_raise(state, record_atc, card.atc) {
         connection
             .prepare_cached(RAISE_CARD_ATC)
             .and_then(|mut statement| {
@@ -1949,6 +1960,75 @@ fn insert_decision(
             .map_err(at.db())?;
     }
     Ok(())
+}
+
+/// The state a new transaction is recorded in for G (`authorised` or `refused`) and its
+/// authorisation code. A positive G must be remittable (the batch can carry it, its
+/// amount is the card's) and its payment not `reversed` before it arrived.
+pub(crate) fn decided_state<'g>(
+    at: At<'_>,
+    f: &AcquirerTransaction,
+    card: &CardTransaction,
+    g: &'g Acknowledgement,
+    reversed: bool,
+) -> Result<(TransactionState, Option<&'g str>), JournalError> {
+    let payment = &f.transaction.payment;
+    match &g.verdict {
+        Verdict::Positive {
+            authorisation_code, ..
+        } => {
+            if reversed {
+                return Err(JournalError::ReversedBeforeRecord {
+                    path: at.path.to_owned(),
+                    payment: payment.clone(),
+                });
+            }
+            let not_remittable = |field, expected| JournalError::NotRemittable {
+                path: at.path.to_owned(),
+                payment: payment.clone(),
+                field,
+                expected,
+            };
+            // The batch states the request's amount as what the card signed: they
+            // must be equal (EMV Book 3 Annex A: 9F02 n12, 5F2A n3).
+            if f.request.amount.emv_amount() != Some(card.amount) {
+                return Err(not_remittable(
+                    "amount",
+                    "the card's 9F02 equal to the request's amount",
+                ));
+            }
+            if f.request.amount.currency.emv_code() != card.currency
+                || f.request.amount.currency.numeric > 999
+            {
+                return Err(not_remittable(
+                    "currency",
+                    "the card's 5F2A equal to the request's currency",
+                ));
+            }
+            let record = batch_record(f, card, authorisation_code);
+            batch::check_record(&record)
+                .map_err(|(field, expected)| not_remittable(field, expected))?;
+            Ok((
+                TransactionState::Authorised,
+                Some(authorisation_code.as_str()),
+            ))
+        }
+        Verdict::Negative { .. } => Ok((TransactionState::Refused, None)),
+    }
+}
+
+/// The counter to raise the card's to, for a transaction recorded in `state`: the
+/// counter only grows; an authorised transaction spent F's, and any authentic
+/// cryptogram the rules ask to remember (`record_atc`) spent its own.
+pub(crate) fn atc_to_raise(
+    state: TransactionState,
+    record_atc: Option<u16>,
+    card_atc: u16,
+) -> Option<u16> {
+    match state {
+        TransactionState::Authorised => Some(record_atc.map_or(card_atc, |atc| atc.max(card_atc))),
+        _ => record_atc,
+    }
 }
 
 /// The batch record of an authorised F.
@@ -2000,118 +2080,257 @@ fn for_each_record<E: From<JournalError>>(
 
 fn record_from_row(at: At<'_>, row: &Row<'_>) -> Result<BatchRecord, JournalError> {
     let db = at.db();
-    let payment: String = row.get(0).map_err(&db)?;
-    let text =
-        |index: usize| -> Result<String, JournalError> { row.get::<_, String>(index).map_err(&db) };
-    let integer =
-        |index: usize| -> Result<i64, JournalError> { row.get::<_, i64>(index).map_err(&db) };
-    let corrupt =
-        |column: &'static str, found: &dyn std::fmt::Display| at.corrupt(&payment, column, found);
-    fn fixed<const N: usize>(text: &str) -> Option<[u8; N]> {
-        hex_array::<N>(text)
-    }
-    let amount_other = text(8)?;
-    let date = text(9)?;
-    let transaction_type = text(10)?;
-    let country = text(11)?;
-    let aid = text(12)?;
-    let aip = text(13)?;
-    let tvr = text(14)?;
-    let un = text(15)?;
-    let cryptogram = text(17)?;
-    let iad = text(18)?;
-    let pan_sequence = integer(3)?;
-    let atc = integer(5)?;
-    let amount = row.get::<_, Option<i64>>(6).map_err(&db)?;
-    let currency = integer(7)?;
-    let cid = integer(16)?;
-    let authorisation_code: Option<String> = row.get(19).map_err(&db)?;
-    Ok(BatchRecord {
-        payment: PaymentId(payment.clone()),
-        merchant: MerchantId(text(1)?),
+    let text = |index: usize| row.get::<_, String>(index).map_err(&db);
+    let integer = |index: usize| row.get::<_, i64>(index).map_err(&db);
+    RecordColumns {
+        payment: text(0)?,
+        merchant: text(1)?,
         pan: text(2)?,
-        pan_sequence: u8::try_from(pan_sequence)
-            .map_err(|_| corrupt("pan_sequence", &pan_sequence))?,
+        pan_sequence: integer(3)?,
         expiry: text(4)?,
-        atc: u16::try_from(atc).map_err(|_| corrupt("atc", &atc))?,
-        amount_minor: amount
-            .and_then(|amount| u64::try_from(amount).ok())
-            .ok_or_else(|| corrupt("amount_minor", &format!("{amount:?}")))?,
-        currency: u16::try_from(currency).map_err(|_| corrupt("currency", &currency))?,
-        amount_other: fixed(&amount_other).ok_or_else(|| corrupt("amount_other", &amount_other))?,
-        date: fixed(&date).ok_or_else(|| corrupt("transaction_date", &date))?,
-        transaction_type: fixed::<1>(&transaction_type)
-            .map(|[byte]| byte)
-            .ok_or_else(|| corrupt("transaction_type", &transaction_type))?,
-        terminal_country: fixed(&country).ok_or_else(|| corrupt("terminal_country", &country))?,
-        aid: hex::decode(&aid).map_err(|_| corrupt("aid", &aid))?,
-        aip: fixed(&aip).ok_or_else(|| corrupt("aip", &aip))?,
-        tvr: fixed(&tvr).ok_or_else(|| corrupt("tvr", &tvr))?,
-        unpredictable_number: fixed(&un).ok_or_else(|| corrupt("unpredictable_number", &un))?,
-        cid: u8::try_from(cid).map_err(|_| corrupt("cid", &cid))?,
-        cryptogram: fixed(&cryptogram).ok_or_else(|| corrupt("cryptogram", &cryptogram))?,
-        iad: hex::decode(&iad).map_err(|_| corrupt("iad", &iad))?,
-        authorisation_code: authorisation_code
-            .ok_or_else(|| corrupt("authorisation_code", &"NULL"))?,
-    })
+        atc: integer(5)?,
+        amount_minor: row.get(6).map_err(&db)?,
+        currency: integer(7)?,
+        amount_other: text(8)?,
+        date: text(9)?,
+        transaction_type: text(10)?,
+        terminal_country: text(11)?,
+        aid: text(12)?,
+        aip: text(13)?,
+        tvr: text(14)?,
+        unpredictable_number: text(15)?,
+        cid: integer(16)?,
+        cryptogram: text(17)?,
+        iad: text(18)?,
+        authorisation_code: row.get(19).map_err(&db)?,
+    }
+    .into_record(at)
+}
+
+/// The columns of a batch record ([`RECORD_COLUMNS`]) as a store reads them, before
+/// they are checked: both journals store the same columns with the same meaning, so
+/// that a batch written from either is the same bytes.
+pub(crate) struct RecordColumns {
+    pub(crate) payment: String,
+    pub(crate) merchant: String,
+    pub(crate) pan: String,
+    pub(crate) pan_sequence: i64,
+    pub(crate) expiry: String,
+    pub(crate) atc: i64,
+    pub(crate) amount_minor: Option<i64>,
+    pub(crate) currency: i64,
+    pub(crate) amount_other: String,
+    pub(crate) date: String,
+    pub(crate) transaction_type: String,
+    pub(crate) terminal_country: String,
+    pub(crate) aid: String,
+    pub(crate) aip: String,
+    pub(crate) tvr: String,
+    pub(crate) unpredictable_number: String,
+    pub(crate) cid: i64,
+    pub(crate) cryptogram: String,
+    pub(crate) iad: String,
+    pub(crate) authorisation_code: Option<String>,
+}
+
+impl RecordColumns {
+    /// The record, or [`JournalError::Corrupt`] naming the first column out of range.
+    pub(crate) fn into_record(self, at: At<'_>) -> Result<BatchRecord, JournalError> {
+        let payment = self.payment;
+        let corrupt = |column: &'static str, found: &dyn std::fmt::Display| {
+            at.corrupt(&payment, column, found)
+        };
+        fn fixed<const N: usize>(text: &str) -> Option<[u8; N]> {
+            hex_array::<N>(text)
+        }
+        let (amount, pan_sequence, atc, currency, cid) = (
+            self.amount_minor,
+            self.pan_sequence,
+            self.atc,
+            self.currency,
+            self.cid,
+        );
+        let record = BatchRecord {
+            payment: PaymentId(payment.clone()),
+            merchant: MerchantId(self.merchant),
+            pan: self.pan,
+            pan_sequence: u8::try_from(pan_sequence)
+                .map_err(|_| corrupt("pan_sequence", &pan_sequence))?,
+            expiry: self.expiry,
+            atc: u16::try_from(atc).map_err(|_| corrupt("atc", &atc))?,
+            amount_minor: amount
+                .and_then(|amount| u64::try_from(amount).ok())
+                .ok_or_else(|| corrupt("amount_minor", &format!("{amount:?}")))?,
+            currency: u16::try_from(currency).map_err(|_| corrupt("currency", &currency))?,
+            amount_other: fixed(&self.amount_other)
+                .ok_or_else(|| corrupt("amount_other", &self.amount_other))?,
+            date: fixed(&self.date).ok_or_else(|| corrupt("transaction_date", &self.date))?,
+            transaction_type: fixed::<1>(&self.transaction_type)
+                .map(|[byte]| byte)
+                .ok_or_else(|| corrupt("transaction_type", &self.transaction_type))?,
+            terminal_country: fixed(&self.terminal_country)
+                .ok_or_else(|| corrupt("terminal_country", &self.terminal_country))?,
+            aid: hex::decode(&self.aid).map_err(|_| corrupt("aid", &self.aid))?,
+            aip: fixed(&self.aip).ok_or_else(|| corrupt("aip", &self.aip))?,
+            tvr: fixed(&self.tvr).ok_or_else(|| corrupt("tvr", &self.tvr))?,
+            unpredictable_number: fixed(&self.unpredictable_number)
+                .ok_or_else(|| corrupt("unpredictable_number", &self.unpredictable_number))?,
+            cid: u8::try_from(cid).map_err(|_| corrupt("cid", &cid))?,
+            cryptogram: fixed(&self.cryptogram)
+                .ok_or_else(|| corrupt("cryptogram", &self.cryptogram))?,
+            iad: hex::decode(&self.iad).map_err(|_| corrupt("iad", &self.iad))?,
+            authorisation_code: self
+                .authorisation_code
+                .ok_or_else(|| corrupt("authorisation_code", &"NULL"))?,
+        };
+        Ok(record)
+    }
 }
 
 fn batch_from_row(at: At<'_>, row: &Row<'_>) -> Result<BatchSummary, JournalError> {
     let db = at.db();
-    let number: i64 = row.get(0).map_err(&db)?;
-    let corrupt =
-        |column: &'static str, found: &dyn std::fmt::Display| at.corrupt(number, column, found);
-    let state: String = row.get(3).map_err(&db)?;
-    let records: i64 = row.get(4).map_err(&db)?;
-    let bytes: i64 = row.get(5).map_err(&db)?;
-    let checksum: String = row.get(6).map_err(&db)?;
-    Ok(BatchSummary {
-        number: u64::try_from(number).map_err(|_| corrupt("number", &number))?,
-        acquirer: AcquirerId(row.get(1).map_err(&db)?),
-        cut_off_at: Timestamp(row.get(2).map_err(&db)?),
-        state: BatchState::from_name(&state).ok_or_else(|| corrupt("state", &state))?,
-        records: u64::try_from(records).map_err(|_| corrupt("records", &records))?,
-        totals: Vec::new(),
-        checksum: hex_array(&checksum).ok_or_else(|| corrupt("checksum", &checksum))?,
-        bytes: u64::try_from(bytes).map_err(|_| corrupt("bytes", &bytes))?,
-        sent_at: row.get::<_, Option<i64>>(7).map_err(&db)?.map(Timestamp),
-        acknowledged_at: row.get::<_, Option<i64>>(8).map_err(&db)?.map(Timestamp),
+    BatchColumns {
+        number: row.get(0).map_err(&db)?,
+        acquirer: row.get(1).map_err(&db)?,
+        cut_off_at: row.get(2).map_err(&db)?,
+        state: row.get(3).map_err(&db)?,
+        records: row.get(4).map_err(&db)?,
+        bytes: row.get(5).map_err(&db)?,
+        checksum: row.get(6).map_err(&db)?,
+        sent_at: row.get(7).map_err(&db)?,
+        acknowledged_at: row.get(8).map_err(&db)?,
+    }
+    .into_summary(at)
+}
+
+/// The columns of a batch (`batches`) as a store reads them, before they are checked.
+pub(crate) struct BatchColumns {
+    pub(crate) number: i64,
+    pub(crate) acquirer: String,
+    pub(crate) cut_off_at: i64,
+    pub(crate) state: String,
+    pub(crate) records: i64,
+    pub(crate) bytes: i64,
+    pub(crate) checksum: String,
+    pub(crate) sent_at: Option<i64>,
+    pub(crate) acknowledged_at: Option<i64>,
+}
+
+impl BatchColumns {
+    /// The batch without its totals, or [`JournalError::Corrupt`].
+    pub(crate) fn into_summary(self, at: At<'_>) -> Result<BatchSummary, JournalError> {
+        let number = self.number;
+        let corrupt =
+            |column: &'static str, found: &dyn std::fmt::Display| at.corrupt(number, column, found);
+        let (records, bytes) = (self.records, self.bytes);
+        Ok(BatchSummary {
+            number: u64::try_from(number).map_err(|_| corrupt("number", &number))?,
+            acquirer: AcquirerId(self.acquirer),
+            cut_off_at: Timestamp(self.cut_off_at),
+            state: BatchState::from_name(&self.state)
+                .ok_or_else(|| corrupt("state", &self.state))?,
+            records: u64::try_from(records).map_err(|_| corrupt("records", &records))?,
+            totals: Vec::new(),
+            checksum: hex_array(&self.checksum)
+                .ok_or_else(|| corrupt("checksum", &self.checksum))?,
+            bytes: u64::try_from(bytes).map_err(|_| corrupt("bytes", &bytes))?,
+            sent_at: self.sent_at.map(Timestamp),
+            acknowledged_at: self.acknowledged_at.map(Timestamp),
+        })
+    }
+}
+
+/// One per-currency total of batch `number` as a store reads it, checked.
+pub(crate) fn currency_total(
+    at: At<'_>,
+    number: u64,
+    (currency, records, total): (i64, i64, i64),
+) -> Result<CurrencyTotal, JournalError> {
+    Ok(CurrencyTotal {
+        currency: u16::try_from(currency).map_err(|_| at.corrupt(number, "currency", currency))?,
+        records: u64::try_from(records).map_err(|_| at.corrupt(number, "records", records))?,
+        total_minor: u64::try_from(total).map_err(|_| at.corrupt(number, "total_minor", total))?,
     })
 }
 
 fn entry_from_row(at: At<'_>, row: &Row<'_>) -> Result<JournalEntry, JournalError> {
     let db = at.db();
-    let seq: i64 = row.get(0).map_err(&db)?;
-    let payment: String = row.get(1).map_err(&db)?;
-    let corrupt =
-        |column: &'static str, found: &dyn std::fmt::Display| at.corrupt(&payment, column, found);
-    let pan_sequence: i64 = row.get(5).map_err(&db)?;
-    let atc: i64 = row.get(6).map_err(&db)?;
-    let amount: Option<i64> = row.get(7).map_err(&db)?;
-    let currency: i64 = row.get(8).map_err(&db)?;
-    let state: String = row.get(9).map_err(&db)?;
-    let batch: Option<i64> = row.get(10).map_err(&db)?;
-    Ok(JournalEntry {
-        seq: u64::try_from(seq).map_err(|_| corrupt("seq", &seq))?,
-        payment: PaymentId(payment.clone()),
+    EntryColumns {
+        seq: row.get(0).map_err(&db)?,
+        payment: row.get(1).map_err(&db)?,
         purchase: row.get(2).map_err(&db)?,
-        merchant: MerchantId(row.get(3).map_err(&db)?),
+        merchant: row.get(3).map_err(&db)?,
         pan: row.get(4).map_err(&db)?,
-        pan_sequence: u8::try_from(pan_sequence)
-            .map_err(|_| corrupt("pan_sequence", &pan_sequence))?,
-        atc: u16::try_from(atc).map_err(|_| corrupt("atc", &atc))?,
-        amount_minor: amount
-            .map(|amount| u64::try_from(amount).map_err(|_| corrupt("amount_minor", &amount)))
-            .transpose()?,
-        currency: u16::try_from(currency).map_err(|_| corrupt("currency", &currency))?,
-        state: TransactionState::from_name(&state).ok_or_else(|| corrupt("state", &state))?,
-        batch: batch
-            .map(|batch| u64::try_from(batch).map_err(|_| corrupt("batch", &batch)))
-            .transpose()?,
+        pan_sequence: row.get(5).map_err(&db)?,
+        atc: row.get(6).map_err(&db)?,
+        amount_minor: row.get(7).map_err(&db)?,
+        currency: row.get(8).map_err(&db)?,
+        state: row.get(9).map_err(&db)?,
+        batch: row.get(10).map_err(&db)?,
         authorisation_code: row.get(11).map_err(&db)?,
-        recorded_at: Timestamp(row.get(12).map_err(&db)?),
-        updated_at: Timestamp(row.get(13).map_err(&db)?),
-    })
+        recorded_at: row.get(12).map_err(&db)?,
+        updated_at: row.get(13).map_err(&db)?,
+    }
+    .into_entry(at)
+}
+
+/// The columns of a listed transaction ([`TRANSACTION_COLUMNS`]) as a store reads
+/// them, before they are checked.
+pub(crate) struct EntryColumns {
+    pub(crate) seq: i64,
+    pub(crate) payment: String,
+    pub(crate) purchase: String,
+    pub(crate) merchant: String,
+    pub(crate) pan: String,
+    pub(crate) pan_sequence: i64,
+    pub(crate) atc: i64,
+    pub(crate) amount_minor: Option<i64>,
+    pub(crate) currency: i64,
+    pub(crate) state: String,
+    pub(crate) batch: Option<i64>,
+    pub(crate) authorisation_code: Option<String>,
+    pub(crate) recorded_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl EntryColumns {
+    /// The entry, or [`JournalError::Corrupt`].
+    pub(crate) fn into_entry(self, at: At<'_>) -> Result<JournalEntry, JournalError> {
+        let payment = self.payment;
+        let corrupt = |column: &'static str, found: &dyn std::fmt::Display| {
+            at.corrupt(&payment, column, found)
+        };
+        let (seq, pan_sequence, atc, amount, currency, batch) = (
+            self.seq,
+            self.pan_sequence,
+            self.atc,
+            self.amount_minor,
+            self.currency,
+            self.batch,
+        );
+        Ok(JournalEntry {
+            seq: u64::try_from(seq).map_err(|_| corrupt("seq", &seq))?,
+            payment: PaymentId(payment.clone()),
+            purchase: self.purchase,
+            merchant: MerchantId(self.merchant),
+            pan: self.pan,
+            pan_sequence: u8::try_from(pan_sequence)
+                .map_err(|_| corrupt("pan_sequence", &pan_sequence))?,
+            atc: u16::try_from(atc).map_err(|_| corrupt("atc", &atc))?,
+            amount_minor: amount
+                .map(|amount| u64::try_from(amount).map_err(|_| corrupt("amount_minor", &amount)))
+                .transpose()?,
+            currency: u16::try_from(currency).map_err(|_| corrupt("currency", &currency))?,
+            state: TransactionState::from_name(&self.state)
+                .ok_or_else(|| corrupt("state", &self.state))?,
+            batch: batch
+                .map(|batch| u64::try_from(batch).map_err(|_| corrupt("batch", &batch)))
+                .transpose()?,
+            authorisation_code: self.authorisation_code,
+            recorded_at: Timestamp(self.recorded_at),
+            updated_at: Timestamp(self.updated_at),
+        })
+    }
 }
 
 #[cfg(test)]

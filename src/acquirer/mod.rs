@@ -10,6 +10,10 @@
 //! - [`system`]: the bank-card acquirer as a party of the purchase: the rules over the
 //!   durable journal, an acknowledgement recorded before it is sent.
 //!
+//! - [`store`]: the journal as a trait, [`store::CardJournal`], with two stores: the
+//!   SQLite [`journal::Journal`] (embedded, the default) and [`postgres::PgJournal`]
+//!   (one PostgreSQL database shared by several acquirer processes).
+//!
 //! Like every role, an acquirer reads no clock and opens no socket here (DESIGN.md §3,
 //! principle 2): the journal that persists decisions and the telecollection batch sit at
 //! the edge.
@@ -17,7 +21,9 @@
 pub mod batch;
 pub mod card;
 pub mod journal;
+pub mod postgres;
 pub mod schedule;
 pub(crate) mod sqlite;
+pub mod store;
 pub mod system;
 pub mod wallet;

@@ -1,5 +1,8 @@
 //! The bank-card acquirer system as a party of the purchase: the banking rules of
-//! [`crate::acquirer::card`] over the durable [`Journal`].
+//! [`crate::acquirer::card`] over the durable journal, a [`CardJournal`]: the SQLite
+//! [`Journal`] by default, or a PostgreSQL database several acquirer processes share
+//! ([`crate::acquirer::postgres::PgJournal`], through
+//! [`BankCardAcquirer::with_store`]).
 //!
 //! For each transaction F: a payment already in the journal gets its recorded
 //! acknowledgement again (idempotence); a payment the front-end reversed before F
@@ -10,6 +13,7 @@
 
 use crate::acquirer::card::{BankCardRules, CardHistory, CardKey};
 use crate::acquirer::journal::{Authorisation, Journal, JournalError, ReversalOutcome};
+use crate::acquirer::store::CardJournal;
 use std::collections::BTreeMap;
 
 use crate::messages::{
@@ -37,10 +41,12 @@ pub enum AcquirerError {
     Journal(#[from] JournalError),
 }
 
-/// A bank-card acquirer: rules and journal.
-pub struct BankCardAcquirer {
+/// A bank-card acquirer: rules and journal. `J` is the journal's store: the SQLite
+/// [`Journal`] unless said otherwise, or `Box<dyn CardJournal>` for one a
+/// configuration chose ([`BankCardAcquirer::with_store`]).
+pub struct BankCardAcquirer<J: CardJournal = Journal> {
     rules: BankCardRules,
-    journal: Journal,
+    journal: J,
     /// The identity checks answered since the process started, so that a repeated one
     /// gets the same verdict (its counter is spent by then). Not journalled: an
     /// identification moves no money, and after a restart a repeat is refused as a
@@ -48,9 +54,20 @@ pub struct BankCardAcquirer {
     identifications: BTreeMap<IdentificationId, (IdentityCheck, IdentityVerdict)>,
 }
 
-impl BankCardAcquirer {
+impl BankCardAcquirer<Box<dyn CardJournal>> {
+    /// The acquirer deciding with `rules` and keeping the journal `store`, whichever
+    /// database it is (`telepay serve acquirer-card` picks it from its configuration).
+    pub fn with_store(
+        rules: BankCardRules,
+        store: Box<dyn CardJournal>,
+    ) -> BankCardAcquirer<Box<dyn CardJournal>> {
+        BankCardAcquirer::new(rules, store)
+    }
+}
+
+impl<J: CardJournal> BankCardAcquirer<J> {
     /// The acquirer deciding with `rules` and keeping `journal`.
-    pub fn new(rules: BankCardRules, journal: Journal) -> BankCardAcquirer {
+    pub fn new(rules: BankCardRules, journal: J) -> BankCardAcquirer<J> {
         BankCardAcquirer {
             rules,
             journal,
@@ -96,20 +113,42 @@ impl BankCardAcquirer {
                 customer: None,
             });
         }
-        let history = match check.proof.proof.card() {
-            Some(card) => self.journal.card_history(&CardKey::of(card))?,
+        let verdict = match check.proof.proof.card() {
+            Some(card) => {
+                // The history read, the proof judged and its counter spent in one
+                // journal transaction: two processes sharing the journal cannot both
+                // accept one cryptogram.
+                let key = CardKey::of(card);
+                let rules = &self.rules;
+                let mut verdict = None;
+                self.journal
+                    .spend_card_atc_with(&key, now, &mut |history| {
+                        let decision = rules.verify_identity(check, &history);
+                        verdict = Some(decision.verdict);
+                        decision.record_atc.filter(|_| decision.card == key)
+                    })?;
+                match verdict {
+                    Some(verdict) => verdict,
+                    // A store that returned without asking recorded nothing: refuse
+                    // (a history no counter is above), rather than accept unrecorded.
+                    None => {
+                        let spent = CardHistory {
+                            last_atc: Some(u16::MAX),
+                        };
+                        self.rules.verify_identity(check, &spent).verdict
+                    }
+                }
+            }
             // verify_identity refuses it: another means than the card.
-            None => CardHistory::default(),
+            None => {
+                self.rules
+                    .verify_identity(check, &CardHistory::default())
+                    .verdict
+            }
         };
-        let decision = self.rules.verify_identity(check, &history);
-        if let Some(atc) = decision.record_atc {
-            self.journal.raise_card_atc(&decision.card, atc, now)?;
-        }
-        self.identifications.insert(
-            identification.clone(),
-            (check.clone(), decision.verdict.clone()),
-        );
-        Ok(decision.verdict)
+        self.identifications
+            .insert(identification.clone(), (check.clone(), verdict.clone()));
+        Ok(verdict)
     }
 
     /// The acquirer's name.
@@ -118,12 +157,12 @@ impl BankCardAcquirer {
     }
 
     /// The journal.
-    pub fn journal(&self) -> &Journal {
+    pub fn journal(&self) -> &J {
         &self.journal
     }
 
     /// The journal, mutably (cut-off, remittance).
-    pub fn journal_mut(&mut self) -> &mut Journal {
+    pub fn journal_mut(&mut self) -> &mut J {
         &mut self.journal
     }
 
@@ -156,15 +195,17 @@ impl BankCardAcquirer {
         }
         // The look-ups, the rules and the write in one journal transaction.
         let rules = &self.rules;
-        let authorisation = self.journal.authorise_with(transaction, now, |known| {
-            let mut decision = rules.decide(transaction, &known.history);
-            if known.reversed {
-                // The reversal overtook F: refuse, and spend no counter on it.
-                decision.acknowledgement.verdict = Verdict::refused(RefusalReason::Cancelled);
-                decision.record_atc = None;
-            }
-            decision
-        })?;
+        let authorisation = self
+            .journal
+            .authorise_with(transaction, now, &mut |known| {
+                let mut decision = rules.decide(transaction, &known.history);
+                if known.reversed {
+                    // The reversal overtook F: refuse, and spend no counter on it.
+                    decision.acknowledgement.verdict = Verdict::refused(RefusalReason::Cancelled);
+                    decision.record_atc = None;
+                }
+                decision
+            })?;
         match authorisation {
             Authorisation::Recorded(acknowledgement) => Ok(acknowledgement),
             Authorisation::AlreadyRecorded(stored) if stored.transaction == *transaction => {

@@ -5,7 +5,9 @@
 //! `docs/telecollection.md`).
 //!
 //! The journal is the one `telepay purchase` keeps in the data directory
-//! (`acquirer-journal.sqlite`); the centre's store defaults to
+//! (`acquirer-journal.sqlite`), or with `--store postgres://…` the PostgreSQL journal
+//! that `telepay serve acquirer-card` processes share (`docs/deployment.md`,
+//! "PostgreSQL"); the centre's store defaults to
 //! `telecollection-centre.sqlite` beside it. This module is the edge: it reads the
 //! clock, opens files and sockets, installs the signal handlers; the rules are in
 //! [`crate::acquirer`] and [`crate::telecollection`].
@@ -22,7 +24,9 @@ use crate::acquirer::journal::{
     BatchState, BatchSummary, Journal, JournalEntry, JournalError, TransactionFilter,
     TransactionState,
 };
+use crate::acquirer::postgres::PgJournal;
 use crate::acquirer::schedule::CutoffSchedule;
+use crate::acquirer::store::CardJournal;
 use crate::messages::{Currency, Money, PaymentId, Timestamp};
 use crate::telecollection::centre::{AcceptedBatch, AcquirerTotal, Centre, CentreAnswer};
 use crate::telecollection::remittance::{cut_off_due, remit_batch};
@@ -82,6 +86,16 @@ pub(super) struct DataDirArgs {
     data_dir: Option<PathBuf>,
 }
 
+/// `--store`: the journal in PostgreSQL rather than the data directory's SQLite file.
+#[derive(Debug, Args)]
+pub(super) struct StoreArgs {
+    /// The acquirer's journal in PostgreSQL, shared by `telepay serve acquirer-card`
+    /// processes: postgres://USER@/DB?host=/socket/dir or postgres://USER@HOST:PORT/DB
+    /// [default: the SQLite journal in the data directory; --store wins over --data-dir]
+    #[arg(long, value_name = "POSTGRES_URL")]
+    store: Option<String>,
+}
+
 /// Arguments of `telepay acquirer journal`.
 #[derive(Debug, Args)]
 pub(super) struct JournalArgs {
@@ -99,6 +113,8 @@ pub(super) struct JournalArgs {
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
     #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
     data: DataDirArgs,
 }
 
@@ -115,6 +131,8 @@ pub(super) struct CutoffArgs {
     /// Cut a batch off whatever the schedule says.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     data: DataDirArgs,
 }
@@ -136,6 +154,8 @@ pub(super) struct RemitArgs {
     /// How long to wait for the centre to connect and to answer, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     data: DataDirArgs,
 }
@@ -323,14 +343,21 @@ fn now() -> Timestamp {
     Timestamp(millis)
 }
 
-/// Opens the journal a purchase left in the data directory. A missing journal is an
-/// error rather than a new empty one: it usually means the wrong data directory.
-fn open_journal(data: &DataDirArgs) -> Result<Journal, CliError> {
+/// The journal the commands work on, whichever store keeps it.
+type AnyJournal = Box<dyn CardJournal>;
+
+/// Opens the PostgreSQL journal `--store` names, else the journal a purchase left in
+/// the data directory. A missing SQLite journal is an error rather than a new empty
+/// one: it usually means the wrong data directory.
+fn open_journal(data: &DataDirArgs, store: &StoreArgs) -> Result<AnyJournal, CliError> {
+    if let Some(address) = &store.store {
+        return Ok(Box::new(PgJournal::open(address)?));
+    }
     let path = data_dir_path(data.data_dir.as_deref())?.join(JOURNAL_FILE);
     if !path.is_file() {
         return Err(CliError::NoJournal { path });
     }
-    Ok(Journal::open(&path)?)
+    Ok(Box::new(Journal::open(&path)?))
 }
 
 fn entry_json(entry: &JournalEntry) -> serde_json::Value {
@@ -355,7 +382,7 @@ fn entry_json(entry: &JournalEntry) -> serde_json::Value {
 
 /// `telepay acquirer journal`: streamed row by row, as the journal may hold millions.
 fn journal(global: &GlobalArgs, args: &JournalArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let journal = open_journal(&args.data)?;
+    let journal = open_journal(&args.data, &args.store)?;
     let filter = TransactionFilter {
         state: args.state,
         batch: args.batch,
@@ -424,7 +451,7 @@ fn batch_json(summary: &BatchSummary) -> serde_json::Value {
 
 /// `telepay acquirer cutoff`.
 fn cutoff(global: &GlobalArgs, args: &CutoffArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut journal = open_journal(&args.data)?;
+    let mut journal = open_journal(&args.data, &args.store)?;
     let now = args.at.unwrap_or_else(now);
     if !args.force && !cut_off_due(&journal, &args.schedule, now)? {
         return not_due(global, &journal, &args.schedule, now, out);
@@ -475,7 +502,7 @@ fn cutoff(global: &GlobalArgs, args: &CutoffArgs, out: &mut dyn Write) -> Result
 /// wait, and until when.
 fn not_due(
     global: &GlobalArgs,
-    journal: &Journal,
+    journal: &AnyJournal,
     schedule: &CutoffSchedule,
     now: Timestamp,
     out: &mut dyn Write,
@@ -548,7 +575,7 @@ fn describe_answer(batch: u64, answer: &CentreAnswer) -> String {
 
 /// `telepay acquirer remit`.
 fn remit(global: &GlobalArgs, args: &RemitArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut journal = open_journal(&args.data)?;
+    let mut journal = open_journal(&args.data, &args.store)?;
     match (&args.out, args.batch, &args.centre) {
         (Some(path), Some(number), _) => write_batch_file(global, &journal, number, path, out),
         (_, _, Some(address)) => send(global, &mut journal, args, address, out),
@@ -565,7 +592,7 @@ fn remit(global: &GlobalArgs, args: &RemitArgs, out: &mut dyn Write) -> Result<(
 /// unavailability is the command's error, after every batch has been tried.
 fn send(
     global: &GlobalArgs,
-    journal: &mut Journal,
+    journal: &mut AnyJournal,
     args: &RemitArgs,
     address: &CentreAddress,
     out: &mut dyn Write,
@@ -645,9 +672,9 @@ fn send(
 }
 
 /// The journal's error for a batch number it does not have.
-fn unknown_batch(journal: &Journal, number: u64) -> JournalError {
+fn unknown_batch(journal: &AnyJournal, number: u64) -> JournalError {
     JournalError::UnknownBatch {
-        path: journal.path().to_owned(),
+        path: journal.name().to_owned(),
         operation: crate::acquirer::journal::Operation::WriteBatch,
         number,
     }
@@ -684,7 +711,7 @@ fn already_acknowledged(
 /// sends. A new file only; removed again if the batch cannot be written whole.
 fn write_batch_file(
     global: &GlobalArgs,
-    journal: &Journal,
+    journal: &AnyJournal,
     number: u64,
     path: &Path,
     out: &mut dyn Write,

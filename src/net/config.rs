@@ -140,12 +140,68 @@ pub struct ProviderSection {
     pub catalogue: Option<PathBuf>,
 }
 
-/// The bank-card acquirer's own settings.
+/// The bank-card acquirer's own settings: its journal, exactly one of `journal` (a
+/// SQLite file, this process's alone) or `store` (a PostgreSQL database that several
+/// acquirer processes may share).
+///
+/// ```toml
+/// [acquirer_card]
+/// store = "postgres://telepay@/journal?host=/run/postgresql"
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CardAcquirerSection {
-    /// Its journal (SQLite file).
-    pub journal: PathBuf,
+    /// Its journal as a SQLite file.
+    #[serde(default)]
+    pub journal: Option<PathBuf>,
+    /// Its journal in PostgreSQL: `postgres://USER@/DB?host=/socket/dir`, or
+    /// `postgres://USER@127.0.0.1:PORT/DB` (see `docs/deployment.md`, "PostgreSQL").
+    #[serde(default)]
+    pub store: Option<String>,
+}
+
+/// Where the bank-card acquirer keeps its journal, as [`CardAcquirerSection::journal_store`]
+/// reads the section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardJournalStore<'a> {
+    /// A SQLite file (relative to the configuration file's directory).
+    Sqlite(&'a Path),
+    /// A PostgreSQL database's address.
+    Postgres(&'a str),
+}
+
+impl CardAcquirerSection {
+    /// The journal the section names.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `[acquirer_card]` when it gives both `journal`
+    /// and `store`, neither, or a `store` that is not a PostgreSQL address.
+    pub fn journal_store(&self, path: &Path) -> Result<CardJournalStore<'_>, ConfigError> {
+        let invalid = |problem: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: "[acquirer_card]".into(),
+            problem: problem.to_owned(),
+        };
+        match (&self.journal, &self.store) {
+            (Some(journal), None) => Ok(CardJournalStore::Sqlite(journal)),
+            (None, Some(store)) => {
+                if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+                    Ok(CardJournalStore::Postgres(store))
+                } else {
+                    Err(invalid(
+                        "store: expected a PostgreSQL address, postgres://USER@/DB?host=/socket/dir \
+                         or postgres://USER@HOST:PORT/DB",
+                    ))
+                }
+            }
+            (Some(_), Some(_)) => Err(invalid(
+                "give one of journal (a SQLite file) and store (a PostgreSQL database), not both",
+            )),
+            (None, None) => Err(invalid(
+                "missing its journal: journal = \"FILE\" (SQLite) or store = \"postgres://...\"",
+            )),
+        }
+    }
 }
 
 /// The wallet acquirer's own settings.
@@ -350,6 +406,49 @@ purchase_prefix = "FE1"
                 .contains("party address \"provider:demo\""),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_card_acquirer_keeps_exactly_one_journal() {
+        let file = Path::new("acq.toml");
+        let read = |section: &str| {
+            let text = format!(
+                "listen = \"127.0.0.1:7403\"\n[tls]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n\
+                 [acquirer_card]\n{section}\n"
+            );
+            let config = ServiceConfig::from_toml_str(&text, file).unwrap();
+            let section = config.acquirer_card.unwrap();
+            section
+                .journal_store(file)
+                .map(|store| format!("{store:?}"))
+                .map_err(|e| e.to_string())
+        };
+        let both = "acq.toml: [acquirer_card]: give one of journal (a SQLite file) and store \
+                    (a PostgreSQL database), not both";
+        let neither = "acq.toml: [acquirer_card]: missing its journal: journal = \"FILE\" \
+                       (SQLite) or store = \"postgres://...\"";
+        let not_postgres = "acq.toml: [acquirer_card]: store: expected a PostgreSQL address, \
+                            postgres://USER@/DB?host=/socket/dir or postgres://USER@HOST:PORT/DB";
+        let table: [(&str, Result<&str, &str>); 5] = [
+            ("journal = \"acq1.sqlite\"", Ok("Sqlite(\"acq1.sqlite\")")),
+            (
+                "store = \"postgres://telepay@/j?host=/tmp\"",
+                Ok("Postgres(\"postgres://telepay@/j?host=/tmp\")"),
+            ),
+            (
+                "journal = \"a.sqlite\"\nstore = \"postgres://u@h/d\"",
+                Err(both),
+            ),
+            ("", Err(neither)),
+            ("store = \"acq1.sqlite\"", Err(not_postgres)),
+        ];
+        for (section, expected) in table {
+            assert_eq!(
+                read(section),
+                expected.map(str::to_owned).map_err(str::to_owned),
+                "{section}"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::acquirer::journal::Journal;
+use crate::acquirer::postgres::PgJournal;
+use crate::acquirer::store::CardJournal;
 use crate::acquirer::system::BankCardAcquirer;
 use crate::acquirer::wallet::{WalletAcquirer, WalletStore};
 use crate::frontend::sessions::{Recovery, SqliteSessionLog};
@@ -17,7 +19,7 @@ use crate::provider::ServiceServer;
 use crate::provider::catalogue::Catalogue;
 use crate::purchase::embedded::{WALLET_ACQUIRER, test_rules};
 
-use super::config::{ConfigError, ServiceConfig};
+use super::config::{CardJournalStore, ConfigError, ServiceConfig};
 use super::link::{Link, LinkOptions};
 use super::node::{HostedRole, Node};
 use super::pki::ServiceRole;
@@ -222,10 +224,23 @@ fn build_roles(
         }
         ServiceRole::CardAcquirer => {
             let section = config.section("acquirer_card", &config.acquirer_card, path)?;
-            let journal = Journal::open(state_file(config, &section.journal).map_err(failed)?)
-                .map_err(|error| failed(error.to_string()))?;
+            // A SQLite file of its own, or a PostgreSQL database it may share with other
+            // acquirer processes.
+            let journal: Box<dyn CardJournal> = match section.journal_store(path)? {
+                CardJournalStore::Sqlite(file) => Box::new(
+                    Journal::open(state_file(config, file).map_err(failed)?)
+                        .map_err(|error| failed(error.to_string()))?,
+                ),
+                // The client blocks on a runtime of its own, which tokio refuses
+                // inside this async task: it connects on a thread of its own.
+                CardJournalStore::Postgres(address) => Box::new(
+                    std::thread::scope(|scope| scope.spawn(|| PgJournal::open(address)).join())
+                        .map_err(|_| failed("opening the PostgreSQL journal panicked".into()))?
+                        .map_err(|error| failed(error.to_string()))?,
+                ),
+            };
             let rules = test_rules().map_err(|error| failed(error.to_string()))?;
-            Box::new(BankCardAcquirer::new(rules, journal))
+            Box::new(BankCardAcquirer::with_store(rules, journal))
         }
         ServiceRole::WalletAcquirer => {
             let section = config.section("acquirer_wallet", &config.acquirer_wallet, path)?;

@@ -176,7 +176,7 @@ fn reversal_note<O: std::fmt::Display, E: std::fmt::Display>(
     })
 }
 
-impl Role for BankCardAcquirer {
+impl<J: crate::acquirer::store::CardJournal> Role for BankCardAcquirer<J> {
     fn party(&self) -> Party {
         Party::Acquirer(self.id().clone())
     }

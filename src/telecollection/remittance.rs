@@ -4,19 +4,26 @@
 //!
 //! The order of writes is what makes a crash harmless (`docs/telecollection.md`):
 //!
-//! 1. [`Journal::cut_off`] fixes the batch (its transactions, its number, its bytes'
-//!    SHA-256) in one SQLite transaction;
-//! 2. [`Journal::mark_sent`] is committed **before** the first byte leaves, so a batch
-//!    that may have arrived is never mistaken for one that did not;
+//! 1. [`CardJournal::cut_off`] fixes the batch (its transactions, its number, its
+//!    bytes' SHA-256) in one database transaction;
+//! 2. [`CardJournal::mark_sent`] is committed **before** the first byte leaves, so a
+//!    batch that may have arrived is never mistaken for one that did not;
 //! 3. the batch is streamed from the journal; the same bytes every time, or nothing
 //!    past the records (the trailer is only written when the checksum is the one fixed
 //!    at the cut-off);
-//! 4. [`Journal::mark_acknowledged`] once the centre's acceptance names this batch
+//! 4. [`CardJournal::mark_acknowledged`] once the centre's acceptance names this batch
 //!    (acquirer, number, checksum). A crash before it only means the batch is sent
 //!    again, and the centre, de-duplicating by (acquirer, number), counts it once.
+//!
+//! Every function takes the journal as any [`CardJournal`]: the SQLite [`Journal`] or
+//! the PostgreSQL one, where several acquirer processes may run these functions at
+//! once (each step is idempotent, and a cut-off is taken by one process at a time).
+//!
+//! [`Journal`]: crate::acquirer::journal::Journal
 
-use crate::acquirer::journal::{BatchSummary, Journal};
+use crate::acquirer::journal::BatchSummary;
 use crate::acquirer::schedule::CutoffSchedule;
+use crate::acquirer::store::CardJournal;
 use crate::messages::Timestamp;
 use crate::telecollection::centre::CentreAnswer;
 use crate::telecollection::server::{CentreAddress, ClientOptions, RemitError, remit_with};
@@ -44,8 +51,8 @@ pub struct TelecollectionReport {
 /// Sends batch `number` to the centre at `address`: marks it sent, streams it from the
 /// journal, and marks it acknowledged when the centre accepts it (a duplicate
 /// acceptance included). Returns the centre's answer.
-pub fn remit_batch(
-    journal: &mut Journal,
+pub fn remit_batch<J: CardJournal + ?Sized>(
+    journal: &mut J,
     number: u64,
     address: &CentreAddress,
     options: &ClientOptions,
@@ -53,13 +60,13 @@ pub fn remit_batch(
 ) -> Result<CentreAnswer, RemitError> {
     let summary = journal.batch(number)?.ok_or_else(|| {
         crate::acquirer::journal::JournalError::UnknownBatch {
-            path: journal.path().to_owned(),
+            path: journal.name().to_owned(),
             operation: crate::acquirer::journal::Operation::WriteBatch,
             number,
         }
     })?;
     journal.mark_sent(number, now)?;
-    let reader: &Journal = journal;
+    let reader: &J = journal;
     let answer = remit_with(address, summary.bytes, options, |out| {
         reader.write_batch(number, out)?;
         Ok(())
@@ -85,8 +92,8 @@ pub fn remit_batch(
 /// Sends every batch the centre has not acknowledged (open or sent), by number: after a
 /// restart, what may not have arrived goes again. Stops at the first batch that gets no
 /// answer (the centre is unreachable: the others would fail the same way).
-pub fn remit_pending(
-    journal: &mut Journal,
+pub fn remit_pending<J: CardJournal + ?Sized>(
+    journal: &mut J,
     address: &CentreAddress,
     options: &ClientOptions,
     now: Timestamp,
@@ -105,8 +112,8 @@ pub fn remit_pending(
 /// Whether a batch is due at `now`: there are authorised transactions waiting, and a
 /// cut-off of `schedule` has passed since the oldest of them was recorded (and since
 /// the last cut-off).
-pub fn cut_off_due(
-    journal: &Journal,
+pub fn cut_off_due<J: CardJournal + ?Sized>(
+    journal: &J,
     schedule: &CutoffSchedule,
     now: Timestamp,
 ) -> Result<bool, RemitError> {
@@ -121,8 +128,8 @@ pub fn cut_off_due(
 
 /// One round of telecollection, for a loop or a timer: cuts a batch off if one is due,
 /// then sends every batch not yet acknowledged.
-pub fn telecollect(
-    journal: &mut Journal,
+pub fn telecollect<J: CardJournal + ?Sized>(
+    journal: &mut J,
     schedule: &CutoffSchedule,
     address: &CentreAddress,
     options: &ClientOptions,

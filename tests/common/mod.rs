@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub mod postgres;
+
 /// A directory under the system's temporary directory, unique to this process and
 /// call, removed with everything in it when dropped.
 pub struct TempDir(pub PathBuf);
