@@ -12,11 +12,16 @@
 //!    127.0.0.1 (`telepay::net::local`, what `telepay serve` runs), one terminal buying
 //!    one purchase after the other: the edge's cost per purchase, as a ratio to 1;
 //! 3. **over the network, 32 terminals at once**, each its own card: what the deployment
-//!    serves when the network's waits overlap, as a ratio to 1.
-//!
-//! Not yet measured: 1 against 2 card-acquirer processes sharing PostgreSQL.
+//!    serves when the network's waits overlap, as a ratio to 1;
+//! 4. **1 against 2 card-acquirer processes sharing a PostgreSQL journal** (a throwaway
+//!    cluster, `fsync=on`), 32 terminals: the scaling ratio. Skipped, and said so, when
+//!    PostgreSQL is not installed.
 
 use std::time::{Duration, Instant};
+
+// The tests' throwaway PostgreSQL cluster (and the helpers it stands on).
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use telepay::acquirer::journal::Journal;
 use telepay::frontend::SeededEntropy;
@@ -80,9 +85,15 @@ fn in_process(seconds: u64) -> f64 {
 }
 
 /// Purchases per second, p50 and p99 through the network deployment with `terminals`
-/// terminals at once.
-fn over_network(seconds: u64, terminals: usize) -> (f64, Duration, Duration) {
-    let dir = scratch(&format!("deployed-{terminals}"));
+/// terminals at once, `acquirers` card-acquirer processes on the journal `store`
+/// (`None`: an SQLite file).
+fn over_network(
+    seconds: u64,
+    terminals: usize,
+    acquirers: usize,
+    store: Option<String>,
+) -> (f64, Duration, Duration) {
+    let dir = scratch(&format!("deployed-{terminals}-{acquirers}"));
     let names: Vec<String> = (1..=terminals).map(|n| format!("bench{n}")).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,6 +104,8 @@ fn over_network(seconds: u64, terminals: usize) -> (f64, Duration, Duration) {
             &dir,
             &LocalOptions {
                 terminals: names.clone(),
+                card_acquirers: acquirers,
+                card_journal_store: store,
                 ..LocalOptions::default()
             },
         ))
@@ -142,8 +155,8 @@ fn main() {
         "item: {SERVICE}, cards of the cb BIN, journal file (WAL, synchronous=FULL), {seconds} s each\n"
     );
     let embedded = in_process(seconds);
-    let (one, one_p50, one_p99) = over_network(seconds, 1);
-    let (many, many_p50, many_p99) = over_network(seconds, CONCURRENT);
+    let (one, one_p50, one_p99) = over_network(seconds, 1, 1, None);
+    let (many, many_p50, many_p99) = over_network(seconds, CONCURRENT, 1, None);
     println!("| measurement | purchases/s | p50 | p99 |");
     println!("|---|---|---|---|");
     println!(
@@ -168,5 +181,42 @@ fn main() {
     println!(
         "| ratio network with {CONCURRENT} terminals / in process | {:.2} |",
         many / embedded
+    );
+    postgres_scaling(seconds);
+}
+
+/// Part 4: 1 against 2 card-acquirer processes on one PostgreSQL journal.
+fn postgres_scaling(seconds: u64) {
+    let Some(cluster) = common::postgres::PgCluster::start_durable("bench-network") else {
+        println!("\n(PostgreSQL not installed: 1 against 2 acquirer processes not measured)");
+        return;
+    };
+    let mut rates = Vec::new();
+    for acquirers in [1, 2] {
+        let database = format!("journal{acquirers}");
+        cluster.create_database(&database);
+        let (rate, p50, p99) = over_network(
+            seconds,
+            CONCURRENT,
+            acquirers,
+            Some(cluster.address(&database)),
+        );
+        rates.push((acquirers, rate, p50, p99));
+    }
+    println!();
+    println!(
+        "| card-acquirer processes on one PostgreSQL journal, {CONCURRENT} terminals | purchases/s | p50 | p99 |"
+    );
+    println!("|---|---|---|---|");
+    for (acquirers, rate, p50, p99) in &rates {
+        println!(
+            "| {acquirers} | {rate:.0} | {:.2} ms | {:.2} ms |",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "| **scaling ratio, 2 processes / 1** | **{:.2}** | | |",
+        rates[1].1 / rates[0].1
     );
 }

@@ -64,10 +64,12 @@ pub struct LocalOptions {
     pub front_end_extra: String,
     /// Terminals' names to certify besides the demo set (`t1`, `t2`).
     pub terminals: Vec<String>,
-    /// How many card-acquirer processes serve the one journal `acq1.sqlite` (`acq1`,
-    /// `acq2`…; 0 counts as 1). The front-end takes them in turn, each standing in for
-    /// the others.
+    /// How many card-acquirer processes serve the one journal (`acq1`, `acq2`…; 0
+    /// counts as 1). The front-end takes them in turn, each standing in for the others.
     pub card_acquirers: usize,
+    /// The card acquirers' journal in PostgreSQL (`postgres://…`), instead of the
+    /// SQLite file `acq1.sqlite`.
+    pub card_journal_store: Option<String>,
     /// How the terminals call the front-end (default: [`LinkOptions::default`]).
     pub terminal_link: Option<LinkOptions>,
     /// The URL the front-end calls for each card acquirer instead of its own, by
@@ -102,7 +104,8 @@ pub struct LocalDeployment {
     pub terminal_link: LinkOptions,
     /// The service server `p1`.
     pub provider: Running,
-    /// The card acquirers `acq1`, `acq2`…, sharing the journal `acq1.sqlite`.
+    /// The card acquirers `acq1`, `acq2`…, sharing one journal (`acq1.sqlite`, or the
+    /// PostgreSQL database given).
     pub card_acquirers: Vec<Running>,
     /// The wallet acquirer `wallet1` (accounts `wallet.sqlite`), when asked for.
     pub wallet_acquirer: Option<Running>,
@@ -148,6 +151,10 @@ impl LocalDeployment {
             &tls_section("p1.provider.telepay", "\"role:frontend\""),
         )
         .await?;
+        let journal = match &options.card_journal_store {
+            Some(store) => format!("store = \"{store}\""),
+            None => "journal = \"acq1.sqlite\"".to_owned(),
+        };
         let mut card_acquirers = Vec::new();
         for number in 1..=options.card_acquirers.max(1) {
             let name = format!("acq{number}");
@@ -157,7 +164,7 @@ impl LocalDeployment {
                     &name,
                     ServiceRole::CardAcquirer,
                     &format!(
-                        "{}\n[acquirer_card]\njournal = \"acq1.sqlite\"\n",
+                        "{}\n[acquirer_card]\n{journal}\n",
                         tls_section(
                             &format!("{name}.acquirer-card.telepay"),
                             "\"role:frontend\""

@@ -35,6 +35,8 @@ pub struct PgCluster {
     bin: PathBuf,
     /// `nobody` when running as root.
     run_as: Option<&'static str>,
+    /// Whether the server syncs its commits to the disk (benchmarks), or not (tests).
+    durable: bool,
 }
 
 /// Where `initdb` and `pg_ctl` are, if anywhere.
@@ -92,6 +94,16 @@ impl PgCluster {
     /// # Panics
     /// When PostgreSQL is missing under CI, or cannot be started.
     pub fn start(name: &str) -> Option<PgCluster> {
+        PgCluster::start_with(name, false)
+    }
+
+    /// As [`PgCluster::start`], the server syncing every commit to the disk (`fsync=on`,
+    /// PostgreSQL's default): for benchmarks, where durability is part of the cost.
+    pub fn start_durable(name: &str) -> Option<PgCluster> {
+        PgCluster::start_with(name, true)
+    }
+
+    fn start_with(name: &str, durable: bool) -> Option<PgCluster> {
         let Some(bin) = find_binaries() else {
             let why = "PostgreSQL's initdb and pg_ctl are not on PATH nor in \
                        /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)";
@@ -110,7 +122,12 @@ impl PgCluster {
         } else {
             None
         };
-        let cluster = PgCluster { dir, bin, run_as };
+        let cluster = PgCluster {
+            dir,
+            bin,
+            run_as,
+            durable,
+        };
         cluster.run(
             "initdb",
             &[
@@ -170,8 +187,9 @@ impl PgCluster {
         let data = self.data().display().to_string();
         let log = self.dir.file("server.log").display().to_string();
         let options = format!(
-            "-k {} -c listen_addresses='' -p {PORT} -c fsync=off",
-            self.dir.path().display()
+            "-k {} -c listen_addresses='' -p {PORT} -c fsync={}",
+            self.dir.path().display(),
+            if self.durable { "on" } else { "off" }
         );
         let mut args = vec!["-D", &data, "-l", &log, "-o", &options, "-w", "-m", "fast"];
         args.extend_from_slice(action);
