@@ -826,3 +826,53 @@ fn the_documented_example_batch_reads_as_documented() {
         "9a2f77779ca413c206952ae34b9d6b370c98e30a0f13362c07b4b8e716f8bcfe"
     );
 }
+
+/// The centre unreachable at the cut-off: the batch is cut and kept (sent, not
+/// acknowledged), the round reports the failure; once the centre answers, the next
+/// round sends it — and the centre counts it once.
+#[test]
+fn a_batch_cut_while_the_centre_is_unreachable_is_kept_and_sent_later_once() {
+    let dir = TempDir::new("centre-unreachable");
+    let mut journal = Journal::open(dir.file("journal.sqlite")).unwrap();
+    record(&mut journal, "PAY-1", 1, 1250, true);
+    record(&mut journal, "PAY-2", 2, 2500, true);
+    let schedule: CutoffSchedule = "daily:22:30".parse().unwrap();
+    let due = NOW.plus_millis(30 * 60_000);
+    // An address nothing listens on.
+    let vacant = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere: CentreAddress = format!("tcp:{}", vacant.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    drop(vacant);
+
+    let failed = telecollect(&mut journal, &schedule, &nowhere, &options(), due);
+    assert!(failed.is_err(), "{failed:?}");
+    let kept = journal.unacknowledged_batches().unwrap();
+    assert_eq!(
+        kept.iter()
+            .map(|batch| (batch.number, batch.records))
+            .collect::<Vec<_>>(),
+        [(1, 2)]
+    );
+
+    // The centre is back: the next round cuts nothing new and sends batch 1.
+    let store = dir.file("centre.sqlite");
+    let centre = RunningCentre::start(&loopback(), &store);
+    let later = due.plus_millis(60_000);
+    let report = telecollect(&mut journal, &schedule, &centre.address, &options(), later).unwrap();
+    assert_eq!(report.cut.map(|batch| batch.number), None);
+    assert_eq!(report.remitted.len(), 1);
+    assert_eq!(accepted(&report.remitted[0].answer), (1, false));
+    assert!(journal.unacknowledged_batches().unwrap().is_empty());
+    // Another round sends nothing; the centre holds the batch once.
+    let again = telecollect(&mut journal, &schedule, &centre.address, &options(), later).unwrap();
+    assert!(again.remitted.is_empty());
+    let batches = Centre::open(&store).unwrap().batches().unwrap();
+    assert_eq!(
+        batches
+            .iter()
+            .map(|batch| (batch.number, batch.records, batch.duplicates))
+            .collect::<Vec<_>>(),
+        [(1, 2, 0)]
+    );
+}
