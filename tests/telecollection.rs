@@ -876,3 +876,133 @@ fn a_batch_cut_while_the_centre_is_unreachable_is_kept_and_sent_later_once() {
         [(1, 2, 0)]
     );
 }
+
+/// The centre over HTTPS with mutual TLS (`telepay serve telecollection`): a card
+/// acquirer's batch, streamed, is accepted, and sent again counted once; an acquirer
+/// certificate the centre was not told speaks for this acquirer is refused with the
+/// reason; a terminal's certificate does not get past the handshake.
+#[test]
+fn the_centre_over_mutual_tls_takes_batches_only_from_the_acquirer_they_belong_to() {
+    use telepay::net::centre::HttpsCentre;
+    use telepay::net::config::ServiceConfig;
+    use telepay::net::pki::{self, InitOptions, PeerName, ServiceRole};
+    use telepay::net::service::Service;
+    use telepay::net::tls::TlsIdentity;
+    use telepay::telecollection::remittance::remit_batch_to;
+
+    let dir = TempDir::new("centre-https");
+    let pki_dir = dir.file("pki");
+    pki::init(&pki_dir, &pki::demo_peers(), &InitOptions::default()).unwrap();
+    let config_path = dir.file("centre.toml");
+    std::fs::write(
+        &config_path,
+        "listen = \"127.0.0.1:0\"\n[tls]\ncert = \"pki/centre.telecollection.telepay.pem\"\n\
+         key = \"pki/centre.telecollection.telepay-key.pem\"\nca = \"pki/ca.pem\"\n\
+         accept = [\"role:acquirer-card\"]\n\n\
+         [[speaker]]\npeer = \"acq1.acquirer-card.telepay\"\nparty = \"acquirer:ACQ-1\"\n\n\
+         [telecollection]\nstore = \"centre.sqlite\"\n",
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = ServiceConfig::load(&config_path).unwrap();
+    let service = runtime
+        .block_on(Service::start(
+            ServiceRole::Telecollection,
+            &config,
+            &config_path,
+        ))
+        .unwrap();
+    let address = service.local_address().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = runtime.spawn(service.run(async {
+        let _ = stopped.await;
+    }));
+
+    let mut journal = Journal::open(dir.file("journal.sqlite")).unwrap();
+    record(&mut journal, "PAY-1", 1, 1250, true);
+    record(&mut journal, "PAY-2", 2, 2500, true);
+    journal.cut_off(NOW).unwrap().unwrap();
+    let centre_as = |instance: &str, role: ServiceRole| {
+        let me = PeerName::new(role, instance).unwrap();
+        let identity = TlsIdentity::load(
+            &me.cert_path(&pki_dir),
+            &me.key_path(&pki_dir),
+            &pki_dir.join("ca.pem"),
+        )
+        .unwrap();
+        HttpsCentre::new(
+            &identity,
+            PeerName::from_dns_name("centre.telecollection.telepay").unwrap(),
+            address,
+            dir.file("spool"),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    };
+
+    // acq2 is a card acquirer, but not one the centre knows speaks for this acquirer.
+    let refused = remit_batch_to(
+        &mut journal,
+        1,
+        &centre_as("acq2", ServiceRole::CardAcquirer),
+        NOW,
+    )
+    .unwrap();
+    assert!(
+        matches!(&refused, CentreAnswer::Refused { reason, .. }
+            if reason.contains("acq2.acquirer-card.telepay may not remit for acquirer:ACQ-1")),
+        "{refused:?}"
+    );
+    // A terminal's certificate: refused in the handshake.
+    let terminal = remit_batch_to(
+        &mut journal,
+        1,
+        &centre_as("t1", ServiceRole::Terminal),
+        NOW,
+    );
+    assert!(terminal.is_err(), "{terminal:?}");
+    // acq1: accepted, then counted once when it comes again.
+    let acq1 = centre_as("acq1", ServiceRole::CardAcquirer);
+    let accepted_answer = remit_batch_to(&mut journal, 1, &acq1, NOW).unwrap();
+    assert_eq!(accepted(&accepted_answer), (1, false));
+    assert!(journal.unacknowledged_batches().unwrap().is_empty());
+    let bytes = batch_bytes(&journal, 1);
+    let again = telepay::telecollection::remittance::CentreSink::send(
+        &acq1,
+        bytes.len() as u64,
+        &mut |out| {
+            out.write_all(&bytes).map_err(|source| {
+                telepay::telecollection::server::RemitError::Send {
+                    address: "test".into(),
+                    source,
+                }
+            })
+        },
+    )
+    .unwrap();
+    assert_eq!(accepted(&again), (1, true));
+
+    let _ = stop.send(());
+    runtime.block_on(served).unwrap().unwrap();
+    let batches = Centre::open(dir.file("centre.sqlite"))
+        .unwrap()
+        .batches()
+        .unwrap();
+    assert_eq!(
+        batches
+            .iter()
+            .map(|batch| (batch.number, batch.records, batch.duplicates))
+            .collect::<Vec<_>>(),
+        [(1, 2, 1)]
+    );
+    // Nothing left in the spools.
+    assert_eq!(std::fs::read_dir(dir.file("spool")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.file("centre.spool")).unwrap().count(),
+        0
+    );
+}

@@ -29,7 +29,7 @@ use crate::acquirer::schedule::CutoffSchedule;
 use crate::acquirer::store::CardJournal;
 use crate::messages::{Currency, Money, PaymentId, Timestamp};
 use crate::telecollection::centre::{AcceptedBatch, AcquirerTotal, Centre, CentreAnswer};
-use crate::telecollection::remittance::{cut_off_due, remit_batch};
+use crate::telecollection::remittance::{CentreSink, SocketCentre, cut_off_due, remit_batch_to};
 use crate::telecollection::server::{CentreAddress, CentreServer, ClientOptions, ServerOptions};
 
 use super::purchase::{JOURNAL_FILE, data_dir, data_dir_path};
@@ -141,9 +141,24 @@ pub(super) struct CutoffArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("destination").required(true).args(["centre", "out"]))]
 pub(super) struct RemitArgs {
-    /// The telecollection centre: tcp:IP:PORT or unix:PATH.
+    /// The telecollection centre: tcp:IP:PORT or unix:PATH (its own protocol), or
+    /// https://IP:PORT (`telepay serve telecollection`, mutual TLS: with --pki and --as)
     #[arg(long, value_name = "ADDRESS")]
-    centre: Option<CentreAddress>,
+    centre: Option<String>,
+    /// With an https:// centre: the certificates' directory (`telepay pki init`)
+    #[arg(long, value_name = "DIR")]
+    pki: Option<PathBuf>,
+    /// With an https:// centre: this acquirer's certificate instance (acq1 for
+    /// acq1.acquirer-card.telepay)
+    #[arg(long = "as", value_name = "INSTANCE")]
+    as_peer: Option<String>,
+    /// With an https:// centre: the certificate name it must present
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "centre.telecollection.telepay"
+    )]
+    centre_name: String,
     /// Only this batch [default: every batch the centre has not acknowledged]
     #[arg(long, value_name = "N")]
     batch: Option<u64>,
@@ -578,7 +593,30 @@ fn remit(global: &GlobalArgs, args: &RemitArgs, out: &mut dyn Write) -> Result<(
     let mut journal = open_journal(&args.data, &args.store)?;
     match (&args.out, args.batch, &args.centre) {
         (Some(path), Some(number), _) => write_batch_file(global, &journal, number, path, out),
-        (_, _, Some(address)) => send(global, &mut journal, args, address, out),
+        (_, _, Some(centre)) => {
+            let options = ClientOptions {
+                timeout: std::time::Duration::from_secs(args.timeout),
+            };
+            match centre.strip_prefix("https://") {
+                Some(address) => {
+                    let sink = https_centre(args, centre, address)?;
+                    send(global, &mut journal, args, &sink, out)
+                }
+                None => {
+                    let address: CentreAddress =
+                        centre.parse().map_err(|_| CliError::BadArgument {
+                            argument: "--centre",
+                            input: centre.clone(),
+                            expected: "tcp:IP:PORT, unix:PATH or https://IP:PORT",
+                        })?;
+                    let sink = SocketCentre {
+                        address: &address,
+                        options: &options,
+                    };
+                    send(global, &mut journal, args, &sink, out)
+                }
+            }
+        }
         // clap requires --centre or --out, and --batch with --out.
         _ => Err(CliError::BadArgument {
             argument: "--centre",
@@ -588,15 +626,64 @@ fn remit(global: &GlobalArgs, args: &RemitArgs, out: &mut dyn Write) -> Result<(
     }
 }
 
+/// The centre's HTTPS edge at `address` (`IP:PORT`), called as `--as` of `--pki`.
+fn https_centre(
+    args: &RemitArgs,
+    centre: &str,
+    address: &str,
+) -> Result<crate::net::centre::HttpsCentre, CliError> {
+    use crate::net::pki::{PeerName, ServiceRole};
+    let bad = |argument: &'static str, input: &str, expected: &'static str| CliError::BadArgument {
+        argument,
+        input: input.to_owned(),
+        expected,
+    };
+    let socket: std::net::SocketAddr = address
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| bad("--centre", centre, "https://IP:PORT"))?;
+    let pki = args.pki.as_deref().ok_or(CliError::MissingArgument {
+        argument: "--pki",
+        when: "with an https:// centre: this acquirer's certificate and the CA",
+    })?;
+    let instance = args.as_peer.as_deref().ok_or(CliError::MissingArgument {
+        argument: "--as",
+        when: "with an https:// centre: this acquirer's certificate instance",
+    })?;
+    let me = PeerName::new(ServiceRole::CardAcquirer, instance)
+        .map_err(|_| bad("--as", instance, "a card acquirer's instance, e.g. acq1"))?;
+    let centre_name = PeerName::from_dns_name(&args.centre_name).map_err(|_| {
+        bad(
+            "--centre-name",
+            &args.centre_name,
+            "INSTANCE.telecollection.telepay",
+        )
+    })?;
+    let identity = crate::net::tls::TlsIdentity::load(
+        &me.cert_path(pki),
+        &me.key_path(pki),
+        &pki.join("ca.pem"),
+    )
+    .map_err(|error| CliError::Purchase(format!("the acquirer's certificate: {error}")))?;
+    Ok(crate::net::centre::HttpsCentre::new(
+        &identity,
+        centre_name,
+        socket,
+        std::env::temp_dir().join(format!("telepay-remit-{}", std::process::id())),
+        std::time::Duration::from_secs(args.timeout),
+    )?)
+}
+
 /// Sends the batches, printing each answer as it comes; the first refusal or
 /// unavailability is the command's error, after every batch has been tried.
 fn send(
     global: &GlobalArgs,
     journal: &mut AnyJournal,
     args: &RemitArgs,
-    address: &CentreAddress,
+    centre: &dyn CentreSink,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    let address = centre.describe();
     let numbers: Vec<u64> = match args.batch {
         Some(number) => {
             let summary = journal
@@ -605,7 +692,7 @@ fn send(
             if summary.state == BatchState::Acknowledged {
                 // The journal refuses to mark it sent again, and there is no need: the
                 // centre has it. Said plainly rather than as a journal error.
-                return already_acknowledged(global, address, &summary, out);
+                return already_acknowledged(global, &address, &summary, out);
             }
             vec![number]
         }
@@ -615,13 +702,10 @@ fn send(
             .map(|summary| summary.number)
             .collect(),
     };
-    let options = ClientOptions {
-        timeout: std::time::Duration::from_secs(args.timeout),
-    };
     let mut answers = Vec::with_capacity(numbers.len());
     let mut failure = None;
     for number in numbers {
-        let answer = match remit_batch(journal, number, address, &options, now()) {
+        let answer = match remit_batch_to(journal, number, centre, now()) {
             Ok(answer) => answer,
             Err(error) => {
                 // No answer: the centre is unreachable or the link broke; the others
@@ -638,13 +722,13 @@ fn send(
             failure = match &answer {
                 CentreAnswer::Accepted(_) => None,
                 CentreAnswer::Refused { line, reason } => Some(CliError::Refused {
-                    address: address.to_string(),
+                    address: address.clone(),
                     batch: number,
                     line: *line,
                     reason: reason.clone(),
                 }),
                 CentreAnswer::Unavailable { reason } => Some(CliError::Unavailable {
-                    address: address.to_string(),
+                    address: address.clone(),
                     batch: number,
                     reason: reason.clone(),
                 }),
@@ -657,7 +741,7 @@ fn send(
             .iter()
             .map(|(number, answer)| serde_json::json!({ "batch": number, "answer": answer }))
             .collect();
-        let json = serde_json::json!({ "centre": address.to_string(), "remitted": remitted });
+        let json = serde_json::json!({ "centre": address, "remitted": remitted });
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
     } else if answers.is_empty() && failure.is_none() {
         writeln!(
@@ -683,7 +767,7 @@ fn unknown_batch(journal: &AnyJournal, number: u64) -> JournalError {
 /// `remit --batch N` for a batch the centre has already acknowledged: nothing is sent.
 fn already_acknowledged(
     global: &GlobalArgs,
-    address: &CentreAddress,
+    address: &str,
     summary: &BatchSummary,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
@@ -692,7 +776,7 @@ fn already_acknowledged(
         .map_or_else(|| "an unrecorded time".to_owned(), |at| at.to_string());
     if global.json {
         let json = serde_json::json!({
-            "centre": address.to_string(),
+            "centre": address,
             "remitted": [],
             "already_acknowledged": { "batch": summary.number, "acknowledged_at": when },
         });

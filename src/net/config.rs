@@ -212,6 +212,21 @@ pub struct WalletAcquirerSection {
     pub store: PathBuf,
 }
 
+/// The telecollection centre's own settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelecollectionSection {
+    /// Its store (SQLite file) of accepted batches.
+    pub store: PathBuf,
+    /// Where batches wait while they arrive and are verified [default: beside the store,
+    /// `STORE.spool`].
+    #[serde(default)]
+    pub spool: Option<PathBuf>,
+    /// The largest batch taken, in bytes [default: 4 GiB].
+    #[serde(default)]
+    pub max_batch_bytes: Option<u64>,
+}
+
 /// A process's configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -238,6 +253,9 @@ pub struct ServiceConfig {
     /// The wallet acquirer's, for `serve acquirer-wallet`.
     #[serde(default)]
     pub acquirer_wallet: Option<WalletAcquirerSection>,
+    /// The telecollection centre's, for `serve telecollection`.
+    #[serde(default)]
+    pub telecollection: Option<TelecollectionSection>,
     /// The directory relative paths are read from (the file's own).
     #[serde(skip)]
     pub base: PathBuf,

@@ -22,6 +22,7 @@
 //!
 //! docs/deployment.md says how to deploy with test or real certificates.
 
+pub mod centre;
 pub mod config;
 pub mod link;
 pub mod load;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, Response, Uri, header};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper_rustls::{DefaultServerNameResolver, HttpsConnector};
@@ -246,13 +247,22 @@ impl tower_service::Service<Name> for RouteResolver {
 
 type Connector = HttpsConnector<HttpConnector<RouteResolver>>;
 
+/// The body of a request a [`PeerClient`] sends: whole (JSON), or streamed (a
+/// remittance batch read from its file as it goes).
+pub type RequestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// `bytes` as a whole request body.
+pub fn full(bytes: Bytes) -> RequestBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
 /// An HTTPS client that calls other roles as the identity it was made with, reaching
 /// each by its peer name through [`PeerRoutes`]. It speaks HTTP/1.1 over pooled
 /// keep-alive connections (see [`https_client`] for why not HTTP/2); cloning is cheap and
 /// shares the pool.
 #[derive(Clone)]
 pub struct PeerClient {
-    client: Client<Connector, Full<Bytes>>,
+    client: Client<Connector, RequestBody>,
     routes: Arc<PeerRoutes>,
     own_name: PeerName,
     timeout: Duration,
@@ -361,7 +371,7 @@ impl PeerClient {
     pub async fn send(
         &self,
         peer: &PeerName,
-        mut request: Request<Full<Bytes>>,
+        mut request: Request<RequestBody>,
     ) -> Result<Response<Bytes>, ClientError> {
         let path = request
             .uri()
@@ -417,7 +427,7 @@ impl PeerClient {
         let request = Request::builder()
             .method(Method::GET)
             .uri(path)
-            .body(Full::new(Bytes::new()))
+            .body(full(Bytes::new()))
             .map_err(|_| ClientError::BadPath {
                 peer: peer.clone(),
                 path: path.to_owned(),
@@ -437,7 +447,7 @@ impl PeerClient {
             .method(Method::POST)
             .uri(path)
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(json)))
+            .body(full(Bytes::from(json)))
             .map_err(|_| ClientError::BadPath {
                 peer: peer.clone(),
                 path: path.to_owned(),

@@ -18,6 +18,7 @@ use crate::messages::{AcquirerId, Means, MerchantId, Party};
 use crate::provider::ServiceServer;
 use crate::provider::catalogue::Catalogue;
 use crate::purchase::embedded::{WALLET_ACQUIRER, test_rules};
+use crate::telecollection::centre::Centre;
 
 use super::config::{CardJournalStore, ConfigError, ServiceConfig};
 use super::link::{Link, LinkOptions};
@@ -59,9 +60,12 @@ pub enum ServiceError {
     },
 }
 
-/// A service ready to run: its node, its TLS configuration and its socket.
+/// A service ready to run: its node (the roles of the flow; none for the
+/// telecollection centre, which takes batches rather than messages), its routes, its
+/// TLS configuration and its socket.
 pub struct Service {
-    node: Arc<Node<Vec<HostedRole>>>,
+    node: Option<Arc<Node<Vec<HostedRole>>>>,
+    router: axum::Router,
     tls: Arc<rustls::ServerConfig>,
     listener: TcpListener,
 }
@@ -103,10 +107,16 @@ impl Service {
         };
         let server = server_config(&identity, allowed)
             .map_err(|error| ServiceError::Tls(error.to_string()))?;
-        let (roles, local) = build_roles(role, config, path)?;
-        let link = Link::new(&identity, &config.route_list(), LinkOptions::default())
-            .map_err(|error| ServiceError::Tls(error.to_string()))?;
-        let node = Node::new(roles, config.switchboard(local), link);
+        let (node, router) = if role == ServiceRole::Telecollection {
+            (None, centre_router(config, path)?)
+        } else {
+            let (roles, local) = build_roles(role, config, path)?;
+            let link = Link::new(&identity, &config.route_list(), LinkOptions::default())
+                .map_err(|error| ServiceError::Tls(error.to_string()))?;
+            let node = Node::new(roles, config.switchboard(local), link);
+            let router = node.router();
+            (Some(node), router)
+        };
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -116,6 +126,7 @@ impl Service {
                 })?;
         Ok(Service {
             node,
+            router,
             tls: server,
             listener,
         })
@@ -124,11 +135,6 @@ impl Service {
     /// The address it listens on (the port the system chose for port 0).
     pub fn local_address(&self) -> std::io::Result<std::net::SocketAddr> {
         self.listener.local_addr()
-    }
-
-    /// The node, to look at its roles (tests).
-    pub fn node(&self) -> &Arc<Node<Vec<HostedRole>>> {
-        &self.node
     }
 
     /// Serves until `shutdown`, firing the roles' deadlines meanwhile.
@@ -140,16 +146,19 @@ impl Service {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let deadlines = tokio::spawn(Arc::clone(&self.node).run_deadlines({
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        }));
-        let router = self.node.router();
-        let served = serve_tls(self.listener, self.tls, router, shutdown).await;
+        let deadlines = self.node.map(|node| {
+            tokio::spawn(node.run_deadlines({
+                let mut stopped = stopped.clone();
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                }
+            }))
+        });
+        let served = serve_tls(self.listener, self.tls, self.router, shutdown).await;
         let _ = stop.send(true);
-        let _ = deadlines.await;
+        if let Some(deadlines) = deadlines {
+            let _ = deadlines.await;
+        }
         served
     }
 }
@@ -166,6 +175,31 @@ fn state_file(config: &ServiceConfig, file: &Path) -> Result<std::path::PathBuf,
             .map_err(|error| format!("cannot make {}: {error}", parent.display()))?;
     }
     Ok(path)
+}
+
+/// The telecollection centre's routes: its store, its spool, and which acquirers each
+/// card-acquirer peer speaks for (its `[[speaker]]` entries).
+fn centre_router(config: &ServiceConfig, path: &Path) -> Result<axum::Router, ServiceError> {
+    let failed = |reason: String| ServiceError::Role {
+        role: ServiceRole::Telecollection,
+        reason,
+    };
+    let section = config.section("telecollection", &config.telecollection, path)?;
+    let store = state_file(config, &section.store).map_err(failed)?;
+    let centre = Centre::open(&store).map_err(|error| failed(error.to_string()))?;
+    let spool = match &section.spool {
+        Some(spool) => config.resolve(spool),
+        None => store.with_extension("spool"),
+    };
+    super::centre::clear_spool(&spool);
+    Ok(super::centre::router(
+        centre,
+        config.switchboard([]),
+        spool,
+        section
+            .max_batch_bytes
+            .unwrap_or(super::centre::DEFAULT_MAX_BATCH_BYTES),
+    ))
 }
 
 /// The roles of `role` and the parties they are.

@@ -26,6 +26,8 @@ use crate::acquirer::schedule::CutoffSchedule;
 use crate::acquirer::store::CardJournal;
 use crate::messages::Timestamp;
 use crate::telecollection::centre::CentreAnswer;
+use std::io::Write;
+
 use crate::telecollection::server::{CentreAddress, ClientOptions, RemitError, remit_with};
 
 /// One batch sent and the centre's answer.
@@ -48,6 +50,47 @@ pub struct TelecollectionReport {
     pub remitted: Vec<Remittance>,
 }
 
+/// Where an acquirer's batches go: the centre's own socket ([`SocketCentre`]), or its
+/// HTTPS edge over mutual TLS (`crate::net::centre::HttpsCentre`).
+pub trait CentreSink {
+    /// The centre, for messages (`tcp:127.0.0.1:7070`, `https://…`).
+    fn describe(&self) -> String;
+
+    /// Sends a batch of `length` bytes, which `body` writes, and returns the centre's
+    /// answer.
+    ///
+    /// # Errors
+    /// [`RemitError`]: the centre could not be reached, or its answer read.
+    fn send(
+        &self,
+        length: u64,
+        body: &mut dyn FnMut(&mut dyn Write) -> Result<(), RemitError>,
+    ) -> Result<CentreAnswer, RemitError>;
+}
+
+/// The centre on its own socket protocol (`telepay telecollection serve`).
+#[derive(Debug, Clone)]
+pub struct SocketCentre<'a> {
+    /// Where it listens.
+    pub address: &'a CentreAddress,
+    /// The client's deadlines.
+    pub options: &'a ClientOptions,
+}
+
+impl CentreSink for SocketCentre<'_> {
+    fn describe(&self) -> String {
+        self.address.to_string()
+    }
+
+    fn send(
+        &self,
+        length: u64,
+        body: &mut dyn FnMut(&mut dyn Write) -> Result<(), RemitError>,
+    ) -> Result<CentreAnswer, RemitError> {
+        remit_with(self.address, length, self.options, body)
+    }
+}
+
 /// Sends batch `number` to the centre at `address`: marks it sent, streams it from the
 /// journal, and marks it acknowledged when the centre accepts it (a duplicate
 /// acceptance included). Returns the centre's answer.
@@ -56,6 +99,16 @@ pub fn remit_batch<J: CardJournal + ?Sized>(
     number: u64,
     address: &CentreAddress,
     options: &ClientOptions,
+    now: Timestamp,
+) -> Result<CentreAnswer, RemitError> {
+    remit_batch_to(journal, number, &SocketCentre { address, options }, now)
+}
+
+/// [`remit_batch`] to any [`CentreSink`].
+pub fn remit_batch_to<J: CardJournal + ?Sized>(
+    journal: &mut J,
+    number: u64,
+    centre: &dyn CentreSink,
     now: Timestamp,
 ) -> Result<CentreAnswer, RemitError> {
     let summary = journal.batch(number)?.ok_or_else(|| {
@@ -67,7 +120,7 @@ pub fn remit_batch<J: CardJournal + ?Sized>(
     })?;
     journal.mark_sent(number, now)?;
     let reader: &J = journal;
-    let answer = remit_with(address, summary.bytes, options, |out| {
+    let answer = centre.send(summary.bytes, &mut |out| {
         reader.write_batch(number, out)?;
         Ok(())
     })?;
@@ -77,7 +130,7 @@ pub fn remit_batch<J: CardJournal + ?Sized>(
             || acceptance.checksum != hex::encode(summary.checksum)
         {
             return Err(RemitError::AnswerMismatch {
-                address: address.to_string(),
+                address: centre.describe(),
                 sent: number,
                 accepted: acceptance.batch,
                 acquirer: acceptance.acquirer.to_string(),
@@ -98,9 +151,18 @@ pub fn remit_pending<J: CardJournal + ?Sized>(
     options: &ClientOptions,
     now: Timestamp,
 ) -> Result<Vec<Remittance>, RemitError> {
+    remit_pending_to(journal, &SocketCentre { address, options }, now)
+}
+
+/// [`remit_pending`] to any [`CentreSink`].
+pub fn remit_pending_to<J: CardJournal + ?Sized>(
+    journal: &mut J,
+    centre: &dyn CentreSink,
+    now: Timestamp,
+) -> Result<Vec<Remittance>, RemitError> {
     let mut remitted = Vec::new();
     for summary in journal.unacknowledged_batches()? {
-        let answer = remit_batch(journal, summary.number, address, options, now)?;
+        let answer = remit_batch_to(journal, summary.number, centre, now)?;
         remitted.push(Remittance {
             batch: summary.number,
             answer,
