@@ -6,8 +6,9 @@
 //! ([`Destination::Local`]). A message to the party that made the current call rides
 //! back on that call's answer ([`Destination::Caller`]) — how an acquirer answers the
 //! front-end that asked, whichever of several front-ends it was. A message to a party
-//! the configuration routes is sent to that peer ([`Destination::Peer`]). A message to a
-//! terminal that is not on the current call waits in that terminal's mailbox, which the
+//! the configuration routes is sent to that peer ([`Destination::Peers`]; several
+//! processes of one party are taken in turn, each standing in for the others). A
+//! message to a terminal that is not on the current call waits in that terminal's mailbox, which the
 //! terminal polls ([`Destination::Mailbox`]): terminals call out, nobody calls them.
 //!
 //! Who may speak as a party is decided by the peer's certificate name
