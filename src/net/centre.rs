@@ -32,7 +32,7 @@ use crate::telecollection::centre::{Centre, CentreAnswer};
 use crate::telecollection::remittance::CentreSink;
 use crate::telecollection::server::RemitError;
 
-use super::node::ErrorBody;
+use super::node::{ErrorBody, refused};
 use super::pki::PeerName;
 use super::serve::{PeerClient, PeerRoutes, RequestBody, https_client};
 use super::switchboard::{PartyAddress, Switchboard};
@@ -68,11 +68,6 @@ pub fn router(centre: Centre, board: Switchboard, spool: PathBuf, max_batch_byte
             }),
         )
         .with_state(edge)
-}
-
-fn refused(status: StatusCode, error: String) -> Response {
-    tracing::warn!(%status, error, "batch refused");
-    (status, Json(ErrorBody { error })).into_response()
 }
 
 /// A spool file, removed when dropped.

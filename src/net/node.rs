@@ -413,7 +413,8 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-fn refused(status: StatusCode, error: String) -> Response {
+/// A refused call's answer: `status` and `{"error": error}`, logged.
+pub(super) fn refused(status: StatusCode, error: String) -> Response {
     tracing::warn!(%status, error, "call refused");
     (status, Json(ErrorBody { error })).into_response()
 }
