@@ -52,9 +52,7 @@ fn card(
     dir: &std::path::Path,
     account: u32,
 ) -> telepay::reader::Transport<Box<dyn telepay::reader::Reader + Send>> {
-    let profile = dir.join(format!("card-{account}.toml"));
-    std::fs::write(&profile, telepay::testing::cb_card_profile(account)).expect("profile");
-    telepay::testing::powered(&format!("sim:{}", profile.display())).expect("card")
+    telepay::testing::cb_card(dir, account).expect("card")
 }
 
 /// Purchases per second with every role in this process.

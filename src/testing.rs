@@ -235,6 +235,20 @@ pub fn cb_card_profile(account: u32) -> String {
         .replace("name = \"cb\"", &format!("name = \"cb-{account}\""))
 }
 
+/// The software card of [`cb_pan`]`(account)`, its profile written to `dir`, powered:
+/// a card of its own for each of many terminals.
+///
+/// # Errors
+/// The profile cannot be written, or the card opened.
+pub fn cb_card(
+    dir: &std::path::Path,
+    account: u32,
+) -> Result<Transport<Box<dyn Reader + Send>>, Box<dyn std::error::Error>> {
+    let profile = dir.join(format!("cb-{account}.toml"));
+    std::fs::write(&profile, cb_card_profile(account))?;
+    powered(&format!("sim:{}", profile.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -187,10 +187,8 @@ fn an_acquirer_killed_mid_authorisation_loses_and_doubles_nothing() {
     use telepay::net::link::LinkOptions;
     use telepay::net::pki::PeerName;
     use telepay::net::switchboard::Route;
-    use telepay::net::terminal::{RemoteTerminal, TerminalRoles};
-    use telepay::net::tls::TlsIdentity;
+    use telepay::net::terminal::RemoteTerminal;
     use telepay::terminal::card_module::{CardModule, TerminalData};
-    use telepay::terminal::client::ClientDevice;
     use telepay::terminal::payer::{PayerDevice, ScriptedUser};
 
     let dir = TempDir::new("network-kill");
@@ -250,35 +248,20 @@ fn an_acquirer_killed_mid_authorisation_loses_and_doubles_nothing() {
         .iter()
         .enumerate()
         .map(|(index, name)| {
-            let profile = dir.file(&format!("card-{name}.toml"));
-            std::fs::write(
-                &profile,
-                telepay::testing::cb_card_profile(500 + index as u32),
-            )
-            .unwrap();
-            let card = telepay::testing::powered(&format!("sim:{}", profile.display())).unwrap();
-            let peer = PeerName::from_argument(&format!("terminal:{name}")).unwrap();
-            let identity = TlsIdentity::load(
-                &peer.cert_path(&pki_dir),
-                &peer.key_path(&pki_dir),
-                &pki_dir.join("ca.pem"),
-            )
-            .unwrap();
+            let card = telepay::testing::cb_card(dir.path(), 500 + index as u32).unwrap();
             let terminal = TerminalId::from(name.as_str());
-            RemoteTerminal::new(
-                TerminalRoles {
-                    client: ClientDevice::new(terminal.clone()),
-                    payer: PayerDevice::new(
-                        terminal,
-                        CardModule::new(card, TerminalData::france()),
-                        ScriptedUser::with_pin("1234"),
-                    ),
-                },
+            RemoteTerminal::from_pki(
+                &pki_dir,
+                name,
                 Route {
                     url: front_end.url.clone(),
                     peer: PeerName::from_dns_name("fe1.frontend.telepay").unwrap(),
                 },
-                &identity,
+                PayerDevice::new(
+                    terminal,
+                    CardModule::new(card, TerminalData::france()),
+                    ScriptedUser::with_pin("1234"),
+                ),
                 LinkOptions::default(),
             )
             .unwrap()

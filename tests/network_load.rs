@@ -50,13 +50,7 @@ fn two_hundred_terminals_for_a_minute_lose_and_double_nothing() {
         .iter()
         .enumerate()
         .map(|(index, name)| {
-            let profile = dir.file(&format!("card-{name}.toml"));
-            std::fs::write(
-                &profile,
-                telepay::testing::cb_card_profile(1000 + index as u32),
-            )
-            .unwrap();
-            let card = telepay::testing::powered(&format!("sim:{}", profile.display())).unwrap();
+            let card = telepay::testing::cb_card(dir.path(), 1000 + index as u32).unwrap();
             deployment
                 .terminal(name, card, ScriptedUser::with_pin("1234"), |payer| payer)
                 .unwrap()

@@ -143,7 +143,7 @@ pub(super) struct CutoffArgs {
 pub(super) struct RemitArgs {
     /// The telecollection centre: tcp:IP:PORT or unix:PATH (its own protocol), or
     /// https://IP:PORT (`telepay serve telecollection`, mutual TLS: with --pki and --as)
-    #[arg(long, value_name = "ADDRESS")]
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_centre)]
     centre: Option<String>,
     /// With an https:// centre: the certificates' directory (`telepay pki init`)
     #[arg(long, value_name = "DIR")]
@@ -623,6 +623,22 @@ fn remit(global: &GlobalArgs, args: &RemitArgs, out: &mut dyn Write) -> Result<(
             input: String::new(),
             expected: "a centre address (tcp:IP:PORT or unix:PATH), or --out FILE with --batch N",
         }),
+    }
+}
+
+/// `--centre`: an address of the centre's socket protocol, or `https://IP:PORT`; checked
+/// before anything is opened.
+fn parse_centre(text: &str) -> Result<String, String> {
+    match text.strip_prefix("https://") {
+        Some(address) => address
+            .trim_end_matches('/')
+            .parse::<std::net::SocketAddr>()
+            .map(|_| text.to_owned())
+            .map_err(|_| format!("{text:?}: expected https://IP:PORT")),
+        None => text
+            .parse::<CentreAddress>()
+            .map(|_| text.to_owned())
+            .map_err(|error| format!("{error}, or https://IP:PORT")),
     }
 }
 

@@ -12,12 +12,10 @@ use super::{CliError, GlobalArgs};
 use crate::messages::{ProviderId, ServiceId, TerminalId};
 use crate::net::link::LinkOptions;
 use crate::net::load;
-use crate::net::pki::{PeerName, ServiceRole};
+use crate::net::pki::PeerName;
 use crate::net::switchboard::Route;
-use crate::net::terminal::{RemoteTerminal, TerminalRoles};
-use crate::net::tls::TlsIdentity;
+use crate::net::terminal::RemoteTerminal;
 use crate::terminal::card_module::{CardModule, TerminalData};
-use crate::terminal::client::ClientDevice;
 use crate::terminal::payer::{PayerDevice, ScriptedUser};
 
 /// Arguments of `telepay load`.
@@ -83,44 +81,25 @@ pub(super) fn load(
     let mut terminals = Vec::new();
     for index in 1..=args.terminals {
         let name = format!("{}{index}", args.prefix);
-        let peer = PeerName::new(ServiceRole::Terminal, &name).map_err(|_| {
-            bad(
-                "--prefix",
-                &args.prefix,
-                "a terminal name prefix of [a-z0-9-]",
-            )
-        })?;
-        let identity = TlsIdentity::load(
-            &peer.cert_path(&args.pki),
-            &peer.key_path(&args.pki),
-            &args.pki.join("ca.pem"),
-        )
-        .map_err(|error| CliError::Purchase(format!("terminal {name}: {error}")))?;
         let account = args.first_card.saturating_add(index);
         let profile = cards.join(format!("cb-{account}.toml"));
         std::fs::write(&profile, crate::testing::cb_card_profile(account))?;
         let uri = crate::reader::ReaderUri::parse(&format!("sim:{}", profile.display()))
             .map_err(crate::reader::ReaderError::from)?;
         let card = super::open_powered_uri(global, &uri)?;
-        let terminal = TerminalId::from(name.as_str());
-        let remote = RemoteTerminal::new(
-            TerminalRoles {
-                client: ClientDevice::new(terminal.clone()).numbering_from(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(1, |since| u64::try_from(since.as_millis()).unwrap_or(1)),
-                ),
-                payer: PayerDevice::new(
-                    terminal,
-                    CardModule::new(card, TerminalData::france()),
-                    ScriptedUser::with_pin("1234"),
-                ),
-            },
+        let payer = PayerDevice::new(
+            TerminalId::from(name.as_str()),
+            CardModule::new(card, TerminalData::france()),
+            ScriptedUser::with_pin("1234"),
+        );
+        let remote = RemoteTerminal::from_pki(
+            &args.pki,
+            &name,
             Route {
                 url: args.frontend.clone(),
                 peer: front_end.clone(),
             },
-            &identity,
+            payer,
             LinkOptions::default(),
         )
         .map_err(|error| CliError::Purchase(error.to_string()))?;

@@ -11,7 +11,6 @@ use tokio::sync::oneshot;
 use crate::emv::CardChannel;
 use crate::messages::TerminalId;
 use crate::terminal::card_module::{CardModule, TerminalData};
-use crate::terminal::client::ClientDevice;
 use crate::terminal::payer::{PayerDevice, PayerUser};
 
 use super::config::ServiceConfig;
@@ -19,8 +18,7 @@ use super::link::{LinkError, LinkOptions};
 use super::pki::{self, InitOptions, PeerName, ServiceRole};
 use super::service::{Service, ServiceError};
 use super::switchboard::Route;
-use super::terminal::{RemoteTerminal, TerminalRoles};
-use super::tls::TlsIdentity;
+use super::terminal::RemoteTerminal;
 
 /// Why a local deployment could not start.
 #[derive(Debug, thiserror::Error)]
@@ -260,35 +258,22 @@ impl LocalDeployment {
             name: name.to_owned(),
             reason,
         };
-        let pki_dir = self.dir.join("pki");
-        let peer = PeerName::new(ServiceRole::Terminal, name).map_err(|e| failed(e.to_string()))?;
-        let identity = TlsIdentity::load(
-            &peer.cert_path(&pki_dir),
-            &peer.key_path(&pki_dir),
-            &pki_dir.join(pki::CA_CERT_FILE),
-        )
-        .map_err(|error| failed(error.to_string()))?;
         let terminal = TerminalId::from(name);
         let payer = change(PayerDevice::new(
-            terminal.clone(),
+            terminal,
             CardModule::new(card, TerminalData::france()),
             user,
         ));
-        // A deployment outlives its terminals' runs: requests numbered from the clock.
-        let first = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |since| u64::try_from(since.as_micros()).unwrap_or(1));
-        RemoteTerminal::new(
-            TerminalRoles {
-                client: ClientDevice::new(terminal).numbering_from(first),
-                payer,
-            },
-            Route {
-                url: self.front_end.url.clone(),
-                peer: PeerName::new(ServiceRole::FrontEnd, "fe1")
-                    .map_err(|error| failed(error.to_string()))?,
-            },
-            &identity,
+        let front_end = Route {
+            url: self.front_end.url.clone(),
+            peer: PeerName::new(ServiceRole::FrontEnd, "fe1")
+                .map_err(|error| failed(error.to_string()))?,
+        };
+        RemoteTerminal::from_pki(
+            &self.dir.join("pki"),
+            name,
+            front_end,
+            payer,
             self.terminal_link,
         )
         .map_err(|error: LinkError| failed(error.to_string()))

@@ -10,13 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::emv::CardChannel;
-use crate::messages::{Envelope, Message, Party, PostalAddress, ProviderId, RequestId, ServiceId};
+use crate::messages::{
+    Envelope, Message, Party, PostalAddress, ProviderId, RequestId, ServiceId, TerminalId,
+};
 use crate::purchase::Role;
 use crate::terminal::client::{ClientDevice, RequestResult};
 use crate::terminal::payer::{PayerDevice, PayerUser};
 
 use super::link::{Link, LinkError, LinkOptions};
 use super::node::{Hosted, Node};
+use super::pki::{CA_CERT_FILE, PeerName, ServiceRole};
 use super::switchboard::{Route, Switchboard};
 use super::tls::TlsIdentity;
 
@@ -85,6 +88,43 @@ where
         Ok(RemoteTerminal {
             node: Node::recording(roles, board, link),
         })
+    }
+
+    /// Terminal `name` of the PKI in `pki` (its certificate `NAME.terminal.telepay.pem`
+    /// and the CA there), paying with `payer`, calling the front-end at `front_end`. Its
+    /// client device numbers requests from the clock: a front-end outlives a terminal's
+    /// runs.
+    ///
+    /// # Errors
+    /// [`LinkError::Tls`] for a name or certificate that cannot be used; as
+    /// [`RemoteTerminal::new`].
+    pub fn from_pki(
+        pki: &std::path::Path,
+        name: &str,
+        front_end: Route,
+        payer: PayerDevice<C, U>,
+        options: LinkOptions,
+    ) -> Result<RemoteTerminal<C, U>, LinkError> {
+        let tls = |error: String| LinkError::Tls(format!("terminal {name}: {error}"));
+        let peer = PeerName::new(ServiceRole::Terminal, name).map_err(|e| tls(e.to_string()))?;
+        let identity = TlsIdentity::load(
+            &peer.cert_path(pki),
+            &peer.key_path(pki),
+            &pki.join(CA_CERT_FILE),
+        )
+        .map_err(|error| tls(error.to_string()))?;
+        let first = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |since| u64::try_from(since.as_micros()).unwrap_or(1));
+        RemoteTerminal::new(
+            TerminalRoles {
+                client: ClientDevice::new(TerminalId::from(name)).numbering_from(first),
+                payer,
+            },
+            front_end,
+            &identity,
+            options,
+        )
     }
 
     /// Reads or changes the terminal's devices.
