@@ -613,8 +613,11 @@ fn interleaved_authorisations_and_cut_offs_of_two_processes_put_each_transaction
         in_batches.keys().cloned().collect::<BTreeSet<_>>(),
         authorised
     );
+    // Each card's counters come in pairs, one per process; whichever way they
+    // interleave, at least one process's run of counters goes through (exactly 200 when
+    // one process is always first on every card, as happened on a loaded CI machine).
     assert!(
-        authorised.len() > usize::from(PER_PROCESS),
+        authorised.len() >= usize::from(PER_PROCESS),
         "{}",
         authorised.len()
     );
