@@ -319,6 +319,22 @@ pub struct BatchSummary {
 }
 
 impl BatchSummary {
+    /// A batch just cut off: open, its `header` and the `trailer` of its bytes.
+    pub fn cut(header: BatchHeader, trailer: &BatchTrailer) -> BatchSummary {
+        BatchSummary {
+            number: header.number,
+            acquirer: header.acquirer,
+            cut_off_at: header.cut_off_at,
+            state: BatchState::Open,
+            records: header.records,
+            totals: header.totals,
+            checksum: trailer.checksum,
+            bytes: trailer.bytes,
+            sent_at: None,
+            acknowledged_at: None,
+        }
+    }
+
     /// The batch file's header.
     pub fn header(&self) -> BatchHeader {
         BatchHeader {
@@ -1359,18 +1375,7 @@ impl Journal {
                 .map_err(at.db())?;
         }
         transaction.commit().map_err(at.db())?;
-        Ok(Some(BatchSummary {
-            number: number_u64,
-            acquirer: header.acquirer,
-            cut_off_at: now,
-            state: BatchState::Open,
-            records: header.records,
-            totals: header.totals,
-            checksum: trailer.checksum,
-            bytes: trailer.bytes,
-            sent_at: None,
-            acknowledged_at: None,
-        }))
+        Ok(Some(BatchSummary::cut(header, &trailer)))
     }
 
     /// The batch numbered `number`, if any.

@@ -1115,18 +1115,7 @@ impl CardJournal for PgJournal {
                     .map_err(at.pg())?;
             }
             transaction.commit().map_err(at.pg())?;
-            Ok(Some(BatchSummary {
-                number: number_u64,
-                acquirer: header.acquirer,
-                cut_off_at: now,
-                state: BatchState::Open,
-                records: header.records,
-                totals: header.totals,
-                checksum: trailer.checksum,
-                bytes: trailer.bytes,
-                sent_at: None,
-                acknowledged_at: None,
-            }))
+            Ok(Some(BatchSummary::cut(header, &trailer)))
         })
     }
 

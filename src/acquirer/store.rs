@@ -213,13 +213,7 @@ pub trait CardJournal: Send {
         Self: Sized,
     {
         let mut failed = None;
-        self.visit_transactions(filter, &mut |entry| match each(entry) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(error) => {
-                failed = Some(error);
-                ControlFlow::Break(())
-            }
-        })?;
+        self.visit_transactions(filter, &mut until_error(&mut each, &mut failed))?;
         failed.map_or(Ok(()), Err)
     }
 
@@ -237,14 +231,23 @@ pub trait CardJournal: Send {
         Self: Sized,
     {
         let mut failed = None;
-        self.visit_batch_records(number, &mut |record| match each(record) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(error) => {
-                failed = Some(error);
-                ControlFlow::Break(())
-            }
-        })?;
+        self.visit_batch_records(number, &mut until_error(&mut each, &mut failed))?;
         failed.map_or(Ok(()), Err)
+    }
+}
+
+/// A visitor's callback from one that fails: it goes on while `each` succeeds, and stops
+/// at the first error, kept in `failed` for the caller to return.
+fn until_error<'a, T, E>(
+    each: &'a mut impl FnMut(T) -> Result<(), E>,
+    failed: &'a mut Option<E>,
+) -> impl FnMut(T) -> ControlFlow<()> + 'a {
+    move |item| match each(item) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(error) => {
+            *failed = Some(error);
+            ControlFlow::Break(())
+        }
     }
 }
 
@@ -271,13 +274,8 @@ fn write_batch_of<J: CardJournal + ?Sized>(
         })?;
     let mut writer = BatchWriter::new(out, &summary.header()).map_err(batch_error)?;
     let mut failed = None;
-    journal.visit_batch_records(number, &mut |record| match writer.write_record(&record) {
-        Ok(()) => ControlFlow::Continue(()),
-        Err(error) => {
-            failed = Some(batch_error(error));
-            ControlFlow::Break(())
-        }
-    })?;
+    let mut write = |record: BatchRecord| writer.write_record(&record).map_err(batch_error);
+    journal.visit_batch_records(number, &mut until_error(&mut write, &mut failed))?;
     if let Some(error) = failed {
         return Err(error);
     }
