@@ -29,9 +29,8 @@ use telepay::acquirer::postgres::PgJournal;
 use telepay::acquirer::store::CardJournal;
 use telepay::acquirer::system::BankCardAcquirer;
 use telepay::messages::{
-    Acknowledgement, AcquirerId, AcquirerTransaction, CardTransaction, Currency, Means, MerchantId,
-    Message, Money, Payment, PaymentId, PaymentRequest, PurchaseId, RefusalReason, Reversal,
-    ServiceId, TerminalId, Timestamp, Transaction, Verdict,
+    Acknowledgement, AcquirerTransaction, Currency, Message, Money, PaymentId, PurchaseId,
+    RefusalReason, Reversal, Timestamp, Verdict,
 };
 use telepay::provider::Catalogue;
 use telepay::purchase::embedded::test_rules;
@@ -84,55 +83,7 @@ fn card_signed(count: usize) -> Vec<AcquirerTransaction> {
 /// A hand-built F: card `pan`, counter `atc`, `amount` euro cents. Its cryptogram is
 /// not a card's: it goes through [`by_counter`], not the banking rules.
 fn f(payment: &str, pan: &str, atc: u16, amount: u64) -> AcquirerTransaction {
-    let money = Money::new(amount, Currency::EUR);
-    let designation_digest = PaymentRequest::digest_designation("Annual report");
-    let nonce = [3u8; 16];
-    let request = PaymentRequest {
-        purchase: PurchaseId(format!("PUR-{payment}")),
-        payment: PaymentId::from(payment),
-        merchant: MerchantId::from("FRONT-END"),
-        service: ServiceId::from("S1"),
-        designation: "Annual report".into(),
-        designation_digest,
-        amount: money,
-        date: START,
-        nonce,
-        valid_until: START.plus_millis(120_000),
-        accepted_means: vec![Means::BankCard],
-        session: None,
-    };
-    let card = CardTransaction {
-        pan: pan.into(),
-        pan_sequence: 1,
-        expiry: "281231".into(),
-        aid: vec![0xA0, 0, 0, 0, 0x42, 0x10, 0x10],
-        aip: [0x39, 0x00],
-        atc,
-        cid: 0x80,
-        cryptogram: (u64::from(atc) * 0x0101_0101).to_be_bytes(),
-        iad: vec![0x06, 0x01, 0x0A, 0x03, 0xA0, 0x00, 0x00],
-        amount: money.emv_amount().unwrap(),
-        amount_other: [0; 6],
-        terminal_country: [0x02, 0x50],
-        tvr: [0; 5],
-        currency: Currency::EUR.emv_code(),
-        date: START.emv_date(),
-        transaction_type: 0,
-        unpredictable_number: PaymentRequest::unpredictable_number(&nonce, &designation_digest),
-        pin_verified: true,
-    };
-    AcquirerTransaction {
-        acquirer: AcquirerId::from("ACQ-1"),
-        merchant: MerchantId::from("FRONT-END"),
-        transaction: Transaction {
-            purchase: request.purchase.clone(),
-            payment: request.payment.clone(),
-            terminal: TerminalId::from("T-1"),
-            means: Payment::BankCard(card),
-        },
-        request,
-        provision: None,
-    }
+    common::hand_built_f(payment, pan, atc, Money::new(amount, Currency::EUR), START)
 }
 
 /// The counter rule alone, for hand-built Fs: authorised when the ATC is above the

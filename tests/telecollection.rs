@@ -18,9 +18,8 @@ use telepay::acquirer::journal::{
 };
 use telepay::acquirer::schedule::CutoffSchedule;
 use telepay::messages::{
-    Acknowledgement, AcquirerId, AcquirerTransaction, CardTransaction, Currency, Means, MerchantId,
-    Money, Payment, PaymentId, PaymentRequest, PurchaseId, RefusalReason, Reversal, ServiceId,
-    TerminalId, Timestamp, Transaction, Verdict,
+    Acknowledgement, AcquirerId, AcquirerTransaction, Currency, Money, PaymentId, PurchaseId,
+    RefusalReason, Reversal, Timestamp, Verdict,
 };
 use telepay::telecollection::centre::{AcquirerTotal, Centre, CentreAnswer};
 use telepay::telecollection::remittance::{remit_pending, telecollect};
@@ -34,55 +33,13 @@ const NOW: Timestamp = Timestamp(1_795_644_000_000);
 /// F for `payment`: card `pan`, counter `atc`, `amount` minor units of `currency`.
 /// Built by hand: the banking rules that would judge it are not under test here.
 fn f(payment: &str, atc: u16, amount: u64, currency: Currency) -> AcquirerTransaction {
-    let money = Money::new(amount, currency);
-    let designation_digest = PaymentRequest::digest_designation("Annual report");
-    let nonce = [3u8; 16];
-    let request = PaymentRequest {
-        purchase: PurchaseId(format!("PUR-{payment}")),
-        payment: PaymentId::from(payment),
-        merchant: MerchantId::from("FRONT-END"),
-        service: ServiceId::from("S1"),
-        designation: "Annual report".into(),
-        designation_digest,
-        amount: money,
-        date: NOW,
-        nonce,
-        valid_until: NOW.plus_millis(120_000),
-        accepted_means: vec![Means::BankCard],
-        session: None,
-    };
-    let card = CardTransaction {
-        pan: "4970100000000014".into(),
-        pan_sequence: 1,
-        expiry: "281231".into(),
-        aid: vec![0xA0, 0, 0, 0, 0x42, 0x10, 0x10],
-        aip: [0x39, 0x00],
+    common::hand_built_f(
+        payment,
+        "4970100000000014",
         atc,
-        cid: 0x80,
-        cryptogram: (u64::from(atc) * 0x0101_0101).to_be_bytes(),
-        iad: vec![0x06, 0x01, 0x0A, 0x03, 0xA0, 0x00, 0x00],
-        amount: money.emv_amount().unwrap(),
-        amount_other: [0; 6],
-        terminal_country: [0x02, 0x50],
-        tvr: [0; 5],
-        currency: currency.emv_code(),
-        date: NOW.emv_date(),
-        transaction_type: 0,
-        unpredictable_number: PaymentRequest::unpredictable_number(&nonce, &designation_digest),
-        pin_verified: true,
-    };
-    AcquirerTransaction {
-        acquirer: AcquirerId::from("ACQ-1"),
-        merchant: MerchantId::from("FRONT-END"),
-        transaction: Transaction {
-            purchase: request.purchase.clone(),
-            payment: request.payment.clone(),
-            terminal: TerminalId::from("T-1"),
-            means: Payment::BankCard(card),
-        },
-        request,
-        provision: None,
-    }
+        Money::new(amount, currency),
+        NOW,
+    )
 }
 
 fn answer(f: &AcquirerTransaction, positive: bool) -> Acknowledgement {

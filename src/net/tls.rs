@@ -351,7 +351,8 @@ impl AllowedPeers {
     }
 
     /// What a server of `role` accepts by default (docs/deployment.md): the front-end
-    /// accepts terminals and the service servers' callbacks; the card and wallet
+    /// accepts terminals and service servers (which, in this deployment, answer on
+    /// the front-end's calls and never call it); the card and wallet
     /// acquirers and the service servers accept front-ends; the telecollection centre
     /// accepts card acquirers; a terminal serves nobody.
     pub fn default_for(role: ServiceRole) -> AllowedPeers {

@@ -90,3 +90,68 @@ pub fn delivered_payments(
     }
     delivered
 }
+
+/// A hand-built F at `at`: payment `payment` of `amount`, card `pan` with counter
+/// `atc`, acquirer `ACQ-1`, merchant `FRONT-END`. Its cryptogram is not a card's (it
+/// only varies with the counter): for journal and telecollection tests that do not run
+/// the banking rules.
+pub fn hand_built_f(
+    payment: &str,
+    pan: &str,
+    atc: u16,
+    amount: telepay::messages::Money,
+    at: telepay::messages::Timestamp,
+) -> telepay::messages::AcquirerTransaction {
+    use telepay::messages::{
+        AcquirerId, AcquirerTransaction, CardTransaction, Means, MerchantId, Payment, PaymentId,
+        PaymentRequest, PurchaseId, ServiceId, TerminalId, Transaction,
+    };
+    let designation_digest = PaymentRequest::digest_designation("Annual report");
+    let nonce = [3u8; 16];
+    let request = PaymentRequest {
+        purchase: PurchaseId(format!("PUR-{payment}")),
+        payment: PaymentId::from(payment),
+        merchant: MerchantId::from("FRONT-END"),
+        service: ServiceId::from("S1"),
+        designation: "Annual report".into(),
+        designation_digest,
+        amount,
+        date: at,
+        nonce,
+        valid_until: at.plus_millis(120_000),
+        accepted_means: vec![Means::BankCard],
+        session: None,
+    };
+    let card = CardTransaction {
+        pan: pan.into(),
+        pan_sequence: 1,
+        expiry: "281231".into(),
+        aid: vec![0xA0, 0, 0, 0, 0x42, 0x10, 0x10],
+        aip: [0x39, 0x00],
+        atc,
+        cid: 0x80,
+        cryptogram: (u64::from(atc) * 0x0101_0101).to_be_bytes(),
+        iad: vec![0x06, 0x01, 0x0A, 0x03, 0xA0, 0x00, 0x00],
+        amount: amount.emv_amount().expect("an amount of 12 digits"),
+        amount_other: [0; 6],
+        terminal_country: [0x02, 0x50],
+        tvr: [0; 5],
+        currency: amount.currency.emv_code(),
+        date: at.emv_date(),
+        transaction_type: 0,
+        unpredictable_number: PaymentRequest::unpredictable_number(&nonce, &designation_digest),
+        pin_verified: true,
+    };
+    AcquirerTransaction {
+        acquirer: AcquirerId::from("ACQ-1"),
+        merchant: MerchantId::from("FRONT-END"),
+        transaction: Transaction {
+            purchase: request.purchase.clone(),
+            payment: request.payment.clone(),
+            terminal: TerminalId::from("T-1"),
+            means: Payment::BankCard(card),
+        },
+        request,
+        provision: None,
+    }
+}
