@@ -98,7 +98,7 @@ pub enum LinkError {
 
 /// A node's calls to the peers of its routes, in the routes' order.
 pub struct Link {
-    client: Option<PeerClient>,
+    client: PeerClient,
     peers: Vec<PeerName>,
     options: LinkOptions,
 }
@@ -158,19 +158,10 @@ impl Link {
             .with_timeout(options.call_timeout)
             .with_max_response_bytes(MAX_ANSWER_BYTES);
         Ok(Link {
-            client: Some(client),
+            client,
             peers: routes.iter().map(|route| route.peer.clone()).collect(),
             options,
         })
-    }
-
-    /// A link with no route (a process that only answers).
-    pub fn none() -> Link {
-        Link {
-            client: None,
-            peers: Vec::new(),
-            options: LinkOptions::default(),
-        }
     }
 
     /// Sends `envelope` to the peer of `route`; the messages its answer carries.
@@ -217,12 +208,17 @@ impl Link {
         body: &T,
         timeout: Option<Duration>,
     ) -> Result<Vec<Envelope>, LinkError> {
-        let (Some(client), Some(peer)) = (&self.client, self.peers.get(route)) else {
+        let Some(peer) = self.peers.get(route) else {
             return Err(LinkError::NoRoute { route });
         };
+        // A longer deadline (a mailbox poll) needs a client of its own; a call does not.
+        let longer;
         let client = match timeout {
-            Some(timeout) => client.clone().with_timeout(timeout),
-            None => client.clone(),
+            Some(timeout) => {
+                longer = self.client.clone().with_timeout(timeout);
+                &longer
+            }
+            None => &self.client,
         };
         let url = format!("{peer}{path}");
         let mut backoff = self.options.backoff;

@@ -150,11 +150,6 @@ impl<H: Hosted> Node<H> {
         &self.link
     }
 
-    /// The node's switchboard.
-    pub fn switchboard(&self) -> &Switchboard {
-        &self.board
-    }
-
     /// Runs `work` on the hosted roles, here and now (a quick look or change, outside
     /// the flow: the terminal reading its client device's result).
     pub fn with_roles<T>(&self, work: impl FnOnce(&mut H) -> T) -> T {
