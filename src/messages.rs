@@ -1471,6 +1471,11 @@ pub enum Message {
     DisputeCase(DisputeCase),
     /// The dispute's outcome: acquirer → front-end → payer device.
     DisputeOutcome(DisputeOutcome),
+    /// The payer device gives up a card payment whose front-end went away: payer
+    /// device → any front-end → the card's acquirer.
+    PaymentAbandoned(PaymentAbandonment),
+    /// What became of it: acquirer → front-end → payer device.
+    AbandonmentResult(AbandonmentResult),
 }
 
 impl Message {
@@ -1508,6 +1513,8 @@ impl Message {
             Message::Dispute(_) => "dispute",
             Message::DisputeCase(_) => "dispute case",
             Message::DisputeOutcome(_) => "dispute outcome",
+            Message::PaymentAbandoned(_) => "abandoned",
+            Message::AbandonmentResult(_) => "abandonment result",
         }
     }
 
@@ -1544,6 +1551,8 @@ impl Message {
             | Message::SessionClosed(_) => None,
             // A dispute is about a payment made before, outside any purchase in progress.
             Message::Dispute(_) | Message::DisputeCase(_) | Message::DisputeOutcome(_) => None,
+            Message::PaymentAbandoned(m) => Some(&m.transaction.purchase),
+            Message::AbandonmentResult(m) => Some(&m.purchase),
         }
     }
 }
@@ -1672,6 +1681,91 @@ pub struct DisputeOutcome {
     pub acquirer: Option<AcquirerId>,
     /// What became of it.
     pub outcome: DisputeDecision,
+}
+
+/// The payer device gives up a bank-card payment whose acknowledgement H can no longer
+/// come: the front-end that took E went away. The card has ended the transaction with
+/// an AAC (second GENERATE AC, response code `Z3` "unable to go online", EMV Book 4
+/// §A6), and that AAC is the proof: a card answers one second GENERATE AC per
+/// transaction counter, so a card that declined this payment can never have approved
+/// it with a TC. Sent to any front-end; it names no state of the lost one. The
+/// front-end forwards it to the acquirer of the bank card, which checks the AAC with
+/// the issuer's key and cancels the payment (or marks it, never seen, so that a late F
+/// is refused), and answers an [`AbandonmentResult`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PaymentAbandonment {
+    /// The payment request D as the lost front-end issued it: the AAC's unpredictable
+    /// number and amount are checked against it.
+    pub request: PaymentRequest,
+    /// The transaction E as the payer device sent it (with the ARQC).
+    pub transaction: Transaction,
+    /// The card's AAC for the same transaction.
+    pub decline: CardDecline,
+}
+
+/// The card's declining answer to the second GENERATE AC: what an AAC adds to the
+/// first GENERATE AC's values (the same amount, date, unpredictable number and ATC).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CardDecline {
+    /// Cryptogram Information Data (9F27): `00` for an AAC.
+    pub cid: u8,
+    /// The AAC (9F26).
+    pub cryptogram: [u8; 8],
+    /// Issuer Application Data (9F10) returned with the AAC: its CVR says which
+    /// cryptogram each GENERATE AC returned.
+    #[serde(with = "hex_bytes")]
+    #[schemars(with = "hex_bytes::Hex")]
+    pub iad: Vec<u8>,
+}
+
+/// The acquirer's answer to a [`PaymentAbandonment`]: acquirer → front-end → payer
+/// device (no answer expected).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AbandonmentResult {
+    /// The acquirer that decided.
+    pub acquirer: AcquirerId,
+    /// The terminal whose payer device abandoned the payment.
+    pub terminal: TerminalId,
+    /// The purchase.
+    pub purchase: PurchaseId,
+    /// The payment abandoned.
+    pub payment: PaymentId,
+    /// What became of it.
+    pub outcome: AbandonmentOutcome,
+}
+
+/// What became of an abandoned payment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum AbandonmentOutcome {
+    /// Nothing will be charged for it: it was cancelled before any batch, it had been
+    /// refused, or it was never seen and a late F for it will be refused.
+    NotCharged {
+        /// How, for people.
+        detail: String,
+    },
+    /// The acquirer did not cancel it: it may be charged (already remitted, or the
+    /// proof did not verify).
+    Refused {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+impl AbandonmentOutcome {
+    /// Whether nothing will be charged.
+    pub fn not_charged(&self) -> bool {
+        matches!(self, AbandonmentOutcome::NotCharged { .. })
+    }
+}
+
+impl std::fmt::Display for AbandonmentOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AbandonmentOutcome::NotCharged { detail } => write!(f, "not charged ({detail})"),
+            AbandonmentOutcome::Refused { reason } => write!(f, "not cancelled: {reason}"),
+        }
+    }
 }
 
 /// Serde for byte strings as upper-case hex.

@@ -253,10 +253,10 @@ fn an_acquirer_killed_mid_authorisation_loses_and_doubles_nothing() {
             RemoteTerminal::from_pki(
                 &pki_dir,
                 name,
-                Route {
+                vec![Route {
                     url: front_end.url.clone(),
                     peer: PeerName::from_dns_name("fe1.frontend.telepay").unwrap(),
-                },
+                }],
                 PayerDevice::new(
                     terminal,
                     CardModule::new(card, TerminalData::france()),
@@ -295,4 +295,229 @@ fn an_acquirer_killed_mid_authorisation_loses_and_doubles_nothing() {
         delivered.len()
     );
     assert_eq!(authorised, delivered, "failures: {failures:?}");
+}
+
+/// The person at the payer device who confirms and types the PIN, and whose first
+/// confirmation freezes the service server (SIGSTOP): the front-end that takes that
+/// payment is then caught between the acquirer's G and the service it orders, with
+/// the terminal still waiting for H — the moment the test kills it.
+struct FreezingUser {
+    provider: u32,
+    frozen: bool,
+}
+
+impl telepay::terminal::payer::PayerUser for FreezingUser {
+    fn confirm(&mut self, _: telepay::terminal::payer::Solicitation<'_>) -> bool {
+        if !self.frozen {
+            self.frozen = true;
+            signal("-STOP", self.provider);
+        }
+        true
+    }
+
+    fn pin(
+        &mut self,
+        _: telepay::terminal::payer::Solicitation<'_>,
+    ) -> Option<zeroize::Zeroizing<String>> {
+        Some(zeroize::Zeroizing::new("1234".into()))
+    }
+}
+
+fn signal(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// Every transaction of the journal at `path`: (payment, state, amount).
+fn journal_entries(path: &Path) -> Vec<(String, String, Option<u64>)> {
+    use telepay::acquirer::journal::{Journal, JournalError, TransactionFilter};
+    let Ok(journal) = Journal::open(path) else {
+        return Vec::new();
+    };
+    let mut entries = Vec::new();
+    journal
+        .transactions::<JournalError>(&TransactionFilter::default(), |entry| {
+            entries.push((
+                entry.payment.0.clone(),
+                format!("{:?}", entry.state),
+                entry.amount_minor,
+            ));
+            Ok(())
+        })
+        .expect("the journal lists");
+    entries
+}
+
+#[test]
+fn a_front_end_killed_mid_purchase_the_terminal_moves_to_the_other_and_is_charged_once() {
+    use std::time::{Duration, Instant};
+    use telepay::messages::{ProviderId, ServiceId, TerminalId};
+    use telepay::net::link::LinkOptions;
+    use telepay::net::pki::PeerName;
+    use telepay::net::switchboard::Route;
+    use telepay::net::terminal::RemoteTerminal;
+    use telepay::terminal::card_module::{CardModule, TerminalData};
+    use telepay::terminal::client::RequestResult;
+    use telepay::terminal::payer::{PayerDevice, PaymentState};
+
+    let dir = TempDir::new("network-fe-kill");
+    pki::init(
+        &dir.file("pki"),
+        &pki::demo_peers(),
+        &InitOptions::default(),
+    )
+    .unwrap();
+    let provider = Served::start(
+        dir.path(),
+        "p1",
+        "provider",
+        &tls("p1.provider.telepay", "\"role:frontend\""),
+    );
+    let acquirer = Served::start(
+        dir.path(),
+        "acq1",
+        "acquirer-card",
+        &format!(
+            "{}\n[acquirer_card]\njournal = \"journal.sqlite\"\n",
+            tls("acq1.acquirer-card.telepay", "\"role:frontend\"")
+        ),
+    );
+    let front_end = |name: &str| {
+        Served::start(
+            dir.path(),
+            name,
+            "frontend",
+            &format!(
+                "{}\n[[route]]\nparty = \"server:demo-publisher\"\nurl = \"{}\"\npeer = \"p1.provider.telepay\"\n\n\
+                 [[route]]\nparty = \"acquirer:bank-card-acquirer\"\nurl = \"{}\"\npeer = \"acq1.acquirer-card.telepay\"\n\n\
+                 [frontend]\nmerchant = \"telepay-frontend\"\npurchase_prefix = \"{}\"\n",
+                tls(&format!("{name}.frontend.telepay"), "\"role:terminal\""),
+                provider.url,
+                acquirer.url,
+                name.to_uppercase(),
+            ),
+        )
+    };
+    let fe1 = front_end("fe1");
+    let fe2 = front_end("fe2");
+    let route = |served: &Served, name: &str| Route {
+        url: served.url.clone(),
+        peer: PeerName::from_dns_name(&format!("{name}.frontend.telepay")).unwrap(),
+    };
+    let terminal = RemoteTerminal::from_pki(
+        &dir.file("pki"),
+        "t1",
+        vec![route(&fe1, "fe1"), route(&fe2, "fe2")],
+        PayerDevice::new(
+            TerminalId::from("t1"),
+            CardModule::new(
+                telepay::testing::cb_card(dir.path(), 900).unwrap(),
+                TerminalData::france(),
+            ),
+            FreezingUser {
+                provider: provider.child.id(),
+                frozen: false,
+            },
+        ),
+        // Longer than the test takes to kill fe1: the call carrying E must still be
+        // waiting when fe1 dies, not be sent again to it.
+        LinkOptions {
+            call_timeout: Duration::from_secs(20),
+            ..LinkOptions::default()
+        },
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let terminal = std::sync::Arc::new(terminal);
+    let buying = {
+        let terminal = std::sync::Arc::clone(&terminal);
+        runtime.spawn(async move {
+            terminal
+                .purchase(
+                    ProviderId::from("demo-publisher"),
+                    ServiceId::from("market-report-2026"),
+                    None,
+                    Duration::from_secs(90),
+                )
+                .await
+        })
+    };
+
+    // fe1 took E, and the acquirer authorised it; fe1 is now stuck ordering the
+    // service from the frozen server, and the terminal has no H yet.
+    let journal = dir.file("journal.sqlite");
+    let start = Instant::now();
+    let first = loop {
+        let entries = journal_entries(&journal);
+        if let Some(first) = entries.first() {
+            break first.clone();
+        }
+        if start.elapsed() > Duration::from_secs(30) || buying.is_finished() {
+            let run = runtime.block_on(buying).unwrap();
+            panic!(
+                "the acquirer never authorised the first payment: {:?}\n{}",
+                run.result,
+                run.troubles.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(first.1, "Authorised", "{first:?}");
+    assert!(first.0.starts_with("FE1"), "{first:?}");
+    fe1.kill();
+    signal("-CONT", provider.child.id());
+
+    let run = runtime.block_on(buying).unwrap();
+    let troubles = run.troubles.join("\n");
+    assert_eq!(run.failovers, 1, "{troubles}");
+    assert!(
+        matches!(run.result, Some(RequestResult::Delivered(_))),
+        "{:?}\n{troubles}",
+        run.result
+    );
+    assert!(troubles.contains("lost; moving to"), "{troubles}");
+    assert_eq!(terminal.front_end(), Some(fe2.url.as_str()));
+
+    // The journal: fe1's payment reversed on the card's AAC, fe2's authorised — the
+    // user is charged once.
+    let entries = journal_entries(&journal);
+    let states: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|(payment, state, _)| (&payment[..3], state.as_str()))
+        .collect();
+    assert_eq!(states, [("FE1", "Reversed"), ("FE2", "Authorised")]);
+    let charged: u64 = entries
+        .iter()
+        .filter(|(_, state, _)| state == "Authorised")
+        .filter_map(|(_, _, amount)| *amount)
+        .sum();
+    assert_eq!(Some(charged), entries[1].2, "one payment's amount");
+
+    // The payer device: the first payment abandoned and not charged, the second
+    // completed with the card's TC.
+    terminal.with_roles(|roles| {
+        let states: Vec<String> = roles
+            .payer
+            .payments()
+            .map(|(payment, state)| match state {
+                PaymentState::Abandoned {
+                    outcome: Some(outcome),
+                    ..
+                } if outcome.not_charged() => format!("{}: abandoned", &payment.0[..3]),
+                PaymentState::Completed(completion) => {
+                    format!("{}: {:?}", &payment.0[..3], completion.kind)
+                }
+                other => format!("{payment}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(states, ["FE1: abandoned", "FE2: Tc"]);
+    });
+    drop(fe2);
 }

@@ -88,7 +88,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::calendar::{civil_from_days, days_from_civil};
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, CardTransaction, Currency, Means, Money,
-    PaymentId, PaymentRequest, RefusalReason, Timestamp, Verdict,
+    PaymentAbandonment, PaymentId, PaymentRequest, RefusalReason, Timestamp, Verdict,
 };
 
 /// The embedded default issuer table: every shipped test profile's applications.
@@ -109,6 +109,12 @@ const AID_MAX_BYTES: usize = 16;
 /// Cryptogram Information Data of an ARQC (EMV Book 3 §6.5.5.4, table 14: b8-b7 = 10),
 /// with no advice and no reason code.
 const CID_ARQC: u8 = 0x80;
+/// CID (9F27) b8-b7: the cryptogram's type (EMV Book 3 Table 14).
+const CID_TYPE_MASK: u8 = 0xC0;
+/// CID type 00: an AAC.
+const CID_AAC: u8 = 0x00;
+/// Where the Visa IAD (`06 DKI CVN 03 CVR₁ CVR₂ CVR₃`) holds CVR byte 1.
+const IAD_CVR1_OFFSET: usize = 4;
 /// Transaction Type (9C) of a purchase of goods or services (ISO 8583 processing code).
 const TRANSACTION_TYPE_PURCHASE: u8 = 0x00;
 /// The Authorisation Response Code of an approval (ISO 8583 response code 00).
@@ -826,6 +832,71 @@ impl BankCardRules {
         }
     }
 
+    /// Checks a payer device's [`PaymentAbandonment`]: whether its AAC proves that the
+    /// card declined the transaction E it names, so that the payment may be cancelled
+    /// without the front-end that took E (EMV Book 3 §10.11: the terminal could not go
+    /// online and the card ended with an AAC).
+    ///
+    /// E must be a card payment matching the payment request D it carries (amount,
+    /// currency, date, unpredictable number derived from D's nonce, so that the proof
+    /// is bound to this payment and no other); the card's issuer must be known; the
+    /// cryptogram must be an AAC (CID `00`) that verifies over E's values with the
+    /// IAD returned with it; and that IAD's CVR must say the first GENERATE AC
+    /// returned an ARQC and the second an AAC. The ARQC itself is not required to
+    /// verify: a card that declined can never approve the same counter.
+    ///
+    /// # Errors
+    /// The first check that failed.
+    pub fn check_abandonment(
+        &self,
+        abandonment: &PaymentAbandonment,
+    ) -> Result<(), AbandonmentRefusal> {
+        let PaymentAbandonment {
+            request,
+            transaction,
+            decline,
+        } = abandonment;
+        let Some(card) = transaction.means.card() else {
+            return Err(AbandonmentRefusal::NotACardPayment);
+        };
+        if !pan_is_valid(&card.pan) {
+            return Err(AbandonmentRefusal::UnknownIssuer);
+        }
+        let issuer = decline
+            .iad
+            .get(IAD_DKI_OFFSET)
+            .and_then(|&dki| self.issuers.lookup(&card.pan, &card.aid, dki))
+            .ok_or(AbandonmentRefusal::UnknownIssuer)?;
+        let f = AcquirerTransaction {
+            acquirer: self.acquirer.clone(),
+            merchant: request.merchant.clone(),
+            request: request.clone(),
+            transaction: transaction.clone(),
+            provision: None,
+        };
+        if !matches_request(&f, card) {
+            return Err(AbandonmentRefusal::MismatchWithRequest);
+        }
+        if decline.cid & CID_TYPE_MASK != CID_AAC {
+            return Err(AbandonmentRefusal::NotAnAac { cid: decline.cid });
+        }
+        let declined = CardTransaction {
+            cid: decline.cid,
+            cryptogram: decline.cryptogram,
+            iad: decline.iad.clone(),
+            ..card.clone()
+        };
+        if authenticate(issuer, &declined).is_none() {
+            return Err(AbandonmentRefusal::CryptogramInvalid);
+        }
+        // CVR byte 1 (IAD byte 5, VIS 1.5 Appendix A): b8-b7 the second GENERATE AC's
+        // cryptogram (00 AAC), b6-b5 the first's (10 ARQC). Covered by the AAC.
+        match decline.iad.get(IAD_CVR1_OFFSET) {
+            Some(&cvr1) if cvr1 & 0xC0 == 0x00 && cvr1 & 0x30 == 0x20 => Ok(()),
+            _ => Err(AbandonmentRefusal::NotDeclinedAfterArqc),
+        }
+    }
+
     /// The verdict for a judgement. Positive: a six-character authorisation code derived
     /// from the acquirer, the payment, the ATC and the cryptogram; response code `00`;
     /// the ARPC over `00`. Negative: the reason, its response code, and the ARPC over
@@ -903,6 +974,33 @@ impl BankCardRules {
         };
         Judgement { refusal, authentic }
     }
+}
+
+/// Why a [`PaymentAbandonment`]'s proof does not hold
+/// ([`BankCardRules::check_abandonment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AbandonmentRefusal {
+    /// E is not a bank-card payment: only a card's AAC proves a decline.
+    #[error("the transaction is not a bank-card payment")]
+    NotACardPayment,
+    /// The PAN is invalid, or no issuer key of this acquirer is the card's.
+    #[error("the card's issuer is not one of this acquirer's")]
+    UnknownIssuer,
+    /// E does not match the payment request D it came with.
+    #[error("the transaction does not match its payment request")]
+    MismatchWithRequest,
+    /// The cryptogram's CID does not say AAC.
+    #[error("the card's cryptogram is not an AAC (CID {cid:02X})")]
+    NotAnAac {
+        /// The CID given.
+        cid: u8,
+    },
+    /// The AAC does not verify over E's values under the card's key.
+    #[error("the AAC does not verify")]
+    CryptogramInvalid,
+    /// The card's verification results do not say ARQC then AAC.
+    #[error("the card's verification results do not show an ARQC declined with an AAC")]
+    NotDeclinedAfterArqc,
 }
 
 /// Whether rule 4, the amount limits, applies.

@@ -16,6 +16,7 @@ use crate::acquirer::journal::{Authorisation, Journal, JournalError, ReversalOut
 use crate::acquirer::store::CardJournal;
 use std::collections::BTreeMap;
 
+use crate::messages::{AbandonmentOutcome, PaymentAbandonment};
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, IdentificationId, IdentityCheck,
     IdentityVerdict, RefusalReason, Reversal, Timestamp, Verdict,
@@ -233,5 +234,56 @@ impl<J: CardJournal> BankCardAcquirer<J> {
         now: Timestamp,
     ) -> Result<ReversalOutcome, AcquirerError> {
         Ok(self.journal.reverse(reversal, now)?)
+    }
+
+    /// Takes a payer device's abandonment of a card payment whose front-end went away
+    /// ([`PaymentAbandonment`]): when the card's AAC proves the decline
+    /// ([`BankCardRules::check_abandonment`]) and the payment recorded, if any, is the
+    /// transaction it names, the payment is reversed like a front-end's reversal — or
+    /// marked, never seen, so that a late F from the lost front-end is refused.
+    ///
+    /// # Errors
+    /// The journal's: then nothing changed, and the payer device may ask again.
+    pub fn abandon(
+        &mut self,
+        abandonment: &PaymentAbandonment,
+        now: Timestamp,
+    ) -> Result<AbandonmentOutcome, AcquirerError> {
+        let refused = |reason: String| Ok(AbandonmentOutcome::Refused { reason });
+        if let Err(refusal) = self.rules.check_abandonment(abandonment) {
+            return refused(refusal.to_string());
+        }
+        let transaction = &abandonment.transaction;
+        if let Some(stored) = self.journal.stored_transaction(&transaction.payment)?
+            && stored.transaction.transaction != *transaction
+        {
+            return refused(format!(
+                "payment {} was recorded with another transaction",
+                transaction.payment
+            ));
+        }
+        let reversal = Reversal {
+            acquirer: self.id().clone(),
+            purchase: transaction.purchase.clone(),
+            payment: transaction.payment.clone(),
+            reason: "abandoned by the payer device: its front-end went away, the card's AAC \
+                     verified"
+                .into(),
+        };
+        let detail = match self.journal.reverse(&reversal, now)? {
+            ReversalOutcome::Reversed => "authorised, now reversed",
+            ReversalOutcome::AlreadyReversed => "already reversed",
+            ReversalOutcome::Marked => "never received; a late transaction will be refused",
+            ReversalOutcome::WasRefused => "it had been refused",
+            ReversalOutcome::AlreadyBatched { batch, .. } => {
+                return refused(format!(
+                    "payment {} is already in batch {batch}: cancelling it now is a refund",
+                    transaction.payment
+                ));
+            }
+        };
+        Ok(AbandonmentOutcome::NotCharged {
+            detail: detail.into(),
+        })
     }
 }

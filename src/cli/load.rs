@@ -95,10 +95,10 @@ pub(super) fn load(
         let remote = RemoteTerminal::from_pki(
             &args.pki,
             &name,
-            Route {
+            vec![Route {
                 url: args.frontend.clone(),
                 peer: front_end.clone(),
-            },
+            }],
             payer,
             LinkOptions::default(),
         )

@@ -142,12 +142,15 @@ pub(super) struct PurchaseArgs {
     units: Option<u32>,
     /// Buy through the front-end served at this URL (`telepay serve frontend`,
     /// docs/deployment.md): this command is then the consultation terminal only — its
-    /// client and payer devices and the card — calling the front-end over mutual TLS
+    /// client and payer devices and the card — calling the front-end over mutual TLS.
+    /// Repeat it for front-ends standing by: the purchase moves to the next when the
+    /// one it is on is lost, without charging twice
     #[arg(long, value_name = "URL", requires = "pki", conflicts_with_all = ["units", "bill", "account"])]
-    pub(super) frontend: Option<String>,
-    /// With --frontend: the certificate name the front-end must present
-    #[arg(long, value_name = "NAME", default_value = "fe1.frontend.telepay")]
-    pub(super) frontend_name: String,
+    pub(super) frontend: Vec<String>,
+    /// With --frontend: the certificate name each front-end must present, in the order
+    /// of the --frontend options [default: fe1.frontend.telepay, fe2.frontend.telepay, …]
+    #[arg(long, value_name = "NAME")]
+    pub(super) frontend_name: Vec<String>,
     /// With --frontend: the certificates' directory (`telepay pki init`), holding ca.pem
     /// and this terminal's certificate and key
     #[arg(long, value_name = "DIR")]
@@ -755,8 +758,8 @@ pub(super) fn purchase(
     args: &PurchaseArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    if let Some(front_end) = &args.frontend {
-        return super::remote::purchase(global, args, front_end, out);
+    if !args.frontend.is_empty() {
+        return super::remote::purchase(global, args, out);
     }
     run(global, args, None, out)?.outcome
 }
@@ -920,20 +923,10 @@ fn report(
             ))
         })?;
     }
-    if let Some((_, Some(state))) = &run.payment {
-        match state {
-            PaymentState::Completed(completion) => writeln!(
-                out,
-                "card: {:?} {} (ATC {})",
-                completion.kind,
-                hex::encode_upper(completion.cryptogram),
-                completion.atc
-            )?,
-            PaymentState::CompletionFailed(why) => writeln!(out, "card: completion failed: {why}")?,
-            PaymentState::Declined(_)
-            | PaymentState::AwaitingAcknowledgement
-            | PaymentState::WalletSettled { .. } => {}
-        }
+    if let Some((_, Some(state))) = &run.payment
+        && let Some(line) = card_line(state)
+    {
+        writeln!(out, "{line}")?;
     }
     if let Some(line) = wallet_line(network, run) {
         writeln!(out, "{line}")?;
@@ -944,6 +937,34 @@ fn report(
     writeln!(out, "journal: {}", dir.join(JOURNAL_FILE).display())?;
     super::finish_recording(global, network.payer.card_mut().channel_mut())?;
     result_lines(&run.result, network.payer.user().failure.as_deref(), out)
+}
+
+/// How the card ended a payment, when it did: its TC or AAC, or why it could not.
+pub(super) fn card_line(state: &PaymentState) -> Option<String> {
+    match state {
+        PaymentState::Completed(completion) => Some(format!(
+            "card: {:?} {} (ATC {})",
+            completion.kind,
+            hex::encode_upper(completion.cryptogram),
+            completion.atc
+        )),
+        PaymentState::CompletionFailed(why) => Some(format!("card: completion failed: {why}")),
+        PaymentState::Abandoned {
+            completion,
+            outcome,
+        } => Some(format!(
+            "card: abandoned with AAC {} (ATC {}): {}",
+            hex::encode_upper(completion.cryptogram),
+            completion.atc,
+            outcome.as_ref().map_or_else(
+                || "no word from the acquirer".to_owned(),
+                ToString::to_string
+            )
+        )),
+        PaymentState::Declined(_)
+        | PaymentState::AwaitingAcknowledgement
+        | PaymentState::WalletSettled { .. } => None,
+    }
 }
 
 /// The last lines of a purchase: what was delivered and paid, or — as the error — why

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::purchase::{
-    PayerSetup, PurchaseArgs, TerminalUser, data_dir, load_catalogue, parse_address, payer_setup,
-    result_lines, software_card,
+    PayerSetup, PurchaseArgs, TerminalUser, card_line, data_dir, load_catalogue, parse_address,
+    payer_setup, result_lines, software_card,
 };
 use super::{CliError, GlobalArgs, open_powered_uri};
 use crate::messages::TerminalId;
@@ -19,17 +19,16 @@ use crate::net::tls::TlsIdentity;
 use crate::purchase::{Fate, LogEntry, PurchaseLog, render};
 use crate::terminal::card_module::{CardModule, TerminalData};
 use crate::terminal::client::ClientDevice;
-use crate::terminal::payer::{PayerDevice, PaymentState};
+use crate::terminal::payer::PayerDevice;
 
 /// How long the terminal waits for the purchase to end: the front-end's own deadlines
 /// (the payer device's two minutes, the acquirer's thirty seconds) end it before.
 const PATIENCE: Duration = Duration::from_secs(180);
 
-/// Buys through the front-end at `front_end`.
+/// Buys through the front-ends of `--frontend`, the first first.
 pub(super) fn purchase(
     global: &GlobalArgs,
     args: &PurchaseArgs,
-    front_end: &str,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let bad = |argument: &'static str, input: &str, expected: &'static str| CliError::BadArgument {
@@ -37,19 +36,35 @@ pub(super) fn purchase(
         input: input.to_owned(),
         expected,
     };
-    let front_end_name = PeerName::from_dns_name(&args.frontend_name).map_err(|_| {
-        bad(
-            "--frontend-name",
-            &args.frontend_name,
-            "a front-end's certificate name, e.g. fe1.frontend.telepay",
-        )
-    })?;
-    if front_end_name.role() != ServiceRole::FrontEnd {
+    let names: Vec<String> = if args.frontend_name.is_empty() {
+        (1..=args.frontend.len())
+            .map(|index| format!("fe{index}.frontend.telepay"))
+            .collect()
+    } else if args.frontend_name.len() == args.frontend.len() {
+        args.frontend_name.clone()
+    } else {
         return Err(bad(
             "--frontend-name",
-            &args.frontend_name,
-            "a front-end's certificate name (INSTANCE.frontend.telepay)",
+            &args.frontend_name.join(" "),
+            "one certificate name for each --frontend, in the same order",
         ));
+    };
+    let mut front_ends = Vec::with_capacity(names.len());
+    for (url, name) in args.frontend.iter().zip(&names) {
+        let peer = PeerName::from_dns_name(name)
+            .ok()
+            .filter(|peer| peer.role() == ServiceRole::FrontEnd)
+            .ok_or_else(|| {
+                bad(
+                    "--frontend-name",
+                    name,
+                    "a front-end's certificate name (INSTANCE.frontend.telepay)",
+                )
+            })?;
+        front_ends.push(Route {
+            url: url.clone(),
+            peer,
+        });
     }
     let terminal_name = PeerName::new(ServiceRole::Terminal, &args.terminal).map_err(|_| {
         bad(
@@ -103,16 +118,12 @@ pub(super) fn purchase(
         client: ClientDevice::new(terminal).numbering_from(first_request),
         payer,
     };
-    let route = Route {
-        url: front_end.to_owned(),
-        peer: front_end_name,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let run = runtime.block_on(async {
-        let terminal = RemoteTerminal::new(roles, route, &identity, LinkOptions::default())
+        let terminal = RemoteTerminal::new(roles, front_ends, &identity, LinkOptions::default())
             .map_err(|error| CliError::Purchase(error.to_string()))?;
         let run = terminal
             .purchase(provider, service, address, PATIENCE)
@@ -138,28 +149,30 @@ pub(super) fn purchase(
     for trouble in &run.troubles {
         writeln!(out, "network: {trouble}")?;
     }
-    let payment = log
+    let payments: Vec<_> = log
         .entries
         .iter()
-        .find_map(|entry| match &entry.envelope.message {
+        .filter_map(|entry| match &entry.envelope.message {
             crate::messages::Message::PaymentRequest(d) => Some(d.payment.clone()),
             _ => None,
-        });
+        })
+        .collect();
     let pin_failure = terminal.with_roles(|roles| {
-        if let Some(PaymentState::Completed(completion)) = payment
-            .as_ref()
-            .and_then(|payment| roles.payer.payment_state(payment))
-        {
-            let _ = writeln!(
-                out,
-                "card: {:?} {} (ATC {})",
-                completion.kind,
-                hex::encode_upper(completion.cryptogram),
-                completion.atc
-            );
+        for payment in &payments {
+            if let Some(line) = roles.payer.payment_state(payment).and_then(card_line) {
+                let _ = writeln!(out, "{line}");
+            }
         }
         roles.payer.user().failure().map(str::to_owned)
     });
-    writeln!(out, "front-end: {front_end} ({})", args.frontend_name)?;
+    writeln!(
+        out,
+        "front-end: {}{}",
+        terminal.front_end().unwrap_or_default(),
+        match run.failovers {
+            0 => String::new(),
+            moves => format!(" (after {moves} move(s) to another front-end)"),
+        }
+    )?;
     result_lines(&run.result, pin_failure.as_deref(), out)
 }

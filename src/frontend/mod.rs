@@ -52,6 +52,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sessions::{Recovery, Route, SessionLog, SessionLogError, Sessions};
 
 use crate::messages::Money;
+use crate::messages::{AbandonmentResult, PaymentAbandonment};
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, ClientDelivery, Currency, Delivery, Envelope,
     Failure, Means, MerchantId, Message, PayerAcknowledgement, PaymentDeclined, PaymentId,
@@ -453,6 +454,8 @@ impl<E: Entropy> FrontEnd<E> {
             Message::SettlementResult(result) => self.on_settlement(from, result),
             Message::Dispute(dispute) => self.on_dispute(now, from, dispute),
             Message::DisputeOutcome(outcome) => self.on_dispute_outcome(from, outcome),
+            Message::PaymentAbandoned(abandonment) => self.on_abandoned(from, abandonment),
+            Message::AbandonmentResult(result) => self.on_abandonment_result(from, result),
             other => Reaction::ignore(format!(
                 "the front-end does not take a {} message",
                 other.step()
@@ -1220,6 +1223,48 @@ impl<E: Entropy> FrontEnd<E> {
                 reason: declined.reason,
             },
         ))
+    }
+
+    /// A payer device gives up a card payment that another front-end took (that one
+    /// went away before H): passed to the bank card's acquirer, which checks the card's
+    /// AAC and cancels the payment. Nothing is kept here: the acquirer's result names
+    /// the terminal it goes back to, and a repeat is answered by the acquirer again.
+    fn on_abandoned(&mut self, from: &Party, abandonment: PaymentAbandonment) -> Reaction {
+        let terminal = &abandonment.transaction.terminal;
+        if *from != Party::Payer(terminal.clone()) {
+            return Reaction::ignore(format!(
+                "an abandonment of terminal {terminal}'s payment came from {from}"
+            ));
+        }
+        if abandonment.transaction.means.means() != Means::BankCard {
+            return Reaction::ignore(format!(
+                "payment {} is not a bank-card payment: only a card's AAC proves it declined",
+                abandonment.transaction.payment
+            ));
+        }
+        let Some(acquirer) = self.config.acquirer_for(Means::BankCard).cloned() else {
+            return Reaction::ignore("this front-end has no bank-card acquirer");
+        };
+        Reaction::send(vec![Envelope {
+            from: Party::FrontEnd,
+            to: Party::Acquirer(acquirer),
+            message: Message::PaymentAbandoned(abandonment),
+        }])
+    }
+
+    /// The acquirer's result for an abandoned payment, passed on to the payer device.
+    fn on_abandonment_result(&mut self, from: &Party, result: AbandonmentResult) -> Reaction {
+        if *from != Party::Acquirer(result.acquirer.clone()) {
+            return Reaction::ignore(format!(
+                "an abandonment result of acquirer {} came from {from}",
+                result.acquirer
+            ));
+        }
+        Reaction::send(vec![Envelope {
+            from: Party::FrontEnd,
+            to: Party::Payer(result.terminal.clone()),
+            message: Message::AbandonmentResult(result),
+        }])
     }
 
     fn on_acknowledgement(

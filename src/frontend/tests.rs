@@ -956,3 +956,71 @@ fn pay_per_time_stops_when_a_unit_is_not_paid_and_the_client_keeps_its_k() {
     let again = front.handle(T0.plus_millis(33_000), &client(), service_request("r-1"));
     assert_eq!(steps(&again), ["K>client"]);
 }
+
+#[test]
+fn a_payment_another_front_end_took_is_abandoned_through_this_one_without_state() {
+    // The payment request D and transaction E of a front-end that went away: this
+    // front-end never saw them.
+    let mut lost = front_end();
+    let (_, d) = up_to_payment_request(&mut lost, None);
+    let Message::Transaction(e) = transaction(&d) else {
+        unreachable!()
+    };
+    let abandonment = PaymentAbandonment {
+        request: d.clone(),
+        transaction: e,
+        decline: crate::messages::CardDecline {
+            cid: 0x00,
+            cryptogram: [8; 8],
+            iad: vec![0x06, 0x01, 0x12, 0x03, 0x20, 0x00, 0x00],
+        },
+    };
+    let mut front = front_end();
+
+    // Only the terminal's own payer device may abandon its payment.
+    let impostor = Party::Payer("terminal-2".into());
+    let ignored = front.handle(
+        T0,
+        &impostor,
+        Message::PaymentAbandoned(abandonment.clone()),
+    );
+    assert_eq!(steps(&ignored), Vec::<String>::new());
+    assert!(ignored.ignored.is_some());
+
+    // Passed to the bank card's acquirer as it is: the acquirer checks the AAC.
+    let forwarded = front.handle(T0, &payer(), Message::PaymentAbandoned(abandonment.clone()));
+    assert_eq!(
+        forwarded.sent,
+        [Envelope {
+            from: Party::FrontEnd,
+            to: bank(),
+            message: Message::PaymentAbandoned(abandonment),
+        }]
+    );
+
+    // The acquirer's result goes back to the terminal it names, and only from it.
+    let result = AbandonmentResult {
+        acquirer: acquirer(),
+        terminal: terminal(),
+        purchase: d.purchase.clone(),
+        payment: d.payment.clone(),
+        outcome: crate::messages::AbandonmentOutcome::NotCharged {
+            detail: "authorised, now reversed".into(),
+        },
+    };
+    let from_elsewhere = front.handle(
+        T0,
+        &Party::Acquirer("other-acquirer".into()),
+        Message::AbandonmentResult(result.clone()),
+    );
+    assert!(from_elsewhere.sent.is_empty());
+    let passed_on = front.handle(T0, &bank(), Message::AbandonmentResult(result.clone()));
+    assert_eq!(
+        passed_on.sent,
+        [Envelope {
+            from: Party::FrontEnd,
+            to: payer(),
+            message: Message::AbandonmentResult(result),
+        }]
+    );
+}

@@ -272,7 +272,7 @@ impl LocalDeployment {
         RemoteTerminal::from_pki(
             &self.dir.join("pki"),
             name,
-            front_end,
+            vec![front_end],
             payer,
             self.terminal_link,
         )

@@ -145,6 +145,11 @@ impl<H: Hosted> Node<H> {
             .map_or(0, |journal| lock(journal).len())
     }
 
+    /// The switchboard: where messages go (a terminal moves to another front-end).
+    pub fn switchboard(&self) -> &Switchboard {
+        &self.board
+    }
+
     /// The node's calls to its peers.
     pub fn link(&self) -> &Link {
         &self.link

@@ -170,6 +170,9 @@ pub struct Switchboard {
     routed: BTreeMap<Party, Vec<usize>>,
     /// The next route in turn for each party with several, so that they share the load.
     turn: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Parties whose messages all go to one route at a time ([`Switchboard::sticky`]):
+    /// the position, among the party's routes, of the current one.
+    sticky: BTreeMap<Party, std::sync::Arc<std::sync::atomic::AtomicUsize>>,
     speaks_for: BTreeMap<String, BTreeSet<Party>>,
 }
 
@@ -193,6 +196,41 @@ impl Switchboard {
             .or_default()
             .push(self.routes.len() - 1);
         self
+    }
+
+    /// Sends every message to `party` to one of its routes, the first, until
+    /// [`Switchboard::fail_over`] moves them to the next; a failed call is not tried on
+    /// another route. A terminal's purchase lives in one front-end's memory: spreading
+    /// its messages over several front-ends would lose it.
+    pub fn sticky(mut self, party: Party) -> Switchboard {
+        self.sticky.insert(party, std::sync::Arc::default());
+        self
+    }
+
+    /// Moves a sticky `party`'s messages to its next route (after the last, the first
+    /// again); the route now used, or `None` for a party that is not sticky or has no
+    /// route.
+    pub fn fail_over(&self, party: &Party) -> Option<usize> {
+        let position = self.sticky.get(party)?;
+        let routes = self.routed.get(party).filter(|routes| !routes.is_empty())?;
+        let next = position
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(1);
+        routes.get(next % routes.len()).copied()
+    }
+
+    /// The route a sticky `party`'s messages go to now; for another party, its first.
+    pub fn current(&self, party: &Party) -> Option<usize> {
+        let routes = self.routed.get(party).filter(|routes| !routes.is_empty())?;
+        let position = self.sticky.get(party).map_or(0, |position| {
+            position.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        routes.get(position % routes.len()).copied()
+    }
+
+    /// How many routes `party` has.
+    pub fn route_count(&self, party: &Party) -> usize {
+        self.routed.get(party).map_or(0, Vec::len)
     }
 
     /// Lets `peer` speak for `party` (a card acquirer for its acquirer name at the
@@ -286,6 +324,12 @@ impl Switchboard {
         }
         if caller.is_some_and(|caller| self.speaks_for(caller, to)) {
             return Destination::Caller;
+        }
+        if self.sticky.contains_key(to) {
+            return match self.current(to) {
+                Some(route) => Destination::Peers(vec![route]),
+                None => Destination::Nowhere,
+            };
         }
         if let Some(routes) = self.routed.get(to) {
             let first = match routes.len() {
@@ -519,6 +563,45 @@ mod several_processes {
         // Both answer as the acquirer.
         assert_eq!(board.admit_answer(0, &acquirer), Ok(()));
         assert_eq!(board.admit_answer(1, &acquirer), Ok(()));
+    }
+
+    #[test]
+    fn a_terminal_sticks_to_one_front_end_until_it_fails_over() {
+        let front_end = |url: &str, name: &str| Route {
+            url: url.into(),
+            peer: PeerName::from_dns_name(name).unwrap(),
+        };
+        let terminal = TerminalId::from("t1");
+        let board = Switchboard::new([Party::Client(terminal.clone()), Party::Payer(terminal)])
+            .sticky(Party::FrontEnd)
+            .route(
+                Party::FrontEnd,
+                front_end("https://127.0.0.1:7401", "fe1.frontend.telepay"),
+            )
+            .route(
+                Party::FrontEnd,
+                front_end("https://127.0.0.1:7411", "fe2.frontend.telepay"),
+            );
+        // Every message to the same one, and no other tried when it fails.
+        for _ in 0..3 {
+            assert_eq!(
+                board.destination(&Party::FrontEnd, None),
+                Destination::Peers(vec![0])
+            );
+        }
+        assert_eq!(board.current(&Party::FrontEnd), Some(0));
+        assert_eq!(board.fail_over(&Party::FrontEnd), Some(1));
+        assert_eq!(
+            board.destination(&Party::FrontEnd, None),
+            Destination::Peers(vec![1])
+        );
+        // After the last, the first again.
+        assert_eq!(board.fail_over(&Party::FrontEnd), Some(0));
+        // A party that is not sticky does not fail over.
+        assert_eq!(
+            board.fail_over(&Party::Acquirer(AcquirerId::from("bank"))),
+            None
+        );
     }
 }
 

@@ -5,17 +5,37 @@
 //! messages that come back on each call's answer (the quote, the payment request, the
 //! acknowledgement H, the delivery K), and polls its mailbox at the front-end for what
 //! comes later (a failure the front-end's deadline decided). Nobody calls a terminal.
+//!
+//! **Several front-ends.** A purchase lives in the memory of the front-end that took
+//! its request, so all its messages go to that one (a sticky route). When that
+//! front-end stops answering ([`LOST_AFTER`] calls in a row fail to reach it) and
+//! another is configured, the terminal moves to the next one and decides, from what
+//! its payer device did, whether the purchase may start again there without charging
+//! the user twice:
+//!
+//! - no payment made yet: the request A is sent again to the new front-end;
+//! - a bank-card payment waiting for its H: the card ends it with an AAC, and the
+//!   [`crate::messages::PaymentAbandonment`] goes through the new front-end to the
+//!   card's acquirer, which checks the AAC and cancels the payment (or marks it, so
+//!   that a late F from the lost front-end is refused). Only once the acquirer says
+//!   nothing will be charged does the request start again;
+//! - anything else — a payment completed (the card's TC, a wallet debit), a wallet
+//!   payment in flight (nothing proves it was not made), a cancellation refused or
+//!   unanswered: the purchase is not retried, and the troubles say why.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::emv::CardChannel;
 use crate::messages::{
-    Envelope, Message, Party, PostalAddress, ProviderId, RequestId, ServiceId, TerminalId,
+    Envelope, Message, Party, PaymentId, PostalAddress, ProviderId, RequestId, ServiceId,
+    TerminalId,
 };
 use crate::purchase::Role;
+use crate::terminal::card_module::CryptogramKind;
 use crate::terminal::client::{ClientDevice, RequestResult};
-use crate::terminal::payer::{PayerDevice, PayerUser};
+use crate::terminal::payer::{PayerDevice, PayerUser, PaymentState};
 
 use super::link::{Link, LinkError, LinkOptions};
 use super::node::{Hosted, Node};
@@ -50,48 +70,77 @@ pub struct RemotePurchase {
     pub messages: Vec<Envelope>,
     /// How the request ended (`None`: no answer within the patience given).
     pub result: Option<RequestResult>,
-    /// What went wrong on the way (calls that failed), for the user.
+    /// What went wrong on the way (calls that failed, front-ends lost), for the user.
     pub troubles: Vec<String>,
+    /// How many times the terminal moved to another front-end during the purchase.
+    pub failovers: u32,
 }
 
-/// A terminal calling a remote front-end.
+/// A terminal calling a remote front-end, with others standing by.
 pub struct RemoteTerminal<C: CardChannel, U: PayerUser> {
     node: Arc<Node<TerminalRoles<C, U>>>,
 }
 
-/// The front-end's route number in the terminal's switchboard.
-const FRONT_END: usize = 0;
+/// How many calls in a row must fail to reach the front-end (each after the link's own
+/// attempts) before the terminal takes it for lost and moves to the next one.
+pub const LOST_AFTER: u32 = 2;
 
 /// How long one mailbox poll waits at the front-end.
 const POLL_WAIT: Duration = Duration::from_secs(5);
+
+/// How one attempt at a purchase on one front-end ended.
+enum Attempt {
+    /// The request has its result, the patience ran out, or the front-end refused.
+    Over,
+    /// The front-end stopped answering, and another one stands by.
+    FrontEndLost,
+}
+
+/// Whether a purchase may start again on another front-end.
+enum Restart {
+    /// Nothing of it can be charged: send A again.
+    Allowed,
+    /// Not without risking a second charge, or not wanted: why.
+    Refused(String),
+    /// A cancellation is on its way: send these and wait for the acquirer's word.
+    Waiting(Vec<Envelope>),
+}
 
 impl<C, U> RemoteTerminal<C, U>
 where
     C: CardChannel + Send + 'static,
     U: PayerUser + Send + 'static,
 {
-    /// The terminal of `roles`, calling the front-end at `front_end` with `identity`
-    /// (a terminal certificate whose instance is the terminal's name).
+    /// The terminal of `roles`, calling the first of `front_ends` with `identity` (a
+    /// terminal certificate whose instance is the terminal's name); the others stand by,
+    /// in order, for when it is lost.
     ///
     /// # Errors
-    /// [`LinkError`] for a route or identity that cannot be used.
+    /// [`LinkError::NoRoute`] without a front-end; [`LinkError`] for a route or
+    /// identity that cannot be used.
     pub fn new(
         roles: TerminalRoles<C, U>,
-        front_end: Route,
+        front_ends: Vec<Route>,
         identity: &TlsIdentity,
         options: LinkOptions,
     ) -> Result<RemoteTerminal<C, U>, LinkError> {
+        if front_ends.is_empty() {
+            return Err(LinkError::NoRoute { route: 0 });
+        }
         let terminal = roles.client.terminal().clone();
-        let link = Link::new(identity, std::slice::from_ref(&front_end), options)?;
-        let board = Switchboard::new([Party::Client(terminal.clone()), Party::Payer(terminal)])
-            .route(Party::FrontEnd, front_end);
+        let link = Link::new(identity, &front_ends, options)?;
+        let board = front_ends.into_iter().fold(
+            Switchboard::new([Party::Client(terminal.clone()), Party::Payer(terminal)])
+                .sticky(Party::FrontEnd),
+            |board, route| board.route(Party::FrontEnd, route),
+        );
         Ok(RemoteTerminal {
             node: Node::recording(roles, board, link),
         })
     }
 
     /// Terminal `name` of the PKI in `pki` (its certificate `NAME.terminal.telepay.pem`
-    /// and the CA there), paying with `payer`, calling the front-end at `front_end`. Its
+    /// and the CA there), paying with `payer`, calling the first of `front_ends`. Its
     /// client device numbers requests from the clock: a front-end outlives a terminal's
     /// runs.
     ///
@@ -101,7 +150,7 @@ where
     pub fn from_pki(
         pki: &std::path::Path,
         name: &str,
-        front_end: Route,
+        front_ends: Vec<Route>,
         payer: PayerDevice<C, U>,
         options: LinkOptions,
     ) -> Result<RemoteTerminal<C, U>, LinkError> {
@@ -121,7 +170,7 @@ where
                 client: ClientDevice::new(TerminalId::from(name)).numbering_from(first),
                 payer,
             },
-            front_end,
+            front_ends,
             &identity,
             options,
         )
@@ -130,6 +179,13 @@ where
     /// Reads or changes the terminal's devices.
     pub fn with_roles<T>(&self, work: impl FnOnce(&mut TerminalRoles<C, U>) -> T) -> T {
         self.node.with_roles(work)
+    }
+
+    /// The URL of the front-end the terminal calls now.
+    pub fn front_end(&self) -> Option<&str> {
+        let board = self.node.switchboard();
+        let route = board.current(&Party::FrontEnd)?;
+        board.routes().get(route).map(|route| route.url.as_str())
     }
 
     /// Buys `service` of `provider` (with `address` for physical goods), waiting up to
@@ -145,7 +201,8 @@ where
         self.run(first, patience).await
     }
 
-    /// Delivers `first` (a service request A) and everything it sets off.
+    /// Delivers `first` (a service request A) and everything it sets off, moving to
+    /// another front-end when the one called is lost (module documentation).
     pub async fn run(&self, first: Envelope, patience: Duration) -> RemotePurchase {
         let request = match &first.message {
             Message::ServiceRequest(request) => request.request.clone(),
@@ -156,38 +213,45 @@ where
         let deadlines = tokio::spawn(Arc::clone(&self.node).run_deadlines(async {
             let _ = stopped.await;
         }));
+        // The payments made before this purchase are not its own.
+        let earlier: BTreeSet<PaymentId> = self.with_roles(|roles| {
+            roles
+                .payer
+                .payments()
+                .map(|(payment, _)| payment.clone())
+                .collect()
+        });
         let mut troubles = Vec::new();
-        let (_, trouble) = self.node.process(vec![first], None).await;
-        // The front-end never took the request: nothing will come to wait for.
-        let mut given_up = !trouble.is_empty() && self.node.journal_len() <= 1;
-        troubles.extend(trouble.into_iter().map(|trouble| trouble.what));
+        let mut failovers = 0u32;
+        // At most one visit to each front-end standing by, and back to the first.
+        let max_failovers = self.node.switchboard().route_count(&Party::FrontEnd);
         loop {
-            if given_up || self.finished(&request) {
-                break;
-            }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                break;
-            }
             match self
-                .node
-                .link()
-                .poll_mailbox(FRONT_END, left.min(POLL_WAIT))
+                .attempt(first.clone(), &request, deadline, &mut troubles)
                 .await
             {
-                Ok(mail) => {
-                    let (_, trouble) = self.node.process(mail, None).await;
-                    troubles.extend(trouble.into_iter().map(|trouble| trouble.what));
-                }
-                Err(error @ LinkError::Refused { .. }) => {
-                    troubles.push(error.to_string());
-                    given_up = true;
-                }
-                Err(error) => {
-                    troubles.push(error.to_string());
-                    // The front-end is unreachable for now: try again shortly, within
-                    // the patience given.
-                    tokio::time::sleep(left.min(Duration::from_millis(200))).await;
+                Attempt::Over => break,
+                Attempt::FrontEndLost => {
+                    let lost = self.front_end().unwrap_or_default().to_owned();
+                    if usize::try_from(failovers).unwrap_or(usize::MAX) >= max_failovers {
+                        troubles.push(format!(
+                            "front-end {lost} lost, and every other one was tried already"
+                        ));
+                        break;
+                    }
+                    self.node.switchboard().fail_over(&Party::FrontEnd);
+                    failovers = failovers.saturating_add(1);
+                    troubles.push(format!(
+                        "front-end {lost} lost; moving to {}",
+                        self.front_end().unwrap_or_default()
+                    ));
+                    match self.settle_for_restart(&earlier, deadline).await {
+                        Ok(()) => {}
+                        Err(why) => {
+                            troubles.push(format!("the purchase is not retried: {why}"));
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -198,10 +262,168 @@ where
             result: self.with_roles(|roles| roles.client.result(&request).cloned()),
             request,
             troubles,
+            failovers,
+        }
+    }
+
+    /// One try at the purchase on the current front-end: `first`, then the mailbox,
+    /// until the request has its result, the patience runs out, or the front-end is
+    /// lost (and another stands by).
+    async fn attempt(
+        &self,
+        first: Envelope,
+        request: &RequestId,
+        deadline: tokio::time::Instant,
+        troubles: &mut Vec<String>,
+    ) -> Attempt {
+        let standby = self.node.switchboard().route_count(&Party::FrontEnd) > 1;
+        let Some(route) = self.node.switchboard().current(&Party::FrontEnd) else {
+            return Attempt::Over;
+        };
+        let mut unreachable = 0u32;
+        let before = self.node.journal_len();
+        let (_, trouble) = self.node.process(vec![first], None).await;
+        // Only A itself in the journal: the front-end never took the request.
+        let never_taken = !trouble.is_empty() && self.node.journal_len() <= before + 1;
+        for trouble in trouble {
+            if matches!(trouble.call, Some(LinkError::Unreachable { .. })) {
+                unreachable = unreachable.saturating_add(1);
+            }
+            troubles.push(trouble.what);
+        }
+        if never_taken && !(standby && unreachable > 0) {
+            // Refused, or unreachable with no other front-end: nothing will come to
+            // wait for.
+            return Attempt::Over;
+        }
+        loop {
+            if self.finished(request) {
+                return Attempt::Over;
+            }
+            if standby && unreachable >= LOST_AFTER {
+                return Attempt::FrontEndLost;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Attempt::Over;
+            }
+            match self
+                .node
+                .link()
+                .poll_mailbox(route, left.min(POLL_WAIT))
+                .await
+            {
+                Ok(mail) => {
+                    unreachable = 0;
+                    let (_, trouble) = self.node.process(mail, None).await;
+                    for trouble in trouble {
+                        if matches!(trouble.call, Some(LinkError::Unreachable { .. })) {
+                            unreachable = unreachable.saturating_add(1);
+                        }
+                        troubles.push(trouble.what);
+                    }
+                }
+                Err(error @ LinkError::Refused { .. }) => {
+                    troubles.push(error.to_string());
+                    return Attempt::Over;
+                }
+                Err(error) => {
+                    if matches!(error, LinkError::Unreachable { .. }) {
+                        unreachable = unreachable.saturating_add(1);
+                    }
+                    troubles.push(error.to_string());
+                    // Unreachable for now: try again shortly, within the patience given.
+                    tokio::time::sleep(left.min(Duration::from_millis(200))).await;
+                }
+            }
+        }
+    }
+
+    /// After moving to another front-end: cancels what the purchase's payments left
+    /// open, through the new front-end, and says whether the purchase may start again
+    /// (`Err`: why not).
+    async fn settle_for_restart(
+        &self,
+        earlier: &BTreeSet<PaymentId>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), String> {
+        loop {
+            let restart = self.with_roles(|roles| {
+                let abandoned = roles.payer.abandon_unacknowledged();
+                let mut waiting = false;
+                for (payment, state) in roles.payer.payments() {
+                    if earlier.contains(payment) {
+                        continue;
+                    }
+                    if let Some(why) = blocks_restart(payment, state, &mut waiting) {
+                        return Restart::Refused(why);
+                    }
+                }
+                if waiting {
+                    Restart::Waiting(abandoned)
+                } else {
+                    Restart::Allowed
+                }
+            });
+            let abandoned = match restart {
+                Restart::Allowed => return Ok(()),
+                Restart::Refused(why) => return Err(why),
+                Restart::Waiting(abandoned) => abandoned,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(
+                    "the acquirer's word on the abandoned payment did not come in time; \
+                     it may still be charged"
+                        .into(),
+                );
+            }
+            // The acquirer's result comes back on the call's answer.
+            let (_, trouble) = self.node.process(abandoned, None).await;
+            if !trouble.is_empty() {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(left.min(Duration::from_millis(200))).await;
+            }
         }
     }
 
     fn finished(&self, request: &RequestId) -> bool {
         self.with_roles(|roles| roles.client.result(request).is_some())
+    }
+}
+
+/// Why `payment`, left as `state` when its front-end was lost, forbids starting the
+/// purchase again elsewhere; `None` when it does not (`waiting` set when its
+/// cancellation is still on its way).
+fn blocks_restart(payment: &PaymentId, state: &PaymentState, waiting: &mut bool) -> Option<String> {
+    match state {
+        PaymentState::Abandoned { outcome: None, .. } => {
+            *waiting = true;
+            None
+        }
+        PaymentState::Abandoned {
+            outcome: Some(outcome),
+            ..
+        } if outcome.not_charged() => None,
+        PaymentState::Abandoned {
+            outcome: Some(outcome),
+            ..
+        } => Some(format!("payment {payment}: {outcome}")),
+        PaymentState::AwaitingAcknowledgement => Some(format!(
+            "wallet payment {payment} was sent and nothing proves it was not debited"
+        )),
+        PaymentState::Completed(completion) if completion.kind == CryptogramKind::Tc => Some(
+            format!("payment {payment} was made (the card's TC) before the front-end was lost"),
+        ),
+        PaymentState::Completed(_) => Some(format!("payment {payment} was refused")),
+        PaymentState::WalletSettled { authorised: true } => Some(format!(
+            "wallet payment {payment} was debited before the front-end was lost"
+        )),
+        PaymentState::WalletSettled { authorised: false } => {
+            Some(format!("wallet payment {payment} was refused"))
+        }
+        PaymentState::CompletionFailed(why) => Some(format!(
+            "payment {payment}: the card could not complete ({why})"
+        )),
+        PaymentState::Declined(why) => Some(format!("payment {payment} was declined: {why}")),
     }
 }

@@ -16,7 +16,7 @@ use crate::acquirer::system::BankCardAcquirer;
 use crate::acquirer::wallet::WalletAcquirer;
 use crate::emv::CardChannel;
 use crate::frontend::{Entropy, FrontEnd};
-use crate::messages::{Envelope, Message, Party, Timestamp};
+use crate::messages::{AbandonmentResult, Envelope, Message, Party, Timestamp};
 use crate::provider::ServiceServer;
 use crate::terminal::client::ClientDevice;
 use crate::terminal::payer::{PayerDevice, PayerUser};
@@ -205,6 +205,20 @@ impl<J: crate::acquirer::store::CardJournal> Role for BankCardAcquirer<J> {
                     .map(|outcome| format!("{outcome:?}"));
                 reversal_note(&reversal, outcome)
             }
+            // No durable reversal, no result: the payer device asks again.
+            Message::PaymentAbandoned(abandonment) => Handled::answer(
+                party,
+                from,
+                self.abandon(&abandonment, now).map(|outcome| {
+                    Message::AbandonmentResult(AbandonmentResult {
+                        acquirer: self.id().clone(),
+                        terminal: abandonment.transaction.terminal.clone(),
+                        purchase: abandonment.transaction.purchase.clone(),
+                        payment: abandonment.transaction.payment.clone(),
+                        outcome,
+                    })
+                }),
+            ),
             // Claims 8, 9: a card payment is disputed with the card's issuer, under the
             // card schemes' chargeback rules, not with the acquirer of a telepayment.
             Message::DisputeCase(case) => Handled::answer(

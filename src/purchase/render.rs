@@ -235,6 +235,17 @@ pub fn summary(message: &Message) -> String {
                 ),
             }
         ),
+        Message::PaymentAbandoned(m) => format!(
+            "{} abandoned: the front-end went away before H; the card declined with AAC {} \
+             (ATC {})",
+            m.transaction.payment,
+            hex::encode_upper(m.decline.cryptogram),
+            m.transaction
+                .means
+                .card()
+                .map_or_else(|| "none".to_owned(), |card| card.atc.to_string())
+        ),
+        Message::AbandonmentResult(m) => format!("{} {}", m.payment, m.outcome),
     }
 }
 
@@ -473,6 +484,8 @@ fn short_name(message: &Message) -> &'static str {
         Message::Dispute(_) => "dispute",
         Message::DisputeCase(_) => "dispute case",
         Message::DisputeOutcome(_) => "dispute outcome",
+        Message::PaymentAbandoned(_) => "payment abandoned",
+        Message::AbandonmentResult(_) => "abandonment result",
     }
 }
 

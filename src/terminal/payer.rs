@@ -62,6 +62,9 @@ use crate::acquirer::wallet::{
 };
 use crate::emv::CardChannel;
 use crate::messages::{
+    AbandonmentOutcome, CardDecline, PaymentAbandonment, RefusalReason, Verdict,
+};
+use crate::messages::{
     CardTransaction, CustomerId, Dispute, DisputeDecision, DisputeId, DisputeOutcome, Envelope,
     IdentificationDeclined, IdentificationId, IdentificationProof, IdentificationRequest,
     IdentificationResult, IdentityProof, Means, MerchantId, Message, Money, Party,
@@ -385,6 +388,15 @@ pub enum PaymentState {
         /// Whether the acquirer authorised (debited) the payment.
         authorised: bool,
     },
+    /// The front-end that took E went away before H: the card ended the transaction
+    /// with an AAC ([`PayerDevice::abandon_unacknowledged`]), sent to another
+    /// front-end as the proof for the acquirer to cancel the payment.
+    Abandoned {
+        /// The card's AAC.
+        completion: Completion,
+        /// The acquirer's word on the payment, once it came.
+        outcome: Option<AbandonmentOutcome>,
+    },
 }
 
 /// What E carried, kept to count the payment when H comes.
@@ -395,6 +407,8 @@ struct Paid {
 }
 
 struct PaymentRecord {
+    /// D, as the front-end asked: what an abandonment proves the card declined.
+    request: PaymentRequest,
     answer: Envelope,
     state: PaymentState,
     /// `None` when the payment was declined on the device.
@@ -606,6 +620,80 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         self.payments.get(payment).map(|record| &record.state)
     }
 
+    /// Every payment this device saw a request for, by identifier.
+    pub fn payments(&self) -> impl Iterator<Item = (&PaymentId, &PaymentState)> {
+        self.payments
+            .iter()
+            .map(|(payment, record)| (payment, &record.state))
+    }
+
+    /// Gives up the bank-card payment still waiting for its acknowledgement H, because
+    /// the front-end that took E went away: the card ends the transaction with an AAC
+    /// (second GENERATE AC asking for an AAC, response code `Z3` "unable to go online",
+    /// no issuer authentication), and the device makes the [`PaymentAbandonment`] that
+    /// any front-end passes to the card's acquirer, whose AAC check cancels the payment.
+    ///
+    /// Returns that message, or — when it was abandoned already — the same message
+    /// again, so that a lost one can be sent anew. A wallet payment waiting for H is
+    /// left as it is: nothing but the card proves a payment was not completed. An H
+    /// arriving later for an abandoned payment changes nothing.
+    pub fn abandon_unacknowledged(&mut self) -> Vec<Envelope> {
+        let mut sent = Vec::new();
+        for record in self.payments.values_mut() {
+            let card_paid = record
+                .paid
+                .as_ref()
+                .is_some_and(|paid| paid.means == Means::BankCard);
+            if !card_paid {
+                continue;
+            }
+            let completion = match &record.state {
+                PaymentState::AwaitingAcknowledgement => {
+                    let unable_online = Verdict::Negative {
+                        reason: RefusalReason::AcquirerUnreachable,
+                        response_code: *b"Z3",
+                        arpc: None,
+                    };
+                    match self.card.complete(&unable_online) {
+                        Ok(completion) => completion,
+                        Err(error) => {
+                            record.state = PaymentState::CompletionFailed(error.to_string());
+                            continue;
+                        }
+                    }
+                }
+                PaymentState::Abandoned {
+                    completion,
+                    outcome: None,
+                } => completion.clone(),
+                _ => continue,
+            };
+            let Message::Transaction(transaction) = &record.answer.message else {
+                continue;
+            };
+            sent.push(Envelope {
+                from: Party::Payer(self.terminal.clone()),
+                to: Party::FrontEnd,
+                message: Message::PaymentAbandoned(PaymentAbandonment {
+                    request: record.request.clone(),
+                    transaction: transaction.clone(),
+                    decline: CardDecline {
+                        cid: completion.cid,
+                        cryptogram: completion.cryptogram,
+                        iad: completion.iad.clone(),
+                    },
+                }),
+            });
+            if record.state == PaymentState::AwaitingAcknowledgement {
+                record.state = PaymentState::Abandoned {
+                    completion,
+                    outcome: None,
+                };
+            }
+        }
+        sent
+    }
+
     /// What the session totals did with a payment's acknowledgement, if one came for
     /// a payment this device made with a plan.
     pub fn counted(&self, payment: &PaymentId) -> Option<&Result<Counted, PlanError>> {
@@ -758,6 +846,15 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
                 // The outcome expects no answer either.
                 Vec::new()
             }
+            Message::AbandonmentResult(result) => {
+                if let Some(record) = self.payments.get_mut(&result.payment)
+                    && let PaymentState::Abandoned { outcome, .. } = &mut record.state
+                    && result.terminal == self.terminal
+                {
+                    *outcome = Some(result.outcome);
+                }
+                Vec::new()
+            }
             _ => Vec::new(),
         }
     }
@@ -797,6 +894,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         self.payments.insert(
             request.payment.clone(),
             Box::new(PaymentRecord {
+                request: request.clone(),
                 answer: answer.clone(),
                 state,
                 paid,

@@ -1,0 +1,328 @@
+//! A bank-card payment abandoned by the payer device because its front-end went away
+//! between E and H: the card ends the transaction with an AAC, and the card's acquirer
+//! cancels the payment on that proof alone — whichever front-end brings it.
+//!
+//! Real parts: the software card (card-applet-sim) driven by the payer device's card
+//! module, the acquirer's rules with the test issuers' keys, the SQLite journal.
+//!
+//! - an authorised payment abandoned is reversed (a reversed transaction is never cut
+//!   into a batch);
+//! - a payment the acquirer never saw is marked, and a late F for it is refused;
+//! - a payment the card completed with a TC cannot be abandoned, and its TC (or its
+//!   ARQC) dressed up as an AAC is refused;
+//! - the proof is bound to its payment: each field changed alone is refused for its
+//!   reason.
+
+use telepay::acquirer::card::AbandonmentRefusal;
+use telepay::acquirer::journal::{Journal, TransactionState};
+use telepay::acquirer::system::BankCardAcquirer;
+use telepay::messages::{
+    AbandonmentOutcome, AbandonmentResult, AcquirerTransaction, Currency, Envelope, Means,
+    MerchantId, Message, Money, Party, PayerAcknowledgement, PaymentAbandonment, PaymentId,
+    PaymentRequest, PurchaseId, RefusalReason, ServiceId, TerminalId, Timestamp, Verdict,
+};
+use telepay::purchase::embedded::test_rules;
+use telepay::terminal::card_module::{CardModule, TerminalData};
+use telepay::terminal::payer::{PayerDevice, PaymentState, ScriptedUser};
+
+/// 2026-11-25T12:00:00Z.
+const NOW: Timestamp = Timestamp(1_795_608_000_000);
+
+type Payer =
+    PayerDevice<telepay::reader::Transport<Box<dyn telepay::reader::Reader + Send>>, ScriptedUser>;
+
+struct Bench {
+    _dir: tempfile_dir::Dir,
+    payer: Payer,
+    acquirer: BankCardAcquirer,
+}
+
+/// A temporary directory for the card's profile, removed on drop.
+mod tempfile_dir {
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new(name: &str) -> Dir {
+            let path = std::env::temp_dir()
+                .join(format!("telepay-abandonment-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Dir(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn bench(name: &str) -> Bench {
+    let dir = tempfile_dir::Dir::new(name);
+    let card = telepay::testing::cb_card(&dir.0, 7).unwrap();
+    let payer = PayerDevice::new(
+        TerminalId::from("t1"),
+        CardModule::new(card, TerminalData::france()),
+        ScriptedUser::with_pin("1234"),
+    );
+    let acquirer = BankCardAcquirer::new(test_rules().unwrap(), Journal::open_in_memory().unwrap());
+    Bench {
+        _dir: dir,
+        payer,
+        acquirer,
+    }
+}
+
+/// Payment request D number `n` of the lost front-end.
+fn request(n: u8) -> PaymentRequest {
+    let designation = format!("Document {n}");
+    PaymentRequest {
+        purchase: PurchaseId(format!("fe1-P{n}")),
+        payment: PaymentId(format!("fe1-P{n}-D1")),
+        merchant: MerchantId::from("telepay-demo"),
+        service: ServiceId::from("doc"),
+        designation_digest: PaymentRequest::digest_designation(&designation),
+        designation,
+        amount: Money::new(250, Currency::EUR),
+        date: NOW,
+        nonce: [n; 16],
+        valid_until: Timestamp(NOW.0 + 600_000),
+        accepted_means: vec![Means::BankCard],
+        session: None,
+    }
+}
+
+impl Bench {
+    /// The payer device answers D with E (the card's ARQC).
+    fn pay(&mut self, d: &PaymentRequest) -> AcquirerTransaction {
+        let sent = self
+            .payer
+            .handle(NOW, &Party::FrontEnd, Message::PaymentRequest(d.clone()));
+        let [
+            Envelope {
+                message: Message::Transaction(e),
+                ..
+            },
+        ] = sent.as_slice()
+        else {
+            panic!("the payer device did not pay: {sent:?}");
+        };
+        AcquirerTransaction {
+            acquirer: self.acquirer.id().clone(),
+            merchant: d.merchant.clone(),
+            request: d.clone(),
+            transaction: e.clone(),
+            provision: None,
+        }
+    }
+
+    /// The payer device abandons what waits for H: the one abandonment it makes.
+    fn abandon(&mut self) -> PaymentAbandonment {
+        let sent = self.payer.abandon_unacknowledged();
+        let [
+            Envelope {
+                from,
+                to: Party::FrontEnd,
+                message: Message::PaymentAbandoned(abandonment),
+            },
+        ] = sent.as_slice()
+        else {
+            panic!("expected one abandonment, got {sent:?}");
+        };
+        assert_eq!(*from, Party::Payer(TerminalId::from("t1")));
+        abandonment.clone()
+    }
+}
+
+fn not_charged(detail: &str) -> AbandonmentOutcome {
+    AbandonmentOutcome::NotCharged {
+        detail: detail.into(),
+    }
+}
+
+#[test]
+fn an_authorised_payment_abandoned_with_the_cards_aac_is_reversed() {
+    let mut bench = bench("authorised");
+    let d = request(1);
+    let f = bench.pay(&d);
+    let g = bench.acquirer.authorise(&f, NOW).unwrap();
+    assert!(g.verdict.is_positive(), "{g:?}");
+
+    // The front-end is lost: H never comes. The card declines with an AAC.
+    let abandonment = bench.abandon();
+    assert_eq!(abandonment.decline.cid & 0xC0, 0x00, "an AAC");
+    let atc = f.transaction.means.card().unwrap().atc;
+    match bench.payer.payment_state(&d.payment) {
+        Some(PaymentState::Abandoned {
+            completion,
+            outcome: None,
+        }) => assert_eq!(completion.atc, atc, "the same transaction"),
+        other => panic!("{other:?}"),
+    }
+
+    let outcome = bench.acquirer.abandon(&abandonment, NOW).unwrap();
+    assert_eq!(outcome, not_charged("authorised, now reversed"));
+    // A repeat (the answer was lost on the way back) changes nothing.
+    let again = bench.acquirer.abandon(&abandonment, NOW).unwrap();
+    assert_eq!(again, not_charged("already reversed"));
+    let stored = bench
+        .acquirer
+        .journal()
+        .stored_transaction(&d.payment)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, TransactionState::Reversed);
+
+    // The result reaches the payer device; a late H from the lost front-end changes
+    // nothing on the device (the card's transaction is over).
+    bench.payer.handle(
+        NOW,
+        &Party::FrontEnd,
+        Message::AbandonmentResult(AbandonmentResult {
+            acquirer: bench.acquirer.id().clone(),
+            terminal: TerminalId::from("t1"),
+            purchase: d.purchase.clone(),
+            payment: d.payment.clone(),
+            outcome: outcome.clone(),
+        }),
+    );
+    bench.payer.handle(
+        NOW,
+        &Party::FrontEnd,
+        Message::PayerAcknowledgement(PayerAcknowledgement {
+            purchase: d.purchase.clone(),
+            payment: d.payment.clone(),
+            verdict: g.verdict.clone(),
+        }),
+    );
+    match bench.payer.payment_state(&d.payment) {
+        Some(PaymentState::Abandoned {
+            outcome: Some(got), ..
+        }) => assert_eq!(*got, outcome),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        bench.payer.abandon_unacknowledged().is_empty(),
+        "nothing left to abandon once the acquirer answered"
+    );
+}
+
+#[test]
+fn a_payment_the_acquirer_never_saw_is_marked_and_its_late_transaction_refused() {
+    let mut bench = bench("unseen");
+    let d = request(2);
+    let f = bench.pay(&d);
+    let abandonment = bench.abandon();
+    let outcome = bench.acquirer.abandon(&abandonment, NOW).unwrap();
+    assert_eq!(
+        outcome,
+        not_charged("never received; a late transaction will be refused")
+    );
+    // The lost front-end was only cut off, and its F arrives after all.
+    let g = bench.acquirer.authorise(&f, NOW).unwrap();
+    assert_eq!(g.verdict, Verdict::refused(RefusalReason::Cancelled));
+}
+
+#[test]
+fn a_payment_completed_with_a_tc_cannot_be_abandoned_nor_its_cryptograms_passed_off_as_an_aac() {
+    let mut bench = bench("completed");
+    let d = request(3);
+    let f = bench.pay(&d);
+    let g = bench.acquirer.authorise(&f, NOW).unwrap();
+    bench.payer.handle(
+        NOW,
+        &Party::FrontEnd,
+        Message::PayerAcknowledgement(PayerAcknowledgement {
+            purchase: d.purchase.clone(),
+            payment: d.payment.clone(),
+            verdict: g.verdict,
+        }),
+    );
+    let Some(PaymentState::Completed(tc)) = bench.payer.payment_state(&d.payment).cloned() else {
+        panic!("the card did not complete");
+    };
+    assert!(bench.payer.abandon_unacknowledged().is_empty());
+
+    // A forger takes the TC, and then the ARQC, and calls each an AAC: the MAC is the
+    // same computation, but the card's verification results it covers say what the
+    // card really answered.
+    let card = f.transaction.means.card().unwrap().clone();
+    for (what, cryptogram, iad) in [
+        ("the TC", tc.cryptogram, tc.iad.clone()),
+        ("the ARQC", card.cryptogram, card.iad.clone()),
+    ] {
+        let forged = PaymentAbandonment {
+            request: d.clone(),
+            transaction: f.transaction.clone(),
+            decline: telepay::messages::CardDecline {
+                cid: 0x00,
+                cryptogram,
+                iad,
+            },
+        };
+        assert_eq!(
+            bench.acquirer.rules().check_abandonment(&forged),
+            Err(AbandonmentRefusal::NotDeclinedAfterArqc),
+            "{what}"
+        );
+        let outcome = bench.acquirer.abandon(&forged, NOW).unwrap();
+        assert!(!outcome.not_charged(), "{what}: {outcome}");
+    }
+    let stored = bench
+        .acquirer
+        .journal()
+        .stored_transaction(&d.payment)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, TransactionState::Authorised, "still charged");
+}
+
+#[test]
+fn the_proof_is_bound_to_its_payment_each_field_changed_alone_is_refused() {
+    let mut bench = bench("bound");
+    let d = request(4);
+    bench.pay(&d);
+    let genuine = bench.abandon();
+    let rules = bench.acquirer.rules();
+    assert_eq!(rules.check_abandonment(&genuine), Ok(()));
+
+    type Mutation = fn(&mut PaymentAbandonment);
+    let cases: [(&str, Mutation, AbandonmentRefusal); 6] = [
+        (
+            "CID says TC",
+            |a| a.decline.cid = 0x40,
+            AbandonmentRefusal::NotAnAac { cid: 0x40 },
+        ),
+        (
+            "one bit of the AAC",
+            |a| a.decline.cryptogram[7] ^= 0x01,
+            AbandonmentRefusal::CryptogramInvalid,
+        ),
+        (
+            "the CVR made to say TC",
+            |a| a.decline.iad[4] = (a.decline.iad[4] & 0x3F) | 0x40,
+            AbandonmentRefusal::CryptogramInvalid,
+        ),
+        (
+            "another payment request's nonce",
+            |a| a.request.nonce[0] ^= 0xFF,
+            AbandonmentRefusal::MismatchWithRequest,
+        ),
+        (
+            "another amount in D",
+            |a| a.request.amount.minor += 1,
+            AbandonmentRefusal::MismatchWithRequest,
+        ),
+        (
+            "another payment identifier in D",
+            |a| a.request.payment = PaymentId::from("fe1-P9-D1"),
+            AbandonmentRefusal::MismatchWithRequest,
+        ),
+    ];
+    for (what, mutate, expected) in cases {
+        let mut changed = genuine.clone();
+        mutate(&mut changed);
+        assert_eq!(rules.check_abandonment(&changed), Err(expected), "{what}");
+    }
+}
