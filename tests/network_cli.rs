@@ -69,6 +69,9 @@ impl Drop for Served {
     }
 }
 
+/// The certificate name of front-end `fe1`.
+const FE1: &str = "fe1.frontend.telepay";
+
 fn tls(name: &str, accept: &str) -> String {
     format!(
         "listen = \"127.0.0.1:0\"\n[tls]\ncert = \"pki/{name}.pem\"\nkey = \"pki/{name}-key.pem\"\n\
@@ -76,16 +79,16 @@ fn tls(name: &str, accept: &str) -> String {
     )
 }
 
-fn purchase(dir: &Path, front_end: &str, terminal: &str, data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_telepay"))
-        .args([
-            "purchase",
-            "--frontend",
-            front_end,
-            "--terminal",
-            terminal,
-            "--pki",
-        ])
+/// `telepay purchase` as terminal `terminal` through `front_ends` (URL and certificate
+/// name each, the first first), the card's counters in `data`.
+fn purchase(dir: &Path, front_ends: &[(&str, &str)], terminal: &str, data: &Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_telepay"));
+    command.args(["purchase", "--terminal", terminal]);
+    for (url, name) in front_ends {
+        command.args(["--frontend", url, "--frontend-name", name]);
+    }
+    command
+        .arg("--pki")
         .arg(dir.join("pki"))
         .arg("--pin-stdin")
         .env_remove("TELEPAY_READER")
@@ -144,7 +147,7 @@ fn serve_three_roles_and_buy_from_a_terminal_over_mutual_tls() {
     // t2, with the same card: its counters (in the data directory) go with it.
     let card = dir.file("card");
     for terminal in ["t1", "t1", "t2"] {
-        let output = purchase(dir.path(), &front_end.url, terminal, &card);
+        let output = purchase(dir.path(), &[(&front_end.url, FE1)], terminal, &card);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(
@@ -156,9 +159,34 @@ fn serve_three_roles_and_buy_from_a_terminal_over_mutual_tls() {
         assert!(stdout.contains("card: Tc"), "{stdout}");
     }
 
+    // A first front-end that does not answer at all: the terminal moves to the one
+    // standing by, with nothing paid to cancel, and buys there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = format!("https://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let output = purchase(
+        dir.path(),
+        &[(&nobody, "fe2.frontend.telepay"), (&front_end.url, FE1)],
+        "t1",
+        &card,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("lost; moving to"), "{stdout}");
+    assert!(stdout.contains("delivered: market-report-2026"), "{stdout}");
+    assert!(
+        stdout.contains("(after 1 move(s) to another front-end)"),
+        "{stdout}"
+    );
+
     // A terminal certificate the front-end was not told of is refused at the handshake:
     // the acquirer accepts front-ends only.
-    let output = purchase(dir.path(), &acquirer.url, "t1", &dir.file("astray"));
+    let output = purchase(
+        dir.path(),
+        &[(&acquirer.url, FE1)],
+        "t1",
+        &dir.file("astray"),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_ne!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("TLS"), "{stdout}");
@@ -173,7 +201,7 @@ fn serve_three_roles_and_buy_from_a_terminal_over_mutual_tls() {
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
-    assert_eq!(listed.matches("FE1-").count(), 3, "{listed}");
+    assert_eq!(listed.matches("FE1-").count(), 4, "{listed}");
 }
 
 /// An acquirer process killed (SIGKILL) while eight terminals buy: the front-end's
