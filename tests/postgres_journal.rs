@@ -798,6 +798,136 @@ fn a_server_restart_between_authorisations_is_reconnected_once_and_loses_nothing
     assert_eq!(states(&journal).len(), 3);
 }
 
+/// The server crashes (`pg_ctl stop -m immediate`) while one acquirer process
+/// authorises and cuts off batches without a pause: whatever transaction was in flight
+/// is cut off, and the server recovers from its write-ahead log when it starts again.
+/// The acquirer retries each F until it gets its G, as the front-end does. Afterwards
+/// every G given survived the crash (a repeated F gets the same G), no payment is
+/// recorded twice, and every authorised transaction is in exactly one batch.
+#[test]
+fn a_server_crash_mid_transaction_loses_no_acknowledgement_and_batches_each_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let Some(cluster) = PgCluster::start("crash") else {
+        return;
+    };
+    let address = cluster.create_database("crash");
+    const COUNT: usize = 600;
+    let fs: Vec<AcquirerTransaction> = (0..COUNT)
+        .map(|n| {
+            let atc = u16::try_from(n / 20 + 1).unwrap();
+            f(
+                &format!("P{n:04}"),
+                &format!("49701000000{:05}", n % 20),
+                atc,
+                100 + n as u64,
+            )
+        })
+        .collect();
+    let done = Arc::new(AtomicUsize::new(0));
+    let worker = {
+        let fs = fs.clone();
+        let done = Arc::clone(&done);
+        let address = address.clone();
+        std::thread::spawn(move || {
+            let mut journal = PgJournal::open(&address).unwrap();
+            let mut given = BTreeMap::new();
+            let mut failures = 0usize;
+            let mut cut_offs = 0i64;
+            for (n, f) in fs.iter().enumerate() {
+                let started = Instant::now();
+                let g = loop {
+                    let mut decide = by_counter(f);
+                    match journal.authorise_with(f, START, &mut decide) {
+                        Ok(Authorisation::Recorded(g)) => break g,
+                        Ok(Authorisation::AlreadyRecorded(stored)) => break stored.acknowledgement,
+                        Err(_) => {
+                            failures += 1;
+                            assert!(
+                                started.elapsed() < Duration::from_secs(60),
+                                "{} still failing after a minute",
+                                f.transaction.payment
+                            );
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                };
+                given.insert(f.transaction.payment.0.clone(), g);
+                if n % 25 == 24 {
+                    // A cut-off the crash may cut off too: then it simply did not
+                    // happen, and the next one takes its transactions.
+                    cut_offs += 1;
+                    if journal.cut_off(CUT_OFF.plus_millis(cut_offs)).is_err() {
+                        failures += 1;
+                    }
+                }
+                done.store(n + 1, Ordering::Relaxed);
+            }
+            (journal, given, failures)
+        })
+    };
+    // Crash it a third of the way through, while the worker keeps going.
+    let start = Instant::now();
+    while done.load(Ordering::Relaxed) < COUNT / 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the worker stalled"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cluster.crash();
+    let crashed_at = done.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.start_again();
+    let (mut journal, given, failures) = worker.join().unwrap();
+    assert!(
+        crashed_at < COUNT && failures > 0,
+        "the crash came mid-run ({crashed_at} of {COUNT} done) and was felt ({failures} failed calls)"
+    );
+
+    // Every G given survived: a repeated F gets the same one.
+    assert_eq!(given.len(), COUNT);
+    for f in &fs {
+        let mut decide = by_counter(f);
+        match journal.authorise_with(f, START, &mut decide).unwrap() {
+            Authorisation::AlreadyRecorded(stored) => {
+                assert_eq!(stored.acknowledgement, given[&f.transaction.payment.0]);
+            }
+            Authorisation::Recorded(g) => panic!("{g:?} was lost in the crash"),
+        }
+    }
+    // Each payment once, each authorised one in exactly one batch.
+    journal.cut_off(CUT_OFF.plus_millis(1_000_000)).unwrap();
+    let recorded = states(&journal);
+    assert_eq!(recorded.len(), COUNT, "no payment recorded twice or lost");
+    let authorised: BTreeSet<&str> = given
+        .iter()
+        .filter(|(_, g)| g.verdict.is_positive())
+        .map(|(payment, _)| payment.as_str())
+        .collect();
+    assert_eq!(authorised.len(), COUNT, "every counter was fresh");
+    let mut in_batches = BTreeMap::new();
+    for (payment, state, batch) in &recorded {
+        assert_eq!(*state, TransactionState::InBatch, "{payment}");
+        *in_batches.entry(batch.unwrap()).or_insert(0usize) += 1;
+    }
+    let mut listed = BTreeSet::new();
+    for batch in in_batches.keys() {
+        journal
+            .batch_records(*batch, |record| {
+                assert!(
+                    listed.insert(record.payment.0.clone()),
+                    "{} in two batches",
+                    record.payment
+                );
+                Ok::<_, JournalError>(())
+            })
+            .unwrap();
+    }
+    assert_eq!(listed.len(), COUNT);
+}
+
 // ---------------------------------------------------------------------------------
 // The CLI
 // ---------------------------------------------------------------------------------

@@ -207,6 +207,14 @@ impl PgCluster {
         self.pg_ctl(&["stop"]);
     }
 
+    /// Crashes the server (`pg_ctl stop -m immediate`: every server process quits at
+    /// once, without a checkpoint, transactions in flight cut off); the next start
+    /// recovers from the write-ahead log. [`PgCluster::start_again`] starts it.
+    pub fn crash(&self) {
+        // The last `-m` given wins over the `-m fast` every action gets.
+        self.pg_ctl(&["-m", "immediate", "stop"]);
+    }
+
     /// Starts the server [`PgCluster::stop`] stopped.
     pub fn start_again(&self) {
         self.pg_ctl(&["start"]);
