@@ -13,6 +13,9 @@
 //! - the proof is bound to its payment: each field changed alone is refused for its
 //!   reason.
 
+mod common;
+use common::TempDir;
+
 use telepay::acquirer::card::AbandonmentRefusal;
 use telepay::acquirer::journal::{Journal, TransactionState};
 use telepay::acquirer::system::BankCardAcquirer;
@@ -32,35 +35,14 @@ type Payer =
     PayerDevice<telepay::reader::Transport<Box<dyn telepay::reader::Reader + Send>>, ScriptedUser>;
 
 struct Bench {
-    _dir: tempfile_dir::Dir,
+    _dir: TempDir,
     payer: Payer,
     acquirer: BankCardAcquirer,
 }
 
-/// A temporary directory for the card's profile, removed on drop.
-mod tempfile_dir {
-    pub struct Dir(pub std::path::PathBuf);
-
-    impl Dir {
-        pub fn new(name: &str) -> Dir {
-            let path = std::env::temp_dir()
-                .join(format!("telepay-abandonment-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            Dir(path)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 fn bench(name: &str) -> Bench {
-    let dir = tempfile_dir::Dir::new(name);
-    let card = telepay::testing::cb_card(&dir.0, 7).unwrap();
+    let dir = TempDir::new(&format!("abandonment-{name}"));
+    let card = telepay::testing::cb_card(dir.path(), 7).unwrap();
     let payer = PayerDevice::new(
         TerminalId::from("t1"),
         CardModule::new(card, TerminalData::france()),
@@ -117,6 +99,27 @@ impl Bench {
         }
     }
 
+    /// D paid by the card and authorised by the acquirer: F and its positive G.
+    fn pay_and_authorise(&mut self, d: &PaymentRequest) -> (AcquirerTransaction, Verdict) {
+        let f = self.pay(d);
+        let g = self.acquirer.authorise(&f, NOW).unwrap();
+        assert!(g.verdict.is_positive(), "{g:?}");
+        (f, g.verdict)
+    }
+
+    /// H with `verdict` reaches the payer device.
+    fn acknowledge(&mut self, d: &PaymentRequest, verdict: Verdict) {
+        self.payer.handle(
+            NOW,
+            &Party::FrontEnd,
+            Message::PayerAcknowledgement(PayerAcknowledgement {
+                purchase: d.purchase.clone(),
+                payment: d.payment.clone(),
+                verdict,
+            }),
+        );
+    }
+
     /// The payer device abandons what waits for H: the one abandonment it makes.
     fn abandon(&mut self) -> PaymentAbandonment {
         let sent = self.payer.abandon_unacknowledged();
@@ -145,9 +148,7 @@ fn not_charged(detail: &str) -> AbandonmentOutcome {
 fn an_authorised_payment_abandoned_with_the_cards_aac_is_reversed() {
     let mut bench = bench("authorised");
     let d = request(1);
-    let f = bench.pay(&d);
-    let g = bench.acquirer.authorise(&f, NOW).unwrap();
-    assert!(g.verdict.is_positive(), "{g:?}");
+    let (f, verdict) = bench.pay_and_authorise(&d);
 
     // The front-end is lost: H never comes. The card declines with an AAC.
     let abandonment = bench.abandon();
@@ -187,15 +188,7 @@ fn an_authorised_payment_abandoned_with_the_cards_aac_is_reversed() {
             outcome: outcome.clone(),
         }),
     );
-    bench.payer.handle(
-        NOW,
-        &Party::FrontEnd,
-        Message::PayerAcknowledgement(PayerAcknowledgement {
-            purchase: d.purchase.clone(),
-            payment: d.payment.clone(),
-            verdict: g.verdict.clone(),
-        }),
-    );
+    bench.acknowledge(&d, verdict);
     match bench.payer.payment_state(&d.payment) {
         Some(PaymentState::Abandoned {
             outcome: Some(got), ..
@@ -228,17 +221,8 @@ fn a_payment_the_acquirer_never_saw_is_marked_and_its_late_transaction_refused()
 fn a_payment_completed_with_a_tc_cannot_be_abandoned_nor_its_cryptograms_passed_off_as_an_aac() {
     let mut bench = bench("completed");
     let d = request(3);
-    let f = bench.pay(&d);
-    let g = bench.acquirer.authorise(&f, NOW).unwrap();
-    bench.payer.handle(
-        NOW,
-        &Party::FrontEnd,
-        Message::PayerAcknowledgement(PayerAcknowledgement {
-            purchase: d.purchase.clone(),
-            payment: d.payment.clone(),
-            verdict: g.verdict,
-        }),
-    );
+    let (f, verdict) = bench.pay_and_authorise(&d);
+    bench.acknowledge(&d, verdict);
     let Some(PaymentState::Completed(tc)) = bench.payer.payment_state(&d.payment).cloned() else {
         panic!("the card did not complete");
     };

@@ -79,6 +79,33 @@ fn tls(name: &str, accept: &str) -> String {
     )
 }
 
+/// The demo peers' test PKI in `dir`, then service server p1 and card acquirer acq1
+/// (its journal at `journal`, from `dir`), each its own process.
+fn provider_and_acquirer(dir: &TempDir, journal: &str) -> (Served, Served) {
+    pki::init(
+        &dir.file("pki"),
+        &pki::demo_peers(),
+        &InitOptions::default(),
+    )
+    .unwrap();
+    let provider = Served::start(
+        dir.path(),
+        "p1",
+        "provider",
+        &tls("p1.provider.telepay", "\"role:frontend\""),
+    );
+    let acquirer = Served::start(
+        dir.path(),
+        "acq1",
+        "acquirer-card",
+        &format!(
+            "{}\n[acquirer_card]\njournal = \"{journal}\"\n",
+            tls("acq1.acquirer-card.telepay", "\"role:frontend\"")
+        ),
+    );
+    (provider, acquirer)
+}
+
 /// `telepay purchase` as terminal `terminal` through `front_ends` (URL and certificate
 /// name each, the first first), the card's counters in `data`.
 fn purchase(dir: &Path, front_ends: &[(&str, &str)], terminal: &str, data: &Path) -> Output {
@@ -108,27 +135,7 @@ fn purchase(dir: &Path, front_ends: &[(&str, &str)], terminal: &str, data: &Path
 #[test]
 fn serve_three_roles_and_buy_from_a_terminal_over_mutual_tls() {
     let dir = TempDir::new("network-cli");
-    pki::init(
-        &dir.file("pki"),
-        &pki::demo_peers(),
-        &InitOptions::default(),
-    )
-    .unwrap();
-    let provider = Served::start(
-        dir.path(),
-        "p1",
-        "provider",
-        &tls("p1.provider.telepay", "\"role:frontend\""),
-    );
-    let acquirer = Served::start(
-        dir.path(),
-        "acq1",
-        "acquirer-card",
-        &format!(
-            "{}\n[acquirer_card]\njournal = \"acq1/acquirer-journal.sqlite\"\n",
-            tls("acq1.acquirer-card.telepay", "\"role:frontend\"")
-        ),
-    );
+    let (provider, acquirer) = provider_and_acquirer(&dir, "acq1/acquirer-journal.sqlite");
     let front_end = Served::start(
         dir.path(),
         "fe1",
@@ -392,27 +399,7 @@ fn a_front_end_killed_mid_purchase_the_terminal_moves_to_the_other_and_is_charge
     use telepay::terminal::payer::{PayerDevice, PaymentState};
 
     let dir = TempDir::new("network-fe-kill");
-    pki::init(
-        &dir.file("pki"),
-        &pki::demo_peers(),
-        &InitOptions::default(),
-    )
-    .unwrap();
-    let provider = Served::start(
-        dir.path(),
-        "p1",
-        "provider",
-        &tls("p1.provider.telepay", "\"role:frontend\""),
-    );
-    let acquirer = Served::start(
-        dir.path(),
-        "acq1",
-        "acquirer-card",
-        &format!(
-            "{}\n[acquirer_card]\njournal = \"journal.sqlite\"\n",
-            tls("acq1.acquirer-card.telepay", "\"role:frontend\"")
-        ),
-    );
+    let (provider, acquirer) = provider_and_acquirer(&dir, "journal.sqlite");
     let front_end = |name: &str| {
         Served::start(
             dir.path(),
