@@ -120,6 +120,12 @@ impl Bench {
         );
     }
 
+    /// Where the journal has `payment`.
+    fn state(&self, payment: &PaymentId) -> TransactionState {
+        let stored = self.acquirer.journal().stored_transaction(payment).unwrap();
+        stored.expect("the journal has the payment").state
+    }
+
     /// The payer device abandons what waits for H: the one abandonment it makes.
     fn abandon(&mut self) -> PaymentAbandonment {
         let sent = self.payer.abandon_unacknowledged();
@@ -167,13 +173,7 @@ fn an_authorised_payment_abandoned_with_the_cards_aac_is_reversed() {
     // A repeat (the answer was lost on the way back) changes nothing.
     let again = bench.acquirer.abandon(&abandonment, NOW).unwrap();
     assert_eq!(again, not_charged("already reversed"));
-    let stored = bench
-        .acquirer
-        .journal()
-        .stored_transaction(&d.payment)
-        .unwrap()
-        .unwrap();
-    assert_eq!(stored.state, TransactionState::Reversed);
+    assert_eq!(bench.state(&d.payment), TransactionState::Reversed);
 
     // The result reaches the payer device; a late H from the lost front-end changes
     // nothing on the device (the card's transaction is over).
@@ -253,13 +253,11 @@ fn a_payment_completed_with_a_tc_cannot_be_abandoned_nor_its_cryptograms_passed_
         let outcome = bench.acquirer.abandon(&forged, NOW).unwrap();
         assert!(!outcome.not_charged(), "{what}: {outcome}");
     }
-    let stored = bench
-        .acquirer
-        .journal()
-        .stored_transaction(&d.payment)
-        .unwrap()
-        .unwrap();
-    assert_eq!(stored.state, TransactionState::Authorised, "still charged");
+    assert_eq!(
+        bench.state(&d.payment),
+        TransactionState::Authorised,
+        "still charged"
+    );
 }
 
 #[test]
