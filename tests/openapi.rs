@@ -37,17 +37,23 @@ fn every_message_of_the_flow_is_in_the_schema() {
         "client-delivery",
         "purchase-outcome",
         "reversal",
+        "payment-abandoned",
+        "abandonment-result",
     ] {
         assert!(text.contains(&format!("\"{kind}\"")), "{kind} missing");
     }
 }
 
-/// Every message of a card purchase, a wallet session and its end, as bodies of
+/// Every message of a card purchase (and of its abandonment), a wallet session and its
+/// end, as bodies of
 /// `POST /v1/messages`, validated against docs/openapi.json by an independent JSON
 /// Schema implementation (Python's `jsonschema`, Draft 2020-12).
 #[test]
 fn real_messages_validate_against_the_document_with_an_independent_validator() {
-    use telepay::messages::{Means, ServiceId, SessionId, Timestamp};
+    use telepay::messages::{
+        AbandonmentOutcome, AbandonmentResult, AcquirerId, CardDecline, Envelope, Means, Message,
+        Party, PaymentAbandonment, ServiceId, SessionId, Timestamp,
+    };
     use telepay::net::node::Wire;
     use telepay::purchase::{Faults, VirtualClock};
     use telepay::terminal::payer::MeansChoice;
@@ -78,14 +84,23 @@ fn real_messages_validate_against_the_document_with_an_independent_validator() {
     )
     .unwrap();
     let mut bodies = String::new();
-    let mut add = |log: &telepay::purchase::PurchaseLog| {
-        for entry in &log.entries {
-            let body = Wire {
-                envelopes: vec![entry.envelope.clone()],
-            };
-            bodies.push_str(&serde_json::to_string(&body).unwrap());
-            bodies.push('\n');
-        }
+    // One body per envelope, a line each.
+    let lines = |envelopes: Vec<Envelope>| -> String {
+        envelopes
+            .into_iter()
+            .map(|envelope| {
+                let body = Wire {
+                    envelopes: vec![envelope],
+                };
+                serde_json::to_string(&body).unwrap() + "\n"
+            })
+            .collect()
+    };
+    let of_log = |log: &telepay::purchase::PurchaseLog| -> Vec<Envelope> {
+        log.entries
+            .iter()
+            .map(|entry| entry.envelope.clone())
+            .collect()
     };
     let card = network
         .purchase(
@@ -96,7 +111,57 @@ fn real_messages_validate_against_the_document_with_an_independent_validator() {
         )
         .unwrap();
     assert!(card.delivered());
-    add(&card.log);
+    bodies.push_str(&lines(of_log(&card.log)));
+    // The abandonment of that payment and its result, as a terminal whose front-end was
+    // lost would send them (the D and E are the purchase's own).
+    let d = card
+        .log
+        .entries
+        .iter()
+        .find_map(|entry| match &entry.envelope.message {
+            Message::PaymentRequest(d) => Some(d.clone()),
+            _ => None,
+        });
+    let e = card
+        .log
+        .entries
+        .iter()
+        .find_map(|entry| match &entry.envelope.message {
+            Message::Transaction(e) => Some(e.clone()),
+            _ => None,
+        });
+    let (d, e) = (d.unwrap(), e.unwrap());
+    let terminal = e.terminal.clone();
+    for (from, to, message) in [
+        (
+            Party::Payer(terminal.clone()),
+            Party::FrontEnd,
+            Message::PaymentAbandoned(PaymentAbandonment {
+                request: d.clone(),
+                transaction: e.clone(),
+                decline: CardDecline {
+                    cid: 0x00,
+                    cryptogram: [0x5A; 8],
+                    iad: vec![0x06, 0x01, 0x12, 0x03, 0x24, 0x00, 0x00],
+                },
+            }),
+        ),
+        (
+            Party::FrontEnd,
+            Party::Payer(terminal.clone()),
+            Message::AbandonmentResult(AbandonmentResult {
+                acquirer: AcquirerId::from("bank-card-acquirer"),
+                terminal,
+                purchase: d.purchase.clone(),
+                payment: d.payment.clone(),
+                outcome: AbandonmentOutcome::NotCharged {
+                    detail: "authorised, now reversed".into(),
+                },
+            }),
+        ),
+    ] {
+        bodies.push_str(&lines(vec![Envelope { from, to, message }]));
+    }
     let mut network =
         network.map_payer(|payer| payer.with_means(MeansChoice::Fixed(Means::VirtualWallet)));
     network.open_session(SessionId::from("evening"));
@@ -110,12 +175,12 @@ fn real_messages_validate_against_the_document_with_an_independent_validator() {
             )
             .unwrap();
         assert!(run.delivered());
-        add(&run.log);
+        bodies.push_str(&lines(of_log(&run.log)));
     }
     let ended = network
         .end_session(VirtualClock::new(start, 10), Faults::none())
         .unwrap();
-    add(&ended.log);
+    bodies.push_str(&lines(of_log(&ended.log)));
 
     let dir = std::env::temp_dir().join(format!("telepay-openapi-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
