@@ -45,9 +45,8 @@ fn every_message_of_the_flow_is_in_the_schema() {
 }
 
 /// Every message of a card purchase (and of its abandonment), a wallet session and its
-/// end, as bodies of
-/// `POST /v1/messages`, validated against docs/openapi.json by an independent JSON
-/// Schema implementation (Python's `jsonschema`, Draft 2020-12).
+/// end, as bodies of `POST /v1/messages`, validated against docs/openapi.json by an
+/// independent JSON Schema implementation (Python's `jsonschema`, Draft 2020-12).
 #[test]
 fn real_messages_validate_against_the_document_with_an_independent_validator() {
     use telepay::messages::{
