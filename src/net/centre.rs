@@ -126,6 +126,12 @@ async fn receive(
             return refused(StatusCode::SERVICE_UNAVAILABLE, format!("spool: {error}"));
         }
     }
+    // A tokio file writes on a blocking thread of its own: `write_all` may return
+    // before the bytes reach the file, and only `flush` waits for them. Without it the
+    // judge could read a batch cut short (a test run under load read it empty).
+    if let Err(error) = tokio::io::AsyncWriteExt::flush(&mut file).await {
+        return refused(StatusCode::SERVICE_UNAVAILABLE, format!("spool: {error}"));
+    }
     drop(file);
     let judged = tokio::task::spawn_blocking(move || judge(&edge, &caller, &spooled.0)).await;
     match judged {
