@@ -536,3 +536,44 @@ fn a_front_end_killed_mid_purchase_the_terminal_moves_to_the_other_and_is_charge
     });
     drop(fe2);
 }
+
+/// Front-end names are checked before anything is opened: an error naming the option.
+#[test]
+fn front_end_names_are_checked_before_anything_is_opened() {
+    let dir = TempDir::new("network-cli-names");
+    for (args, expected) in [
+        (
+            &[
+                "--frontend",
+                "https://127.0.0.1:1",
+                "--frontend-name",
+                "acq1.acquirer-card.telepay",
+            ][..],
+            "acq1.acquirer-card.telepay",
+        ),
+        (
+            &[
+                "--frontend",
+                "https://127.0.0.1:1",
+                "--frontend",
+                "https://127.0.0.1:2",
+                "--frontend-name",
+                FE1,
+            ][..],
+            "one certificate name for each --frontend",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_telepay"))
+            .arg("purchase")
+            .args(args)
+            .arg("--pki")
+            .arg(dir.file("pki"))
+            .env("TELEPAY_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("--frontend-name"), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}

@@ -12,7 +12,6 @@ use super::{CliError, GlobalArgs};
 use crate::messages::{ProviderId, ServiceId, TerminalId};
 use crate::net::link::LinkOptions;
 use crate::net::load;
-use crate::net::pki::PeerName;
 use crate::net::switchboard::Route;
 use crate::net::terminal::RemoteTerminal;
 use crate::terminal::card_module::{CardModule, TerminalData};
@@ -62,18 +61,7 @@ pub(super) fn load(
     args: &LoadArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let bad = |argument: &'static str, input: &str, expected: &'static str| CliError::BadArgument {
-        argument,
-        input: input.to_owned(),
-        expected,
-    };
-    let front_end = PeerName::from_dns_name(&args.frontend_name).map_err(|_| {
-        bad(
-            "--frontend-name",
-            &args.frontend_name,
-            "a front-end's certificate name",
-        )
-    })?;
+    let front_end = super::remote::front_end_name(&args.frontend_name)?;
     let cards = args.cards.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("telepay-load-cards-{}", std::process::id()))
     });

@@ -25,6 +25,18 @@ use crate::terminal::payer::PayerDevice;
 /// (the payer device's two minutes, the acquirer's thirty seconds) end it before.
 const PATIENCE: Duration = Duration::from_secs(180);
 
+/// `--frontend-name`: the certificate name of a front-end, `INSTANCE.frontend.telepay`.
+pub(super) fn front_end_name(name: &str) -> Result<PeerName, CliError> {
+    PeerName::from_dns_name(name)
+        .ok()
+        .filter(|peer| peer.role() == ServiceRole::FrontEnd)
+        .ok_or_else(|| CliError::BadArgument {
+            argument: "--frontend-name",
+            input: name.to_owned(),
+            expected: "a front-end's certificate name (INSTANCE.frontend.telepay)",
+        })
+}
+
 /// Buys through the front-ends of `--frontend`, the first first.
 pub(super) fn purchase(
     global: &GlobalArgs,
@@ -51,19 +63,9 @@ pub(super) fn purchase(
     };
     let mut front_ends = Vec::with_capacity(names.len());
     for (url, name) in args.frontend.iter().zip(&names) {
-        let peer = PeerName::from_dns_name(name)
-            .ok()
-            .filter(|peer| peer.role() == ServiceRole::FrontEnd)
-            .ok_or_else(|| {
-                bad(
-                    "--frontend-name",
-                    name,
-                    "a front-end's certificate name (INSTANCE.frontend.telepay)",
-                )
-            })?;
         front_ends.push(Route {
             url: url.clone(),
-            peer,
+            peer: front_end_name(name)?,
         });
     }
     let terminal_name = PeerName::new(ServiceRole::Terminal, &args.terminal).map_err(|_| {
