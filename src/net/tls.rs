@@ -351,13 +351,13 @@ impl AllowedPeers {
     }
 
     /// What a server of `role` accepts by default (docs/deployment.md): the front-end
-    /// accepts terminals and service servers (which, in this deployment, answer on
-    /// the front-end's calls and never call it); the card and wallet
+    /// accepts terminals only (service servers and acquirers answer on the front-end's
+    /// own calls and never call it); the card and wallet
     /// acquirers and the service servers accept front-ends; the telecollection centre
     /// accepts card acquirers; a terminal serves nobody.
     pub fn default_for(role: ServiceRole) -> AllowedPeers {
         let roles: &[ServiceRole] = match role {
-            ServiceRole::FrontEnd => &[ServiceRole::Terminal, ServiceRole::Provider],
+            ServiceRole::FrontEnd => &[ServiceRole::Terminal],
             ServiceRole::Provider | ServiceRole::CardAcquirer | ServiceRole::WalletAcquirer => {
                 &[ServiceRole::FrontEnd]
             }
@@ -746,7 +746,7 @@ mod tests {
     #[test]
     fn default_allow_lists() {
         let table: [(ServiceRole, &str); 6] = [
-            (ServiceRole::FrontEnd, "role:provider,role:terminal"),
+            (ServiceRole::FrontEnd, "role:terminal"),
             (ServiceRole::Provider, "role:frontend"),
             (ServiceRole::CardAcquirer, "role:frontend"),
             (ServiceRole::WalletAcquirer, "role:frontend"),
