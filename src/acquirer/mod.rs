@@ -21,6 +21,7 @@
 pub mod batch;
 pub mod card;
 pub mod journal;
+pub(crate) mod pg;
 pub mod postgres;
 pub mod schedule;
 pub(crate) mod sqlite;

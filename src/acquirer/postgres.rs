@@ -66,56 +66,34 @@
 //! `postgres-native-tls`) instead of `NoTls`, and `sslmode=verify-full` in the address;
 //! `sslmode=require` with this build fails at connection rather than send in clear.
 
-use std::cell::{Cell, RefCell, RefMut};
+use std::cell::Cell;
 use std::ops::ControlFlow;
 
-use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row};
-use sha2::{Digest, Sha256};
+use postgres::{Client, GenericClient, IsolationLevel, Row};
+
+use super::pg::{CARD_JOURNAL, OpenFailure, PgFailure, Session, lock_payments};
 
 use crate::acquirer::batch::{BatchHeader, BatchRecord, BatchWriter};
 use crate::acquirer::card::{CardHistory, CardKey, Decision};
 use crate::acquirer::journal::{
     At, Authorisation, BatchColumns, BatchState, BatchSummary, EntryColumns, JournalEntry,
     JournalError, Known, NOT_A_CARD_PAYMENT, Operation, RECORD_COLUMNS, RecordColumns,
-    ReversalOutcome, SCHEMA_VERSION, StoredTransaction, TRANSACTION_COLUMNS, TransactionFilter,
-    TransactionState, atc_to_raise, batch_key, check_ids, currency_total, decided_state,
+    ReversalOutcome, StoredTransaction, TRANSACTION_COLUMNS, TransactionFilter, TransactionState,
+    atc_to_raise, batch_key, check_ids, currency_total, decided_state,
 };
 use crate::acquirer::store::CardJournal;
 use crate::messages::{AcquirerId, AcquirerTransaction, PaymentId, Reversal, Timestamp};
-
-/// The migrations, in order: (version, name, SQL). Version `n` is
-/// `migrations/postgres/000n_NAME.sql`; the last is [`SCHEMA_VERSION`].
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "card_journal",
-    include_str!("../../migrations/postgres/0001_card_journal.sql"),
-)];
-
-/// The table that records which migrations a database has, made before the first.
-const MIGRATIONS_TABLE: &str = "CREATE TABLE schema_migrations (
-    version BIGINT PRIMARY KEY,
-    name TEXT NOT NULL,
-    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-)";
-
-/// The advisory lock (one 64-bit key: ASCII `tpayMIGR`) held while a process checks and
-/// applies the migrations, so that processes opening a new database at once take
-/// turns: the first makes the schema, the others find it made.
-const MIGRATION_LOCK: i64 = 0x7470_6179_4d49_4752;
 
 /// The advisory lock (ASCII `tpayCUTO`) a cut-off holds: one process cuts at a time.
 const CUT_OFF_LOCK: i64 = 0x7470_6179_4355_544f;
 
 /// The class of the payments' advisory locks, the first of their two 32-bit keys
 /// (ASCII `tpay`). PostgreSQL keeps two-key locks apart from one-key locks, so these
-/// never meet [`MIGRATION_LOCK`] or [`CUT_OFF_LOCK`].
+/// never meet the migrations' lock or [`CUT_OFF_LOCK`].
 const PAYMENT_LOCKS: i32 = 0x7470_6179;
 
-/// How many times in all a transaction is run when the server aborts it as a
-/// serialization failure or a deadlock.
-pub const MAX_ATTEMPTS: u32 = 5;
+pub use super::pg::MAX_ATTEMPTS;
 
 /// How many rows a listing or a batch reads from the server at a time: a batch of any
 /// size streams.
@@ -150,34 +128,13 @@ const RAISE_CARD_ATC: &str = "INSERT INTO cards (pan, pan_sequence, last_atc, up
 /// The bank-card journal in a PostgreSQL database (see the module doc for what several
 /// processes sharing it may count on).
 pub struct PgJournal {
-    /// How to connect again after the connection is lost.
-    config: Config,
+    /// The connection, and how to make it again.
+    session: Session,
     /// The address without its password, for errors.
     name: String,
-    /// The one connection, borrowed for the length of one operation; `None` once it was
-    /// lost and could not be made again (the next operation tries).
-    client: RefCell<Option<Client>>,
     /// The journal's acquirer once read: written once, by the first transaction
     /// recorded, and never changed.
     acquirer: Option<AcquirerId>,
-}
-
-impl Drop for PgJournal {
-    /// Closes the connection. The client blocks on a runtime of its own to say goodbye,
-    /// which tokio refuses inside an async task (a service dropping its roles as it
-    /// stops): there it is closed on a thread of its own.
-    fn drop(&mut self) {
-        let Some(client) = self.client.get_mut().take() else {
-            return;
-        };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|scope| {
-                scope.spawn(move || drop(client));
-            });
-        } else {
-            drop(client);
-        }
-    }
 }
 
 impl std::fmt::Debug for PgJournal {
@@ -243,31 +200,13 @@ impl At<'_> {
     }
 }
 
-/// Whether the server aborted the transaction so that it may simply be run again.
-fn is_retryable(error: &JournalError) -> bool {
-    let JournalError::Postgres { source, .. } = error else {
-        return false;
-    };
-    source.code().is_some_and(|code| {
-        *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
-    })
-}
-
-/// Whether the error says the connection is gone (the server shut down or restarted,
-/// the socket closed), so that a new one may succeed.
-fn is_connection_lost(error: &JournalError, client: &Client) -> bool {
-    let JournalError::Postgres { source, .. } = error else {
-        return false;
-    };
-    if source.is_closed() || client.is_closed() {
-        return true;
+impl PgFailure for JournalError {
+    fn postgres_error(&self) -> Option<&postgres::Error> {
+        match self {
+            JournalError::Postgres { source, .. } => Some(source),
+            _ => None,
+        }
     }
-    source.code().is_some_and(|code| {
-        *code == SqlState::ADMIN_SHUTDOWN
-            || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::CANNOT_CONNECT_NOW
-            || code.code().starts_with("08")
-    })
 }
 
 /// A row's column, or the client's error (a type that does not match the schema).
@@ -279,28 +218,13 @@ fn column<'a, T: postgres::types::FromSql<'a>>(
     row.try_get(index).map_err(at.pg())
 }
 
-/// A payment's advisory lock key: the first four bytes of its id's SHA-256. Two ids
-/// with the same key only take turns needlessly.
-fn payment_key(payment: &PaymentId) -> i32 {
-    let digest = Sha256::digest(payment.0.as_bytes());
-    let mut key = [0u8; 4];
-    key.copy_from_slice(digest.get(..4).unwrap_or(&[0; 4]));
-    i32::from_be_bytes(key)
-}
-
 /// Takes `payment`'s advisory lock until the end of the transaction.
 fn lock_payment(
     client: &mut impl GenericClient,
     at: At<'_>,
     payment: &PaymentId,
 ) -> Result<(), JournalError> {
-    client
-        .execute(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&PAYMENT_LOCKS, &payment_key(payment)],
-        )
-        .map_err(at.pg())?;
-    Ok(())
+    lock_payments(client, PAYMENT_LOCKS, &[payment]).map_err(at.pg())
 }
 
 /// A signed 64-bit value of an unsigned one the schema bounds (a counter, a currency);
@@ -325,19 +249,17 @@ impl PgJournal {
             path: &name,
             operation: Operation::Open,
         };
-        let mut config: Config = address.parse().map_err(at.pg())?;
-        if config.get_application_name().is_none() {
-            config.application_name("telepay acquirer-card journal");
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(10));
-        }
-        let mut client = config.connect(NoTls).map_err(at.pg())?;
-        migrate(&mut client, at)?;
+        let session = Session::open(address, "telepay acquirer-card journal", CARD_JOURNAL)
+            .map_err(|failure| match failure {
+                OpenFailure::Postgres(source) => at.pg()(source),
+                OpenFailure::NewerSchema(found) => JournalError::SchemaVersion {
+                    path: name.clone(),
+                    found,
+                },
+            })?;
         Ok(PgJournal {
-            config,
+            session,
             name,
-            client: RefCell::new(Some(client)),
             acquirer: None,
         })
     }
@@ -370,99 +292,16 @@ impl PgJournal {
             path: &self.name,
             operation,
         };
-        let mut slot: RefMut<'_, Option<Client>> =
-            self.client
-                .try_borrow_mut()
-                .map_err(|_| JournalError::Reentered {
-                    path: self.name.clone(),
-                    operation,
-                })?;
-        let mut reconnected = false;
-        let mut client = match slot.take() {
-            Some(client) if !client.is_closed() => client,
-            // Lost since the last call (the server restarted): the one new connection.
-            _ => {
-                reconnected = true;
-                self.config.connect(NoTls).map_err(at.pg())?
-            }
-        };
-        let mut attempts: u32 = 1;
-        let outcome = loop {
-            match body(&mut client, at) {
-                Ok(value) => break Ok(value),
-                Err(error) if !may_repeat() => break Err(error),
-                Err(error) if is_retryable(&error) && attempts < MAX_ATTEMPTS => {
-                    // Let the transaction that won go on before trying again.
-                    std::thread::sleep(std::time::Duration::from_millis(u64::from(
-                        attempts.saturating_mul(3),
-                    )));
-                    attempts = attempts.saturating_add(1);
-                }
-                Err(error) if !reconnected && is_connection_lost(&error, &client) => {
-                    reconnected = true;
-                    match self.config.connect(NoTls) {
-                        Ok(new) => client = new,
-                        // The old one is closed: not kept, the next call connects.
-                        Err(source) => return Err(at.pg()(source)),
-                    }
-                }
-                Err(error) => break Err(error),
-            }
-        };
-        *slot = Some(client);
-        outcome
-    }
-}
-
-/// Creates `schema_migrations` if absent and applies the migrations it does not list,
-/// in one transaction holding [`MIGRATION_LOCK`].
-fn migrate(client: &mut Client, at: At<'_>) -> Result<(), JournalError> {
-    let pg = at.pg();
-    let mut transaction = client.transaction().map_err(&pg)?;
-    transaction
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .map_err(&pg)?;
-    // After the lock, so that a process that made the table while this one waited is
-    // seen (READ COMMITTED: each statement sees what committed before it).
-    let exists: bool = {
-        let row = transaction
-            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
-            .map_err(&pg)?;
-        column(&row, 0, at)?
-    };
-    if !exists {
-        transaction.batch_execute(MIGRATIONS_TABLE).map_err(&pg)?;
-    }
-    let applied: Vec<i64> = transaction
-        .query(
-            "SELECT version FROM schema_migrations ORDER BY version",
-            &[],
+        self.session.run_while(
+            may_repeat,
+            at.pg(),
+            || JournalError::Reentered {
+                path: self.name.clone(),
+                operation,
+            },
+            |client| body(client, at),
         )
-        .map_err(&pg)?
-        .iter()
-        .map(|row| column(row, 0, at))
-        .collect::<Result<_, _>>()?;
-    if let Some(&newest) = applied.last()
-        && newest > SCHEMA_VERSION
-    {
-        return Err(JournalError::SchemaVersion {
-            path: at.path.to_owned(),
-            found: newest,
-        });
     }
-    for &(version, name, sql) in MIGRATIONS {
-        if applied.contains(&version) {
-            continue;
-        }
-        transaction.batch_execute(sql).map_err(&pg)?;
-        transaction
-            .execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                &[&version, &name],
-            )
-            .map_err(&pg)?;
-    }
-    transaction.commit().map_err(&pg)
 }
 
 /// F, G and the state stored for `payment`.
@@ -1328,6 +1167,7 @@ impl PgJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::acquirer::pg::{MIGRATION_LOCK, payment_key};
 
     #[test]
     fn an_address_is_named_without_its_password() {
@@ -1368,15 +1208,6 @@ mod tests {
             payment_key(&PaymentId::from("PAY-2"))
         );
         assert_ne!(MIGRATION_LOCK, CUT_OFF_LOCK);
-    }
-
-    #[test]
-    fn the_migrations_are_numbered_from_1_up_to_the_schema_version() {
-        for (index, (version, _, sql)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(usize::try_from(*version).ok(), Some(index + 1));
-            assert!(!sql.trim().is_empty());
-        }
-        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
     }
 
     proptest::proptest! {

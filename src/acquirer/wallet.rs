@@ -6,7 +6,12 @@
 //!
 //! - [`encoding`]: the signed payment and its canonical, documented byte encoding;
 //! - [`rules`]: the acquirer's decisions, pure functions over an account's state;
-//! - [`store`]: the durable store at the edge (SQLite), which applies the rules;
+//! - [`accounts`]: the store as a trait, [`WalletAccounts`], with two stores:
+//! - [`store`]: the durable store at the edge (SQLite, embedded, the default), which
+//!   applies the rules, and the operations themselves over either database;
+//! - [`postgres`]: the same operations on PostgreSQL, [`postgres::PgWalletStore`]
+//!   (one database shared by several wallet-acquirer processes);
+//! - `sql`: the transaction both stores run the operations in;
 //! - [`system`]: the acquirer as a party of the purchase: F answered with G (a payment
 //!   debited, or a provision opened by a session's first payment), settlements,
 //!   reversals and disputes.
@@ -19,14 +24,19 @@
 //!   records for review;
 //! - [`statement`]: the encoding rules, the error and the signed form ([`statement::Signed`]) both statements share.
 
+pub mod accounts;
 pub mod dispute;
 pub mod encoding;
 pub mod identity;
+pub mod postgres;
 pub mod rules;
+pub(crate) mod sql;
 pub mod statement;
 pub mod store;
 pub mod system;
 
+pub use self::postgres::PgWalletStore;
+pub use accounts::WalletAccounts;
 pub use dispute::{DisputeFault, DisputeStatement, SignedDispute};
 pub use encoding::{AccountKey, SignedWalletPayment, WalletError, WalletPayment};
 pub use identity::{IdentityRefusal, IdentityStatement, SignedIdentity};

@@ -5,7 +5,8 @@
 //! The account is the user's key-store public key, which `KeyStore::entry` gives
 //! without a PIN: these commands spend nothing, so they ask none. The accounts are in
 //! `wallet.sqlite` in the data directory, the store the wallet acquirer of
-//! `telepay purchase` and `telepay session` uses.
+//! `telepay purchase` and `telepay session` uses, or with `--store postgres://…` in
+//! the PostgreSQL database `telepay serve acquirer-wallet` processes share.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::acquirer::wallet::{
-    AccountKey, AccountState, Credit, CreditReference, Outcome, Refusal, WalletStore,
+    AccountKey, AccountState, Credit, CreditReference, Outcome, PgWalletStore, Refusal,
+    WalletAccounts, WalletStore,
 };
 use crate::messages::{Currency, Money};
 use crate::provider::parse_price;
@@ -48,6 +50,11 @@ pub(super) struct WhoArgs {
     user: String,
     #[command(flatten)]
     store: StoreArgs,
+    /// The accounts in PostgreSQL, shared by `telepay serve acquirer-wallet`
+    /// processes: postgres://USER@/DB?host=/socket/dir or postgres://USER@HOST:PORT/DB
+    /// [default: wallet.sqlite in the data directory]
+    #[arg(long = "store", value_name = "POSTGRES_URL")]
+    accounts: Option<String>,
 }
 
 /// Arguments of `telepay wallet open`.
@@ -113,11 +120,23 @@ fn parse_currency(text: &str) -> Result<Currency, CliError> {
     })
 }
 
-/// The wallet store of the data directory, created if absent.
-fn open_store(who: &WhoArgs) -> Result<(WalletStore, PathBuf), CliError> {
+/// The PostgreSQL accounts `--store` names (the path returned is its address without
+/// the password), else the wallet store of the data directory, created if absent.
+fn open_store(who: &WhoArgs) -> Result<(Box<dyn WalletAccounts>, PathBuf), CliError> {
+    if let Some(address) = &who.accounts {
+        return open_postgres(address);
+    }
     let path = data_dir(who.store.data_dir.as_deref())?.join(WALLET_FILE);
     let store = WalletStore::open(&path)?;
-    Ok((store, path))
+    Ok((Box::new(store), path))
+}
+
+/// The PostgreSQL accounts at `address`, and its name without the password (which
+/// messages show where they show a file).
+fn open_postgres(address: &str) -> Result<(Box<dyn WalletAccounts>, PathBuf), CliError> {
+    let store = PgWalletStore::open(address)?;
+    let name = PathBuf::from(store.name());
+    Ok((Box::new(store), name))
 }
 
 /// A refusal of the store, naming the user and the file.
@@ -256,17 +275,27 @@ fn reload(global: &GlobalArgs, args: &ReloadArgs, out: &mut dyn Write) -> Result
 
 fn balance(global: &GlobalArgs, args: &WhoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let key = account_of(args)?;
-    let path = data_dir_path(args.store.data_dir.as_deref())?.join(WALLET_FILE);
+    let (store, path): (Box<dyn WalletAccounts>, PathBuf) = match &args.accounts {
+        Some(address) => open_postgres(address)?,
+        None => {
+            let path = data_dir_path(args.store.data_dir.as_deref())?.join(WALLET_FILE);
+            // Reading creates nothing: without the file there is no account.
+            if !path.exists() {
+                return Err(CliError::NoWalletAccount {
+                    user: args.user.clone(),
+                    account: key.fingerprint(),
+                    path,
+                });
+            }
+            let store = WalletStore::open(&path)?;
+            (Box::new(store), path)
+        }
+    };
     let no_account = || CliError::NoWalletAccount {
         user: args.user.clone(),
         account: key.fingerprint(),
         path: path.clone(),
     };
-    // Reading creates nothing: without the file there is no account.
-    if !path.exists() {
-        return Err(no_account());
-    }
-    let store = WalletStore::open(&path)?;
     let state = store.account(&key)?.ok_or_else(no_account)?;
     let payments = store.payments(&key)?.len();
     let credits = store.credits(&key)?.len();

@@ -204,12 +204,47 @@ impl CardAcquirerSection {
     }
 }
 
-/// The wallet acquirer's own settings.
+/// The wallet acquirer's own settings: its accounts, a SQLite file (this process's
+/// alone) or a PostgreSQL database that several wallet-acquirer processes may share,
+/// told apart by the address's scheme.
+///
+/// ```toml
+/// [acquirer_wallet]
+/// store = "postgres://telepay@/wallet?host=/run/postgresql"   # or store = "wallet.sqlite"
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WalletAcquirerSection {
-    /// Its accounts (SQLite file).
+    /// Its accounts: a SQLite file (relative to the configuration file's directory),
+    /// or a PostgreSQL address, `postgres://…` or `postgresql://…` (see
+    /// `docs/deployment.md`, "PostgreSQL").
     pub store: PathBuf,
+}
+
+/// Where the wallet acquirer keeps its accounts, as [`WalletAcquirerSection::accounts_store`]
+/// reads the section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalletAccountsStore<'a> {
+    /// A SQLite file (relative to the configuration file's directory).
+    Sqlite(&'a Path),
+    /// A PostgreSQL database's address.
+    Postgres(&'a str),
+}
+
+impl WalletAcquirerSection {
+    /// The store the section names: PostgreSQL when `store` starts with `postgres://`
+    /// or `postgresql://` (a file of that name would be `./postgres:/…`), else a SQLite
+    /// file.
+    pub fn accounts_store(&self) -> WalletAccountsStore<'_> {
+        match self.store.to_str() {
+            Some(address)
+                if address.starts_with("postgres://") || address.starts_with("postgresql://") =>
+            {
+                WalletAccountsStore::Postgres(address)
+            }
+            _ => WalletAccountsStore::Sqlite(&self.store),
+        }
+    }
 }
 
 /// The telecollection centre's own settings.
@@ -466,6 +501,40 @@ purchase_prefix = "FE1"
                 expected.map(str::to_owned).map_err(str::to_owned),
                 "{section}"
             );
+        }
+    }
+
+    #[test]
+    fn the_wallet_acquirer_keeps_its_accounts_in_a_file_or_in_postgresql() {
+        let file = Path::new("wallet.toml");
+        let read = |store: &str| {
+            let text = format!(
+                "listen = \"127.0.0.1:7404\"\n[tls]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n\
+                 [acquirer_wallet]\nstore = \"{store}\"\n"
+            );
+            let config = ServiceConfig::from_toml_str(&text, file).unwrap();
+            format!("{:?}", config.acquirer_wallet.unwrap().accounts_store())
+        };
+        let table = [
+            ("wallet.sqlite", "Sqlite(\"wallet.sqlite\")"),
+            (
+                "/var/lib/telepay/w.sqlite",
+                "Sqlite(\"/var/lib/telepay/w.sqlite\")",
+            ),
+            (
+                "postgres://telepay@/w?host=/tmp",
+                "Postgres(\"postgres://telepay@/w?host=/tmp\")",
+            ),
+            (
+                "postgresql://u@h:5433/w",
+                "Postgres(\"postgresql://u@h:5433/w\")",
+            ),
+            // Only the scheme's exact spelling is an address.
+            ("postgres:/w", "Sqlite(\"postgres:/w\")"),
+            ("mysql://u@h/w", "Sqlite(\"mysql://u@h/w\")"),
+        ];
+        for (store, expected) in table {
+            assert_eq!(read(store), expected, "{store}");
         }
     }
 

@@ -56,8 +56,12 @@ pub enum LocalError {
 /// What to deploy.
 #[derive(Debug, Clone, Default)]
 pub struct LocalOptions {
-    /// Serve the wallet acquirer too, with its accounts in `wallet.sqlite`.
+    /// Serve the wallet acquirer too, with its accounts in `wallet.sqlite` (or
+    /// [`LocalOptions::wallet_store`]).
     pub wallet: bool,
+    /// The wallet acquirer's accounts in PostgreSQL (`postgres://…`), instead of the
+    /// SQLite file `wallet.sqlite`.
+    pub wallet_store: Option<String>,
     /// Lines added to the front-end's `[frontend]` section.
     pub front_end_extra: String,
     /// Terminals' names to certify besides the demo set (`t1`, `t2`).
@@ -179,8 +183,9 @@ impl LocalDeployment {
                     "wallet1",
                     ServiceRole::WalletAcquirer,
                     &format!(
-                        "{}\n[acquirer_wallet]\nstore = \"wallet.sqlite\"\n",
-                        tls_section("wallet1.acquirer-wallet.telepay", "\"role:frontend\"")
+                        "{}\n[acquirer_wallet]\nstore = \"{}\"\n",
+                        tls_section("wallet1.acquirer-wallet.telepay", "\"role:frontend\""),
+                        options.wallet_store.as_deref().unwrap_or("wallet.sqlite")
                     ),
                 )
                 .await?,

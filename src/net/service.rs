@@ -11,7 +11,7 @@ use crate::acquirer::journal::Journal;
 use crate::acquirer::postgres::PgJournal;
 use crate::acquirer::store::CardJournal;
 use crate::acquirer::system::BankCardAcquirer;
-use crate::acquirer::wallet::{WalletAcquirer, WalletStore};
+use crate::acquirer::wallet::{PgWalletStore, WalletAccounts, WalletAcquirer, WalletStore};
 use crate::frontend::sessions::{Recovery, SqliteSessionLog};
 use crate::frontend::{FrontEnd, FrontEndConfig, SystemEntropy};
 use crate::messages::{AcquirerId, Means, MerchantId, Party};
@@ -20,7 +20,7 @@ use crate::provider::catalogue::Catalogue;
 use crate::purchase::embedded::{WALLET_ACQUIRER, test_rules};
 use crate::telecollection::centre::Centre;
 
-use super::config::{CardJournalStore, ConfigError, ServiceConfig};
+use super::config::{CardJournalStore, ConfigError, ServiceConfig, WalletAccountsStore};
 use super::link::{Link, LinkOptions};
 use super::node::{HostedRole, Node};
 use super::pki::ServiceRole;
@@ -278,9 +278,24 @@ fn build_roles(
         }
         ServiceRole::WalletAcquirer => {
             let section = config.section("acquirer_wallet", &config.acquirer_wallet, path)?;
-            let store = WalletStore::open(state_file(config, &section.store).map_err(failed)?)
-                .map_err(|error| failed(error.to_string()))?;
-            Box::new(WalletAcquirer::new(
+            // A SQLite file of its own, or a PostgreSQL database it may share with other
+            // wallet-acquirer processes.
+            let store: Box<dyn WalletAccounts> = match section.accounts_store() {
+                WalletAccountsStore::Sqlite(file) => Box::new(
+                    WalletStore::open(state_file(config, file).map_err(failed)?)
+                        .map_err(|error| failed(error.to_string()))?,
+                ),
+                // As the card journal: connected on a thread of its own, outside this
+                // async task.
+                WalletAccountsStore::Postgres(address) => Box::new(
+                    std::thread::scope(|scope| scope.spawn(|| PgWalletStore::open(address)).join())
+                        .map_err(|_| {
+                            failed("opening the PostgreSQL wallet accounts panicked".into())
+                        })?
+                        .map_err(|error| failed(error.to_string()))?,
+                ),
+            };
+            Box::new(WalletAcquirer::with_store(
                 AcquirerId::from(WALLET_ACQUIRER),
                 store,
             ))

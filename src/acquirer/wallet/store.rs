@@ -1,6 +1,11 @@
 //! The Virtual Wallet's durable store: accounts, credits, payments kept with their
 //! signatures (non-repudiation) and provisions, in SQLite (`rusqlite`, bundled).
 //!
+//! The operations themselves are written once, over a transaction of either database
+//! (`wallet::sql::Tx`): this module's free functions are what [`WalletStore`] runs on
+//! SQLite and [`super::postgres::PgWalletStore`] on PostgreSQL, so that the same calls
+//! give the same rows and answers on both.
+//!
 //! Each operation that changes the store is one `BEGIN IMMEDIATE` transaction that
 //! reads the account, applies the pure rule of [`super::rules`] and writes what it
 //! returns; it returns only once the commit is on disk (WAL, `synchronous=FULL`), so an
@@ -27,7 +32,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::messages::{
     Acknowledgement, Currency, MerchantId, Money, PaymentId, Reversal, Timestamp,
@@ -38,6 +43,7 @@ use super::rules::{
     self, AccountState, Credit, CreditReference, Decision, Provision, ProvisionState, Refusal,
     Reservation, SessionId, Settlement,
 };
+use super::sql::{At, SqliteTx, Tx, Value, args};
 
 /// The schema this build reads and writes; a store of another version is refused.
 pub const WALLET_SCHEMA_VERSION: i64 = 1;
@@ -195,8 +201,9 @@ impl std::fmt::Display for WalletOperation {
     }
 }
 
-/// A store operation that failed. Every variant names the file and the operation;
-/// an operation that failed changed nothing.
+/// A store operation that failed. Every variant names the store (its file, or its
+/// database's address without the password) and the operation; an operation that
+/// failed changed nothing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WalletStoreError {
@@ -210,6 +217,53 @@ pub enum WalletStoreError {
         /// SQLite's error.
         #[source]
         source: rusqlite::Error,
+    },
+    /// PostgreSQL failed (the address does not parse, the server cannot be reached or
+    /// refused, a CHECK, a serialization failure retried too often...).
+    #[error("wallet {path}: {operation}: {source}")]
+    Postgres {
+        /// The database's address, without its password.
+        path: String,
+        /// The operation.
+        operation: WalletOperation,
+        /// The client's error (a server error carries its SQLSTATE).
+        #[source]
+        source: postgres::Error,
+    },
+    /// A column read is not of the kind the statement reads: a schema this code does
+    /// not write.
+    #[error("wallet {path}: {operation}: column {index}: expected {expected}, found {found}")]
+    Column {
+        /// The store.
+        path: String,
+        /// The operation.
+        operation: WalletOperation,
+        /// The column's position in the statement, from 0.
+        index: usize,
+        /// The kind read.
+        expected: &'static str,
+        /// The kind found (or the database's type name).
+        found: String,
+    },
+    /// The store was called again from inside one of its own operations, which its one
+    /// connection cannot serve: nothing was done.
+    #[error("wallet {path}: {operation}: called from inside another operation")]
+    Reentered {
+        /// The store.
+        path: String,
+        /// The operation refused.
+        operation: WalletOperation,
+    },
+    /// The PostgreSQL database records a migration newer than this build knows: a newer
+    /// build migrated it.
+    #[error("wallet {path}: the database has migration {found}, newer than this build's {known}")]
+    MigrationVersion {
+        /// The database's address, without its password.
+        path: String,
+        /// The newest migration it records.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
     },
     /// The file's wallet schema is of another version.
     #[error(
@@ -440,64 +494,6 @@ impl std::fmt::Debug for WalletStore {
     }
 }
 
-/// Names the file and operation of an error.
-#[derive(Clone, Copy)]
-struct At<'a> {
-    path: &'a str,
-    operation: WalletOperation,
-}
-
-impl<'a> At<'a> {
-    fn db(self) -> impl Fn(rusqlite::Error) -> WalletStoreError + 'a {
-        move |source| WalletStoreError::Database {
-            path: self.path.to_owned(),
-            operation: self.operation,
-            source,
-        }
-    }
-
-    fn corrupt(
-        self,
-        table: &'static str,
-        row: impl ToString,
-        column: &'static str,
-        found: impl ToString,
-    ) -> WalletStoreError {
-        WalletStoreError::Corrupt {
-            path: self.path.to_owned(),
-            operation: self.operation,
-            table,
-            row: row.to_string(),
-            column,
-            found: found.to_string().chars().take(32).collect(),
-        }
-    }
-
-    /// A value of the rules as SQLite's integer: the rules keep them within
-    /// [`rules::MAX_VALUE`], so this fails only on a bug, reported not panicking.
-    fn int(
-        self,
-        table: &'static str,
-        column: &'static str,
-        value: u64,
-    ) -> Result<i64, WalletStoreError> {
-        i64::try_from(value).map_err(|_| self.corrupt(table, "(new)", column, value))
-    }
-
-    fn uint(
-        self,
-        table: &'static str,
-        row: &str,
-        column: &'static str,
-        value: i64,
-    ) -> Result<u64, WalletStoreError> {
-        u64::try_from(value).map_err(|_| self.corrupt(table, row, column, value))
-    }
-}
-
-/// An account row as SQLite gives it.
-type AccountRow = (i64, i64, i64, i64, i64);
-
 impl WalletStore {
     /// Opens (creating if need be) the store in the SQLite file at `path`, which may
     /// be the bank-card journal's.
@@ -563,11 +559,46 @@ impl WalletStore {
         Ok(WalletStore { connection, path })
     }
 
+    /// The store's file.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     fn at(&self, operation: WalletOperation) -> At<'_> {
         At {
             path: &self.path,
             operation,
         }
+    }
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction (SQLite's writers take turns),
+    /// committed, on disk, when `body` returns a value; rolled back on an error.
+    fn write<T>(
+        &mut self,
+        operation: WalletOperation,
+        body: impl FnOnce(&mut dyn Tx, At<'_>) -> Result<T, WalletStoreError>,
+    ) -> Result<T, WalletStoreError> {
+        let at = At {
+            path: &self.path,
+            operation,
+        };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(at.db())?;
+        let value = body(&mut SqliteTx(&transaction), at)?;
+        transaction.commit().map_err(at.db())?;
+        Ok(value)
+    }
+
+    /// Runs `body` in one read transaction: one snapshot for all it reads.
+    fn read<T>(
+        &self,
+        body: impl FnOnce(&mut dyn Tx, At<'_>) -> Result<T, WalletStoreError>,
+    ) -> Result<T, WalletStoreError> {
+        let at = self.at(WalletOperation::Read);
+        let transaction = self.connection.unchecked_transaction().map_err(at.db())?;
+        body(&mut SqliteTx(&transaction), at)
     }
 
     /// Opens `key`'s account in `currency`, empty. Opening it again in the same
@@ -578,48 +609,14 @@ impl WalletStore {
         currency: Currency,
         now: Timestamp,
     ) -> Result<Outcome<AccountState>, WalletStoreError> {
-        let at = At {
-            path: &self.path,
-            operation: WalletOperation::OpenAccount,
-        };
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(at.db())?;
-        if let Some(state) = load_account(&transaction, at, key)? {
-            if state.currency == currency {
-                return Ok(Outcome::Repeated(state));
-            }
-            return Ok(Outcome::Refused(Refusal::WrongCurrency {
-                request: format!("account {key}"),
-                expected: state.currency,
-                received: currency,
-            }));
-        }
-        transaction
-            .prepare_cached(
-                "INSERT INTO wallet_accounts
-                 (key, currency, exponent, balance, reserved, last_sequence, opened_at)
-                 VALUES (?1, ?2, ?3, 0, 0, 0, ?4)",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    key.to_sec1().as_slice(),
-                    currency.numeric,
-                    currency.exponent,
-                    now.0
-                ])
-            })
-            .map_err(at.db())?;
-        transaction.commit().map_err(at.db())?;
-        Ok(Outcome::Done(AccountState::new(key.clone(), currency)))
+        self.write(WalletOperation::OpenAccount, |tx, at| {
+            open_account(tx, at, key, currency, now)
+        })
     }
 
     /// The account of `key`, if it is open.
     pub fn account(&self, key: &AccountKey) -> Result<Option<AccountState>, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        let transaction = self.connection.unchecked_transaction().map_err(at.db())?;
-        load_account(&transaction, at, key)
+        self.read(|tx, at| load_account(tx, at, key))
     }
 
     /// Credits an account ([`rules::apply_credit`]), once per reference: the same
@@ -630,48 +627,9 @@ impl WalletStore {
         credit: &Credit,
         now: Timestamp,
     ) -> Result<Outcome<AccountState>, WalletStoreError> {
-        let at = At {
-            path: &self.path,
-            operation: WalletOperation::Credit,
-        };
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(at.db())?;
-        let Some(state) = load_account(&transaction, at, &credit.account)? else {
-            return Ok(Outcome::Refused(Refusal::UnknownAccount {
-                request: format!("credit {}", credit.reference),
-                account: credit.account.fingerprint(),
-            }));
-        };
-        let used: Option<(Vec<u8>, i64)> = transaction
-            .prepare_cached("SELECT account, amount FROM wallet_credits WHERE reference = ?1")
-            .and_then(|mut statement| {
-                statement
-                    .query_row([&credit.reference.0], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-            })
-            .map_err(at.db())?;
-        if let Some((account, amount)) = used {
-            let same = account == credit.account.to_sec1()
-                && u64::try_from(amount).ok() == Some(credit.amount.minor)
-                && credit.amount.currency == state.currency;
-            return Ok(if same {
-                Outcome::Repeated(state)
-            } else {
-                Outcome::Refused(Refusal::CreditReferenceReused {
-                    reference: credit.reference.clone(),
-                })
-            });
-        }
-        let next = match rules::apply_credit(&state, credit) {
-            Ok(next) => next,
-            Err(refusal) => return Ok(Outcome::Refused(refusal)),
-        };
-        insert_credit(&transaction, at, credit, now)?;
-        save_account(&transaction, at, &next)?;
-        transaction.commit().map_err(at.db())?;
-        Ok(Outcome::Done(next))
+        self.write(WalletOperation::Credit, |tx, at| {
+            credit_account(tx, at, credit, now)
+        })
     }
 
     /// Debits a signed payment ([`rules::decide_payment`]) and keeps it with its
@@ -687,54 +645,7 @@ impl WalletStore {
         signed: &SignedWalletPayment,
         now: Timestamp,
     ) -> Result<Outcome<Decision>, WalletStoreError> {
-        let at = At {
-            path: &self.path,
-            operation: WalletOperation::Pay,
-        };
-        let payment = &signed.payment;
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(at.db())?;
-        // The front-end's cancellation comes first: once reversed, a payment is never
-        // debited again, whatever else is true of it.
-        if is_reversed(&transaction, at, &payment.payment)? {
-            return Ok(Outcome::Refused(Refusal::Reversed {
-                payment: payment.payment.clone(),
-            }));
-        }
-        let Some(state) = load_account(&transaction, at, &payment.account)? else {
-            return Ok(Outcome::Refused(Refusal::UnknownAccount {
-                request: format!("payment {}", payment.payment),
-                account: payment.account.fingerprint(),
-            }));
-        };
-        if let Some(stored) = stored_message(&transaction, at, &payment.account, payment.sequence)?
-        {
-            // Only the very bytes signed, under a good signature, count as the same
-            // payment; anything else with this sequence is a replay, which the rule
-            // below refuses. Either way the signature is checked once.
-            if payment.encode().ok().as_deref() == Some(stored.as_slice()) {
-                return Ok(match signed.verify() {
-                    Ok(()) => Outcome::Repeated(Decision {
-                        state,
-                        debited: payment.amount,
-                    }),
-                    Err(error) => Outcome::Refused(Refusal::Signature(error)),
-                });
-            }
-        }
-        if let Some(refusal) = screen(&transaction, at, signed, None, &mut Vec::new())? {
-            return Ok(Outcome::Refused(refusal));
-        }
-        let decision = match rules::decide_payment(&state, signed) {
-            Ok(decision) => decision,
-            Err(refusal) => return Ok(Outcome::Refused(refusal)),
-        };
-        insert_payment(&transaction, at, signed, None, now)?;
-        save_account(&transaction, at, &decision.state)?;
-        transaction.commit().map_err(at.db())?;
-        Ok(Outcome::Done(decision))
+        self.write(WalletOperation::Pay, |tx, at| pay(tx, at, signed, now))
     }
 
     /// Reserves a provision for a session ([`rules::reserve`]). The same reservation
@@ -745,37 +656,9 @@ impl WalletStore {
         reservation: &Reservation,
         now: Timestamp,
     ) -> Result<Outcome<(AccountState, Provision)>, WalletStoreError> {
-        let at = At {
-            path: &self.path,
-            operation: WalletOperation::Reserve,
-        };
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(at.db())?;
-        let Some(state) = load_account(&transaction, at, &reservation.account)? else {
-            return Ok(Outcome::Refused(Refusal::UnknownAccount {
-                request: format!("session {}", reservation.session),
-                account: reservation.account.fingerprint(),
-            }));
-        };
-        if let Some(provision) = load_provision(&transaction, at, &reservation.session)? {
-            return Ok(if &provision.reservation == reservation {
-                Outcome::Repeated((state, provision))
-            } else {
-                Outcome::Refused(Refusal::SessionReused {
-                    session: reservation.session.clone(),
-                })
-            });
-        }
-        let (next, provision) = match rules::reserve(&state, reservation) {
-            Ok(done) => done,
-            Err(refusal) => return Ok(Outcome::Refused(refusal)),
-        };
-        insert_provision(&transaction, at, &provision, now)?;
-        save_account(&transaction, at, &next)?;
-        transaction.commit().map_err(at.db())?;
-        Ok(Outcome::Done((next, provision)))
+        self.write(WalletOperation::Reserve, |tx, at| {
+            reserve(tx, at, reservation, now)
+        })
     }
 
     /// Opens a provision with the session's first payment, signed by the account's key
@@ -795,125 +678,20 @@ impl WalletStore {
         reservation: &Reservation,
         now: Timestamp,
     ) -> Result<Outcome<(AccountState, Provision)>, WalletStoreError> {
-        let at = At {
-            path: &self.path,
-            operation: WalletOperation::Reserve,
-        };
-        let payment = &signed.payment;
-        let session = &reservation.session;
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(at.db())?;
-        if is_reversed(&transaction, at, &payment.payment)? {
-            return Ok(Outcome::Refused(Refusal::Reversed {
-                payment: payment.payment.clone(),
-            }));
-        }
-        let Some(state) = load_account(&transaction, at, &payment.account)? else {
-            return Ok(Outcome::Refused(Refusal::UnknownAccount {
-                request: format!("session {session}: payment {}", payment.payment),
-                account: payment.account.fingerprint(),
-            }));
-        };
-        if let Some(provision) = load_provision(&transaction, at, session)? {
-            let opening = opening_message(&transaction, at, session)?;
-            // The same request again: the provision granted may be less than asked
-            // (what was available then), never more.
-            let granted = &provision.reservation;
-            let same = granted.session == reservation.session
-                && granted.account == reservation.account
-                && granted.merchant == reservation.merchant
-                && granted.amount.currency == reservation.amount.currency
-                && granted.amount.minor <= reservation.amount.minor
-                && opening.is_some()
-                && payment.encode().ok() == opening;
-            if !same {
-                return Ok(Outcome::Refused(Refusal::SessionReused {
-                    session: session.clone(),
-                }));
-            }
-            return Ok(match signed.verify() {
-                Ok(()) => Outcome::Repeated((state, provision)),
-                Err(error) => Outcome::Refused(Refusal::Signature(error)),
-            });
-        }
-        if let Some(refusal) = screen(&transaction, at, signed, None, &mut Vec::new())? {
-            return Ok(Outcome::Refused(refusal));
-        }
-        let (next, provision) = match rules::open_provision(&state, signed, reservation) {
-            Ok(opened) => opened,
-            Err(refusal) => return Ok(Outcome::Refused(refusal)),
-        };
-        insert_provision(&transaction, at, &provision, now)?;
-        let table = "wallet_openings";
-        let message = payment
-            .encode()
-            .map_err(|error| at.corrupt(table, &payment.payment, "message", error))?;
-        let sequence = at.int(table, "sequence", payment.sequence)?;
-        transaction
-            .prepare_cached(
-                "INSERT INTO wallet_openings
-                 (session, account, sequence, payment, message, signature, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    session.0,
-                    payment.account.to_sec1().as_slice(),
-                    sequence,
-                    payment.payment.0,
-                    message,
-                    signed.signature.as_slice(),
-                    now.0
-                ])
-            })
-            .map_err(at.db())?;
-        save_account(&transaction, at, &next)?;
-        transaction.commit().map_err(at.db())?;
-        Ok(Outcome::Done((next, provision)))
+        self.write(WalletOperation::Reserve, |tx, at| {
+            reserve_with_payment(tx, at, signed, reservation, now)
+        })
     }
 
     /// The payment that opened `session`'s provision, as signed, if it was opened by
     /// one ([`WalletStore::reserve_with_payment`]).
     pub fn opening(&self, session: &SessionId) -> Result<Option<StoredPayment>, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        let row: Option<(i64, Vec<u8>, Vec<u8>, i64)> = self
-            .connection
-            .prepare_cached(
-                "SELECT sequence, message, signature, recorded_at
-                 FROM wallet_openings WHERE session = ?1",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row([&session.0], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                    })
-                    .optional()
-            })
-            .map_err(at.db())?;
-        let Some((sequence, message, signature, recorded_at)) = row else {
-            return Ok(None);
-        };
-        let signed = read_signed(
-            at,
-            "wallet_openings",
-            &sequence.to_string(),
-            &message,
-            &signature,
-        )?;
-        Ok(Some(StoredPayment {
-            signed,
-            session: Some(session.clone()),
-            recorded_at: Timestamp(recorded_at),
-        }))
+        self.read(|tx, at| opening(tx, at, session))
     }
 
     /// The provision of `session`, if one was reserved.
     pub fn provision(&self, session: &SessionId) -> Result<Option<Provision>, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        let transaction = self.connection.unchecked_transaction().map_err(at.db())?;
-        load_provision(&transaction, at, session)
+        self.read(|tx, at| load_provision(tx, at, session))
     }
 
     /// Settles a session ([`rules::settle`]): its admitted payments debited and kept
@@ -933,104 +711,9 @@ impl WalletStore {
         payments: &[SignedWalletPayment],
         now: Timestamp,
     ) -> Result<Outcome<Settlement>, WalletStoreError> {
-        let at = At {
-            path: &self.path,
-            operation: WalletOperation::Settle,
-        };
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(at.db())?;
-        let Some(provision) = load_provision(&transaction, at, session)? else {
-            return Ok(Outcome::Refused(Refusal::UnknownSession {
-                session: session.clone(),
-            }));
-        };
-        let key = &provision.reservation.account;
-        let state = load_account(&transaction, at, key)?.ok_or_else(|| {
-            at.corrupt("wallet_provisions", session, "account", key.fingerprint())
-        })?;
-        if provision.state == ProvisionState::Settled {
-            let settled = session_payments(&transaction, at, session)?;
-            let currency = provision.reservation.amount.currency;
-            let mut debited = 0u64;
-            for payment in &settled {
-                debited = debited.saturating_add(payment.payment.amount.minor);
-            }
-            let released = provision.reservation.amount.minor.saturating_sub(debited);
-            return Ok(Outcome::Repeated(Settlement {
-                session: session.clone(),
-                state,
-                settled,
-                refused: Vec::new(),
-                debited: Money::new(debited, currency),
-                released: Money::new(released, currency),
-            }));
-        }
-        // What no rule of the provision decides: reversed by the front-end, another
-        // session's opening, an identifier naming another payment. Those are refused
-        // and the rest go to the rules, as if the tally had refused them.
-        let mut seen = Vec::new();
-        let mut screened = Vec::with_capacity(payments.len());
-        for signed in payments {
-            screened.push(screen(&transaction, at, signed, Some(session), &mut seen)?);
-        }
-        let admissible: Vec<SignedWalletPayment> = payments
-            .iter()
-            .zip(&screened)
-            .filter(|(_, refusal)| refusal.is_none())
-            .map(|(signed, _)| signed.clone())
-            .collect();
-        let mut settlement = match rules::settle(&state, &provision, &admissible) {
-            Ok(settlement) => settlement,
-            Err(refusal) => return Ok(Outcome::Refused(refusal)),
-        };
-        // The refusals in the order the payments came: a payment passed to the rules
-        // is either the next one settled or the next one they refused.
-        let mut by_rules = std::mem::take(&mut settlement.refused).into_iter();
-        let mut settled = settlement.settled.iter().peekable();
-        let mut refused = Vec::new();
-        for (signed, screened) in payments.iter().zip(screened) {
-            match screened {
-                Some(refusal) => refused.push((signed.payment.payment.clone(), refusal)),
-                None if settled.peek() == Some(&signed) => {
-                    settled.next();
-                }
-                None => refused.extend(by_rules.next()),
-            }
-        }
-        refused.extend(by_rules);
-        settlement.refused = refused;
-        for signed in &settlement.settled {
-            insert_payment(&transaction, at, signed, Some(session), now)?;
-        }
-        for (position, (payment, refusal)) in settlement.refused.iter().enumerate() {
-            let position = at.int(
-                "wallet_settlement_refusals",
-                "position",
-                u64::try_from(position).unwrap_or(u64::MAX),
-            )?;
-            transaction
-                .prepare_cached(
-                    "INSERT INTO wallet_settlement_refusals (session, position, payment, reason)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![session.0, position, payment.0, refusal.to_string()])
-                })
-                .map_err(at.db())?;
-        }
-        let debited = at.int("wallet_provisions", "debited", settlement.debited.minor)?;
-        transaction
-            .prepare_cached(
-                "UPDATE wallet_provisions SET state = 'settled', debited = ?2, settled_at = ?3
-                 WHERE session = ?1 AND state = 'open'",
-            )
-            .and_then(|mut statement| statement.execute(params![session.0, debited, now.0]))
-            .map_err(at.db())?;
-        save_account(&transaction, at, &settlement.state)?;
-        transaction.commit().map_err(at.db())?;
-        Ok(Outcome::Done(settlement))
+        self.write(WalletOperation::Settle, |tx, at| {
+            settle(tx, at, session, payments, now)
+        })
     }
 
     /// What the settlement of `session` refused, as it said then: each payment's
@@ -1040,20 +723,7 @@ impl WalletStore {
         &self,
         session: &SessionId,
     ) -> Result<Vec<(PaymentId, String)>, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "SELECT payment, reason FROM wallet_settlement_refusals
-                 WHERE session = ?1 ORDER BY position",
-            )
-            .map_err(at.db())?;
-        let rows = statement
-            .query_map([&session.0], |row| {
-                Ok((PaymentId(row.get(0)?), row.get::<_, String>(1)?))
-            })
-            .map_err(at.db())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(at.db())
+        self.read(|tx, at| settlement_refusals(tx, at, session))
     }
 
     /// Takes the front-end's cancellation of a payment, in one transaction. The
@@ -1073,79 +743,9 @@ impl WalletStore {
         reversal: &Reversal,
         now: Timestamp,
     ) -> Result<WalletReversal, WalletStoreError> {
-        let at = At {
-            path: &self.path,
-            operation: WalletOperation::Reverse,
-        };
-        let payment = &reversal.payment;
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(at.db())?;
-        let known: Option<Option<String>> = transaction
-            .prepare_cached("SELECT refund FROM wallet_reversals WHERE payment = ?1")
-            .and_then(|mut statement| {
-                statement
-                    .query_row([&payment.0], |row| row.get(0))
-                    .optional()
-            })
-            .map_err(at.db())?;
-        if let Some(Some(reference)) = known {
-            let refund = load_credit(&transaction, at, &CreditReference(reference))?;
-            return Ok(WalletReversal::AlreadyRefunded { refund });
-        }
-        if known.is_none() {
-            transaction
-                .prepare_cached(
-                    "INSERT INTO wallet_reversals (payment, purchase, reason, received_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
-                        payment.0,
-                        reversal.purchase.0,
-                        reversal.reason,
-                        now.0
-                    ])
-                })
-                .map_err(at.db())?;
-        }
-        let debited: Vec<(Vec<u8>, i64)> = transaction
-            .prepare_cached("SELECT account, amount FROM wallet_payments WHERE payment = ?1")
-            .and_then(|mut statement| {
-                statement
-                    .query_map([&payment.0], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect()
-            })
-            .map_err(at.db())?;
-        let outcome = match debited.as_slice() {
-            [] => {
-                let withheld: Option<String> = transaction
-                    .prepare_cached(
-                        "SELECT o.session FROM wallet_openings o
-                         JOIN wallet_provisions p ON p.session = o.session
-                         WHERE o.payment = ?1 AND p.state = 'open'",
-                    )
-                    .and_then(|mut statement| {
-                        statement
-                            .query_row([&payment.0], |row| row.get(0))
-                            .optional()
-                    })
-                    .map_err(at.db())?;
-                match withheld {
-                    Some(session) => WalletReversal::Withheld {
-                        session: SessionId(session),
-                    },
-                    None => WalletReversal::NothingDebited,
-                }
-            }
-            [(account, amount)] => refund(&transaction, at, payment, account, *amount, now)?,
-            several => WalletReversal::Ambiguous {
-                payments: several.len(),
-            },
-        };
-        transaction.commit().map_err(at.db())?;
-        Ok(outcome)
+        self.write(WalletOperation::Reverse, |tx, at| {
+            reverse(tx, at, reversal, now)
+        })
     }
 
     /// Keeps the negative acknowledgement given to a refused transaction, so that
@@ -1156,39 +756,9 @@ impl WalletStore {
         refused: &RefusedTransaction,
         now: Timestamp,
     ) -> Result<(), WalletStoreError> {
-        let at = At {
-            path: &self.path,
-            operation: WalletOperation::RecordRefusal,
-        };
-        let payment = &refused.acknowledgement.payment;
-        let json = serde_json::to_string(&refused.acknowledgement).map_err(|source| {
-            WalletStoreError::Json {
-                path: self.path.clone(),
-                operation: at.operation,
-                payment: payment.clone(),
-                source,
-            }
-        })?;
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(at.db())?;
-        transaction
-            .prepare_cached(
-                "INSERT INTO wallet_refused_transactions (payment, digest, acknowledgement, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (payment) DO NOTHING",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    payment.0,
-                    refused.digest.as_slice(),
-                    json,
-                    now.0
-                ])
-            })
-            .map_err(at.db())?;
-        transaction.commit().map_err(at.db())?;
-        Ok(())
+        self.write(WalletOperation::RecordRefusal, |tx, at| {
+            record_refused_transaction(tx, at, refused, now)
+        })
     }
 
     /// The negative acknowledgement kept for `payment`'s transaction, if it was
@@ -1197,113 +767,22 @@ impl WalletStore {
         &self,
         payment: &PaymentId,
     ) -> Result<Option<RefusedTransaction>, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        let row: Option<(Vec<u8>, String)> = self
-            .connection
-            .prepare_cached(
-                "SELECT digest, acknowledgement FROM wallet_refused_transactions
-                 WHERE payment = ?1",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row([&payment.0], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-            })
-            .map_err(at.db())?;
-        let Some((digest, json)) = row else {
-            return Ok(None);
-        };
-        let table = "wallet_refused_transactions";
-        let digest = <[u8; 32]>::try_from(digest.as_slice())
-            .map_err(|_| at.corrupt(table, payment, "digest", digest.len()))?;
-        let acknowledgement =
-            serde_json::from_str(&json).map_err(|source| WalletStoreError::Json {
-                path: self.path.clone(),
-                operation: at.operation,
-                payment: payment.clone(),
-                source,
-            })?;
-        Ok(Some(RefusedTransaction {
-            digest,
-            acknowledgement,
-        }))
+        self.read(|tx, at| refused_transaction(tx, at, payment))
     }
 
     /// Whether the front-end reversed `payment` ([`WalletStore::reverse`]).
     pub fn is_reversed(&self, payment: &PaymentId) -> Result<bool, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        let transaction = self.connection.unchecked_transaction().map_err(at.db())?;
-        is_reversed(&transaction, at, payment)
+        self.read(|tx, at| is_reversed(tx, at, payment))
     }
 
     /// Every payment debited from `key`'s account, in sequence order, as signed.
     pub fn payments(&self, key: &AccountKey) -> Result<Vec<StoredPayment>, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "SELECT sequence, message, signature, session, recorded_at
-                 FROM wallet_payments WHERE account = ?1 ORDER BY sequence",
-            )
-            .map_err(at.db())?;
-        let rows = statement
-            .query_map([key.to_sec1().as_slice()], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get::<_, Vec<u8>>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            })
-            .map_err(at.db())?;
-        let mut payments = Vec::new();
-        for row in rows {
-            let (sequence, message, signature, session, recorded_at) = row.map_err(at.db())?;
-            let signed = read_signed(
-                at,
-                "wallet_payments",
-                &sequence.to_string(),
-                &message,
-                &signature,
-            )?;
-            payments.push(StoredPayment {
-                signed,
-                session: session.map(SessionId),
-                recorded_at: Timestamp(recorded_at),
-            });
-        }
-        Ok(payments)
+        self.read(|tx, at| payments(tx, at, key))
     }
 
     /// Every credit to `key`'s account, in reference order.
     pub fn credits(&self, key: &AccountKey) -> Result<Vec<Credit>, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        let Some(state) = self.account(key)? else {
-            return Ok(Vec::new());
-        };
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "SELECT reference, amount FROM wallet_credits WHERE account = ?1 ORDER BY reference",
-            )
-            .map_err(at.db())?;
-        let rows = statement
-            .query_map([key.to_sec1().as_slice()], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })
-            .map_err(at.db())?;
-        let mut credits = Vec::new();
-        for row in rows {
-            let (reference, amount) = row.map_err(at.db())?;
-            let amount = at.uint("wallet_credits", &reference, "amount", amount)?;
-            credits.push(Credit {
-                reference: CreditReference(reference),
-                account: key.clone(),
-                amount: Money::new(amount, state.currency),
-            });
-        }
-        Ok(credits)
+        self.read(|tx, at| credits(tx, at, key))
     }
 
     /// Records a dispute of a payment for review (claims 8, 9), in one transaction,
@@ -1321,101 +800,14 @@ impl WalletStore {
         signed: &super::dispute::SignedDispute,
         now: Timestamp,
     ) -> Result<DisputeRecording, WalletStoreError> {
-        let at = At {
-            path: &self.path,
-            operation: WalletOperation::RecordDispute,
+        let at = self.at(WalletOperation::RecordDispute);
+        // Checked before the transaction: a bad signature reads nothing.
+        let message = match dispute_message(at, signed)? {
+            Ok(message) => message,
+            Err(refused) => return Ok(refused),
         };
-        let table = "wallet_disputes";
-        let statement = &signed.statement;
-        if let Err(error) = signed.verify() {
-            return Ok(DisputeRecording::Refused(DisputeRefusal::Signature(error)));
-        }
-        // It verified over its encoding, so it has one.
-        let message = statement
-            .encode()
-            .map_err(|error| at.corrupt(table, &statement.dispute, "message", error))?;
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(at.db())?;
-        let known: Option<(i64, Vec<u8>)> = transaction
-            .prepare_cached("SELECT number, message FROM wallet_disputes WHERE dispute = ?1")
-            .and_then(|mut query| {
-                query
-                    .query_row([&statement.dispute.0], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-            })
-            .map_err(at.db())?;
-        if let Some((number, kept)) = known {
-            return Ok(if kept == message {
-                DisputeRecording::Repeated {
-                    case: case_number(number),
-                }
-            } else {
-                DisputeRecording::Refused(DisputeRefusal::IdReused {
-                    dispute: statement.dispute.clone(),
-                })
-            });
-        }
-        if is_reversed(&transaction, at, &statement.payment)? {
-            return Ok(DisputeRecording::Refused(DisputeRefusal::Reversed {
-                payment: statement.payment.clone(),
-            }));
-        }
-        let key = statement.account.to_sec1();
-        let debited: Vec<(i64, Vec<u8>)> = transaction
-            .prepare_cached(
-                "SELECT sequence, message FROM wallet_payments
-                 WHERE payment = ?1 AND account = ?2 ORDER BY sequence",
-            )
-            .and_then(|mut rows| {
-                rows.query_map(params![statement.payment.0, key.as_slice()], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?
-                .collect()
-            })
-            .map_err(at.db())?;
-        let mut paid = Vec::with_capacity(debited.len());
-        for (sequence, bytes) in &debited {
-            let payment = WalletPayment::decode(bytes)
-                .map_err(|error| at.corrupt("wallet_payments", sequence, "message", error))?;
-            paid.push(payment.merchant);
-        }
-        let Some(first) = paid.first() else {
-            return Ok(DisputeRecording::Refused(DisputeRefusal::NotDebited {
-                payment: statement.payment.clone(),
-                account: statement.account.fingerprint(),
-            }));
-        };
-        if !paid.contains(&statement.merchant) {
-            return Ok(DisputeRecording::Refused(DisputeRefusal::OtherMerchant {
-                payment: statement.payment.clone(),
-                paid: first.clone(),
-                disputed: statement.merchant.clone(),
-            }));
-        }
-        transaction
-            .prepare_cached(
-                "INSERT INTO wallet_disputes
-                 (dispute, account, payment, merchant, message, signature, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut insert| {
-                insert.execute(params![
-                    statement.dispute.0,
-                    key.as_slice(),
-                    statement.payment.0,
-                    statement.merchant.0,
-                    message,
-                    signed.signature.as_slice(),
-                    now.0
-                ])
-            })
-            .map_err(at.db())?;
-        let number = transaction.last_insert_rowid();
-        transaction.commit().map_err(at.db())?;
-        Ok(DisputeRecording::Recorded {
-            case: case_number(number),
+        self.write(WalletOperation::RecordDispute, |tx, at| {
+            record_dispute(tx, at, signed, &message, now)
         })
     }
 
@@ -1427,9 +819,10 @@ impl WalletStore {
         &self,
         dispute: &crate::messages::DisputeId,
     ) -> Result<Option<StoredDispute>, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        let mut found = self.read_disputes(at, "dispute = ?1", &dispute.0)?;
-        Ok(found.pop())
+        self.read(|tx, at| {
+            let mut found = read_disputes(tx, at, "dispute = ?1", Value::from(&dispute.0))?;
+            Ok(found.pop())
+        })
     }
 
     /// Every dispute recorded for `key`'s account, in the order recorded.
@@ -1437,81 +830,740 @@ impl WalletStore {
     /// # Errors
     /// The store's, or a stored statement that does not decode.
     pub fn disputes(&self, key: &AccountKey) -> Result<Vec<StoredDispute>, WalletStoreError> {
-        let at = self.at(WalletOperation::Read);
-        self.read_disputes(at, "account = ?1", key.to_sec1().as_slice())
-    }
-
-    fn read_disputes(
-        &self,
-        at: At<'_>,
-        filter: &str,
-        value: impl rusqlite::ToSql,
-    ) -> Result<Vec<StoredDispute>, WalletStoreError> {
-        let table = "wallet_disputes";
-        let mut statement = self
-            .connection
-            .prepare(&format!(
-                "SELECT number, message, signature, recorded_at FROM wallet_disputes
-                 WHERE {filter} ORDER BY number"
-            ))
-            .map_err(at.db())?;
-        let rows = statement
-            .query_map([value], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get::<_, Vec<u8>>(2)?,
-                    row.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(at.db())?;
-        let mut disputes = Vec::new();
-        for row in rows {
-            let (number, message, signature, recorded_at) = row.map_err(at.db())?;
-            let statement = super::dispute::DisputeStatement::decode(&message)
-                .map_err(|error| at.corrupt(table, number, "message", error))?;
-            let signature = <[u8; 64]>::try_from(signature.as_slice())
-                .map_err(|_| at.corrupt(table, number, "signature", signature.len()))?;
-            disputes.push(StoredDispute {
-                case: case_number(number),
-                signed: super::dispute::SignedDispute {
-                    statement,
-                    signature,
-                },
-                recorded_at: Timestamp(recorded_at),
-            });
-        }
-        Ok(disputes)
+        self.read(|tx, at| {
+            read_disputes(
+                tx,
+                at,
+                "account = ?1",
+                Value::from(key.to_sec1().as_slice()),
+            )
+        })
     }
 }
 
-fn load_account(
-    transaction: &Transaction<'_>,
+// The operations, over a transaction of either database ([`Tx`]): each is the whole
+// of one store operation, run by the SQLite store in one `IMMEDIATE` transaction and
+// by the PostgreSQL store in one transaction it may run again (so each is a function
+// of what it reads, and writes nothing outside the transaction).
+
+/// [`WalletStore::open_account`] in `tx`.
+pub(crate) fn open_account(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    key: &AccountKey,
+    currency: Currency,
+    now: Timestamp,
+) -> Result<Outcome<AccountState>, WalletStoreError> {
+    tx.lock_account(at, key)?;
+    if let Some(state) = load_account(tx, at, key)? {
+        if state.currency == currency {
+            return Ok(Outcome::Repeated(state));
+        }
+        return Ok(Outcome::Refused(Refusal::WrongCurrency {
+            request: format!("account {key}"),
+            expected: state.currency,
+            received: currency,
+        }));
+    }
+    tx.execute(
+        at,
+        "INSERT INTO wallet_accounts
+         (key, currency, exponent, balance, reserved, last_sequence, opened_at)
+         VALUES (?1, ?2, ?3, 0, 0, 0, ?4)",
+        args![
+            key.to_sec1().as_slice(),
+            i64::from(currency.numeric),
+            i64::from(currency.exponent),
+            now.0
+        ],
+    )?;
+    Ok(Outcome::Done(AccountState::new(key.clone(), currency)))
+}
+
+/// [`WalletStore::credit`] in `tx`.
+pub(crate) fn credit_account(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    credit: &Credit,
+    now: Timestamp,
+) -> Result<Outcome<AccountState>, WalletStoreError> {
+    tx.lock_account(at, &credit.account)?;
+    let Some(state) = load_account(tx, at, &credit.account)? else {
+        return Ok(Outcome::Refused(Refusal::UnknownAccount {
+            request: format!("credit {}", credit.reference),
+            account: credit.account.fingerprint(),
+        }));
+    };
+    let used = tx.query_opt(
+        at,
+        "SELECT account, amount FROM wallet_credits WHERE reference = ?1",
+        args![&credit.reference.0],
+    )?;
+    if let Some(row) = used {
+        let (account, amount) = (row.blob(at, 0)?, row.int(at, 1)?);
+        let same = account == credit.account.to_sec1()
+            && u64::try_from(amount).ok() == Some(credit.amount.minor)
+            && credit.amount.currency == state.currency;
+        return Ok(if same {
+            Outcome::Repeated(state)
+        } else {
+            Outcome::Refused(Refusal::CreditReferenceReused {
+                reference: credit.reference.clone(),
+            })
+        });
+    }
+    let next = match rules::apply_credit(&state, credit) {
+        Ok(next) => next,
+        Err(refusal) => return Ok(Outcome::Refused(refusal)),
+    };
+    insert_credit(tx, at, credit, now)?;
+    save_account(tx, at, &next)?;
+    Ok(Outcome::Done(next))
+}
+
+/// [`WalletStore::pay`] in `tx`.
+pub(crate) fn pay(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    signed: &SignedWalletPayment,
+    now: Timestamp,
+) -> Result<Outcome<Decision>, WalletStoreError> {
+    let payment = &signed.payment;
+    let request = format!("payment {}", payment.payment);
+    let state = match payer_account(tx, at, signed, request)? {
+        Ok(state) => state,
+        Err(refusal) => return Ok(Outcome::Refused(refusal)),
+    };
+    if let Some(stored) = stored_message(tx, at, &payment.account, payment.sequence)? {
+        // Only the very bytes signed, under a good signature, count as the same
+        // payment; anything else with this sequence is a replay, which the rule
+        // below refuses. Either way the signature is checked once.
+        if payment.encode().ok().as_deref() == Some(stored.as_slice()) {
+            return Ok(match signed.verify() {
+                Ok(()) => Outcome::Repeated(Decision {
+                    state,
+                    debited: payment.amount,
+                }),
+                Err(error) => Outcome::Refused(Refusal::Signature(error)),
+            });
+        }
+    }
+    if let Some(refusal) = screen(tx, at, signed, None, &mut Vec::new())? {
+        return Ok(Outcome::Refused(refusal));
+    }
+    let decision = match rules::decide_payment(&state, signed) {
+        Ok(decision) => decision,
+        Err(refusal) => return Ok(Outcome::Refused(refusal)),
+    };
+    insert_payment(tx, at, signed, None, now)?;
+    save_account(tx, at, &decision.state)?;
+    Ok(Outcome::Done(decision))
+}
+
+/// What a signed payment is first checked against, under its locks (the payment's,
+/// then its account's: the order every operation takes them in): the front-end's
+/// cancellation first (once reversed, a payment is never debited again, whatever else
+/// is true of it), then the account it is drawn on (unknown: refused, naming
+/// `request`).
+fn payer_account(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    signed: &SignedWalletPayment,
+    request: String,
+) -> Result<Result<AccountState, Refusal>, WalletStoreError> {
+    let payment = &signed.payment;
+    tx.lock_payments(at, &[&payment.payment])?;
+    tx.lock_account(at, &payment.account)?;
+    if is_reversed(tx, at, &payment.payment)? {
+        return Ok(Err(Refusal::Reversed {
+            payment: payment.payment.clone(),
+        }));
+    }
+    Ok(
+        load_account(tx, at, &payment.account)?.ok_or_else(|| Refusal::UnknownAccount {
+            request,
+            account: payment.account.fingerprint(),
+        }),
+    )
+}
+
+/// [`WalletStore::reserve`] in `tx`.
+pub(crate) fn reserve(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    reservation: &Reservation,
+    now: Timestamp,
+) -> Result<Outcome<(AccountState, Provision)>, WalletStoreError> {
+    tx.lock_account(at, &reservation.account)?;
+    let Some(state) = load_account(tx, at, &reservation.account)? else {
+        return Ok(Outcome::Refused(Refusal::UnknownAccount {
+            request: format!("session {}", reservation.session),
+            account: reservation.account.fingerprint(),
+        }));
+    };
+    if let Some(provision) = load_provision(tx, at, &reservation.session)? {
+        return Ok(if &provision.reservation == reservation {
+            Outcome::Repeated((state, provision))
+        } else {
+            Outcome::Refused(Refusal::SessionReused {
+                session: reservation.session.clone(),
+            })
+        });
+    }
+    let (next, provision) = match rules::reserve(&state, reservation) {
+        Ok(done) => done,
+        Err(refusal) => return Ok(Outcome::Refused(refusal)),
+    };
+    insert_provision(tx, at, &provision, now)?;
+    save_account(tx, at, &next)?;
+    Ok(Outcome::Done((next, provision)))
+}
+
+/// [`WalletStore::reserve_with_payment`] in `tx`.
+pub(crate) fn reserve_with_payment(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    signed: &SignedWalletPayment,
+    reservation: &Reservation,
+    now: Timestamp,
+) -> Result<Outcome<(AccountState, Provision)>, WalletStoreError> {
+    let payment = &signed.payment;
+    let session = &reservation.session;
+    let request = format!("session {session}: payment {}", payment.payment);
+    let state = match payer_account(tx, at, signed, request)? {
+        Ok(state) => state,
+        Err(refusal) => return Ok(Outcome::Refused(refusal)),
+    };
+    if let Some(provision) = load_provision(tx, at, session)? {
+        let opening = opening_message(tx, at, session)?;
+        // The same request again: the provision granted may be less than asked
+        // (what was available then), never more.
+        let granted = &provision.reservation;
+        let same = granted.session == reservation.session
+            && granted.account == reservation.account
+            && granted.merchant == reservation.merchant
+            && granted.amount.currency == reservation.amount.currency
+            && granted.amount.minor <= reservation.amount.minor
+            && opening.is_some()
+            && payment.encode().ok() == opening;
+        if !same {
+            return Ok(Outcome::Refused(Refusal::SessionReused {
+                session: session.clone(),
+            }));
+        }
+        return Ok(match signed.verify() {
+            Ok(()) => Outcome::Repeated((state, provision)),
+            Err(error) => Outcome::Refused(Refusal::Signature(error)),
+        });
+    }
+    if let Some(refusal) = screen(tx, at, signed, None, &mut Vec::new())? {
+        return Ok(Outcome::Refused(refusal));
+    }
+    let (next, provision) = match rules::open_provision(&state, signed, reservation) {
+        Ok(opened) => opened,
+        Err(refusal) => return Ok(Outcome::Refused(refusal)),
+    };
+    insert_provision(tx, at, &provision, now)?;
+    let table = "wallet_openings";
+    let message = payment
+        .encode()
+        .map_err(|error| at.corrupt(table, &payment.payment, "message", error))?;
+    let sequence = at.int(table, "sequence", payment.sequence)?;
+    tx.execute(
+        at,
+        "INSERT INTO wallet_openings
+         (session, account, sequence, payment, message, signature, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        args![
+            &session.0,
+            payment.account.to_sec1().as_slice(),
+            sequence,
+            &payment.payment.0,
+            message,
+            signed.signature.as_slice(),
+            now.0
+        ],
+    )?;
+    save_account(tx, at, &next)?;
+    Ok(Outcome::Done((next, provision)))
+}
+
+/// [`WalletStore::opening`] in `tx`.
+pub(crate) fn opening(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    session: &SessionId,
+) -> Result<Option<StoredPayment>, WalletStoreError> {
+    let Some(row) = tx.query_opt(
+        at,
+        "SELECT sequence, message, signature, recorded_at
+         FROM wallet_openings WHERE session = ?1",
+        args![&session.0],
+    )?
+    else {
+        return Ok(None);
+    };
+    let sequence = row.int(at, 0)?;
+    let signed = read_signed(
+        at,
+        "wallet_openings",
+        &sequence.to_string(),
+        &row.blob(at, 1)?,
+        &row.blob(at, 2)?,
+    )?;
+    Ok(Some(StoredPayment {
+        signed,
+        session: Some(session.clone()),
+        recorded_at: Timestamp(row.int(at, 3)?),
+    }))
+}
+
+/// [`WalletStore::settle`] in `tx`.
+pub(crate) fn settle(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    session: &SessionId,
+    payments: &[SignedWalletPayment],
+    now: Timestamp,
+) -> Result<Outcome<Settlement>, WalletStoreError> {
+    let ids: Vec<&PaymentId> = payments
+        .iter()
+        .map(|signed| &signed.payment.payment)
+        .collect();
+    tx.lock_payments(at, &ids)?;
+    let Some(provision) = load_provision(tx, at, session)? else {
+        return Ok(Outcome::Refused(Refusal::UnknownSession {
+            session: session.clone(),
+        }));
+    };
+    let key = provision.reservation.account.clone();
+    tx.lock_account(at, &key)?;
+    // Read again under the account's lock: another settlement of the session may have
+    // committed while this one waited for it.
+    let provision = load_provision(tx, at, session)?
+        .ok_or_else(|| at.corrupt("wallet_provisions", session, "session", "gone"))?;
+    let state = load_account(tx, at, &key)?
+        .ok_or_else(|| at.corrupt("wallet_provisions", session, "account", key.fingerprint()))?;
+    if provision.state == ProvisionState::Settled {
+        let settled = session_payments(tx, at, session)?;
+        let currency = provision.reservation.amount.currency;
+        let mut debited = 0u64;
+        for payment in &settled {
+            debited = debited.saturating_add(payment.payment.amount.minor);
+        }
+        let released = provision.reservation.amount.minor.saturating_sub(debited);
+        return Ok(Outcome::Repeated(Settlement {
+            session: session.clone(),
+            state,
+            settled,
+            refused: Vec::new(),
+            debited: Money::new(debited, currency),
+            released: Money::new(released, currency),
+        }));
+    }
+    // What no rule of the provision decides: reversed by the front-end, another
+    // session's opening, an identifier naming another payment. Those are refused
+    // and the rest go to the rules, as if the tally had refused them.
+    let mut seen = Vec::new();
+    let mut screened = Vec::with_capacity(payments.len());
+    for signed in payments {
+        screened.push(screen(tx, at, signed, Some(session), &mut seen)?);
+    }
+    let admissible: Vec<SignedWalletPayment> = payments
+        .iter()
+        .zip(&screened)
+        .filter(|(_, refusal)| refusal.is_none())
+        .map(|(signed, _)| signed.clone())
+        .collect();
+    let mut settlement = match rules::settle(&state, &provision, &admissible) {
+        Ok(settlement) => settlement,
+        Err(refusal) => return Ok(Outcome::Refused(refusal)),
+    };
+    // The refusals in the order the payments came: a payment passed to the rules
+    // is either the next one settled or the next one they refused.
+    let mut by_rules = std::mem::take(&mut settlement.refused).into_iter();
+    let mut settled = settlement.settled.iter().peekable();
+    let mut refused = Vec::new();
+    for (signed, screened) in payments.iter().zip(screened) {
+        match screened {
+            Some(refusal) => refused.push((signed.payment.payment.clone(), refusal)),
+            None if settled.peek() == Some(&signed) => {
+                settled.next();
+            }
+            None => refused.extend(by_rules.next()),
+        }
+    }
+    refused.extend(by_rules);
+    settlement.refused = refused;
+    for signed in &settlement.settled {
+        insert_payment(tx, at, signed, Some(session), now)?;
+    }
+    for (position, (payment, refusal)) in settlement.refused.iter().enumerate() {
+        let position = at.int(
+            "wallet_settlement_refusals",
+            "position",
+            u64::try_from(position).unwrap_or(u64::MAX),
+        )?;
+        tx.execute(
+            at,
+            "INSERT INTO wallet_settlement_refusals (session, position, payment, reason)
+             VALUES (?1, ?2, ?3, ?4)",
+            args![&session.0, position, &payment.0, refusal.to_string()],
+        )?;
+    }
+    let debited = at.int("wallet_provisions", "debited", settlement.debited.minor)?;
+    tx.execute(
+        at,
+        "UPDATE wallet_provisions SET state = 'settled', debited = ?2, settled_at = ?3
+         WHERE session = ?1 AND state = 'open'",
+        args![&session.0, debited, now.0],
+    )?;
+    save_account(tx, at, &settlement.state)?;
+    Ok(Outcome::Done(settlement))
+}
+
+/// [`WalletStore::settlement_refusals`] in `tx`.
+pub(crate) fn settlement_refusals(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    session: &SessionId,
+) -> Result<Vec<(PaymentId, String)>, WalletStoreError> {
+    tx.query(
+        at,
+        "SELECT payment, reason FROM wallet_settlement_refusals
+         WHERE session = ?1 ORDER BY position",
+        args![&session.0],
+    )?
+    .iter()
+    .map(|row| Ok((PaymentId(row.text(at, 0)?), row.text(at, 1)?)))
+    .collect()
+}
+
+/// [`WalletStore::reverse`] in `tx`.
+pub(crate) fn reverse(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    reversal: &Reversal,
+    now: Timestamp,
+) -> Result<WalletReversal, WalletStoreError> {
+    let payment = &reversal.payment;
+    tx.lock_payments(at, &[payment])?;
+    let known = tx.query_opt(
+        at,
+        "SELECT refund FROM wallet_reversals WHERE payment = ?1",
+        args![&payment.0],
+    )?;
+    let known = known.map(|row| row.opt_text(at, 0)).transpose()?;
+    if let Some(Some(reference)) = known {
+        let refund = load_credit(tx, at, &CreditReference(reference))?;
+        return Ok(WalletReversal::AlreadyRefunded { refund });
+    }
+    if known.is_none() {
+        tx.execute(
+            at,
+            "INSERT INTO wallet_reversals (payment, purchase, reason, received_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            args![&payment.0, &reversal.purchase.0, &reversal.reason, now.0],
+        )?;
+    }
+    let debited = tx
+        .query(
+            at,
+            "SELECT account, amount FROM wallet_payments WHERE payment = ?1",
+            args![&payment.0],
+        )?
+        .iter()
+        .map(|row| Ok((row.blob(at, 0)?, row.int(at, 1)?)))
+        .collect::<Result<Vec<_>, WalletStoreError>>()?;
+    Ok(match debited.as_slice() {
+        [] => {
+            let withheld = tx.query_opt(
+                at,
+                "SELECT o.session FROM wallet_openings o
+                 JOIN wallet_provisions p ON p.session = o.session
+                 WHERE o.payment = ?1 AND p.state = 'open'",
+                args![&payment.0],
+            )?;
+            match withheld {
+                Some(row) => WalletReversal::Withheld {
+                    session: SessionId(row.text(at, 0)?),
+                },
+                None => WalletReversal::NothingDebited,
+            }
+        }
+        [(account, amount)] => refund(tx, at, payment, account, *amount, now)?,
+        several => WalletReversal::Ambiguous {
+            payments: several.len(),
+        },
+    })
+}
+
+/// [`WalletStore::record_refused_transaction`] in `tx`.
+pub(crate) fn record_refused_transaction(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    refused: &RefusedTransaction,
+    now: Timestamp,
+) -> Result<(), WalletStoreError> {
+    let payment = &refused.acknowledgement.payment;
+    let json = serde_json::to_string(&refused.acknowledgement).map_err(|source| {
+        WalletStoreError::Json {
+            path: at.path.to_owned(),
+            operation: at.operation,
+            payment: payment.clone(),
+            source,
+        }
+    })?;
+    tx.execute(
+        at,
+        "INSERT INTO wallet_refused_transactions (payment, digest, acknowledgement, recorded_at)
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (payment) DO NOTHING",
+        args![&payment.0, refused.digest.as_slice(), json, now.0],
+    )?;
+    Ok(())
+}
+
+/// [`WalletStore::refused_transaction`] in `tx`.
+pub(crate) fn refused_transaction(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    payment: &PaymentId,
+) -> Result<Option<RefusedTransaction>, WalletStoreError> {
+    let Some(row) = tx.query_opt(
+        at,
+        "SELECT digest, acknowledgement FROM wallet_refused_transactions
+         WHERE payment = ?1",
+        args![&payment.0],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (digest, json) = (row.blob(at, 0)?, row.text(at, 1)?);
+    let table = "wallet_refused_transactions";
+    let digest = <[u8; 32]>::try_from(digest.as_slice())
+        .map_err(|_| at.corrupt(table, payment, "digest", digest.len()))?;
+    let acknowledgement = serde_json::from_str(&json).map_err(|source| WalletStoreError::Json {
+        path: at.path.to_owned(),
+        operation: at.operation,
+        payment: payment.clone(),
+        source,
+    })?;
+    Ok(Some(RefusedTransaction {
+        digest,
+        acknowledgement,
+    }))
+}
+
+/// [`WalletStore::payments`] in `tx`.
+pub(crate) fn payments(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    key: &AccountKey,
+) -> Result<Vec<StoredPayment>, WalletStoreError> {
+    let rows = tx.query(
+        at,
+        "SELECT sequence, message, signature, session, recorded_at
+         FROM wallet_payments WHERE account = ?1 ORDER BY sequence",
+        args![key.to_sec1().as_slice()],
+    )?;
+    let mut payments = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let sequence = row.int(at, 0)?;
+        let signed = read_signed(
+            at,
+            "wallet_payments",
+            &sequence.to_string(),
+            &row.blob(at, 1)?,
+            &row.blob(at, 2)?,
+        )?;
+        payments.push(StoredPayment {
+            signed,
+            session: row.opt_text(at, 3)?.map(SessionId),
+            recorded_at: Timestamp(row.int(at, 4)?),
+        });
+    }
+    Ok(payments)
+}
+
+/// [`WalletStore::credits`] in `tx`.
+pub(crate) fn credits(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    key: &AccountKey,
+) -> Result<Vec<Credit>, WalletStoreError> {
+    let Some(state) = load_account(tx, at, key)? else {
+        return Ok(Vec::new());
+    };
+    let rows = tx.query(
+        at,
+        "SELECT reference, amount FROM wallet_credits WHERE account = ?1 ORDER BY reference",
+        args![key.to_sec1().as_slice()],
+    )?;
+    let mut credits = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let reference = row.text(at, 0)?;
+        let amount = at.uint("wallet_credits", &reference, "amount", row.int(at, 1)?)?;
+        credits.push(Credit {
+            reference: CreditReference(reference),
+            account: key.clone(),
+            amount: Money::new(amount, state.currency),
+        });
+    }
+    Ok(credits)
+}
+
+/// The bytes a dispute's statement was signed over, once its signature verifies with
+/// its account key; the refusal when it does not (checked before anything is read).
+pub(crate) fn dispute_message(
+    at: At<'_>,
+    signed: &super::dispute::SignedDispute,
+) -> Result<Result<Vec<u8>, DisputeRecording>, WalletStoreError> {
+    if let Err(error) = signed.verify() {
+        return Ok(Err(DisputeRecording::Refused(DisputeRefusal::Signature(
+            error,
+        ))));
+    }
+    // It verified over its encoding, so it has one.
+    let statement = &signed.statement;
+    statement
+        .encode()
+        .map(Ok)
+        .map_err(|error| at.corrupt("wallet_disputes", &statement.dispute, "message", error))
+}
+
+/// [`WalletStore::record_dispute`] in `tx`, its statement's signature verified over
+/// `message`.
+pub(crate) fn record_dispute(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    signed: &super::dispute::SignedDispute,
+    message: &[u8],
+    now: Timestamp,
+) -> Result<DisputeRecording, WalletStoreError> {
+    let statement = &signed.statement;
+    tx.lock_payments(at, &[&statement.payment])?;
+    let known = tx.query_opt(
+        at,
+        "SELECT number, message FROM wallet_disputes WHERE dispute = ?1",
+        args![&statement.dispute.0],
+    )?;
+    if let Some(row) = known {
+        let (number, kept) = (row.int(at, 0)?, row.blob(at, 1)?);
+        return Ok(if kept == message {
+            DisputeRecording::Repeated {
+                case: case_number(number),
+            }
+        } else {
+            DisputeRecording::Refused(DisputeRefusal::IdReused {
+                dispute: statement.dispute.clone(),
+            })
+        });
+    }
+    if is_reversed(tx, at, &statement.payment)? {
+        return Ok(DisputeRecording::Refused(DisputeRefusal::Reversed {
+            payment: statement.payment.clone(),
+        }));
+    }
+    let key = statement.account.to_sec1();
+    let debited = tx.query(
+        at,
+        "SELECT sequence, message FROM wallet_payments
+         WHERE payment = ?1 AND account = ?2 ORDER BY sequence",
+        args![&statement.payment.0, key.as_slice()],
+    )?;
+    let mut paid = Vec::with_capacity(debited.len());
+    for row in &debited {
+        let sequence = row.int(at, 0)?;
+        let payment = WalletPayment::decode(&row.blob(at, 1)?)
+            .map_err(|error| at.corrupt("wallet_payments", sequence, "message", error))?;
+        paid.push(payment.merchant);
+    }
+    let Some(first) = paid.first() else {
+        return Ok(DisputeRecording::Refused(DisputeRefusal::NotDebited {
+            payment: statement.payment.clone(),
+            account: statement.account.fingerprint(),
+        }));
+    };
+    if !paid.contains(&statement.merchant) {
+        return Ok(DisputeRecording::Refused(DisputeRefusal::OtherMerchant {
+            payment: statement.payment.clone(),
+            paid: first.clone(),
+            disputed: statement.merchant.clone(),
+        }));
+    }
+    let row = tx
+        .query_opt(
+            at,
+            "INSERT INTO wallet_disputes
+             (dispute, account, payment, merchant, message, signature, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING number",
+            args![
+                &statement.dispute.0,
+                key.as_slice(),
+                &statement.payment.0,
+                &statement.merchant.0,
+                message,
+                signed.signature.as_slice(),
+                now.0
+            ],
+        )?
+        .ok_or_else(|| at.corrupt("wallet_disputes", &statement.dispute, "number", "none"))?;
+    Ok(DisputeRecording::Recorded {
+        case: case_number(row.int(at, 0)?),
+    })
+}
+
+/// The disputes whose `filter` (a condition on `?1`) holds for `value`, in order.
+pub(crate) fn read_disputes(
+    tx: &mut dyn Tx,
+    at: At<'_>,
+    filter: &str,
+    value: Value,
+) -> Result<Vec<StoredDispute>, WalletStoreError> {
+    let table = "wallet_disputes";
+    let rows = tx.query(
+        at,
+        &format!(
+            "SELECT number, message, signature, recorded_at FROM wallet_disputes
+             WHERE {filter} ORDER BY number"
+        ),
+        &[value],
+    )?;
+    let mut disputes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (number, message, signature) = (row.int(at, 0)?, row.blob(at, 1)?, row.blob(at, 2)?);
+        let statement = super::dispute::DisputeStatement::decode(&message)
+            .map_err(|error| at.corrupt(table, number, "message", error))?;
+        let signature = <[u8; 64]>::try_from(signature.as_slice())
+            .map_err(|_| at.corrupt(table, number, "signature", signature.len()))?;
+        disputes.push(StoredDispute {
+            case: case_number(number),
+            signed: super::dispute::SignedDispute {
+                statement,
+                signature,
+            },
+            recorded_at: Timestamp(row.int(at, 3)?),
+        });
+    }
+    Ok(disputes)
+}
+
+/// `key`'s account, if it is open.
+pub(crate) fn load_account(
+    tx: &mut dyn Tx,
     at: At<'_>,
     key: &AccountKey,
 ) -> Result<Option<AccountState>, WalletStoreError> {
-    let row: Option<AccountRow> = transaction
-        .prepare_cached(
-            "SELECT currency, exponent, balance, reserved, last_sequence
-             FROM wallet_accounts WHERE key = ?1",
-        )
-        .and_then(|mut statement| {
-            statement
-                .query_row([key.to_sec1().as_slice()], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                })
-                .optional()
-        })
-        .map_err(at.db())?;
-    let Some((numeric, exponent, balance, reserved, last_sequence)) = row else {
+    let Some(row) = tx.query_opt(
+        at,
+        "SELECT currency, exponent, balance, reserved, last_sequence
+         FROM wallet_accounts WHERE key = ?1",
+        args![key.to_sec1().as_slice()],
+    )?
+    else {
         return Ok(None);
     };
+    let (numeric, exponent) = (row.int(at, 0)?, row.int(at, 1)?);
     let name = key.fingerprint();
     let table = "wallet_accounts";
     let numeric =
@@ -1521,40 +1573,28 @@ fn load_account(
     Ok(Some(AccountState {
         key: key.clone(),
         currency: Currency { numeric, exponent },
-        balance: at.uint(table, &name, "balance", balance)?,
-        reserved: at.uint(table, &name, "reserved", reserved)?,
-        last_sequence: at.uint(table, &name, "last_sequence", last_sequence)?,
+        balance: at.uint(table, &name, "balance", row.int(at, 2)?)?,
+        reserved: at.uint(table, &name, "reserved", row.int(at, 3)?)?,
+        last_sequence: at.uint(table, &name, "last_sequence", row.int(at, 4)?)?,
     }))
 }
 
-fn save_account(
-    transaction: &Transaction<'_>,
-    at: At<'_>,
-    state: &AccountState,
-) -> Result<(), WalletStoreError> {
+fn save_account(tx: &mut dyn Tx, at: At<'_>, state: &AccountState) -> Result<(), WalletStoreError> {
     let table = "wallet_accounts";
     let balance = at.int(table, "balance", state.balance)?;
     let reserved = at.int(table, "reserved", state.reserved)?;
     let last = at.int(table, "last_sequence", state.last_sequence)?;
-    transaction
-        .prepare_cached(
-            "UPDATE wallet_accounts SET balance = ?2, reserved = ?3, last_sequence = ?4
-             WHERE key = ?1",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
-                state.key.to_sec1().as_slice(),
-                balance,
-                reserved,
-                last
-            ])
-        })
-        .map_err(at.db())?;
+    tx.execute(
+        at,
+        "UPDATE wallet_accounts SET balance = ?2, reserved = ?3, last_sequence = ?4
+         WHERE key = ?1",
+        args![state.key.to_sec1().as_slice(), balance, reserved, last],
+    )?;
     Ok(())
 }
 
 fn stored_message(
-    transaction: &Transaction<'_>,
+    tx: &mut dyn Tx,
     at: At<'_>,
     key: &AccountKey,
     sequence: u64,
@@ -1562,20 +1602,17 @@ fn stored_message(
     let Ok(sequence) = i64::try_from(sequence) else {
         return Ok(None);
     };
-    transaction
-        .prepare_cached("SELECT message FROM wallet_payments WHERE account = ?1 AND sequence = ?2")
-        .and_then(|mut statement| {
-            statement
-                .query_row(params![key.to_sec1().as_slice(), sequence], |row| {
-                    row.get(0)
-                })
-                .optional()
-        })
-        .map_err(at.db())
+    tx.query_opt(
+        at,
+        "SELECT message FROM wallet_payments WHERE account = ?1 AND sequence = ?2",
+        args![key.to_sec1().as_slice(), sequence],
+    )?
+    .map(|row| row.blob(at, 0))
+    .transpose()
 }
 
 fn insert_payment(
-    transaction: &Transaction<'_>,
+    tx: &mut dyn Tx,
     at: At<'_>,
     signed: &SignedWalletPayment,
     session: Option<&SessionId>,
@@ -1589,25 +1626,22 @@ fn insert_payment(
         .map_err(|error| at.corrupt(table, &payment.payment, "message", error))?;
     let sequence = at.int(table, "sequence", payment.sequence)?;
     let amount = at.int(table, "amount", payment.amount.minor)?;
-    transaction
-        .prepare_cached(
-            "INSERT INTO wallet_payments
-             (account, sequence, payment, amount, session, message, signature, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
-                payment.account.to_sec1().as_slice(),
-                sequence,
-                payment.payment.0,
-                amount,
-                session.map(|session| session.0.as_str()),
-                message,
-                signed.signature.as_slice(),
-                now.0
-            ])
-        })
-        .map_err(at.db())?;
+    tx.execute(
+        at,
+        "INSERT INTO wallet_payments
+         (account, sequence, payment, amount, session, message, signature, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        args![
+            payment.account.to_sec1().as_slice(),
+            sequence,
+            &payment.payment.0,
+            amount,
+            session.map(|session| session.0.as_str()),
+            message,
+            signed.signature.as_slice(),
+            now.0
+        ],
+    )?;
     Ok(())
 }
 
@@ -1626,41 +1660,31 @@ fn read_signed(
 }
 
 fn session_payments(
-    transaction: &Transaction<'_>,
+    tx: &mut dyn Tx,
     at: At<'_>,
     session: &SessionId,
 ) -> Result<Vec<SignedWalletPayment>, WalletStoreError> {
-    let mut statement = transaction
-        .prepare_cached(
-            "SELECT sequence, message, signature FROM wallet_payments
-             WHERE session = ?1 ORDER BY sequence",
-        )
-        .map_err(at.db())?;
-    let rows = statement
-        .query_map([&session.0], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, Vec<u8>>(2)?,
-            ))
-        })
-        .map_err(at.db())?;
-    let mut payments = Vec::new();
-    for row in rows {
-        let (sequence, message, signature) = row.map_err(at.db())?;
+    let rows = tx.query(
+        at,
+        "SELECT sequence, message, signature FROM wallet_payments
+         WHERE session = ?1 ORDER BY sequence",
+        args![&session.0],
+    )?;
+    let mut payments = Vec::with_capacity(rows.len());
+    for row in &rows {
         payments.push(read_signed(
             at,
             "wallet_payments",
-            &sequence.to_string(),
-            &message,
-            &signature,
+            &row.int(at, 0)?.to_string(),
+            &row.blob(at, 1)?,
+            &row.blob(at, 2)?,
         )?);
     }
     Ok(payments)
 }
 
 fn insert_provision(
-    transaction: &Transaction<'_>,
+    tx: &mut dyn Tx,
     at: At<'_>,
     provision: &Provision,
     now: Timestamp,
@@ -1669,69 +1693,61 @@ fn insert_provision(
     let table = "wallet_provisions";
     let amount = at.int(table, "amount", reservation.amount.minor)?;
     let floor = at.int(table, "sequence_floor", provision.sequence_floor)?;
-    transaction
-        .prepare_cached(
-            "INSERT INTO wallet_provisions
-             (session, account, merchant, amount, sequence_floor, state, reserved_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
-                reservation.session.0,
-                reservation.account.to_sec1().as_slice(),
-                reservation.merchant.0,
-                amount,
-                floor,
-                now.0
-            ])
-        })
-        .map_err(at.db())?;
+    tx.execute(
+        at,
+        "INSERT INTO wallet_provisions
+         (session, account, merchant, amount, sequence_floor, state, reserved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+        args![
+            &reservation.session.0,
+            reservation.account.to_sec1().as_slice(),
+            &reservation.merchant.0,
+            amount,
+            floor,
+            now.0
+        ],
+    )?;
     Ok(())
 }
 
 fn insert_credit(
-    transaction: &Transaction<'_>,
+    tx: &mut dyn Tx,
     at: At<'_>,
     credit: &Credit,
     now: Timestamp,
 ) -> Result<(), WalletStoreError> {
     let amount = at.int("wallet_credits", "amount", credit.amount.minor)?;
-    transaction
-        .prepare_cached(
-            "INSERT INTO wallet_credits (reference, account, amount, recorded_at)
-             VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
-                credit.reference.0,
-                credit.account.to_sec1().as_slice(),
-                amount,
-                now.0
-            ])
-        })
-        .map_err(at.db())?;
+    tx.execute(
+        at,
+        "INSERT INTO wallet_credits (reference, account, amount, recorded_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        args![
+            &credit.reference.0,
+            credit.account.to_sec1().as_slice(),
+            amount,
+            now.0
+        ],
+    )?;
     Ok(())
 }
 
 fn load_credit(
-    transaction: &Transaction<'_>,
+    tx: &mut dyn Tx,
     at: At<'_>,
     reference: &CreditReference,
 ) -> Result<Credit, WalletStoreError> {
     let table = "wallet_credits";
-    let row: Option<(Vec<u8>, i64)> = transaction
-        .prepare_cached("SELECT account, amount FROM wallet_credits WHERE reference = ?1")
-        .and_then(|mut statement| {
-            statement
-                .query_row([&reference.0], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()
-        })
-        .map_err(at.db())?;
+    let row = tx.query_opt(
+        at,
+        "SELECT account, amount FROM wallet_credits WHERE reference = ?1",
+        args![&reference.0],
+    )?;
     // The reversals' `refund` references an existing credit (a foreign key).
-    let (account, amount) = row.ok_or_else(|| at.corrupt(table, reference, "reference", "none"))?;
+    let row = row.ok_or_else(|| at.corrupt(table, reference, "reference", "none"))?;
+    let (account, amount) = (row.blob(at, 0)?, row.int(at, 1)?);
     let key = AccountKey::from_sec1(&account)
         .map_err(|_| at.corrupt(table, reference, "account", hex::encode_upper(&account)))?;
-    let state = load_account(transaction, at, &key)?
+    let state = load_account(tx, at, &key)?
         .ok_or_else(|| at.corrupt(table, reference, "account", key.fingerprint()))?;
     let amount = at.uint(table, &reference.0, "amount", amount)?;
     Ok(Credit {
@@ -1744,7 +1760,7 @@ fn load_credit(
 /// Credits a debited payment back, for its reversal: a credit under
 /// `reversal/{payment}` ([`rules::apply_credit`]), recorded on the reversal.
 fn refund(
-    transaction: &Transaction<'_>,
+    tx: &mut dyn Tx,
     at: At<'_>,
     payment: &PaymentId,
     account: &[u8],
@@ -1754,7 +1770,9 @@ fn refund(
     let table = "wallet_payments";
     let key = AccountKey::from_sec1(account)
         .map_err(|_| at.corrupt(table, payment, "account", hex::encode_upper(account)))?;
-    let state = load_account(transaction, at, &key)?
+    // After the payment's lock, as every debit takes them.
+    tx.lock_account(at, &key)?;
+    let state = load_account(tx, at, &key)?
         .ok_or_else(|| at.corrupt(table, payment, "account", key.fingerprint()))?;
     let credit = Credit {
         reference: CreditReference(format!("reversal/{payment}")),
@@ -1764,10 +1782,11 @@ fn refund(
             state.currency,
         ),
     };
-    let taken: bool = transaction
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM wallet_credits WHERE reference = ?1)")
-        .and_then(|mut statement| statement.query_row([&credit.reference.0], |row| row.get(0)))
-        .map_err(at.db())?;
+    let taken = tx.exists(
+        at,
+        "SELECT EXISTS (SELECT 1 FROM wallet_credits WHERE reference = ?1)",
+        args![&credit.reference.0],
+    )?;
     if taken {
         return Ok(WalletReversal::RefundRefused(
             Refusal::CreditReferenceReused {
@@ -1779,12 +1798,13 @@ fn refund(
         Ok(next) => next,
         Err(refusal) => return Ok(WalletReversal::RefundRefused(refusal)),
     };
-    insert_credit(transaction, at, &credit, now)?;
-    save_account(transaction, at, &next)?;
-    transaction
-        .prepare_cached("UPDATE wallet_reversals SET refund = ?2 WHERE payment = ?1")
-        .and_then(|mut statement| statement.execute(params![payment.0, credit.reference.0]))
-        .map_err(at.db())?;
+    insert_credit(tx, at, &credit, now)?;
+    save_account(tx, at, &next)?;
+    tx.execute(
+        at,
+        "UPDATE wallet_reversals SET refund = ?2 WHERE payment = ?1",
+        args![&payment.0, &credit.reference.0],
+    )?;
     Ok(WalletReversal::Refunded {
         refund: credit,
         state: next,
@@ -1792,31 +1812,31 @@ fn refund(
 }
 
 /// Whether the front-end reversed `payment`.
-fn is_reversed(
-    transaction: &Transaction<'_>,
+pub(crate) fn is_reversed(
+    tx: &mut dyn Tx,
     at: At<'_>,
     payment: &PaymentId,
 ) -> Result<bool, WalletStoreError> {
-    transaction
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM wallet_reversals WHERE payment = ?1)")
-        .and_then(|mut statement| statement.query_row([&payment.0], |row| row.get(0)))
-        .map_err(at.db())
+    tx.exists(
+        at,
+        "SELECT EXISTS (SELECT 1 FROM wallet_reversals WHERE payment = ?1)",
+        args![&payment.0],
+    )
 }
 
 /// The bytes of the payment that opened `session`'s provision, if one did.
 fn opening_message(
-    transaction: &Transaction<'_>,
+    tx: &mut dyn Tx,
     at: At<'_>,
     session: &SessionId,
 ) -> Result<Option<Vec<u8>>, WalletStoreError> {
-    transaction
-        .prepare_cached("SELECT message FROM wallet_openings WHERE session = ?1")
-        .and_then(|mut statement| {
-            statement
-                .query_row([&session.0], |row| row.get(0))
-                .optional()
-        })
-        .map_err(at.db())
+    tx.query_opt(
+        at,
+        "SELECT message FROM wallet_openings WHERE session = ?1",
+        args![&session.0],
+    )?
+    .map(|row| row.blob(at, 0))
+    .transpose()
 }
 
 /// A payment seen earlier in the same request: its identifier, account and sequence.
@@ -1829,7 +1849,7 @@ type Seen = (PaymentId, [u8; super::encoding::ACCOUNT_KEY_LEN], u64);
 /// As in the rules, a bad signature is reported before any of the last two, which
 /// would tell something of the account.
 fn screen(
-    transaction: &Transaction<'_>,
+    tx: &mut dyn Tx,
     at: At<'_>,
     signed: &SignedWalletPayment,
     session: Option<&SessionId>,
@@ -1837,7 +1857,7 @@ fn screen(
 ) -> Result<Option<Refusal>, WalletStoreError> {
     let payment = &signed.payment;
     let id = &payment.payment;
-    if is_reversed(transaction, at, id)? {
+    if is_reversed(tx, at, id)? {
         return Ok(Some(Refusal::Reversed {
             payment: id.clone(),
         }));
@@ -1845,14 +1865,14 @@ fn screen(
     let key = payment.account.to_sec1();
     // No row holds a sequence beyond i64: -1 then matches nothing.
     let sequence = i64::try_from(payment.sequence).unwrap_or(-1);
-    let opened: Option<String> = transaction
-        .prepare_cached("SELECT session FROM wallet_openings WHERE account = ?1 AND sequence = ?2")
-        .and_then(|mut statement| {
-            statement
-                .query_row(params![key.as_slice(), sequence], |row| row.get(0))
-                .optional()
-        })
-        .map_err(at.db())?;
+    let opened = tx
+        .query_opt(
+            at,
+            "SELECT session FROM wallet_openings WHERE account = ?1 AND sequence = ?2",
+            args![key.as_slice(), sequence],
+        )?
+        .map(|row| row.text(at, 0))
+        .transpose()?;
     let conflict = match opened.map(SessionId) {
         Some(opened) if Some(&opened) != session => Some(Refusal::OpeningReplayed {
             payment: id.clone(),
@@ -1863,15 +1883,12 @@ fn screen(
             // Provisions settle from their own floor, so that one settled before
             // another of the account does not make the other's payments stale; a
             // sequence debited once is what keeps a payment from being paid twice.
-            let used: bool = transaction
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM wallet_payments
-                                    WHERE account = ?1 AND sequence = ?2)",
-                )
-                .and_then(|mut statement| {
-                    statement.query_row(params![key.as_slice(), sequence], |row| row.get(0))
-                })
-                .map_err(at.db())?;
+            let used = tx.exists(
+                at,
+                "SELECT EXISTS (SELECT 1 FROM wallet_payments
+                                WHERE account = ?1 AND sequence = ?2)",
+                args![key.as_slice(), sequence],
+            )?;
             let in_request = seen.iter().any(|(other, other_key, other_sequence)| {
                 other == id && (*other_key != key || *other_sequence != payment.sequence)
             });
@@ -1885,17 +1902,14 @@ fn screen(
                     Err(error) => Refusal::Signature(error),
                 }));
             }
-            let kept: bool = transaction
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM wallet_payments
-                                    WHERE payment = ?1 AND NOT (account = ?2 AND sequence = ?3))
-                         OR EXISTS (SELECT 1 FROM wallet_openings
-                                    WHERE payment = ?1 AND NOT (account = ?2 AND sequence = ?3))",
-                )
-                .and_then(|mut statement| {
-                    statement.query_row(params![id.0, key.as_slice(), sequence], |row| row.get(0))
-                })
-                .map_err(at.db())?;
+            let kept = tx.exists(
+                at,
+                "SELECT EXISTS (SELECT 1 FROM wallet_payments
+                                WHERE payment = ?1 AND NOT (account = ?2 AND sequence = ?3))
+                     OR EXISTS (SELECT 1 FROM wallet_openings
+                                WHERE payment = ?1 AND NOT (account = ?2 AND sequence = ?3))",
+                args![&id.0, key.as_slice(), sequence],
+            )?;
             (in_request || kept).then(|| Refusal::PaymentIdReused {
                 payment: id.clone(),
             })
@@ -1908,37 +1922,29 @@ fn screen(
     }))
 }
 
-fn load_provision(
-    transaction: &Transaction<'_>,
+/// `session`'s provision, if one was reserved.
+pub(crate) fn load_provision(
+    tx: &mut dyn Tx,
     at: At<'_>,
     session: &SessionId,
 ) -> Result<Option<Provision>, WalletStoreError> {
-    let row: Option<(Vec<u8>, String, i64, i64, String)> = transaction
-        .prepare_cached(
-            "SELECT account, merchant, amount, sequence_floor, state
-             FROM wallet_provisions WHERE session = ?1",
-        )
-        .and_then(|mut statement| {
-            statement
-                .query_row([&session.0], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                })
-                .optional()
-        })
-        .map_err(at.db())?;
-    let Some((account, merchant, amount, floor, state)) = row else {
+    let Some(row) = tx.query_opt(
+        at,
+        "SELECT account, merchant, amount, sequence_floor, state
+         FROM wallet_provisions WHERE session = ?1",
+        args![&session.0],
+    )?
+    else {
         return Ok(None);
     };
+    let account = row.blob(at, 0)?;
+    let merchant = row.text(at, 1)?;
+    let (amount, floor) = (row.int(at, 2)?, row.int(at, 3)?);
+    let state = row.text(at, 4)?;
     let table = "wallet_provisions";
     let key = AccountKey::from_sec1(&account)
         .map_err(|_| at.corrupt(table, session, "account", hex::encode_upper(&account)))?;
-    let currency = load_account(transaction, at, &key)?
+    let currency = load_account(tx, at, &key)?
         .ok_or_else(|| at.corrupt(table, session, "account", key.fingerprint()))?
         .currency;
     let state = match state.as_str() {
@@ -1981,9 +1987,11 @@ mod tests {
         store.open_account(&key(), Currency::EUR, NOW).unwrap();
         let at = store.at(WalletOperation::Pay);
         let transaction = store.connection.unchecked_transaction().unwrap();
-        let mut state = load_account(&transaction, at, &key()).unwrap().unwrap();
+        let mut state = load_account(&mut SqliteTx(&transaction), at, &key())
+            .unwrap()
+            .unwrap();
         state.reserved = 1;
-        let error = save_account(&transaction, at, &state)
+        let error = save_account(&mut SqliteTx(&transaction), at, &state)
             .unwrap_err()
             .to_string();
         assert!(

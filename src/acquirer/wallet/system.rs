@@ -1,5 +1,6 @@
 //! The Virtual Wallet acquirer (claim 10) as a party of the purchase: the wallet's
-//! rules over its durable [`WalletStore`], answering the front-end's transaction F
+//! rules over its durable store ([`WalletAccounts`]: SQLite's [`WalletStore`] or
+//! PostgreSQL's [`super::postgres::PgWalletStore`]), answering the front-end's transaction F
 //! with an acknowledgement G, a session's settlement with a [`SettlementResult`], and
 //! taking the front-end's reversals.
 //!
@@ -39,6 +40,7 @@ use crate::messages::{
     SessionId, SessionSettlement, SettlementResult, Timestamp, Verdict,
 };
 
+use super::accounts::WalletAccounts;
 use super::encoding::{AccountKey, SignedWalletPayment};
 use super::rules::{AccountState, Credit, Refusal, Reservation, Settlement};
 use super::store::{
@@ -113,12 +115,19 @@ pub enum WalletAcquirerError {
 #[derive(Debug)]
 pub struct WalletAcquirer {
     id: AcquirerId,
-    store: WalletStore,
+    store: Box<dyn WalletAccounts>,
 }
 
 impl WalletAcquirer {
-    /// The acquirer `id`, keeping its accounts in `store`.
+    /// The acquirer `id`, keeping its accounts in the SQLite `store`.
     pub fn new(id: AcquirerId, store: WalletStore) -> WalletAcquirer {
+        WalletAcquirer::with_store(id, Box::new(store))
+    }
+
+    /// The acquirer `id`, keeping its accounts in `store`: SQLite, or a PostgreSQL
+    /// database several wallet-acquirer processes share
+    /// ([`super::postgres::PgWalletStore`]).
+    pub fn with_store(id: AcquirerId, store: Box<dyn WalletAccounts>) -> WalletAcquirer {
         WalletAcquirer { id, store }
     }
 
@@ -128,13 +137,13 @@ impl WalletAcquirer {
     }
 
     /// The store.
-    pub fn store(&self) -> &WalletStore {
-        &self.store
+    pub fn store(&self) -> &dyn WalletAccounts {
+        self.store.as_ref()
     }
 
     /// The store, mutably (opening accounts).
-    pub fn store_mut(&mut self) -> &mut WalletStore {
-        &mut self.store
+    pub fn store_mut(&mut self) -> &mut dyn WalletAccounts {
+        self.store.as_mut()
     }
 
     /// `key`'s account, if it is open.
