@@ -245,7 +245,10 @@ where
                         "front-end {lost} lost; moving to {}",
                         self.front_end().unwrap_or_default()
                     ));
-                    match self.settle_for_restart(&earlier, deadline).await {
+                    match self
+                        .settle_for_restart(&earlier, deadline, &mut troubles)
+                        .await
+                    {
                         Ok(()) => {}
                         Err(why) => {
                             troubles.push(format!("the purchase is not retried: {why}"));
@@ -346,7 +349,9 @@ where
         &self,
         earlier: &BTreeSet<PaymentId>,
         deadline: tokio::time::Instant,
+        troubles: &mut Vec<String>,
     ) -> Result<(), String> {
+        let mut resent = false;
         loop {
             let restart = self.with_roles(|roles| {
                 let abandoned = roles.payer.abandon_unacknowledged();
@@ -377,12 +382,16 @@ where
                         .into(),
                 );
             }
-            // The acquirer's result comes back on the call's answer.
-            let (_, trouble) = self.node.process(abandoned, None).await;
-            if !trouble.is_empty() {
+            if resent {
+                // No result the last time (the call failed, or the front-end got no
+                // answer from the acquirer): a pause before asking again.
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 tokio::time::sleep(left.min(Duration::from_millis(200))).await;
             }
+            // The acquirer's result comes back on the call's answer.
+            let (_, trouble) = self.node.process(abandoned, None).await;
+            troubles.extend(trouble.into_iter().map(|trouble| trouble.what));
+            resent = true;
         }
     }
 
@@ -425,5 +434,90 @@ fn blocks_restart(payment: &PaymentId, state: &PaymentState, waiting: &mut bool)
             "payment {payment}: the card could not complete ({why})"
         )),
         PaymentState::Declined(why) => Some(format!("payment {payment} was declined: {why}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::AbandonmentOutcome;
+    use crate::terminal::card_module::{Completion, IssuerAuthentication};
+
+    fn completion(kind: CryptogramKind) -> Completion {
+        Completion {
+            kind,
+            cid: if kind == CryptogramKind::Tc {
+                0x40
+            } else {
+                0x00
+            },
+            atc: 7,
+            cryptogram: [1; 8],
+            iad: vec![0x06, 0x01, 0x12, 0x03, 0x60, 0x00, 0x00],
+            issuer_authentication: IssuerAuthentication::Accepted,
+        }
+    }
+
+    /// Which payments leave a purchase free to start again on another front-end: only
+    /// those nothing can be charged for. (Expected: `Ok(waiting)` when it may, once
+    /// nothing waits; `Err(words the reason has)` when it may not.)
+    #[test]
+    fn only_a_payment_that_cannot_be_charged_lets_the_purchase_start_again() {
+        let abandoned = |outcome| PaymentState::Abandoned {
+            completion: completion(CryptogramKind::Aac),
+            outcome,
+        };
+        let table: [(PaymentState, Result<bool, &str>); 9] = [
+            (abandoned(None), Ok(true)),
+            (
+                abandoned(Some(AbandonmentOutcome::NotCharged {
+                    detail: "authorised, now reversed".into(),
+                })),
+                Ok(false),
+            ),
+            (
+                abandoned(Some(AbandonmentOutcome::Refused {
+                    reason: "already in batch 3".into(),
+                })),
+                Err("already in batch 3"),
+            ),
+            (
+                PaymentState::AwaitingAcknowledgement,
+                Err("nothing proves it was not debited"),
+            ),
+            (
+                PaymentState::Completed(completion(CryptogramKind::Tc)),
+                Err("was made (the card's TC)"),
+            ),
+            (
+                PaymentState::Completed(completion(CryptogramKind::Aac)),
+                Err("was refused"),
+            ),
+            (
+                PaymentState::WalletSettled { authorised: true },
+                Err("was debited"),
+            ),
+            (
+                PaymentState::CompletionFailed("card removed".into()),
+                Err("card removed"),
+            ),
+            (
+                PaymentState::Declined("the user declined the payment".into()),
+                Err("the user declined"),
+            ),
+        ];
+        let payment = PaymentId::from("fe1-P1-D1");
+        for (state, expected) in table {
+            let mut waiting = false;
+            let blocked = blocks_restart(&payment, &state, &mut waiting);
+            match (expected, blocked) {
+                (Ok(wait), None) => assert_eq!(waiting, wait, "{state:?}"),
+                (Err(words), Some(why)) => {
+                    assert!(why.contains(words), "{state:?}: {why}");
+                    assert!(why.contains("fe1-P1-D1"), "{why}");
+                }
+                (expected, got) => panic!("{state:?}: expected {expected:?}, got {got:?}"),
+            }
+        }
     }
 }
