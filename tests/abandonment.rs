@@ -308,3 +308,49 @@ fn the_proof_is_bound_to_its_payment_each_field_changed_alone_is_refused() {
         assert_eq!(rules.check_abandonment(&changed), Err(expected), "{what}");
     }
 }
+
+/// The card has one transaction waiting to complete at a time. An acknowledgement (or
+/// an abandonment) of an earlier payment, come after a later payment's E, must not
+/// complete the later one's transaction in its name.
+#[test]
+fn a_late_acknowledgement_of_an_earlier_payment_does_not_complete_the_next_one() {
+    let mut bench = bench("late");
+    let first = request(5);
+    let (_, first_verdict) = bench.pay_and_authorise(&first);
+    // H for the first never came; the user buys again.
+    let second = request(6);
+    let (f2, second_verdict) = bench.pay_and_authorise(&second);
+    let second_atc = f2.transaction.means.card().unwrap().atc;
+
+    bench.acknowledge(&first, first_verdict);
+    match bench.payer.payment_state(&first.payment) {
+        Some(PaymentState::CompletionFailed(why)) => assert!(
+            why.contains(&format!("waits to complete transaction {second_atc}")),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Abandoning now abandons the second alone: the one the card waits for.
+    let abandonment = bench.abandon();
+    assert_eq!(abandonment.transaction.payment, second.payment);
+
+    // Had its H come instead, the second would still have completed with a TC.
+    let mut bench = self::bench("late-then-h");
+    let (_, first_verdict) = bench.pay_and_authorise(&first);
+    let (_, second_verdict_again) = bench.pay_and_authorise(&second);
+    assert_eq!(
+        second_verdict_again.is_positive(),
+        second_verdict.is_positive()
+    );
+    bench.acknowledge(&first, first_verdict);
+    bench.acknowledge(&second, second_verdict_again);
+    match bench.payer.payment_state(&second.payment) {
+        Some(PaymentState::Completed(completion)) => {
+            assert_eq!(
+                completion.kind,
+                telepay::terminal::card_module::CryptogramKind::Tc
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -526,6 +526,8 @@ struct Pending {
     /// The terminal data the CDOL1 data was built from (95 and 9F37 go again in the
     /// CDOL2 data, and anything else a CDOL2 asks for).
     terminal_data: BTreeMap<TagNumber, Vec<u8>>,
+    /// The ARQC's transaction counter: which transaction the completion is for.
+    atc: u16,
 }
 
 /// A GENERATE AC answer, from either response format.
@@ -759,7 +761,10 @@ impl<C: CardChannel> CardModule<C> {
                 });
             }
         }
-        self.phase = Phase::AwaitingCompletion(Box::new(Pending { terminal_data }));
+        self.phase = Phase::AwaitingCompletion(Box::new(Pending {
+            terminal_data,
+            atc: answer.atc,
+        }));
         let (pan, pan_sequence, expiry, aid, aip) = transaction_base;
         Ok(CardTransaction {
             pan,
@@ -858,6 +863,16 @@ impl<C: CardChannel> CardModule<C> {
             iad: answer.iad,
             issuer_authentication,
         })
+    }
+
+    /// The transaction counter of the ARQC the card waits to complete, if it waits
+    /// for one: a completion is for that transaction only (a late acknowledgement of
+    /// an earlier one must not end it).
+    pub fn awaiting_completion(&self) -> Option<u16> {
+        match &self.phase {
+            Phase::AwaitingCompletion(pending) => Some(pending.atc),
+            _ => None,
+        }
     }
 
     /// The cardholder data of the last successful read.

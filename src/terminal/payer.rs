@@ -654,10 +654,10 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
                         response_code: *b"Z3",
                         arpc: None,
                     };
-                    match self.card.complete(&unable_online) {
+                    match complete_own(&mut self.card, &record.answer, &unable_online) {
                         Ok(completion) => completion,
-                        Err(error) => {
-                            record.state = PaymentState::CompletionFailed(error.to_string());
+                        Err(why) => {
+                            record.state = PaymentState::CompletionFailed(why);
                             continue;
                         }
                     }
@@ -1145,10 +1145,12 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         let authorised = acknowledgement.verdict.is_positive();
         record.state = match paid.means {
             Means::VirtualWallet => PaymentState::WalletSettled { authorised },
-            Means::BankCard => match self.card.complete(&acknowledgement.verdict) {
-                Ok(completion) => PaymentState::Completed(completion),
-                Err(error) => PaymentState::CompletionFailed(error.to_string()),
-            },
+            Means::BankCard => {
+                match complete_own(&mut self.card, &record.answer, &acknowledgement.verdict) {
+                    Ok(completion) => PaymentState::Completed(completion),
+                    Err(why) => PaymentState::CompletionFailed(why),
+                }
+            }
         };
         // The verdict decides whether the payment is made, whatever the card's second
         // GENERATE AC answered: the acquirer has authorised (or not) the amount.
@@ -1167,6 +1169,32 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
                 .totals_mut(id.as_str())
                 .map(|totals| totals.record(&payment));
         }
+    }
+}
+
+/// Completes, with `verdict`, the card transaction of the E in `sent` — only if it is the
+/// one the card waits to complete: an acknowledgement of an earlier payment, come too
+/// late, must not end a later one.
+fn complete_own<C: CardChannel>(
+    card: &mut CardModule<C>,
+    sent: &Envelope,
+    verdict: &Verdict,
+) -> Result<Completion, String> {
+    let atc = match &sent.message {
+        Message::Transaction(transaction) => transaction.means.card().map(|card| card.atc),
+        _ => None,
+    };
+    match (atc, card.awaiting_completion()) {
+        (Some(own), Some(awaited)) if own == awaited => {
+            card.complete(verdict).map_err(|error| error.to_string())
+        }
+        (Some(own), Some(other)) => Err(format!(
+            "the card waits to complete transaction {other}, not {own}: another one followed"
+        )),
+        (Some(own), None) => Err(format!(
+            "the card does not wait to complete transaction {own}: its transaction is over"
+        )),
+        (None, _) => Err("the payment was not made by the card".into()),
     }
 }
 
