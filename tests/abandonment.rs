@@ -11,7 +11,9 @@
 //! - a payment the card completed with a TC cannot be abandoned, and its TC (or its
 //!   ARQC) dressed up as an AAC is refused;
 //! - the proof is bound to its payment: each field changed alone is refused for its
-//!   reason.
+//!   reason;
+//! - the card waits to complete one transaction at a time: a late H (or identification
+//!   result, or abandonment) for an earlier transaction does not complete a later one.
 
 mod common;
 use common::TempDir;
@@ -345,6 +347,75 @@ fn a_late_acknowledgement_of_an_earlier_payment_does_not_complete_the_next_one()
     bench.acknowledge(&first, first_verdict);
     bench.acknowledge(&second, second_verdict_again);
     match bench.payer.payment_state(&second.payment) {
+        Some(PaymentState::Completed(completion)) => {
+            assert_eq!(
+                completion.kind,
+                telepay::terminal::card_module::CryptogramKind::Tc
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The same for an identification (claim 16): its result, come after the payment's E,
+/// does not complete the payment's card transaction in the identification's name.
+#[test]
+fn a_late_identification_result_does_not_complete_the_payments_transaction() {
+    use telepay::messages::{
+        IdentificationId, IdentificationRequest, IdentificationResult, RefusalReason,
+    };
+    use telepay::terminal::payer::IdentificationState;
+
+    let mut bench = bench("late-identification");
+    let identification = IdentificationRequest {
+        purchase: PurchaseId::from("fe1-P7"),
+        identification: IdentificationId::from("fe1-P7-ID"),
+        merchant: MerchantId::from("telepay-demo"),
+        purpose: "identified users only".into(),
+        currency: Currency::EUR,
+        date: NOW,
+        nonce: [7; 16],
+        accepted_means: vec![Means::BankCard],
+    };
+    let sent = bench.payer.handle(
+        NOW,
+        &Party::FrontEnd,
+        Message::IdentificationRequest(identification.clone()),
+    );
+    assert!(
+        matches!(
+            sent.as_slice(),
+            [Envelope {
+                message: Message::IdentificationProof(_),
+                ..
+            }]
+        ),
+        "{sent:?}"
+    );
+    // The result does not come; a payment follows on the same card.
+    let d = request(7);
+    let (_, verdict) = bench.pay_and_authorise(&d);
+    bench.payer.handle(
+        NOW,
+        &Party::FrontEnd,
+        Message::IdentificationResult(IdentificationResult {
+            purchase: identification.purchase.clone(),
+            identification: identification.identification.clone(),
+            verdict: Verdict::refused(RefusalReason::AcquirerUnreachable),
+            customer: None,
+        }),
+    );
+    match bench
+        .payer
+        .identification_state(&identification.identification)
+    {
+        Some(IdentificationState::CompletionFailed(why)) => {
+            assert!(why.contains("another one followed"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    bench.acknowledge(&d, verdict);
+    match bench.payer.payment_state(&d.payment) {
         Some(PaymentState::Completed(completion)) => {
             assert_eq!(
                 completion.kind,

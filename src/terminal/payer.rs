@@ -972,12 +972,12 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             };
             return;
         }
-        record.state = match self.card.complete(&result.verdict) {
+        record.state = match complete_own(&mut self.card, &record.answer, &result.verdict) {
             Ok(completion) => IdentificationState::Completed {
                 completion,
                 customer: result.customer.clone(),
             },
-            Err(error) => IdentificationState::CompletionFailed(error.to_string()),
+            Err(why) => IdentificationState::CompletionFailed(why),
         };
     }
 
@@ -1172,9 +1172,10 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
     }
 }
 
-/// Completes, with `verdict`, the card transaction of the E in `sent` — only if it is the
-/// one the card waits to complete: an acknowledgement of an earlier payment, come too
-/// late, must not end a later one.
+/// Completes, with `verdict`, the card transaction of what the device sent in `sent` (a
+/// payment's E, or an identification's proof) — only if it is the one the card waits to
+/// complete: an answer to an earlier payment or identification, come too late, must not
+/// end a later one.
 fn complete_own<C: CardChannel>(
     card: &mut CardModule<C>,
     sent: &Envelope,
@@ -1182,6 +1183,10 @@ fn complete_own<C: CardChannel>(
 ) -> Result<Completion, String> {
     let atc = match &sent.message {
         Message::Transaction(transaction) => transaction.means.card().map(|card| card.atc),
+        Message::IdentificationProof(IdentificationProof {
+            proof: IdentityProof::Card(card),
+            ..
+        }) => Some(card.atc),
         _ => None,
     };
     match (atc, card.awaiting_completion()) {
@@ -1194,7 +1199,7 @@ fn complete_own<C: CardChannel>(
         (Some(own), None) => Err(format!(
             "the card does not wait to complete transaction {own}: its transaction is over"
         )),
-        (None, _) => Err("the payment was not made by the card".into()),
+        (None, _) => Err("the card made no cryptogram for it".into()),
     }
 }
 
