@@ -322,6 +322,13 @@ impl Role for Timed<'_> {
         handled
     }
 
+    fn handle_ref(&mut self, now: Timestamp, from: &Party, message: &Message) -> Handled {
+        let started = Instant::now();
+        let handled = self.role.handle_ref(now, from, message);
+        self.spent += started.elapsed();
+        handled
+    }
+
     fn poll_timeout(&self) -> Option<Timestamp> {
         let started = Instant::now();
         let due = self.role.poll_timeout();

@@ -838,14 +838,65 @@ const AUTH: &str = "6 letters or digits";
 /// first field that cannot. The journal calls it before acknowledging a payment, so
 /// that nothing it authorises is left unremittable.
 pub fn check_record(record: &BatchRecord) -> Result<(), (&'static str, &'static str)> {
+    check_fields(&RecordFields {
+        payment: &record.payment.0,
+        merchant: &record.merchant.0,
+        pan: &record.pan,
+        expiry: &record.expiry,
+        amount_minor: record.amount_minor,
+        currency: record.currency,
+        amount_other: &record.amount_other,
+        date: &record.date,
+        transaction_type: record.transaction_type,
+        terminal_country: &record.terminal_country,
+        aid: &record.aid,
+        iad: &record.iad,
+        authorisation_code: &record.authorisation_code,
+    })
+}
+
+/// The fields of a [`BatchRecord`] that [`check_record`] judges, borrowed: the journal
+/// checks a transaction from its F and G without copying them into a record first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordFields<'a> {
+    /// [`BatchRecord::payment`].
+    pub payment: &'a str,
+    /// [`BatchRecord::merchant`].
+    pub merchant: &'a str,
+    /// [`BatchRecord::pan`].
+    pub pan: &'a str,
+    /// [`BatchRecord::expiry`].
+    pub expiry: &'a str,
+    /// [`BatchRecord::amount_minor`].
+    pub amount_minor: u64,
+    /// [`BatchRecord::currency`].
+    pub currency: u16,
+    /// [`BatchRecord::amount_other`].
+    pub amount_other: &'a [u8; 6],
+    /// [`BatchRecord::date`].
+    pub date: &'a [u8; 3],
+    /// [`BatchRecord::transaction_type`].
+    pub transaction_type: u8,
+    /// [`BatchRecord::terminal_country`].
+    pub terminal_country: &'a [u8; 2],
+    /// [`BatchRecord::aid`].
+    pub aid: &'a [u8],
+    /// [`BatchRecord::iad`].
+    pub iad: &'a [u8],
+    /// [`BatchRecord::authorisation_code`].
+    pub authorisation_code: &'a str,
+}
+
+/// [`check_record`] on borrowed fields: the same rules, in the same order.
+pub(crate) fn check_fields(record: &RecordFields<'_>) -> Result<(), (&'static str, &'static str)> {
     // The same rules as the line's writer applies, without writing it: the journal
     // calls this at every authorisation, and the line would be thrown away.
-    check_identifier_length(&record.payment.0).map_err(|e| ("payment", e))?;
-    check_identifier_length(&record.merchant.0).map_err(|e| ("merchant", e))?;
+    check_identifier_length(record.payment).map_err(|e| ("payment", e))?;
+    check_identifier_length(record.merchant).map_err(|e| ("merchant", e))?;
     if !(12..=19).contains(&record.pan.len()) || !record.pan.bytes().all(|b| b.is_ascii_digit()) {
         return Err(("pan", PAN));
     }
-    if !is_digits(&record.expiry, 6) {
+    if !is_digits(record.expiry, 6) {
         return Err(("expiry", "YYMMDD, 6 digits"));
     }
     if record.amount_minor > MAX_AMOUNT_MINOR {
@@ -854,16 +905,16 @@ pub fn check_record(record: &BatchRecord) -> Result<(), (&'static str, &'static 
     if record.currency > 999 {
         return Err(("currency", "3 digits"));
     }
-    if !is_bcd(&record.amount_other) {
+    if !is_bcd(record.amount_other) {
         return Err(("amount-other", "12 digits (9F03, n12)"));
     }
-    if !is_bcd(&record.date) {
+    if !is_bcd(record.date) {
         return Err(("date", "6 digits YYMMDD (9A)"));
     }
     if !is_bcd(&[record.transaction_type]) {
         return Err(("type", "2 digits (9C)"));
     }
-    if !is_bcd(&record.terminal_country) {
+    if !is_bcd(record.terminal_country) {
         return Err(("country", "4 digits (9F1A, n3)"));
     }
     if !(5..=16).contains(&record.aid.len()) {

@@ -2010,8 +2010,7 @@ pub(crate) fn decided_state<'g>(
                     "the card's 5F2A equal to the request's currency",
                 ));
             }
-            let record = batch_record(f, card, authorisation_code);
-            batch::check_record(&record)
+            batch::check_fields(&record_fields(f, card, authorisation_code))
                 .map_err(|(field, expected)| not_remittable(field, expected))?;
             Ok((
                 TransactionState::Authorised,
@@ -2036,33 +2035,27 @@ pub(crate) fn atc_to_raise(
     }
 }
 
-/// The batch record of an authorised F.
-fn batch_record(
-    f: &AcquirerTransaction,
-    card: &CardTransaction,
-    authorisation_code: &str,
-) -> BatchRecord {
-    BatchRecord {
-        payment: f.transaction.payment.clone(),
-        merchant: f.merchant.clone(),
-        pan: card.pan.clone(),
-        pan_sequence: card.pan_sequence,
-        expiry: card.expiry.clone(),
-        atc: card.atc,
+/// The fields of the batch record `f` and `card` make, as [`batch::check_record`] judges
+/// them, borrowed from F rather than copied into a record.
+fn record_fields<'a>(
+    f: &'a AcquirerTransaction,
+    card: &'a CardTransaction,
+    authorisation_code: &'a str,
+) -> batch::RecordFields<'a> {
+    batch::RecordFields {
+        payment: &f.transaction.payment.0,
+        merchant: &f.merchant.0,
+        pan: &card.pan,
+        expiry: &card.expiry,
         amount_minor: f.request.amount.minor,
         currency: f.request.amount.currency.numeric,
-        amount_other: card.amount_other,
-        date: card.date,
+        amount_other: &card.amount_other,
+        date: &card.date,
         transaction_type: card.transaction_type,
-        terminal_country: card.terminal_country,
-        aid: card.aid.clone(),
-        aip: card.aip,
-        tvr: card.tvr,
-        unpredictable_number: card.unpredictable_number,
-        cid: card.cid,
-        cryptogram: card.cryptogram,
-        iad: card.iad.clone(),
-        authorisation_code: authorisation_code.to_owned(),
+        terminal_country: &card.terminal_country,
+        aid: &card.aid,
+        iad: &card.iad,
+        authorisation_code,
     }
 }
 

@@ -454,11 +454,63 @@ fn find_candidates<C: CardChannel>(
 
 /// Directory entries (61) of a PPSE FCI: 6F / A5 / BF0C / 61 (EMV Book B Table 3-3).
 fn ppse_entries(fci: &[u8]) -> Vec<Candidate> {
-    let Ok(tlvs) = tlv::parse(fci) else {
-        return Vec::new();
-    };
+    // Read in place, without the tree: what `collect_directory_entries` finds in the
+    // parsed FCI. Each `61` outside another `61` is an entry; the objects after it that
+    // are deeper than it are its subtree (depth-first order), where its first 4F, 50
+    // and 87 are found.
+    struct Entry<'a> {
+        depth: usize,
+        aid: Option<&'a [u8]>,
+        label: Option<&'a [u8]>,
+        priority: Option<&'a [u8]>,
+    }
+    fn close(entry: Entry<'_>, out: &mut Vec<Candidate>) {
+        if let Some(aid) = entry.aid {
+            out.push(Candidate {
+                aid: aid.to_vec(),
+                label: entry
+                    .label
+                    .map(|bytes| String::from_utf8_lossy(bytes).trim().to_owned()),
+                priority: entry.priority.and_then(|value| value.first().copied()),
+            });
+        }
+    }
     let mut out = Vec::new();
-    collect_directory_entries(&tlvs, &mut out);
+    let mut open: Option<Entry<'_>> = None;
+    let read = tlv::ber::visit(fci, |object| {
+        if let Some(entry) = open.as_mut() {
+            if object.depth > entry.depth {
+                let slot = match object.tag {
+                    0x4F => &mut entry.aid,
+                    0x50 => &mut entry.label,
+                    0x87 => &mut entry.priority,
+                    _ => return,
+                };
+                // 4F, 50 and 87 are primitive tags: their value is always there.
+                if slot.is_none() {
+                    *slot = object.bytes();
+                }
+                return;
+            }
+            if let Some(done) = open.take() {
+                close(done, &mut out);
+            }
+        }
+        if object.tag == 0x61 {
+            open = Some(Entry {
+                depth: object.depth,
+                aid: None,
+                label: None,
+                priority: None,
+            });
+        }
+    });
+    if read.is_err() {
+        return Vec::new();
+    }
+    if let Some(done) = open.take() {
+        close(done, &mut out);
+    }
     out
 }
 
@@ -573,20 +625,36 @@ fn parse_gpo(data: &[u8]) -> Result<([u8; 2], Vec<[u8; 4]>), EmvError> {
         response: hex::encode_upper(data),
         reason: reason.to_owned(),
     };
-    let tlvs = tlv::parse(data).map_err(|error| malformed(&error.to_string()))?;
-    let (aip, afl): (&[u8], &[u8]) = match tlvs.as_slice() {
-        [only] if only.tag() == 0x80 => {
+    // Read in place (no tree): how many top-level objects, the first one, and the first
+    // 82 and 94 in depth-first order, as a search of the parsed tree finds them.
+    let mut top_level = 0usize;
+    let mut only = None;
+    let (mut first_82, mut first_94) = (None, None);
+    tlv::ber::visit(data, |object| {
+        if object.depth == 0 {
+            top_level = top_level.saturating_add(1);
+            only.get_or_insert(object);
+        }
+        match object.tag {
+            0x82 => _ = first_82.get_or_insert(object),
+            0x94 => _ = first_94.get_or_insert(object),
+            _ => {}
+        }
+    })
+    .map_err(|error| malformed(&error.to_string()))?;
+    let (aip, afl): (&[u8], &[u8]) = match only {
+        Some(only) if top_level == 1 && only.tag == 0x80 => {
             let value = only.bytes().unwrap_or(&[]);
             if value.len() < 2 {
                 return Err(malformed("format 1 template shorter than the AIP"));
             }
             value.split_at(2)
         }
-        [only] if only.tag() == 0x77 => {
-            let aip = tlv::find(&tlvs, 0x82)
-                .and_then(Tlv::bytes)
+        Some(only) if top_level == 1 && only.tag == 0x77 => {
+            let aip = first_82
+                .and_then(|object| object.bytes())
                 .ok_or_else(|| malformed("format 2 template without AIP (82)"))?;
-            let afl = tlv::find(&tlvs, 0x94).and_then(Tlv::bytes).unwrap_or(&[]);
+            let afl = first_94.and_then(|object| object.bytes()).unwrap_or(&[]);
             (aip, afl)
         }
         _ => return Err(malformed("neither format 1 (80) nor format 2 (77)")),
@@ -624,9 +692,10 @@ fn get_data_value<C: CardChannel>(
     if !response.sw.is_success() {
         return Ok(None);
     }
-    let tlvs = tlv::parse(&response.data).unwrap_or_default();
-    Ok(tlv::find(&tlvs, u32::from(tag))
-        .and_then(Tlv::bytes)
+    // Read in place: the answer is one object, dropped once its value is copied.
+    Ok(tlv::ber::find_value(&response.data, u32::from(tag))
+        .ok()
+        .flatten()
         .map(<[u8]>::to_vec))
 }
 
@@ -641,15 +710,51 @@ fn cn_digits(bytes: &[u8]) -> String {
     hex::encode_upper(bytes).trim_end_matches('F').to_owned()
 }
 
+/// The first object of each of `tags` in `records`, in the order read (depth-first in
+/// each record), as a search of all of them put together finds it: in one walk, which
+/// ends once every tag is found, instead of one walk per tag.
+pub(crate) fn first_in_records<const N: usize>(
+    records: &[RecordRead],
+    tags: [TagNumber; N],
+) -> [Option<&Tlv>; N] {
+    fn walk<'a, const N: usize>(
+        tlvs: &'a [Tlv],
+        tags: &[TagNumber; N],
+        found: &mut [Option<&'a Tlv>; N],
+        missing: &mut usize,
+    ) {
+        for tlv in tlvs {
+            if *missing == 0 {
+                return;
+            }
+            for (tag, slot) in tags.iter().zip(found.iter_mut()) {
+                if *tag == tlv.tag() && slot.is_none() {
+                    *slot = Some(tlv);
+                    *missing = missing.saturating_sub(1);
+                }
+            }
+            walk(tlv.children(), tags, found, missing);
+        }
+    }
+    let mut found = [None; N];
+    // Slots still empty (a tag listed twice fills both slots at once).
+    let mut missing = N;
+    for record in records {
+        walk(&record.tlvs, &tags, &mut found, &mut missing);
+    }
+    found
+}
+
 fn cardholder_data(records: &[RecordRead]) -> CardholderData {
-    // The first object of `tag` in the records in the order read (depth-first in each),
-    // as a search of all of them put together finds it, without copying them together.
-    let first = |tag| {
-        records
-            .iter()
-            .find_map(|record| tlv::find(&record.tlvs, tag))
+    const TAGS: [TagNumber; 8] = [0x5A, 0x57, 0x5F34, 0x5F24, 0x5F25, 0x5F20, 0x5F28, 0x9F42];
+    let found = first_in_records(records, TAGS);
+    let bytes = |tag| {
+        TAGS.iter()
+            .zip(found)
+            .find(|(known, _)| **known == tag)
+            .and_then(|(_, object)| object)
+            .and_then(Tlv::bytes)
     };
-    let bytes = |tag| first(tag).and_then(Tlv::bytes);
     let pan = bytes(0x5A).map(cn_digits).or_else(|| {
         // Track 2 Equivalent Data: PAN, separator D, expiry… (EMV Book 3 Annex A).
         bytes(0x57).and_then(|track2| {
@@ -679,6 +784,115 @@ fn serialize_hex<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The PPSE's entries as a search of the parsed tree finds them: the oracle of
+    /// `ppse_entries`, which reads them without building the tree.
+    fn ppse_entries_from_tree(fci: &[u8]) -> Vec<Candidate> {
+        let Ok(tlvs) = tlv::parse(fci) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        collect_directory_entries(&tlvs, &mut out);
+        out
+    }
+
+    /// `parse_gpo` as it read the answer from the parsed tree: its oracle.
+    fn gpo_from_tree(data: &[u8]) -> Option<([u8; 2], Vec<u8>)> {
+        let tlvs = tlv::parse(data).ok()?;
+        let (aip, afl): (&[u8], &[u8]) = match tlvs.as_slice() {
+            [only] if only.tag() == 0x80 => only.bytes().filter(|v| v.len() >= 2)?.split_at(2),
+            [only] if only.tag() == 0x77 => (
+                tlv::find(&tlvs, 0x82).and_then(Tlv::bytes)?,
+                tlv::find(&tlvs, 0x94).and_then(Tlv::bytes).unwrap_or(&[]),
+            ),
+            _ => return None,
+        };
+        Some((aip.try_into().ok()?, afl.to_vec()))
+    }
+
+    fn directory_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            proptest::sample::select(vec![
+                0x00u8, 0x01, 0x02, 0x03, 0x05, 0x07, 0x4F, 0x50, 0x41, 0x61, 0x6F, 0x77, 0x80,
+                0x82, 0x84, 0x87, 0x94, 0xA5, 0xBF, 0x0C, 0x08, 0x10,
+            ]),
+            0..40,
+        )
+    }
+
+    proptest::proptest! {
+        /// One walk finds, for each tag, the object a search of the records one tag at a
+        /// time finds (a tag listed twice included, absent tags `None`).
+        #[test]
+        fn first_in_records_matches_one_search_per_tag(
+            first in directory_bytes(),
+            second in directory_bytes(),
+        ) {
+            let records: Vec<RecordRead> = [first, second]
+                .iter()
+                .filter_map(|bytes| tlv::parse(bytes).ok())
+                .map(|tlvs| RecordRead { sfi: 1, number: 1, tlvs })
+                .collect();
+            let tags = [0x4F, 0x50, 0x61, 0x87, 0x4F, 0x9F42];
+            let expected = tags.map(|tag| {
+                records
+                    .iter()
+                    .find_map(|record| tlv::find(&record.tlvs, tag))
+            });
+            proptest::prop_assert_eq!(first_in_records(&records, tags), expected);
+        }
+
+        /// The entries read in place are those the tree gives, for any bytes.
+        #[test]
+        fn ppse_entries_match_the_tree(fci in directory_bytes()) {
+            proptest::prop_assert_eq!(ppse_entries(&fci), ppse_entries_from_tree(&fci));
+        }
+
+        /// The AIP and AFL read in place are those the tree gives; an answer the tree
+        /// refuses is refused.
+        #[test]
+        fn gpo_matches_the_tree(data in directory_bytes()) {
+            let read = parse_gpo(&data).ok();
+            match gpo_from_tree(&data) {
+                Some((aip, afl)) if afl.len() % 4 == 0 => {
+                    // The AFL entries' own checks may still refuse it.
+                    if let Some((read_aip, entries)) = read {
+                        proptest::prop_assert_eq!(read_aip, aip);
+                        proptest::prop_assert_eq!(entries.concat(), afl);
+                    }
+                }
+                _ => proptest::prop_assert_eq!(read, None),
+            }
+        }
+    }
+
+    #[test]
+    fn ppse_entries_of_a_directory() {
+        // 6F { 84 2PAY.SYS.DDF01, A5 { BF0C { 61 { 4F A0000000421010, 50 "CB ",
+        // 87 01 }, 61 { 4F A0000000031010, 87 02 } } } }
+        let fci = hex::decode(concat!(
+            "6F33840E325041592E5359532E4444463031A521BF0C1E",
+            "61114F07A0000000421010500343422087010161094F07A0000000031010",
+        ))
+        .unwrap();
+        let entries = ppse_entries(&fci);
+        assert_eq!(entries, ppse_entries_from_tree(&fci));
+        assert_eq!(
+            entries,
+            vec![
+                Candidate {
+                    aid: hex::decode("A0000000421010").unwrap(),
+                    label: Some("CB".into()),
+                    priority: Some(1),
+                },
+                Candidate {
+                    aid: hex::decode("A0000000031010").unwrap(),
+                    label: None,
+                    priority: None,
+                },
+            ]
+        );
+    }
 
     #[test]
     fn pan_masking_keeps_bin_and_last_four() {

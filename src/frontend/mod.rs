@@ -591,9 +591,16 @@ impl<E: Entropy> FrontEnd<E> {
         ));
         self.next_purchase = self.next_purchase.saturating_add(1);
         self.by_request.insert(key, id.clone());
+        // What decides the answer, read before the request moves into the purchase.
+        let ended = request
+            .session
+            .as_ref()
+            .filter(|session| self.sessions.has_ended(&request.terminal, session))
+            .map(|session| format!("session {session} has ended"));
+        let sells = self.config.providers.contains(&request.provider);
         let mut purchase = Purchase {
             id: id.clone(),
-            request: request.clone(),
+            request,
             stage: Stage::AwaitingQuote,
             quote: None,
             payment: None,
@@ -613,19 +620,11 @@ impl<E: Entropy> FrontEnd<E> {
             provision: None,
             metering: None,
         };
-        let ended = request
-            .session
-            .as_ref()
-            .filter(|session| self.sessions.has_ended(&request.terminal, session));
-        let sent = if let Some(session) = ended {
-            fail(
-                &mut purchase,
-                Failure::BadRequest {
-                    reason: format!("session {session} has ended"),
-                },
-            )
-        } else if self.config.providers.contains(&request.provider) {
+        let sent = if let Some(reason) = ended {
+            fail(&mut purchase, Failure::BadRequest { reason })
+        } else if sells {
             purchase.deadline = Some(now.plus_millis(self.config.server_timeout_ms));
+            let request = &purchase.request;
             vec![Envelope {
                 from: Party::FrontEnd,
                 to: Party::Server(request.provider.clone()),
@@ -637,15 +636,11 @@ impl<E: Entropy> FrontEnd<E> {
                 }),
             }]
         } else {
-            fail(
-                &mut purchase,
-                Failure::BadRequest {
-                    reason: format!(
-                        "the front-end sells nothing for service server {}",
-                        request.provider
-                    ),
-                },
-            )
+            let reason = format!(
+                "the front-end sells nothing for service server {}",
+                purchase.request.provider
+            );
+            fail(&mut purchase, Failure::BadRequest { reason })
         };
         self.purchases.insert(id, Box::new(purchase));
         Reaction::send(sent)

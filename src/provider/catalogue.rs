@@ -216,6 +216,9 @@ pub struct CatalogueItem {
     available: bool,
     identification_required: bool,
     content: Option<Content>,
+    /// SHA-256 of `content`'s bytes, computed once when the item is read: the content
+    /// never changes, and every delivery and quote that encloses it carries this digest.
+    content_sha256: Option<[u8; 32]>,
     bills: Vec<Bill>,
     accounts: Vec<Account>,
     reload_range: Option<(Money, Money)>,
@@ -302,6 +305,14 @@ impl CatalogueItem {
     /// The content delivered; `Some` exactly for documents and pay-per-view items.
     pub fn content(&self) -> Option<&Content> {
         self.content.as_ref()
+    }
+
+    /// SHA-256 of the content's bytes (what [`Delivery::Content`] carries), computed
+    /// once when the catalogue was read; `None` for items without content.
+    ///
+    /// [`Delivery::Content`]: crate::messages::Delivery::Content
+    pub fn content_sha256(&self) -> Option<&[u8; 32]> {
+        self.content_sha256.as_ref()
     }
 
     /// A bill-payment item's bills, in file order; empty for any other kind.
@@ -1516,6 +1527,10 @@ fn parse_item(
         }
     };
 
+    let content_sha256 = offer.content.as_ref().map(|content| {
+        use sha2::Digest;
+        sha2::Sha256::digest(&content.bytes).into()
+    });
     Ok(CatalogueItem {
         id: ServiceId(id),
         designation: designation.to_owned(),
@@ -1527,6 +1542,7 @@ fn parse_item(
         available,
         identification_required,
         content: offer.content,
+        content_sha256,
         bills: offer.bills,
         accounts: offer.accounts,
         reload_range: offer.reload_range,

@@ -675,8 +675,14 @@ fn validity(item: &CatalogueItem, now: Timestamp) -> QuoteValidity {
 /// The item's content as a delivery (with its digest); `None` for items without
 /// content (physical goods, payment services).
 fn content_delivery(item: &CatalogueItem) -> Option<Delivery> {
-    item.content()
-        .map(|content| Delivery::content(&content.media_type, content.bytes.clone()))
+    // The digest was computed when the catalogue was read: hashing the same bytes at
+    // every delivery gave the same 32 bytes each time.
+    let (content, sha256) = item.content().zip(item.content_sha256())?;
+    Some(Delivery::Content {
+        media_type: content.media_type.clone(),
+        bytes: content.bytes.clone(),
+        sha256: *sha256,
+    })
 }
 
 /// What makes an address unusable for shipping, if anything.

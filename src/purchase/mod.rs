@@ -30,6 +30,14 @@ pub trait Role {
     /// message when it did.
     fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Handled;
 
+    /// [`Role::handle`] for a message the caller keeps: what the [`Runner`] calls, since
+    /// its log holds every message. By default a copy goes to [`Role::handle`]; a role
+    /// that only reads the message answers from the reference and saves the copy (a
+    /// purchase's eleven messages are a few kilobytes of strings).
+    fn handle_ref(&mut self, now: Timestamp, from: &Party, message: &Message) -> Handled {
+        self.handle(now, from, message.clone())
+    }
+
     /// When [`Role::handle_timeout`] is due, if the role waits for anything.
     fn poll_timeout(&self) -> Option<Timestamp> {
         None
@@ -90,12 +98,16 @@ impl Role for ServiceServer {
     }
 
     fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Handled {
+        self.handle_ref(now, from, &message)
+    }
+
+    fn handle_ref(&mut self, now: Timestamp, from: &Party, message: &Message) -> Handled {
         let answer = match message {
-            Message::QuoteRequest(request) => match self.handle_quote_request(&request, now) {
+            Message::QuoteRequest(request) => match self.handle_quote_request(request, now) {
                 Ok(quote) => Message::Quote(quote),
                 Err(unavailable) => Message::Unavailable(unavailable),
             },
-            Message::ServiceOrder(order) => match self.handle_service_order(&order) {
+            Message::ServiceOrder(order) => match self.handle_service_order(order) {
                 Ok(delivery) => Message::ServiceDelivery(delivery),
                 Err(unavailable) => Message::Unavailable(unavailable),
             },
@@ -134,6 +146,10 @@ impl<C: CardChannel, U: PayerUser> Role for PayerDevice<C, U> {
 
     fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Handled {
         Handled::send(PayerDevice::handle(self, now, from, message))
+    }
+
+    fn handle_ref(&mut self, now: Timestamp, from: &Party, message: &Message) -> Handled {
+        Handled::send(PayerDevice::handle_ref(self, now, from, message))
     }
 }
 
@@ -182,6 +198,10 @@ impl<J: crate::acquirer::store::CardJournal> Role for BankCardAcquirer<J> {
     }
 
     fn handle(&mut self, now: Timestamp, from: &Party, message: Message) -> Handled {
+        self.handle_ref(now, from, &message)
+    }
+
+    fn handle_ref(&mut self, now: Timestamp, from: &Party, message: &Message) -> Handled {
         let party = self.party();
         match message {
             // No durable record, no acknowledgement: the front-end's deadline reverses
@@ -189,7 +209,7 @@ impl<J: crate::acquirer::store::CardJournal> Role for BankCardAcquirer<J> {
             Message::AcquirerTransaction(transaction) => Handled::answer(
                 party,
                 from,
-                self.authorise(&transaction, now)
+                self.authorise(transaction, now)
                     .map(Message::Acknowledgement),
             ),
             // No durable counter, no verdict: the front-end's deadline ends the
@@ -197,19 +217,19 @@ impl<J: crate::acquirer::store::CardJournal> Role for BankCardAcquirer<J> {
             Message::IdentityCheck(check) => Handled::answer(
                 party,
                 from,
-                self.identify(&check, now).map(Message::IdentityVerdict),
+                self.identify(check, now).map(Message::IdentityVerdict),
             ),
             Message::Reversal(reversal) => {
                 let outcome = self
-                    .reverse(&reversal, now)
+                    .reverse(reversal, now)
                     .map(|outcome| format!("{outcome:?}"));
-                reversal_note(&reversal, outcome)
+                reversal_note(reversal, outcome)
             }
             // No durable reversal, no result: the payer device asks again.
             Message::PaymentAbandoned(abandonment) => Handled::answer(
                 party,
                 from,
-                self.abandon(&abandonment, now).map(|outcome| {
+                self.abandon(abandonment, now).map(|outcome| {
                     Message::AbandonmentResult(AbandonmentResult {
                         acquirer: self.id().clone(),
                         terminal: abandonment.transaction.terminal.clone(),
@@ -226,7 +246,7 @@ impl<J: crate::acquirer::store::CardJournal> Role for BankCardAcquirer<J> {
                 from,
                 Ok::<_, std::convert::Infallible>(Message::DisputeOutcome(
                     crate::messages::DisputeOutcome {
-                        dispute: case.dispute.dispute,
+                        dispute: case.dispute.dispute.clone(),
                         acquirer: Some(self.id().clone()),
                         outcome: crate::messages::DisputeDecision::Rejected {
                             reason: "disputes on bank-card payments go to the card issuer".into(),
@@ -536,7 +556,8 @@ impl<'a, K: Clock> Runner<'a, K> {
                 if fate == Fate::Delivered {
                     match self.roles.get_mut(&envelope.to) {
                         Some(role) => {
-                            let handled = role.handle(at, &envelope.from, envelope.message.clone());
+                            // The log keeps the message: the role reads it in place.
+                            let handled = role.handle_ref(at, &envelope.from, &envelope.message);
                             note = handled.note;
                             queue.extend(handled.sent);
                         }

@@ -219,11 +219,49 @@ impl TerminalData {
 
     /// The values this configuration gives for DOLs, by tag.
     fn dol_values(&self) -> BTreeMap<TagNumber, Vec<u8>> {
-        BTreeMap::from([
-            (0x9F1A, self.country.to_vec()),
-            (0x9F35, vec![self.terminal_type]),
-            (0x9F33, self.capabilities.to_vec()),
-        ])
+        self.dol_entries()
+            .into_iter()
+            .map(|(tag, value)| (tag, value.as_ref().to_vec()))
+            .collect()
+    }
+
+    /// [`TerminalData::dol_values`], held inline.
+    fn dol_entries(&self) -> [(TagNumber, DolValue); 3] {
+        [
+            (0x9F1A, DolValue::of(self.country)),
+            (0x9F35, DolValue::of([self.terminal_type])),
+            (0x9F33, DolValue::of(self.capabilities)),
+        ]
+    }
+}
+
+/// The most bytes a terminal value of a CDOL holds here: 9F7C, the designation's digest,
+/// is 20.
+const DOL_VALUE_MAX: usize = 32;
+
+/// A terminal value for a CDOL, held inline: the GENERATE ACs' data is built without one
+/// vector per value (a dozen per purchase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DolValue {
+    len: usize,
+    bytes: [u8; DOL_VALUE_MAX],
+}
+
+impl DolValue {
+    /// `value`, whose size is checked against [`DOL_VALUE_MAX`] when compiled.
+    fn of<const N: usize>(value: [u8; N]) -> DolValue {
+        const { assert!(N <= DOL_VALUE_MAX) };
+        let mut bytes = [0; DOL_VALUE_MAX];
+        if let Some(head) = bytes.get_mut(..N) {
+            head.copy_from_slice(&value);
+        }
+        DolValue { len: N, bytes }
+    }
+}
+
+impl AsRef<[u8]> for DolValue {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
     }
 }
 
@@ -525,7 +563,7 @@ impl Phase {
 struct Pending {
     /// The terminal data the CDOL1 data was built from (95 and 9F37 go again in the
     /// CDOL2 data, and anything else a CDOL2 asks for).
-    terminal_data: BTreeMap<TagNumber, Vec<u8>>,
+    terminal_data: BTreeMap<TagNumber, DolValue>,
     /// The ARQC's transaction counter: which transaction the completion is for.
     atc: u16,
 }
@@ -710,18 +748,19 @@ impl<C: CardChannel> CardModule<C> {
             })?;
         let unpredictable_number =
             PaymentRequest::unpredictable_number(&request.nonce, &request.designation_digest);
-        let mut terminal_data = self.terminal.dol_values();
+        let mut terminal_data: BTreeMap<TagNumber, DolValue> =
+            self.terminal.dol_entries().into_iter().collect();
         terminal_data.extend([
-            (0x9F02, amount.to_vec()),
-            (0x9F03, vec![0; 6]),
-            (0x95, terminal_verification_results(self.pin).to_vec()),
-            (0x5F2A, request.amount.currency.emv_code().to_vec()),
-            (0x5F36, vec![request.amount.currency.exponent]),
-            (0x9A, request.date.emv_date().to_vec()),
-            (0x9F21, emv_time(request.date).to_vec()),
-            (0x9C, vec![0x00]),
-            (0x9F37, unpredictable_number.to_vec()),
-            (0x9F7C, request.designation_digest.to_vec()),
+            (0x9F02, DolValue::of(amount)),
+            (0x9F03, DolValue::of([0; 6])),
+            (0x95, DolValue::of(terminal_verification_results(self.pin))),
+            (0x5F2A, DolValue::of(request.amount.currency.emv_code())),
+            (0x5F36, DolValue::of([request.amount.currency.exponent])),
+            (0x9A, DolValue::of(request.date.emv_date())),
+            (0x9F21, DolValue::of(emv_time(request.date))),
+            (0x9C, DolValue::of([0x00])),
+            (0x9F37, DolValue::of(unpredictable_number)),
+            (0x9F7C, DolValue::of(request.designation_digest)),
         ]);
         let cdol1_data = dol::build_dol_data(&card.cdol1, &terminal_data);
         let sent = SentValues::read(step, &card.cdol1, &cdol1_data)?;
@@ -828,11 +867,13 @@ impl<C: CardChannel> CardModule<C> {
             } => (CryptogramKind::Aac, response_code, arpc),
         };
         let mut terminal_data = pending.terminal_data;
-        terminal_data.insert(0x8A, response_code.to_vec());
+        terminal_data.insert(0x8A, DolValue::of(*response_code));
         if let Some(arpc) = arpc {
             // ARPC method 1: the ARC that goes with the ARPC is the one it was computed
             // over, the verdict's response code.
-            terminal_data.insert(0x91, [arpc.as_slice(), response_code.as_slice()].concat());
+            let [a0, a1, a2, a3, a4, a5, a6, a7] = *arpc;
+            let [r0, r1] = *response_code;
+            terminal_data.insert(0x91, DolValue::of([a0, a1, a2, a3, a4, a5, a6, a7, r0, r1]));
         }
         let cdol2_data = dol::build_dol_data(&cdol2, &terminal_data);
         let answer = self.generate_ac(step, requested, &cdol2_data)?;
@@ -1029,22 +1070,28 @@ impl SentValues {
     fn read(step: Step, cdol1: &[DolEntry], data: &[u8]) -> Result<SentValues, CardModuleError> {
         // `build_dol_data` gives exactly the DOL's length, so the split succeeds; were it
         // ever to fail, every field below is reported missing rather than guessed.
-        let fields = dol::split_dol_data(cdol1, data).unwrap_or_default();
-        let values: BTreeMap<TagNumber, &[u8]> = fields.into_iter().collect();
+        let values = dol::split_dol_data(cdol1, data).unwrap_or_default();
         fn field<const N: usize>(
             step: Step,
-            values: &BTreeMap<TagNumber, &[u8]>,
+            values: &[(TagNumber, &[u8])],
             tag: TagNumber,
         ) -> Result<[u8; N], CardModuleError> {
-            values
-                .get(&tag)
-                .and_then(|value| <[u8; N]>::try_from(*value).ok())
+            // A CDOL that names a tag twice: the last value counts, as it did when these
+            // were collected into a map. A linear search of a dozen fields costs less
+            // than building the map.
+            let value = values
+                .iter()
+                .rev()
+                .find(|(field_tag, _)| *field_tag == tag)
+                .map(|(_, value)| *value);
+            value
+                .and_then(|value| <[u8; N]>::try_from(value).ok())
                 .ok_or(CardModuleError::CdolLacks {
                     step,
                     tag,
                     name: tag_name(tag),
                     expected: N,
-                    found: values.get(&tag).map(|value| value.len()),
+                    found: value.map(<[u8]>::len),
                 })
         }
         let [transaction_type] = field::<1>(step, &values, 0x9C)?;
@@ -1075,9 +1122,32 @@ fn parse_generate_ac(step: Step, data: &[u8]) -> Result<AcAnswer, CardModuleErro
         response: hex::encode_upper(data),
         problem,
     };
-    let tlvs = tlv::parse(data).map_err(|error| malformed(format!("not BER-TLV: {error}")))?;
-    let (cid, atc, cryptogram, iad) = match tlvs.as_slice() {
-        [only] if only.tag() == 0x80 => {
+    // Read in place (no tree): the top-level objects and, for format 2, the first object
+    // of each tag in depth-first order, as a search of the parsed tree finds it.
+    let (mut top_level, mut only) = (0usize, None);
+    let mut firsts: [Option<tlv::ber::Object<'_>>; 4] = [None; 4];
+    const FORMAT_2_TAGS: [TagNumber; 4] = [0x9F27, 0x9F36, 0x9F26, 0x9F10];
+    tlv::ber::visit(data, |object| {
+        if object.depth == 0 {
+            top_level = top_level.saturating_add(1);
+            only.get_or_insert(object);
+        }
+        if let Some(index) = FORMAT_2_TAGS.iter().position(|tag| *tag == object.tag)
+            && let Some(slot) = firsts.get_mut(index)
+        {
+            slot.get_or_insert(object);
+        }
+    })
+    .map_err(|error| malformed(format!("not BER-TLV: {error}")))?;
+    let first = |tag: TagNumber| {
+        FORMAT_2_TAGS
+            .iter()
+            .position(|known| *known == tag)
+            .and_then(|index| firsts.get(index).copied().flatten())
+            .and_then(|object| object.bytes())
+    };
+    let (cid, atc, cryptogram, iad) = match only.filter(|_| top_level == 1) {
+        Some(only) if only.tag == 0x80 => {
             let value = only.bytes().unwrap_or_default();
             let fixed = || {
                 malformed(format!(
@@ -1090,10 +1160,9 @@ fn parse_generate_ac(step: Step, data: &[u8]) -> Result<AcAnswer, CardModuleErro
             let (cryptogram, iad) = rest.split_first_chunk::<8>().ok_or_else(fixed)?;
             (cid, *atc, *cryptogram, iad)
         }
-        [only] if only.tag() == 0x77 => {
+        Some(only) if only.tag == 0x77 => {
             let fixed = |tag: TagNumber, length: usize| -> Result<&[u8], CardModuleError> {
-                let value = tlv::find(&tlvs, tag)
-                    .and_then(Tlv::bytes)
+                let value = first(tag)
                     .ok_or_else(|| malformed(format!("format 2 template 77 has no {tag:X}")))?;
                 if value.len() == length {
                     Ok(value)
@@ -1112,16 +1181,17 @@ fn parse_generate_ac(step: Step, data: &[u8]) -> Result<AcAnswer, CardModuleErro
             let cryptogram = fixed(0x9F26, 8)?
                 .try_into()
                 .map_err(|_| malformed("9F26 is not 8 bytes".to_owned()))?;
-            let iad = tlv::find(&tlvs, 0x9F10)
-                .and_then(Tlv::bytes)
-                .unwrap_or_default();
+            let iad = first(0x9F10).unwrap_or_default();
             (cid, atc, cryptogram, iad)
         }
         _ => {
-            let tags: Vec<String> = tlvs
-                .iter()
-                .map(|object| format!("{:X}", object.tag()))
-                .collect();
+            // The error path only: the top-level tags, read again.
+            let mut tags: Vec<String> = Vec::new();
+            let _ = tlv::ber::visit(data, |object| {
+                if object.depth == 0 {
+                    tags.push(format!("{:X}", object.tag));
+                }
+            });
             return Err(malformed(format!(
                 "expected one format 1 (80) or format 2 (77) template, got [{}]",
                 tags.join(", ")
@@ -1167,13 +1237,15 @@ fn issuer_authentication_from_iad(iad: &[u8]) -> IssuerAuthentication {
 
 /// The cardholder data and transaction lists of a read.
 fn card_data(report: &CardReadReport) -> Result<CardData, CardModuleError> {
-    // The first object with `tag` in the records, in the order they were read: what a
-    // search of all their objects in one list finds, without copying them into one.
+    // The first object with each tag in the records, in the order they were read: what a
+    // search of all their objects in one list finds, in one walk of them.
+    const TAGS: [TagNumber; 4] = [0x5F34, 0x5F24, 0x8C, 0x8D];
+    let found = emv::first_in_records(&report.records, TAGS);
     let bytes = |tag: TagNumber| {
-        report
-            .records
-            .iter()
-            .find_map(|record| tlv::find(&record.tlvs, tag))
+        TAGS.iter()
+            .zip(found)
+            .find(|(known, _)| **known == tag)
+            .and_then(|(_, object)| object)
             .and_then(Tlv::bytes)
     };
     let missing = |tag: TagNumber| CardModuleError::CardDataMissing {
@@ -1396,6 +1468,16 @@ mod tests {
             (
                 "",
                 Err("first GENERATE AC: malformed response : expected one format 1 (80) or format 2 (77) template, got []".to_owned()),
+            ),
+            (
+                "800180 7700",
+                Err("first GENERATE AC: malformed response 8001807700: expected one format 1 (80) or format 2 (77) template, got [80, 77]".to_owned()),
+            ),
+            // The first 9F27 depth-first counts, even nested in a template of its own
+            // (here a wrong one, before a right one).
+            (
+                "771B E0059F27028080 9F270140 9F36020001 9F260882B2F733B099E2A1",
+                Err("first GENERATE AC: malformed response 771BE0059F270280809F2701409F360200019F260882B2F733B099E2A1: 9F27 (Cryptogram Information Data) is 2 bytes, expected 1".to_owned()),
             ),
         ];
         for (hex_text, expected) in cases {

@@ -180,12 +180,13 @@ impl ClientDevice {
         }
         let (request, result) = match message {
             Message::ClientDelivery(delivery) => {
+                let request = delivery.request.clone();
                 let result = if delivery.delivery.is_intact() {
-                    RequestResult::Delivered(delivery.clone())
+                    RequestResult::Delivered(delivery)
                 } else {
-                    RequestResult::Damaged(delivery.clone())
+                    RequestResult::Damaged(delivery)
                 };
-                (delivery.request, result)
+                (request, result)
             }
             Message::PurchaseOutcome(outcome) => {
                 (outcome.request, RequestResult::Failed(outcome.failure))

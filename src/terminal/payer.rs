@@ -859,6 +859,26 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         }
     }
 
+    /// [`PayerDevice::handle`] for a message the caller keeps (the runner's log): the
+    /// messages that only update a record are read in place; the others, which the
+    /// device keeps, are copied once.
+    pub fn handle_ref(&mut self, now: Timestamp, from: &Party, message: &Message) -> Vec<Envelope> {
+        if *from != Party::FrontEnd {
+            return Vec::new();
+        }
+        match message {
+            Message::PayerAcknowledgement(acknowledgement) => {
+                self.on_acknowledgement(acknowledgement);
+                Vec::new()
+            }
+            Message::IdentificationResult(result) => {
+                self.on_identification_result(result);
+                Vec::new()
+            }
+            other => self.handle(now, from, other.clone()),
+        }
+    }
+
     fn on_payment_request(&mut self, request: PaymentRequest, now: Timestamp) -> Vec<Envelope> {
         if let Some(record) = self.payments.get(&request.payment) {
             // A repeated D: the same answer, without touching the card or the wallet
@@ -894,7 +914,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         self.payments.insert(
             request.payment.clone(),
             Box::new(PaymentRecord {
-                request: request.clone(),
+                request,
                 answer: answer.clone(),
                 state,
                 paid,

@@ -450,7 +450,9 @@ fn skip_padding(bytes: &[u8], mut pos: usize) -> usize {
 
 /// Parses the objects of `bytes`, whose first byte is at `base` in the caller's input.
 fn parse_objects(bytes: &[u8], base: usize, depth: usize) -> Result<Vec<Tlv>, TlvError> {
-    let mut out = Vec::new();
+    // Sized once: growing the list object by object reallocated it two or three times
+    // per level, the most frequent allocation of a card read.
+    let mut out = Vec::with_capacity(count_objects(bytes));
     let mut pos = 0;
     loop {
         pos = skip_padding(bytes, pos);
@@ -463,13 +465,46 @@ fn parse_objects(bytes: &[u8], base: usize, depth: usize) -> Result<Vec<Tlv>, Tl
     }
 }
 
-/// Parses one object starting at `pos` (not padding); returns it and the position after.
-fn parse_object(
+/// How many objects `bytes` holds at its top level, counted from their tag and length
+/// fields only; the count stops at the first malformed field (the parse that follows
+/// reports it).
+fn count_objects(bytes: &[u8]) -> usize {
+    let mut count = 0usize;
+    let mut pos = skip_padding(bytes, 0);
+    while pos < bytes.len() {
+        let Ok((tag, after_tag)) = read_tag(bytes, pos) else {
+            break;
+        };
+        let Ok((length, value_start)) = read_length(bytes, after_tag, tag, 0) else {
+            break;
+        };
+        let Some(next) = value_start.checked_add(length) else {
+            break;
+        };
+        count = count.saturating_add(1);
+        pos = skip_padding(bytes, next);
+    }
+    count
+}
+
+/// One object's framing as [`parse`] checks it: its tag, its value and where the value
+/// starts and ends (offsets local to the slice it was read from).
+struct Header<'a> {
+    tag: TagNumber,
+    value: &'a [u8],
+    value_start: usize,
+    value_end: usize,
+}
+
+/// Reads the tag and length of the object at `pos` (not padding) and checks them as
+/// [`parse`] does: the value within the input, a constructed object no deeper than
+/// [`MAX_DEPTH`].
+fn read_header(
     bytes: &[u8],
     pos: usize,
     base: usize,
     depth: usize,
-) -> Result<(Tlv, usize), TlvError> {
+) -> Result<Header<'_>, TlvError> {
     let at = |p: usize| base.saturating_add(p);
     let (tag, after_tag) = read_tag(bytes, pos).map_err(|e| e.rebase(base))?;
     let (length, value_start) = read_length(bytes, after_tag, tag, base)?;
@@ -481,23 +516,115 @@ fn parse_object(
     };
     let value_end = value_start.checked_add(length).ok_or(beyond.clone())?;
     let value = bytes.get(value_start..value_end).ok_or(beyond)?;
+    if is_constructed(tag) && depth >= MAX_DEPTH {
+        return Err(TlvError::TooDeep {
+            tag,
+            offset: at(pos),
+            max: MAX_DEPTH,
+        });
+    }
+    Ok(Header {
+        tag,
+        value,
+        value_start,
+        value_end,
+    })
+}
+
+/// Parses one object starting at `pos` (not padding); returns it and the position after.
+fn parse_object(
+    bytes: &[u8],
+    pos: usize,
+    base: usize,
+    depth: usize,
+) -> Result<(Tlv, usize), TlvError> {
+    let Header {
+        tag,
+        value,
+        value_start,
+        value_end,
+    } = read_header(bytes, pos, base, depth)?;
     let value = if is_constructed(tag) {
-        if depth >= MAX_DEPTH {
-            return Err(TlvError::TooDeep {
-                tag,
-                offset: at(pos),
-                max: MAX_DEPTH,
-            });
-        }
         Value::Constructed(parse_objects(
             value,
-            at(value_start),
+            base.saturating_add(value_start),
             depth.saturating_add(1),
         )?)
     } else {
         Value::Primitive(value.to_vec())
     };
     Ok((Tlv { tag, value }, value_end))
+}
+
+/// One data object as [`visit`] shows it, borrowed from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Object<'a> {
+    /// The tag.
+    pub tag: TagNumber,
+    /// Nesting depth: 0 for a top-level object.
+    pub depth: usize,
+    /// The value field (a constructed object's: the encoding of its children).
+    pub value: &'a [u8],
+}
+
+impl<'a> Object<'a> {
+    /// The value of a primitive object (`None` for a constructed one), as [`Tlv::bytes`].
+    pub fn bytes(&self) -> Option<&'a [u8]> {
+        (!is_constructed(self.tag)).then_some(self.value)
+    }
+}
+
+/// Every object of `bytes` in the order [`parse`] reads them (depth-first, pre-order:
+/// a template before its children), without building the tree: for answers read once
+/// and dropped. Accepts and rejects exactly what [`parse`] does, with the same error;
+/// objects before an error have been shown to `each` by then, so a caller uses what it
+/// saw only when this returns `Ok`.
+pub fn visit<'a>(bytes: &'a [u8], mut each: impl FnMut(Object<'a>)) -> Result<(), TlvError> {
+    visit_objects(bytes, 0, 0, &mut each)
+}
+
+/// The value of the first object with `tag` in `bytes`, depth-first, or `None` when that
+/// object is constructed or there is none: `find(&parse(bytes)?, tag).and_then(Tlv::bytes)`
+/// without the tree.
+pub fn find_value(bytes: &[u8], tag: TagNumber) -> Result<Option<&[u8]>, TlvError> {
+    let mut first: Option<Object<'_>> = None;
+    visit(bytes, |object| {
+        if first.is_none() && object.tag == tag {
+            first = Some(object);
+        }
+    })?;
+    Ok(first.and_then(|object| object.bytes()))
+}
+
+fn visit_objects<'a>(
+    bytes: &'a [u8],
+    base: usize,
+    depth: usize,
+    each: &mut dyn FnMut(Object<'a>),
+) -> Result<(), TlvError> {
+    let mut pos = 0;
+    loop {
+        pos = skip_padding(bytes, pos);
+        if pos >= bytes.len() {
+            return Ok(());
+        }
+        let Header {
+            tag,
+            value,
+            value_start,
+            value_end,
+        } = read_header(bytes, pos, base, depth)?;
+        each(Object { tag, depth, value });
+        if is_constructed(tag) {
+            visit_objects(
+                value,
+                base.saturating_add(value_start),
+                depth.saturating_add(1),
+                each,
+            )?;
+        }
+        pos = value_end;
+    }
 }
 
 /// Reads a tag field at `pos` (ISO 7816-4 §5.2.2.1): one byte unless its five low bits
@@ -651,6 +778,90 @@ mod tests {
                 is_constructed(tag),
                 expected.first().is_some_and(|b| b & 0x20 != 0)
             );
+        }
+    }
+
+    /// Every object of a tree in the order `visit` shows it: (tag, depth, value).
+    fn pre_order(tlvs: &[Tlv], depth: usize, out: &mut Vec<(TagNumber, usize, Vec<u8>)>) {
+        for tlv in tlvs {
+            let value = match &tlv.value {
+                Value::Primitive(bytes) => bytes.clone(),
+                Value::Constructed(_) => Vec::new(),
+            };
+            out.push((tlv.tag, depth, value));
+            pre_order(tlv.children(), depth + 1, out);
+        }
+    }
+
+    proptest::proptest! {
+        /// `visit` accepts and rejects exactly what `parse` does, with the same error, and
+        /// shows the objects of the tree `parse` builds in depth-first order; `find_value`
+        /// finds what a search of that tree finds. Bytes drawn from a small alphabet of
+        /// tag, length and padding bytes, so that most inputs are well-formed or nearly.
+        #[test]
+        fn visit_reads_what_parse_reads(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    0x00u8, 0xFF, 0x01, 0x02, 0x03, 0x05, 0x1F, 0x5F, 0x61, 0x6F, 0x70,
+                    0x77, 0x80, 0x81, 0x82, 0x9F, 0x26, 0x27, 0xA5, 0xBF, 0x0C,
+                ]),
+                0..48,
+            ),
+            tag in proptest::sample::select(vec![0x61u32, 0x77, 0x80, 0x9F26, 0x5F01, 0xBF0C]),
+        ) {
+            let mut seen = Vec::new();
+            let visited = visit(&bytes, |object| {
+                let value = object.bytes().map(<[u8]>::to_vec).unwrap_or_default();
+                seen.push((object.tag, object.depth, value));
+            });
+            let parsed = parse(&bytes);
+            match &parsed {
+                Ok(tlvs) => {
+                    proptest::prop_assert_eq!(visited, Ok(()));
+                    let mut expected = Vec::new();
+                    pre_order(tlvs, 0, &mut expected);
+                    proptest::prop_assert_eq!(seen, expected);
+                    proptest::prop_assert_eq!(
+                        find_value(&bytes, tag),
+                        Ok(find(tlvs, tag).and_then(Tlv::bytes))
+                    );
+                }
+                Err(error) => {
+                    proptest::prop_assert_eq!(visited, Err(error.clone()));
+                    proptest::prop_assert_eq!(find_value(&bytes, tag), Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn find_value_table() {
+        // (input, tag, expected): the first object of the tag depth-first, its value only
+        // when primitive; the error of `parse` for a malformed input.
+        type Found = Result<Option<Vec<u8>>, TlvError>;
+        let cases: [(&str, TagNumber, Found); 5] = [
+            ("9F36 02 0042", 0x9F36, Ok(Some(h("0042")))),
+            (
+                "77 06 9F27 01 80 82 00 9F27 01 40",
+                0x9F27,
+                Ok(Some(h("80"))),
+            ),
+            ("77 03 82 01 1C", 0x77, Ok(None)),
+            ("00 FF 9F17 01 03 00", 0x9F36, Ok(None)),
+            (
+                "77 04 82 02 1C",
+                0x82,
+                Err(TlvError::ValueBeyondInput {
+                    tag: 0x77,
+                    offset: 2,
+                    length: 4,
+                    available: 3,
+                }),
+            ),
+        ];
+        for (input, tag, expected) in cases {
+            let found = find_value(&h(input), tag).map(|value| value.map(<[u8]>::to_vec));
+            assert_eq!(found, expected, "{input} / {tag:X}");
         }
     }
 

@@ -78,9 +78,11 @@ pub fn dol_data_length(entries: &[DolEntry]) -> usize {
 /// The format comes from the [`dictionary`]; a tag present in `terminal_data` but not in
 /// the dictionary is known to the caller, so it is sent as binary (`b`) rather than as the
 /// zeros rule (a) gives a tag "unknown to the terminal".
-pub fn build_dol_data(
+///
+/// The values may be any bytes the caller holds (`Vec<u8>`, arrays, inline buffers).
+pub fn build_dol_data<V: AsRef<[u8]>>(
     entries: &[DolEntry],
-    terminal_data: &BTreeMap<TagNumber, Vec<u8>>,
+    terminal_data: &BTreeMap<TagNumber, V>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(dol_data_length(entries));
     for e in entries {
@@ -92,7 +94,7 @@ pub fn build_dol_data(
         match value {
             Some(v) => {
                 let format = dictionary::lookup(e.tag).map_or(Format::Binary, |i| i.format);
-                fit_value(&mut out, v, e.length, format);
+                fit_value(&mut out, v.as_ref(), e.length, format);
             }
             None => out.resize(out.len().saturating_add(e.length), 0x00),
         }

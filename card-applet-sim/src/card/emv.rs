@@ -152,9 +152,12 @@ impl SimCard {
                 encode(0x80, &value)
             }
             ResponseFormat::Format2 => {
-                let mut value = encode(0x82, &app.aip());
-                value.extend(encode(0x94, app.afl()));
-                encode(0x77, &value)
+                let mut out = Vec::with_capacity(app.afl().len().saturating_add(16));
+                let template = tlv::open(&mut out, 0x77);
+                tlv::push(&mut out, 0x82, &app.aip());
+                tlv::push(&mut out, 0x94, app.afl());
+                tlv::close(&mut out, template);
+                out
             }
         };
         self.session.phase = Phase::Initiated;
@@ -520,18 +523,24 @@ fn ac_response(
 ) -> Vec<u8> {
     match format {
         ResponseFormat::Format1 => {
-            let mut value = vec![kind.cid()];
-            value.extend_from_slice(&atc.to_be_bytes());
-            value.extend_from_slice(&cryptogram);
-            value.extend_from_slice(iad);
-            encode(0x80, &value)
+            let mut out = Vec::with_capacity(iad.len().saturating_add(16));
+            let template = tlv::open(&mut out, 0x80);
+            out.push(kind.cid());
+            out.extend_from_slice(&atc.to_be_bytes());
+            out.extend_from_slice(&cryptogram);
+            out.extend_from_slice(iad);
+            tlv::close(&mut out, template);
+            out
         }
         ResponseFormat::Format2 => {
-            let mut value = encode(0x9F27, &[kind.cid()]);
-            value.extend(encode(0x9F36, &atc.to_be_bytes()));
-            value.extend(encode(0x9F26, &cryptogram));
-            value.extend(encode(0x9F10, iad));
-            encode(0x77, &value)
+            let mut out = Vec::with_capacity(iad.len().saturating_add(32));
+            let template = tlv::open(&mut out, 0x77);
+            tlv::push(&mut out, 0x9F27, &[kind.cid()]);
+            tlv::push(&mut out, 0x9F36, &atc.to_be_bytes());
+            tlv::push(&mut out, 0x9F26, &cryptogram);
+            tlv::push(&mut out, 0x9F10, iad);
+            tlv::close(&mut out, template);
+            out
         }
     }
 }
@@ -545,17 +554,21 @@ fn log_entry(
     atc: u16,
     kind: CryptogramType,
 ) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in &app.log().format_entries {
-        let card_value = match entry.tag {
-            0x9F36 => Some(atc.to_be_bytes().to_vec()),
-            0x9F27 => Some(vec![kind.cid()]),
-            0x82 => Some(app.aip().to_vec()),
-            _ => None,
+    let entries = &app.log().format_entries;
+    let mut out = Vec::with_capacity(tlv::dol_data_len(entries));
+    // The card's own values are copied from the stack, not each into a new vector.
+    let atc = atc.to_be_bytes();
+    let cid = [kind.cid()];
+    let aip = app.aip();
+    for entry in entries {
+        let value: Option<&[u8]> = match entry.tag {
+            0x9F36 => Some(&atc),
+            0x9F27 => Some(&cid),
+            0x82 => Some(&aip),
+            _ => data.get(entry.tag),
         };
-        let value = card_value.or_else(|| data.get(entry.tag).map(<[u8]>::to_vec));
         match value {
-            Some(v) if v.len() == entry.len => out.extend(v),
+            Some(v) if v.len() == entry.len => out.extend_from_slice(v),
             _ => out.resize(out.len().saturating_add(entry.len), 0),
         }
     }

@@ -4,7 +4,7 @@
 //! transaction log.
 
 use super::apdu::{Apdu, Sw};
-use super::tlv::encode;
+use super::tlv;
 use super::{Phase, Selected, SimCard};
 
 /// The Payment System Environment's DF name (EMV Book 1 §12.2.2).
@@ -98,61 +98,62 @@ impl SimCard {
     /// The File Control Information template `6F` of a DF (EMV Book 1 §11.3.4, tables 43
     /// to 45).
     fn fci(&self, selected: Selected) -> Vec<u8> {
-        let language = encode(0x5F2D, self.profile.language().as_bytes());
-        let (name, proprietary): (&[u8], Vec<u8>) = match selected {
-            Selected::Pse => {
-                let mut a5 = encode(0x88, &[PSE_DIRECTORY_SFI]);
-                a5.extend(&language);
-                (PSE_NAME, a5)
-            }
-            Selected::Ppse => {
-                let mut directory = Vec::new();
-                for app in self.profile.applications() {
-                    directory.extend(self.directory_entry(app));
-                }
-                (PPSE_NAME, encode(0xBF0C, &directory))
-            }
-            Selected::Application(i) => {
-                let Some(app) = self.profile.applications().get(i) else {
-                    return Vec::new();
-                };
-                let mut a5 = encode(0x50, app.label().as_bytes());
-                a5.extend(encode(0x87, &[app.priority()]));
-                if !app.pdol().is_empty() {
-                    a5.extend(encode(0x9F38, app.pdol()));
-                }
-                a5.extend(&language);
-                if let Some(name) = app.preferred_name() {
-                    // 9F12 comes with the Issuer Code Table Index that encodes it (9F11,
-                    // EMV Book 1 §12.2.4): 01 = ISO 8859-1.
-                    a5.extend(encode(0x9F11, &[0x01]));
-                    a5.extend(encode(0x9F12, name.as_bytes()));
-                }
-                // Issuer discretionary data: the log entry (9F4D = log SFI, record count,
-                // EMV Book 3 Annex D), then the profile's own data objects.
-                let log = app.log();
-                let mut discretionary = encode(0x9F4D, &[log.sfi, log.max_records]);
-                discretionary.extend_from_slice(app.fci_discretionary());
-                a5.extend(encode(0xBF0C, &discretionary));
-                (app.aid(), a5)
-            }
+        let name: &[u8] = match selected {
+            Selected::Pse => PSE_NAME,
+            Selected::Ppse => PPSE_NAME,
+            Selected::Application(i) => match self.profile.applications().get(i) {
+                Some(app) => app.aid(),
+                None => return Vec::new(),
+            },
             Selected::Nothing | Selected::MasterFile => return Vec::new(),
         };
-        let mut body = encode(0x84, name);
-        body.extend(encode(0xA5, &proprietary));
-        encode(0x6F, &body)
-    }
-
-    /// An Application Template `61` as the PSE records and the PPSE list them (EMV Book 1
-    /// §12.2.3, table 47).
-    fn directory_entry(&self, app: &crate::profile::ApplicationProfile) -> Vec<u8> {
-        let mut entry = encode(0x4F, app.aid());
-        entry.extend(encode(0x50, app.label().as_bytes()));
-        if let Some(name) = app.preferred_name() {
-            entry.extend(encode(0x9F12, name.as_bytes()));
+        // One buffer for the whole template: each constructed object's length is put in
+        // once its value is written.
+        let mut out = Vec::with_capacity(128);
+        let fci = tlv::open(&mut out, 0x6F);
+        tlv::push(&mut out, 0x84, name);
+        let proprietary = tlv::open(&mut out, 0xA5);
+        let language = self.profile.language().as_bytes();
+        match selected {
+            Selected::Pse => {
+                tlv::push(&mut out, 0x88, &[PSE_DIRECTORY_SFI]);
+                tlv::push(&mut out, 0x5F2D, language);
+            }
+            Selected::Ppse => {
+                let directory = tlv::open(&mut out, 0xBF0C);
+                for app in self.profile.applications() {
+                    push_directory_entry(&mut out, app);
+                }
+                tlv::close(&mut out, directory);
+            }
+            Selected::Application(i) => {
+                if let Some(app) = self.profile.applications().get(i) {
+                    tlv::push(&mut out, 0x50, app.label().as_bytes());
+                    tlv::push(&mut out, 0x87, &[app.priority()]);
+                    if !app.pdol().is_empty() {
+                        tlv::push(&mut out, 0x9F38, app.pdol());
+                    }
+                    tlv::push(&mut out, 0x5F2D, language);
+                    if let Some(name) = app.preferred_name() {
+                        // 9F12 comes with the Issuer Code Table Index that encodes it
+                        // (9F11, EMV Book 1 §12.2.4): 01 = ISO 8859-1.
+                        tlv::push(&mut out, 0x9F11, &[0x01]);
+                        tlv::push(&mut out, 0x9F12, name.as_bytes());
+                    }
+                    // Issuer discretionary data: the log entry (9F4D = log SFI, record
+                    // count, EMV Book 3 Annex D), then the profile's own data objects.
+                    let log = app.log();
+                    let discretionary = tlv::open(&mut out, 0xBF0C);
+                    tlv::push(&mut out, 0x9F4D, &[log.sfi, log.max_records]);
+                    out.extend_from_slice(app.fci_discretionary());
+                    tlv::close(&mut out, discretionary);
+                }
+            }
+            Selected::Nothing | Selected::MasterFile => {}
         }
-        entry.extend(encode(0x87, &[app.priority()]));
-        encode(0x61, &entry)
+        tlv::close(&mut out, proprietary);
+        tlv::close(&mut out, fci);
+        out
     }
 
     /// READ RECORD (ISO 7816-4 §11.3.3, EMV Book 3 §6.5.11): P1 the record number, P2
@@ -180,7 +181,11 @@ impl SimCard {
                     .applications()
                     .get(index)
                     .ok_or(Sw::RECORD_NOT_FOUND)?;
-                Ok(encode(0x70, &self.directory_entry(app)))
+                let mut out = Vec::with_capacity(64);
+                let record = tlv::open(&mut out, 0x70);
+                push_directory_entry(&mut out, app);
+                tlv::close(&mut out, record);
+                Ok(out)
             }
             Selected::Application(i) => {
                 let app = self
@@ -211,4 +216,17 @@ impl SimCard {
             _ => Err(Sw::FILE_NOT_FOUND),
         }
     }
+}
+
+/// Appends an Application Template `61` as the PSE records and the PPSE list them (EMV
+/// Book 1 §12.2.3, table 47).
+fn push_directory_entry(out: &mut Vec<u8>, app: &crate::profile::ApplicationProfile) {
+    let entry = tlv::open(out, 0x61);
+    tlv::push(out, 0x4F, app.aid());
+    tlv::push(out, 0x50, app.label().as_bytes());
+    if let Some(name) = app.preferred_name() {
+        tlv::push(out, 0x9F12, name.as_bytes());
+    }
+    tlv::push(out, 0x87, &[app.priority()]);
+    tlv::close(out, entry);
 }

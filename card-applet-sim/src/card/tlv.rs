@@ -211,24 +211,50 @@ pub(crate) fn push_tag(out: &mut Vec<u8>, tag: Tag) {
 /// `82 xx xx`. Card responses never exceed 65 535 bytes; longer values are clamped, which
 /// callers avoid by construction.
 pub(crate) fn push_length(out: &mut Vec<u8>, len: usize) {
+    let (field, used) = length_field(len);
+    out.extend_from_slice(field.get(..used).unwrap_or(&[]));
+}
+
+/// The length field of [`push_length`] and how many of its bytes are used.
+fn length_field(len: usize) -> ([u8; 3], usize) {
     if len < 0x80 {
-        out.push(len as u8);
+        ([len as u8, 0, 0], 1)
     } else if len <= 0xFF {
-        out.extend_from_slice(&[0x81, len as u8]);
+        ([0x81, len as u8, 0], 2)
     } else {
-        let len = u16::try_from(len).unwrap_or(u16::MAX);
-        out.push(0x82);
-        out.extend_from_slice(&len.to_be_bytes());
+        let [hi, lo] = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
+        ([0x82, hi, lo], 3)
     }
 }
 
 /// Encodes one data object.
 pub(crate) fn encode(tag: Tag, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 5);
-    push_tag(&mut out, tag);
-    push_length(&mut out, value.len());
-    out.extend_from_slice(value);
+    push(&mut out, tag, value);
     out
+}
+
+/// Appends one primitive data object (tag, length, value) to `out`: a response is built
+/// in one buffer instead of one allocation per object.
+pub(crate) fn push(out: &mut Vec<u8>, tag: Tag, value: &[u8]) {
+    push_tag(out, tag);
+    push_length(out, value.len());
+    out.extend_from_slice(value);
+}
+
+/// Appends the tag of a constructed data object whose value the caller appends next;
+/// returns where its length goes, for [`close`].
+pub(crate) fn open(out: &mut Vec<u8>, tag: Tag) -> usize {
+    push_tag(out, tag);
+    out.len()
+}
+
+/// Ends the constructed data object [`open`] began at `at`: inserts its length (what was
+/// appended since) before its value.
+pub(crate) fn close(out: &mut Vec<u8>, at: usize) {
+    let (field, used) = length_field(out.len().saturating_sub(at));
+    let at = at.min(out.len());
+    out.splice(at..at, field.get(..used).unwrap_or(&[]).iter().copied());
 }
 
 /// One entry of a data object list: a tag and the length the card wants for it.
@@ -277,6 +303,30 @@ mod tests {
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s.replace(' ', "")).unwrap()
+    }
+
+    /// A template built in one buffer (`open`, `push`, `close`) is the template built
+    /// from separately encoded children, whatever the length form its value needs.
+    #[test]
+    fn open_close_encode_as_nested_encode() {
+        // (value length of the inner primitive, expected length field of the template)
+        let cases: [(usize, &str); 4] = [(0, "03"), (3, "06"), (125, "81 80"), (300, "82 01 31")];
+        for (inner, length_field) in cases {
+            let value = vec![0xA5; inner];
+            let mut built = vec![0xEE];
+            let template = open(&mut built, 0x77);
+            push(&mut built, 0x9F10, &value);
+            close(&mut built, template);
+            let mut expected = vec![0xEE];
+            expected.extend(encode(0x77, &encode(0x9F10, &value)));
+            assert_eq!(built, expected, "inner length {inner}");
+            let field = h(length_field);
+            assert_eq!(
+                built.get(2..2 + field.len()),
+                Some(&field[..]),
+                "inner length {inner}"
+            );
+        }
     }
 
     #[test]
