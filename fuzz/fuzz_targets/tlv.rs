@@ -9,6 +9,8 @@
 //! - [`tlv::decode_value`] / [`tlv::decode_value_with`] never panic, neither for the
 //!   tags and values of the tree nor for a dictionary tag picked by the first two input
 //!   bytes applied to the rest (so every decoder is reachable without valid TLV).
+//! - [`tlv::ber::visit`] and [`tlv::ber::find_value`] read what `parse` reads: the
+//!   same acceptance and error, the same objects depth-first, the same values found.
 //! - [`parse_dol`]: on success [`encode_dol`] gives the input back; the data
 //!   [`build_dol_data`] builds from the tree's values has [`dol_data_length`] bytes,
 //!   [`split_dol_data`] splits it back along the entries, a value of exactly the
@@ -26,6 +28,8 @@ fuzz_target!(|input: &[u8]| check(input));
 fn check(input: &[u8]) {
     let rendered = tlv::render_bytes(input);
     check_render_shape(&rendered);
+
+    check_visit(input);
 
     let tree = match tlv::parse(input) {
         Ok(tree) => {
@@ -55,6 +59,43 @@ fn check(input: &[u8]) {
         .map(|(tag, value)| (*tag, value.to_vec()))
         .collect();
     check_dol(input, &terminal_data);
+}
+
+/// [`tlv::ber::visit`] and [`tlv::ber::find_value`], the readers that build no tree,
+/// against the tree [`tlv::parse`] builds: the same input accepted or refused with the
+/// same error, the same objects in depth-first order, and for every tag of the tree the
+/// value a search of it finds.
+fn check_visit(input: &[u8]) {
+    let mut seen = Vec::new();
+    let visited = tlv::ber::visit(input, |object| {
+        seen.push((object.tag, object.depth, object.bytes().map(<[u8]>::to_vec)));
+    });
+    match tlv::parse(input) {
+        Ok(tree) => {
+            assert_eq!(visited, Ok(()));
+            let mut expected = Vec::new();
+            pre_order(&tree, 0, &mut expected);
+            assert_eq!(seen, expected);
+            for (tag, _, _) in &expected {
+                assert_eq!(
+                    tlv::ber::find_value(input, *tag),
+                    Ok(tlv::find(&tree, *tag).and_then(Tlv::bytes))
+                );
+            }
+        }
+        Err(error) => {
+            assert_eq!(visited, Err(error.clone()));
+            assert_eq!(tlv::ber::find_value(input, 0x9F26), Err(error));
+        }
+    }
+}
+
+/// Every object of `tlvs` as `visit` shows it: tag, depth, and a primitive's value.
+fn pre_order(tlvs: &[Tlv], depth: usize, out: &mut Vec<(TagNumber, usize, Option<Vec<u8>>)>) {
+    for tlv in tlvs {
+        out.push((tlv.tag(), depth, tlv.bytes().map(<[u8]>::to_vec)));
+        pre_order(tlv.children(), depth + 1, out);
+    }
 }
 
 /// Round trips of a successfully parsed tree.
