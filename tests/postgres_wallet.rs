@@ -18,6 +18,7 @@
 
 mod common;
 use common::postgres::PgCluster;
+use common::wallet::Payer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -28,8 +29,7 @@ use telepay::acquirer::postgres::PgJournal;
 use telepay::acquirer::wallet::{
     AccountKey, Credit, CreditReference, DisputeRecording, DisputeStatement, Outcome,
     PgWalletStore, Refusal, RefusedTransaction, Reservation, SessionId, SignedDispute,
-    SignedWalletPayment, WalletAccounts, WalletPayment, WalletReversal, WalletStore,
-    WalletStoreError,
+    SignedWalletPayment, WalletAccounts, WalletReversal, WalletStore, WalletStoreError,
 };
 use telepay::messages::{
     Acknowledgement, AcquirerId, Currency, DisputeId, MerchantId, Money, PaymentId, PurchaseId,
@@ -43,33 +43,9 @@ fn eur(minor: u64) -> Money {
     Money::new(minor, Currency::EUR)
 }
 
-/// A user's key, as a payer device holds it.
-struct Payer {
-    key: SigningKey,
-}
-
 impl Payer {
-    fn new(seed: u8) -> Payer {
-        Payer {
-            key: SigningKey::from_slice(&[seed; 32]).unwrap(),
-        }
-    }
-
-    fn account(&self) -> AccountKey {
-        AccountKey::new(self.key.verifying_key())
-    }
-
     fn pay(&self, payment: &str, amount: u64, sequence: u64) -> SignedWalletPayment {
-        let payment = WalletPayment {
-            account: self.account(),
-            merchant: MerchantId::from("FE-1"),
-            service: ServiceId::from("news"),
-            payment: PaymentId::from(payment),
-            amount: eur(amount),
-            sequence,
-            time: NOW,
-        };
-        SignedWalletPayment::sign(payment, |message| self.key.sign(message)).unwrap()
+        self.pay_at(payment, eur(amount), sequence, NOW)
     }
 
     fn dispute(&self, dispute: &str, payment: &str) -> SignedDispute {

@@ -5,8 +5,7 @@
 mod common;
 
 use common::TempDir;
-use p256::ecdsa::SigningKey;
-use p256::ecdsa::signature::Signer;
+use common::wallet::Payer;
 use proptest::prelude::*;
 use telepay::acquirer::journal::Journal;
 use telepay::acquirer::wallet::{
@@ -23,33 +22,16 @@ fn eur(minor: u64) -> Money {
     Money::new(minor, Currency::EUR)
 }
 
-/// A user's key, as a payer device holds it.
-struct Payer {
-    key: SigningKey,
-}
-
 impl Payer {
-    fn new(seed: u8) -> Payer {
-        Payer {
-            key: SigningKey::from_slice(&[seed; 32]).unwrap(),
-        }
-    }
-
-    fn account(&self) -> AccountKey {
-        AccountKey::new(self.key.verifying_key())
-    }
-
+    /// The payment of `amount`, the account's `sequence`-th, made `sequence` ms after
+    /// NOW.
     fn pay(&self, payment: &str, amount: Money, sequence: u64) -> SignedWalletPayment {
-        let payment = WalletPayment {
-            account: self.account(),
-            merchant: MerchantId::from("FE-1"),
-            service: ServiceId::from("news"),
-            payment: PaymentId::from(payment),
+        self.pay_at(
+            payment,
             amount,
             sequence,
-            time: NOW.plus_millis(i64::try_from(sequence).unwrap_or(0)),
-        };
-        SignedWalletPayment::sign(payment, |message| self.key.sign(message)).unwrap()
+            NOW.plus_millis(i64::try_from(sequence).unwrap_or(0)),
+        )
     }
 }
 

@@ -5,14 +5,13 @@
 mod common;
 
 use common::TempDir;
-use p256::ecdsa::SigningKey;
-use p256::ecdsa::signature::Signer;
+use common::wallet::Payer;
 use proptest::prelude::*;
 use telepay::acquirer::wallet::system::{NO_CURRENCY, authorisation_code};
 use telepay::acquirer::wallet::{
-    AccountKey, AccountState, Credit, CreditReference, Outcome, Provision, ProvisionState,
-    ProvisionTally, Reservation, SessionId, SignedWalletPayment, WalletAcquirer,
-    WalletAcquirerError, WalletPayment, WalletReversal, WalletStore,
+    AccountState, Credit, CreditReference, Outcome, Provision, ProvisionState, ProvisionTally,
+    Reservation, SessionId, SignedWalletPayment, WalletAcquirer, WalletAcquirerError,
+    WalletReversal, WalletStore,
 };
 use telepay::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, CardTransaction, Currency, Envelope, Means,
@@ -34,38 +33,11 @@ fn acquirer_id() -> AcquirerId {
     AcquirerId::from("wallet-1")
 }
 
-/// A user's key, as a payer device holds it.
-struct Payer {
-    key: SigningKey,
-}
-
 impl Payer {
-    fn new(seed: u8) -> Payer {
-        Payer {
-            key: SigningKey::from_slice(&[seed; 32]).unwrap(),
-        }
-    }
-
-    fn account(&self) -> AccountKey {
-        AccountKey::new(self.key.verifying_key())
-    }
-
     /// The payment `payment` of `amount`, the account's `sequence`-th, to FE-1 for
-    /// "news", signed.
+    /// "news", signed, made at NOW.
     fn pay(&self, payment: &str, amount: Money, sequence: u64) -> SignedWalletPayment {
-        self.sign(WalletPayment {
-            account: self.account(),
-            merchant: MerchantId::from("FE-1"),
-            service: ServiceId::from("news"),
-            payment: PaymentId::from(payment),
-            amount,
-            sequence,
-            time: NOW,
-        })
-    }
-
-    fn sign(&self, payment: WalletPayment) -> SignedWalletPayment {
-        SignedWalletPayment::sign(payment, |message| self.key.sign(message)).unwrap()
+        self.pay_at(payment, amount, sequence, NOW)
     }
 }
 

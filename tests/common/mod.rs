@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod postgres;
+pub mod wallet;
 
 /// A directory under the system's temporary directory, unique to this process and
 /// call, removed with everything in it when dropped.
