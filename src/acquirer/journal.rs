@@ -370,6 +370,55 @@ pub enum ReversalOutcome {
     },
 }
 
+impl ReversalOutcome {
+    /// Whether the reversal is recorded (a marker in `reversals`), so that a later F for
+    /// the payment is refused: yes unless there was nothing to cancel or it came too late.
+    pub(crate) fn keeps_a_marker(&self) -> bool {
+        matches!(
+            self,
+            ReversalOutcome::Reversed | ReversalOutcome::AlreadyReversed | ReversalOutcome::Marked
+        )
+    }
+}
+
+/// What a reversal does, given the transaction recorded for its payment as a store read
+/// it (purchase, state's name, batch), or none: the one rule both journals apply.
+///
+/// # Errors
+/// [`JournalError::Mismatch`] when the reversal names another purchase than the
+/// recorded F; [`JournalError::Corrupt`] for a state or batch this code does not write.
+pub(crate) fn reversal_outcome(
+    at: At<'_>,
+    reversal: &Reversal,
+    recorded: Option<(String, String, Option<i64>)>,
+) -> Result<ReversalOutcome, JournalError> {
+    let payment = &reversal.payment;
+    let Some((purchase, state_name, batch)) = recorded else {
+        return Ok(ReversalOutcome::Marked);
+    };
+    if purchase != reversal.purchase.0 {
+        return Err(at.mismatch(
+            payment,
+            "the purchase ids of the reversal and the recorded F",
+        ));
+    }
+    let state = TransactionState::from_name(&state_name)
+        .ok_or_else(|| at.corrupt(payment, "state", &state_name))?;
+    Ok(match state {
+        TransactionState::Authorised => ReversalOutcome::Reversed,
+        TransactionState::Reversed => ReversalOutcome::AlreadyReversed,
+        TransactionState::Refused => ReversalOutcome::WasRefused,
+        TransactionState::InBatch
+        | TransactionState::Remitted
+        | TransactionState::AcknowledgedByCentre => {
+            let batch = batch
+                .and_then(|batch| u64::try_from(batch).ok())
+                .ok_or_else(|| at.corrupt(payment, "batch", format!("{batch:?}")))?;
+            ReversalOutcome::AlreadyBatched { batch, state }
+        }
+    })
+}
+
 /// What to list with [`Journal::transactions`]; every field narrows the selection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransactionFilter {
@@ -1206,41 +1255,19 @@ impl Journal {
             })
             .optional()
             .map_err(at.db())?;
-        let outcome = match row {
-            None => ReversalOutcome::Marked,
-            Some((purchase, state_name, batch)) => {
-                if purchase != reversal.purchase.0 {
-                    return Err(at.mismatch(
-                        payment,
-                        "the purchase ids of the reversal and the recorded F",
-                    ));
-                }
-                let state = TransactionState::from_name(&state_name)
-                    .ok_or_else(|| at.corrupt(payment, "state", &state_name))?;
-                match state {
-                    TransactionState::Authorised => {
-                        transaction
-                            .prepare_cached(
-                                "UPDATE transactions SET state = 'reversed', updated_at = ?2 \
-                                 WHERE payment = ?1",
-                            )
-                            .and_then(|mut statement| statement.execute(params![payment.0, now.0]))
-                            .map_err(at.db())?;
-                        ReversalOutcome::Reversed
-                    }
-                    TransactionState::Reversed => ReversalOutcome::AlreadyReversed,
-                    TransactionState::Refused => return Ok(ReversalOutcome::WasRefused),
-                    TransactionState::InBatch
-                    | TransactionState::Remitted
-                    | TransactionState::AcknowledgedByCentre => {
-                        let batch = batch
-                            .and_then(|batch| u64::try_from(batch).ok())
-                            .ok_or_else(|| at.corrupt(payment, "batch", format!("{batch:?}")))?;
-                        return Ok(ReversalOutcome::AlreadyBatched { batch, state });
-                    }
-                }
-            }
-        };
+        let outcome = reversal_outcome(at, reversal, row)?;
+        if outcome == ReversalOutcome::Reversed {
+            transaction
+                .prepare_cached(
+                    "UPDATE transactions SET state = 'reversed', updated_at = ?2 \
+                     WHERE payment = ?1",
+                )
+                .and_then(|mut statement| statement.execute(params![payment.0, now.0]))
+                .map_err(at.db())?;
+        }
+        if !outcome.keeps_a_marker() {
+            return Ok(outcome);
+        }
         transaction
             .prepare_cached(
                 "INSERT INTO reversals (payment, purchase, acquirer, reason, received_at) \

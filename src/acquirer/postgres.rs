@@ -80,7 +80,7 @@ use crate::acquirer::journal::{
     At, Authorisation, BatchColumns, BatchState, BatchSummary, EntryColumns, JournalEntry,
     JournalError, Known, NOT_A_CARD_PAYMENT, Operation, RECORD_COLUMNS, RecordColumns,
     ReversalOutcome, StoredTransaction, TRANSACTION_COLUMNS, TransactionFilter, TransactionState,
-    atc_to_raise, batch_key, check_ids, currency_total, decided_state,
+    atc_to_raise, batch_key, check_ids, currency_total, decided_state, reversal_outcome,
 };
 use crate::acquirer::store::CardJournal;
 use crate::messages::{AcquirerId, AcquirerTransaction, PaymentId, Reversal, Timestamp};
@@ -793,46 +793,27 @@ impl CardJournal for PgJournal {
                     &[&payment.0],
                 )
                 .map_err(at.pg())?;
-            let outcome = match row {
-                None => ReversalOutcome::Marked,
-                Some(row) => {
-                    let purchase: String = column(&row, 0, at)?;
-                    let state_name: String = column(&row, 1, at)?;
-                    let batch: Option<i64> = column(&row, 2, at)?;
-                    if purchase != reversal.purchase.0 {
-                        return Err(at.mismatch(
-                            payment,
-                            "the purchase ids of the reversal and the recorded F",
-                        ));
-                    }
-                    let state = TransactionState::from_name(&state_name)
-                        .ok_or_else(|| at.corrupt(payment, "state", &state_name))?;
-                    match state {
-                        TransactionState::Authorised => {
-                            transaction
-                                .execute(
-                                    "UPDATE transactions SET state = 'reversed', \
-                                     updated_at = $2 WHERE payment = $1",
-                                    &[&payment.0, &now.0],
-                                )
-                                .map_err(at.pg())?;
-                            ReversalOutcome::Reversed
-                        }
-                        TransactionState::Reversed => ReversalOutcome::AlreadyReversed,
-                        TransactionState::Refused => return Ok(ReversalOutcome::WasRefused),
-                        TransactionState::InBatch
-                        | TransactionState::Remitted
-                        | TransactionState::AcknowledgedByCentre => {
-                            let batch = batch
-                                .and_then(|batch| u64::try_from(batch).ok())
-                                .ok_or_else(|| {
-                                    at.corrupt(payment, "batch", format!("{batch:?}"))
-                                })?;
-                            return Ok(ReversalOutcome::AlreadyBatched { batch, state });
-                        }
-                    }
-                }
+            let recorded = match row {
+                None => None,
+                Some(row) => Some((
+                    column(&row, 0, at)?,
+                    column(&row, 1, at)?,
+                    column(&row, 2, at)?,
+                )),
             };
+            let outcome = reversal_outcome(at, reversal, recorded)?;
+            if outcome == ReversalOutcome::Reversed {
+                transaction
+                    .execute(
+                        "UPDATE transactions SET state = 'reversed', updated_at = $2 \
+                         WHERE payment = $1",
+                        &[&payment.0, &now.0],
+                    )
+                    .map_err(at.pg())?;
+            }
+            if !outcome.keeps_a_marker() {
+                return Ok(outcome);
+            }
             transaction
                 .execute(
                     "INSERT INTO reversals (payment, purchase, acquirer, reason, received_at) \
