@@ -138,6 +138,15 @@ impl<H: Hosted> Node<H> {
             .unwrap_or_default()
     }
 
+    /// Reads the messages [`Node::take_journal`] would return, without taking them
+    /// (none for a node that does not record).
+    pub fn read_journal<T>(&self, read: impl FnOnce(&[Envelope]) -> T) -> T {
+        match &self.journal {
+            Some(journal) => read(&lock(journal)),
+            None => read(&[]),
+        }
+    }
+
     /// How many messages [`Node::take_journal`] would return.
     pub fn journal_len(&self) -> usize {
         self.journal

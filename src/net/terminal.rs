@@ -213,14 +213,6 @@ where
         let deadlines = tokio::spawn(Arc::clone(&self.node).run_deadlines(async {
             let _ = stopped.await;
         }));
-        // The payments made before this purchase are not its own.
-        let earlier: BTreeSet<PaymentId> = self.with_roles(|roles| {
-            roles
-                .payer
-                .payments()
-                .map(|(payment, _)| payment.clone())
-                .collect()
-        });
         let mut troubles = Vec::new();
         let mut failovers = 0u32;
         // At most one visit to each front-end standing by, and back to the first.
@@ -245,10 +237,7 @@ where
                         "front-end {lost} lost; moving to {}",
                         self.front_end().unwrap_or_default()
                     ));
-                    match self
-                        .settle_for_restart(&earlier, deadline, &mut troubles)
-                        .await
-                    {
+                    match self.settle_for_restart(deadline, &mut troubles).await {
                         Ok(()) => {}
                         Err(why) => {
                             troubles.push(format!("the purchase is not retried: {why}"));
@@ -347,19 +336,29 @@ where
     /// (`Err`: why not).
     async fn settle_for_restart(
         &self,
-        earlier: &BTreeSet<PaymentId>,
         deadline: tokio::time::Instant,
         troubles: &mut Vec<String>,
     ) -> Result<(), String> {
+        // This purchase's payments: the payment requests among the messages recorded
+        // since it began (the journal is taken at the end of each purchase).
+        let own: BTreeSet<PaymentId> = self.node.read_journal(|envelopes| {
+            envelopes
+                .iter()
+                .filter_map(|envelope| match &envelope.message {
+                    Message::PaymentRequest(d) => Some(d.payment.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
         let mut resent = false;
         loop {
             let restart = self.with_roles(|roles| {
                 let abandoned = roles.payer.abandon_unacknowledged();
                 let mut waiting = false;
-                for (payment, state) in roles.payer.payments() {
-                    if earlier.contains(payment) {
+                for payment in &own {
+                    let Some(state) = roles.payer.payment_state(payment) else {
                         continue;
-                    }
+                    };
                     if let Some(why) = blocks_restart(payment, state, &mut waiting) {
                         return Restart::Refused(why);
                     }
