@@ -125,6 +125,29 @@ const RAISE_CARD_ATC: &str = "INSERT INTO cards (pan, pan_sequence, last_atc, up
      VALUES ($1, $2, $3, $4) ON CONFLICT (pan, pan_sequence) DO UPDATE SET \
      last_atc = GREATEST(cards.last_atc, excluded.last_atc), updated_at = excluded.updated_at";
 
+/// Runs `sql`, [`RAISE_LOCKED_CARD`] or [`RAISE_CARD_ATC`], for `card`'s counter `atc`.
+fn raise_atc(
+    client: &mut impl GenericClient,
+    at: At<'_>,
+    sql: &str,
+    card: &CardKey,
+    atc: u16,
+    now: Timestamp,
+) -> Result<(), JournalError> {
+    client
+        .execute(
+            sql,
+            &[
+                &card.pan,
+                &i64::from(card.pan_sequence),
+                &i64::from(atc),
+                &now.0,
+            ],
+        )
+        .map_err(at.pg())?;
+    Ok(())
+}
+
 /// The bank-card journal in a PostgreSQL database (see the module doc for what several
 /// processes sharing it may count on).
 pub struct PgJournal {
@@ -698,17 +721,7 @@ impl CardJournal for PgJournal {
             let decided = decided_state(at, f, card, &g, reversed)?;
             insert_transaction(&mut transaction, at, f, &g, decided, now)?;
             if let Some(atc) = atc_to_raise(decided.0, decision.record_atc, card.atc) {
-                transaction
-                    .execute(
-                        RAISE_LOCKED_CARD,
-                        &[
-                            &key.pan,
-                            &i64::from(key.pan_sequence),
-                            &i64::from(atc),
-                            &now.0,
-                        ],
-                    )
-                    .map_err(at.pg())?;
+                raise_atc(&mut transaction, at, RAISE_LOCKED_CARD, &key, atc, now)?;
             }
             transaction.commit().map_err(at.pg())?;
             Ok((Authorisation::Recorded(g), Some(acquirer)))
@@ -726,18 +739,7 @@ impl CardJournal for PgJournal {
         now: Timestamp,
     ) -> Result<(), JournalError> {
         self.run(Operation::Record, |client, at| {
-            client
-                .execute(
-                    RAISE_CARD_ATC,
-                    &[
-                        &card.pan,
-                        &i64::from(card.pan_sequence),
-                        &i64::from(atc),
-                        &now.0,
-                    ],
-                )
-                .map_err(at.pg())?;
-            Ok(())
+            raise_atc(client, at, RAISE_CARD_ATC, card, atc, now)
         })
     }
 
@@ -751,17 +753,7 @@ impl CardJournal for PgJournal {
             let mut transaction = client.transaction().map_err(at.pg())?;
             let history = lock_card(&mut transaction, at, card, now)?;
             if let Some(atc) = decide(history) {
-                transaction
-                    .execute(
-                        RAISE_LOCKED_CARD,
-                        &[
-                            &card.pan,
-                            &i64::from(card.pan_sequence),
-                            &i64::from(atc),
-                            &now.0,
-                        ],
-                    )
-                    .map_err(at.pg())?;
+                raise_atc(&mut transaction, at, RAISE_LOCKED_CARD, card, atc, now)?;
             }
             transaction.commit().map_err(at.pg())
         })
