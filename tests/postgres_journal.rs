@@ -695,11 +695,19 @@ fn a_database_migrated_by_a_newer_build_is_refused() {
         .batch_execute("INSERT INTO schema_migrations (version, name) VALUES (2, 'future')")
         .unwrap();
     match PgJournal::open(&address) {
-        Err(JournalError::SchemaVersion { path, found }) => {
-            assert_eq!((path, found), (address.clone(), 2));
+        Err(JournalError::MigrationVersion { path, found, known }) => {
+            assert_eq!((path, found, known), (address.clone(), 2, 2));
         }
         other => panic!("{other:?}"),
     }
+    let refusal = PgJournal::open(&address).err().unwrap().to_string();
+    assert_eq!(
+        refusal,
+        format!(
+            "journal {address}: the database records migration 2, which this build does not \
+             know (its newest is 2): a newer build migrated it"
+        )
+    );
 }
 
 // ---------------------------------------------------------------------------------

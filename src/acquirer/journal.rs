@@ -591,6 +591,19 @@ pub enum JournalError {
         /// The operation refused.
         operation: Operation,
     },
+    /// The PostgreSQL database records a migration this build does not know: a newer
+    /// build migrated it.
+    #[error(
+        "journal {path}: the database records migration {found}, which this build does not know (its newest is {known}): a newer build migrated it"
+    )]
+    MigrationVersion {
+        /// The database's address, without its password.
+        path: String,
+        /// The first migration recorded that this build does not know.
+        found: i64,
+        /// The newest migration this build knows.
+        known: i64,
+    },
     /// The file's schema is of another version.
     #[error(
         "journal {path}: schema version {found} is not supported (this build reads {SCHEMA_VERSION})"

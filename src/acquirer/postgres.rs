@@ -72,7 +72,7 @@ use std::ops::ControlFlow;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, IsolationLevel, Row};
 
-use super::pg::{CARD_JOURNAL, OpenFailure, PgFailure, Session, lock_payments};
+use super::pg::{CARD_JOURNAL, OpenFailure, PG_SCHEMA_VERSION, PgFailure, Session, lock_payments};
 
 use crate::acquirer::batch::{BatchHeader, BatchRecord, BatchWriter};
 use crate::acquirer::card::{CardHistory, CardKey, Decision};
@@ -264,7 +264,7 @@ impl PgJournal {
     ///
     /// # Errors
     /// [`JournalError::Postgres`] when the address does not parse, the server cannot be
-    /// reached or refuses; [`JournalError::SchemaVersion`] for a database migrated by a
+    /// reached or refuses; [`JournalError::MigrationVersion`] for a database migrated by a
     /// newer build.
     pub fn open(address: &str) -> Result<PgJournal, JournalError> {
         let name = redacted(address);
@@ -275,9 +275,10 @@ impl PgJournal {
         let session = Session::open(address, "telepay acquirer-card journal", CARD_JOURNAL)
             .map_err(|failure| match failure {
                 OpenFailure::Postgres(source) => at.pg()(source),
-                OpenFailure::NewerSchema(found) => JournalError::SchemaVersion {
+                OpenFailure::NewerSchema(found) => JournalError::MigrationVersion {
                     path: name.clone(),
                     found,
+                    known: PG_SCHEMA_VERSION,
                 },
             })?;
         Ok(PgJournal {

@@ -254,13 +254,15 @@ pub enum WalletStoreError {
         /// The operation refused.
         operation: WalletOperation,
     },
-    /// The PostgreSQL database records a migration newer than this build knows: a newer
+    /// The PostgreSQL database records a migration this build does not know: a newer
     /// build migrated it.
-    #[error("wallet {path}: the database has migration {found}, newer than this build's {known}")]
+    #[error(
+        "wallet {path}: the database records migration {found}, which this build does not know (its newest is {known}): a newer build migrated it"
+    )]
     MigrationVersion {
         /// The database's address, without its password.
         path: String,
-        /// The newest migration it records.
+        /// The first migration recorded that this build does not know.
         found: i64,
         /// The newest this build knows.
         known: i64,
