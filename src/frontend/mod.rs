@@ -223,10 +223,14 @@ pub struct Purchase {
     /// The acknowledgement G.
     pub acknowledgement: Option<Acknowledgement>,
     /// The acknowledgement H as sent to the payer device, resent on a repeated E.
-    pub payer_acknowledgement: Option<Envelope>,
+    ///
+    /// This and the other rarely present or large fields are boxed: the front-end keeps
+    /// every purchase it handled, and a `Purchase` holding three envelopes inline took
+    /// 4.3 KB of memory for each one, most of it empty.
+    pub payer_acknowledgement: Option<Box<Envelope>>,
     /// The message that closed the purchase for the client (K or the outcome), resent
     /// on a repeated A.
-    pub closing: Option<Envelope>,
+    pub closing: Option<Box<Envelope>>,
     /// The acquirer the transaction went to, and whether a reversal was sent.
     pub acquirer: Option<AcquirerId>,
     /// Whether the front-end cancelled the transaction at the acquirer.
@@ -235,16 +239,16 @@ pub struct Purchase {
     pub deadline: Option<Timestamp>,
     /// The identification request sent to the payer device, when the service is for
     /// identified users (claim 16).
-    pub identification: Option<IdentificationRequest>,
+    pub identification: Option<Box<IdentificationRequest>>,
     /// The customer the acquirer named after a positive identification.
     pub customer: Option<CustomerId>,
     /// The acquirer the proof of identity went to.
     pub identity_acquirer: Option<AcquirerId>,
     /// The proof the payer device sent, kept to recognise a repeat.
-    pub identification_proof: Option<IdentificationProof>,
+    pub identification_proof: Option<Box<IdentificationProof>>,
     /// The identification result as sent to the payer device, resent on a repeated
     /// proof.
-    pub identification_result: Option<Envelope>,
+    pub identification_result: Option<Box<Envelope>>,
     /// The provision its wallet payment went against, or asked for.
     pub segment: Option<SessionId>,
     /// The provision F asked for, when its payment opened one.
@@ -576,7 +580,7 @@ impl<E: Entropy> FrontEnd<E> {
         {
             return match &existing.closing {
                 Some(closing) => Reaction::resend(
-                    vec![closing.clone()],
+                    vec![Envelope::clone(closing)],
                     format!("request {} repeated: its answer again", request.request),
                 ),
                 None => Reaction::ignore(format!(
@@ -736,7 +740,7 @@ impl<E: Entropy> FrontEnd<E> {
                 purchase.id
             ));
         }
-        let Some(request) = purchase.identification.clone() else {
+        let Some(request) = purchase.identification.as_deref().cloned() else {
             return Reaction::ignore(format!(
                 "a proof of identity for purchase {}, which asked for no identification",
                 purchase.id
@@ -753,8 +757,8 @@ impl<E: Entropy> FrontEnd<E> {
                 &purchase.identification_proof,
                 &purchase.identification_result,
             ) {
-                (Some(first), Some(result)) if *first == proof => Reaction::resend(
-                    vec![result.clone()],
+                (Some(first), Some(result)) if **first == proof => Reaction::resend(
+                    vec![Envelope::clone(result)],
                     format!(
                         "proof for identification {} repeated: its result again",
                         request.identification
@@ -767,7 +771,7 @@ impl<E: Entropy> FrontEnd<E> {
             };
         }
         purchase.deadline = None;
-        purchase.identification_proof = Some(proof.clone());
+        purchase.identification_proof = Some(Box::new(proof.clone()));
         if let crate::messages::IdentityProof::Key(signed) = &proof.proof {
             use crate::acquirer::wallet::identity::{KEY_VERIFIED_CODE, check_identity};
             // The wallet key's proof: the front-end checks it itself (signature,
@@ -1014,7 +1018,7 @@ impl<E: Entropy> FrontEnd<E> {
         if purchase.stage != Stage::AwaitingTransaction {
             return match (&purchase.transaction, &purchase.payer_acknowledgement) {
                 (Some(first), Some(h)) if *first == transaction => Reaction::resend(
-                    vec![h.clone()],
+                    vec![Envelope::clone(h)],
                     format!(
                         "transaction {} repeated: its acknowledgement again",
                         payment.payment
@@ -1406,7 +1410,7 @@ fn authorised(
             verdict: acknowledgement.verdict.clone(),
         }),
     };
-    purchase.payer_acknowledgement = Some(h.clone());
+    purchase.payer_acknowledgement = Some(Box::new(h.clone()));
     let verdict = acknowledgement.verdict.clone();
     purchase.acknowledgement = Some(acknowledgement);
     let mut sent = vec![h];
@@ -1646,7 +1650,7 @@ fn ask_identification<E: Entropy>(
         nonce: entropy.nonce(),
         accepted_means: accepted_means(config),
     };
-    purchase.identification = Some(request.clone());
+    purchase.identification = Some(Box::new(request.clone()));
     purchase.stage = Stage::AwaitingIdentification;
     purchase.deadline = Some(now.plus_millis(config.payer_timeout_ms));
     Envelope {
@@ -1678,7 +1682,7 @@ fn identification_result(
             customer,
         }),
     };
-    purchase.identification_result = Some(result.clone());
+    purchase.identification_result = Some(Box::new(result.clone()));
     result
 }
 
@@ -1728,7 +1732,7 @@ fn deliver(purchase: &mut Purchase, delivery: Delivery, now: Timestamp) -> Vec<E
     };
     purchase.stage = Stage::Delivered;
     purchase.deadline = None;
-    purchase.closing = Some(k.clone());
+    purchase.closing = Some(Box::new(k.clone()));
     let mut sent = vec![k];
     sent.extend(keep_metering(purchase, now));
     sent
@@ -1755,7 +1759,7 @@ fn fail(purchase: &mut Purchase, failure: Failure) -> Vec<Envelope> {
     };
     purchase.stage = Stage::Failed(failure);
     purchase.deadline = None;
-    purchase.closing = Some(outcome.clone());
+    purchase.closing = Some(Box::new(outcome.clone()));
     vec![outcome]
 }
 
@@ -1775,7 +1779,7 @@ fn negative_h(purchase: &mut Purchase, reason: RefusalReason) -> Envelope {
             verdict: Verdict::refused(reason),
         }),
     };
-    purchase.payer_acknowledgement = Some(h.clone());
+    purchase.payer_acknowledgement = Some(Box::new(h.clone()));
     h
 }
 
