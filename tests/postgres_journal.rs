@@ -761,13 +761,22 @@ fn a_server_restart_between_authorisations_is_reconnected_once_and_loses_nothing
     let mut journal = PgJournal::open(&address).unwrap();
     let f1 = f("BEFORE", "4970100000000014", 1, 100);
     let f2 = f("AFTER", "4970100000000014", 2, 200);
+    assert_eq!(journal.prepared_statements(), 0);
     assert!(authorise_by_counter(&mut journal, &f1));
+    // The authorisation's statements are prepared once on the connection and kept.
+    let prepared = journal.prepared_statements();
+    assert!(prepared > 0);
 
     cluster.restart();
-    // The connection was cut: the next call connects again and goes on.
+    // The connection was cut: the next call connects again and goes on, preparing its
+    // statements again on the new connection (the old ones went with the old one).
     assert!(authorise_by_counter(&mut journal, &f2));
-    // Nothing lost or doubled; the repeated F still gets its G.
+    let again = journal.prepared_statements();
+    assert!(again > 0 && again <= prepared, "{again} of {prepared}");
+    // Nothing lost or doubled; the repeated F still gets its G, through statements
+    // already prepared.
     assert!(authorise_by_counter(&mut journal, &f1));
+    assert_eq!(journal.prepared_statements(), again);
     assert_eq!(
         states(&journal),
         [

@@ -12,12 +12,17 @@
 //!   `card_journal`, the wallet `wallet`; neither touches the other's tables) in one
 //!   transaction under one advisory lock, so a card acquirer and a wallet acquirer may
 //!   open one database in any order, at once;
+//! - [`Statements`]: the statements a connection has prepared, each parsed by the
+//!   server once per connection instead of at every call (a statement run from its text
+//!   costs a round trip more: parse, then bind and execute);
 //! - the payments' advisory locks ([`lock_payments`]).
 
 use std::cell::{RefCell, RefMut};
+use std::collections::HashMap;
 
 use postgres::error::SqlState;
-use postgres::{Client, Config, GenericClient, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 use sha2::{Digest, Sha256};
 
 use crate::messages::PaymentId;
@@ -85,13 +90,98 @@ pub(crate) enum OpenFailure {
     NewerSchema(i64),
 }
 
+/// The most statements one connection keeps prepared. A store runs a fixed set of
+/// statements, far fewer; the bound only keeps a bug from growing the server's memory.
+const MAX_PREPARED: usize = 64;
+
+/// The statements one connection has prepared, by their text. A prepared statement
+/// belongs to the server session, not to a transaction: one prepared in a transaction
+/// that then rolls back stays valid, so the cache needs no undoing; it is dropped with
+/// its connection, and a new connection starts with none.
+#[derive(Default)]
+pub(crate) struct Statements(HashMap<String, Statement>);
+
+impl Statements {
+    /// `sql` as prepared on this connection, preparing it the first time.
+    pub(crate) fn prepared(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &str,
+    ) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        if self.0.len() >= MAX_PREPARED {
+            self.0.clear();
+        }
+        self.0.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// How many statements are kept prepared.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Runs `sql`, prepared once, with `params`; the rows it changed.
+    pub(crate) fn execute(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = self.prepared(client, sql)?;
+        client.execute(&statement, params)
+    }
+
+    /// Runs `sql`, prepared once, with `params`; its one row.
+    pub(crate) fn query_one(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let statement = self.prepared(client, sql)?;
+        client.query_one(&statement, params)
+    }
+
+    /// Runs `sql`, prepared once, with `params`; its row, if any.
+    pub(crate) fn query_opt(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let statement = self.prepared(client, sql)?;
+        client.query_opt(&statement, params)
+    }
+}
+
+/// A connection and the statements prepared on it.
+struct Connection {
+    /// The connection.
+    client: Client,
+    /// What it has prepared.
+    statements: Statements,
+}
+
+impl Connection {
+    fn new(client: Client) -> Connection {
+        Connection {
+            client,
+            statements: Statements::default(),
+        }
+    }
+}
+
 /// One store's connection to its database.
 pub(crate) struct Session {
     /// How to connect again after the connection is lost.
     config: Config,
     /// The one connection, borrowed for the length of one operation; `None` once it was
     /// lost and could not be made again (the next operation tries).
-    client: RefCell<Option<Client>>,
+    connection: RefCell<Option<Connection>>,
 }
 
 impl Drop for Session {
@@ -99,15 +189,15 @@ impl Drop for Session {
     /// which tokio refuses inside an async task (a service dropping its roles as it
     /// stops): there it is closed on a thread of its own.
     fn drop(&mut self) {
-        let Some(client) = self.client.get_mut().take() else {
+        let Some(connection) = self.connection.get_mut().take() else {
             return;
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             std::thread::scope(|scope| {
-                scope.spawn(move || drop(client));
+                scope.spawn(move || drop(connection));
             });
         } else {
-            drop(client);
+            drop(connection);
         }
     }
 }
@@ -133,8 +223,17 @@ impl Session {
         migrate(&mut client, owned)?;
         Ok(Session {
             config,
-            client: RefCell::new(Some(client)),
+            connection: RefCell::new(Some(Connection::new(client))),
         })
+    }
+
+    /// How many statements the connection keeps prepared (0 while it is lost).
+    pub(crate) fn prepared_statements(&self) -> usize {
+        self.connection
+            .try_borrow()
+            .ok()
+            .and_then(|slot| slot.as_ref().map(|connection| connection.statements.len()))
+            .unwrap_or(0)
     }
 
     /// Runs `body` in the connection: again when the server aborted it as a
@@ -142,30 +241,32 @@ impl Session {
     /// on a new connection when the connection was lost, each time only while
     /// `may_repeat` says so (a listing that has handed rows out is not started over:
     /// its caller has them). `fail` names a connection's failure in the store's error;
-    /// `reentered` is the error of a call made from inside `body`.
+    /// `reentered` is the error of a call made from inside `body`. `body` gets the
+    /// connection and the statements prepared on it ([`Statements`]).
     pub(crate) fn run_while<T, E: PgFailure>(
         &self,
         may_repeat: &dyn Fn() -> bool,
         fail: impl Fn(postgres::Error) -> E,
         reentered: impl FnOnce() -> E,
-        mut body: impl FnMut(&mut Client) -> Result<T, E>,
+        mut body: impl FnMut(&mut Client, &mut Statements) -> Result<T, E>,
     ) -> Result<T, E> {
-        let Ok(mut slot): Result<RefMut<'_, Option<Client>>, _> = self.client.try_borrow_mut()
+        let Ok(mut slot): Result<RefMut<'_, Option<Connection>>, _> =
+            self.connection.try_borrow_mut()
         else {
             return Err(reentered());
         };
         let mut reconnected = false;
-        let mut client = match slot.take() {
-            Some(client) if !client.is_closed() => client,
+        let mut connection = match slot.take() {
+            Some(connection) if !connection.client.is_closed() => connection,
             // Lost since the last call (the server restarted): the one new connection.
             _ => {
                 reconnected = true;
-                self.config.connect(NoTls).map_err(&fail)?
+                Connection::new(self.config.connect(NoTls).map_err(&fail)?)
             }
         };
         let mut attempts: u32 = 1;
         let outcome = loop {
-            match body(&mut client) {
+            match body(&mut connection.client, &mut connection.statements) {
                 Ok(value) => break Ok(value),
                 Err(error) if !may_repeat() => break Err(error),
                 Err(error) if is_retryable(&error) && attempts < MAX_ATTEMPTS => {
@@ -175,10 +276,10 @@ impl Session {
                     )));
                     attempts = attempts.saturating_add(1);
                 }
-                Err(error) if !reconnected && is_connection_lost(&error, &client) => {
+                Err(error) if !reconnected && is_connection_lost(&error, &connection.client) => {
                     reconnected = true;
                     match self.config.connect(NoTls) {
-                        Ok(new) => client = new,
+                        Ok(new) => connection = Connection::new(new),
                         // The old one is closed: not kept, the next call connects.
                         Err(source) => return Err(fail(source)),
                     }
@@ -186,7 +287,7 @@ impl Session {
                 Err(error) => break Err(error),
             }
         };
-        *slot = Some(client);
+        *slot = Some(connection);
         outcome
     }
 }
@@ -289,6 +390,7 @@ pub(crate) fn payment_key(payment: &PaymentId) -> i32 {
 /// several payments take them in one order, so never wait for each other in a circle.
 pub(crate) fn lock_payments(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     class: i32,
     payments: &[&PaymentId],
 ) -> Result<(), postgres::Error> {
@@ -299,7 +401,11 @@ pub(crate) fn lock_payments(
     keys.sort_unstable();
     keys.dedup();
     for key in keys {
-        client.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &key])?;
+        statements.execute(
+            client,
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&class, &key],
+        )?;
     }
     Ok(())
 }

@@ -72,7 +72,9 @@ use std::ops::ControlFlow;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, IsolationLevel, Row};
 
-use super::pg::{CARD_JOURNAL, OpenFailure, PG_SCHEMA_VERSION, PgFailure, Session, lock_payments};
+use super::pg::{
+    CARD_JOURNAL, OpenFailure, PG_SCHEMA_VERSION, PgFailure, Session, Statements, lock_payments,
+};
 
 use crate::acquirer::batch::{BatchHeader, BatchRecord, BatchWriter};
 use crate::acquirer::card::{CardHistory, CardKey, Decision};
@@ -128,14 +130,16 @@ const RAISE_CARD_ATC: &str = "INSERT INTO cards (pan, pan_sequence, last_atc, up
 /// Runs `sql`, [`RAISE_LOCKED_CARD`] or [`RAISE_CARD_ATC`], for `card`'s counter `atc`.
 fn raise_atc(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     at: At<'_>,
     sql: &str,
     card: &CardKey,
     atc: u16,
     now: Timestamp,
 ) -> Result<(), JournalError> {
-    client
+    statements
         .execute(
+            client,
             sql,
             &[
                 &card.pan,
@@ -244,10 +248,11 @@ fn column<'a, T: postgres::types::FromSql<'a>>(
 /// Takes `payment`'s advisory lock until the end of the transaction.
 fn lock_payment(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     at: At<'_>,
     payment: &PaymentId,
 ) -> Result<(), JournalError> {
-    lock_payments(client, PAYMENT_LOCKS, &[payment]).map_err(at.pg())
+    lock_payments(client, statements, PAYMENT_LOCKS, &[payment]).map_err(at.pg())
 }
 
 /// A signed 64-bit value of an unsigned one the schema bounds (a counter, a currency);
@@ -293,13 +298,20 @@ impl PgJournal {
         &self.name
     }
 
+    /// How many statements the journal's connection keeps prepared. An authorisation's
+    /// statements are parsed by the server once per connection, not at every call;
+    /// after a reconnection they are prepared again on the new connection.
+    pub fn prepared_statements(&self) -> usize {
+        self.session.prepared_statements()
+    }
+
     /// Runs `body` in the journal's connection: again when the server aborted it as a
     /// serialization failure or deadlock (at most [`MAX_ATTEMPTS`] runs), and once more
     /// on a new connection when the connection was lost.
     fn run<T>(
         &self,
         operation: Operation,
-        body: impl FnMut(&mut Client, At<'_>) -> Result<T, JournalError>,
+        body: impl FnMut(&mut Client, &mut Statements, At<'_>) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
         self.run_while(operation, &|| true, body)
     }
@@ -310,7 +322,7 @@ impl PgJournal {
         &self,
         operation: Operation,
         may_repeat: &dyn Fn() -> bool,
-        mut body: impl FnMut(&mut Client, At<'_>) -> Result<T, JournalError>,
+        mut body: impl FnMut(&mut Client, &mut Statements, At<'_>) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
         let at = At {
             path: &self.name,
@@ -323,7 +335,7 @@ impl PgJournal {
                 path: self.name.clone(),
                 operation,
             },
-            |client| body(client, at),
+            |client, statements| body(client, statements, at),
         )
     }
 }
@@ -331,11 +343,13 @@ impl PgJournal {
 /// F, G and the state stored for `payment`.
 fn stored_transaction(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     at: At<'_>,
     payment: &PaymentId,
 ) -> Result<Option<StoredTransaction>, JournalError> {
-    let Some(row) = client
+    let Some(row) = statements
         .query_opt(
+            client,
             "SELECT f_json, g_json, state, batch FROM transactions WHERE payment = $1",
             &[&payment.0],
         )
@@ -374,16 +388,17 @@ fn last_atc(at: At<'_>, card: &CardKey, found: Option<i64>) -> Result<Option<u16
 /// its counter.
 fn lock_card(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     at: At<'_>,
     card: &CardKey,
     now: Timestamp,
 ) -> Result<CardHistory, JournalError> {
     let pan_sequence = i64::from(card.pan_sequence);
-    client
-        .execute(ENSURE_CARD, &[&card.pan, &pan_sequence, &now.0])
+    statements
+        .execute(client, ENSURE_CARD, &[&card.pan, &pan_sequence, &now.0])
         .map_err(at.pg())?;
-    let row = client
-        .query_one(LOCK_CARD, &[&card.pan, &pan_sequence])
+    let row = statements
+        .query_one(client, LOCK_CARD, &[&card.pan, &pan_sequence])
         .map_err(at.pg())?;
     Ok(CardHistory {
         last_atc: last_atc(at, card, column(&row, 0, at)?)?,
@@ -393,11 +408,13 @@ fn lock_card(
 /// Whether a reversal of `payment` was received.
 fn is_reversed(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     at: At<'_>,
     payment: &PaymentId,
 ) -> Result<bool, JournalError> {
-    let row = client
+    let row = statements
         .query_one(
+            client,
             "SELECT EXISTS (SELECT 1 FROM reversals WHERE payment = $1)",
             &[&payment.0],
         )
@@ -408,10 +425,11 @@ fn is_reversed(
 /// The journal's acquirer as stored, if any.
 fn stored_acquirer(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     at: At<'_>,
 ) -> Result<Option<AcquirerId>, JournalError> {
-    let row = client
-        .query_opt("SELECT value FROM meta WHERE key = 'acquirer'", &[])
+    let row = statements
+        .query_opt(client, "SELECT value FROM meta WHERE key = 'acquirer'", &[])
         .map_err(at.pg())?;
     row.map(|row| column::<String>(&row, 0, at).map(AcquirerId))
         .transpose()
@@ -422,6 +440,7 @@ fn stored_acquirer(
 /// on one acquirer (`ON CONFLICT DO NOTHING`, then the value that stands).
 fn check_acquirer(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     at: At<'_>,
     known: Option<&AcquirerId>,
     received: &AcquirerId,
@@ -429,14 +448,16 @@ fn check_acquirer(
     let journal = match known {
         Some(acquirer) => acquirer.clone(),
         None => {
-            client
+            statements
                 .execute(
+                    client,
                     "INSERT INTO meta (key, value) VALUES ('acquirer', $1) \
                      ON CONFLICT (key) DO NOTHING",
                     &[&received.0],
                 )
                 .map_err(at.pg())?;
-            stored_acquirer(client, at)?.ok_or_else(|| at.corrupt("meta", "acquirer", "missing"))?
+            stored_acquirer(client, statements, at)?
+                .ok_or_else(|| at.corrupt("meta", "acquirer", "missing"))?
         }
     };
     if journal != *received {
@@ -453,6 +474,7 @@ fn check_acquirer(
 /// Inserts F with its G in `state` (a new payment: the caller looked, holding its lock).
 fn insert_transaction(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     at: At<'_>,
     f: &AcquirerTransaction,
     g: &crate::messages::Acknowledgement,
@@ -513,8 +535,8 @@ fn insert_transaction(
         &f_json,
         &g_json,
     ];
-    client
-        .execute(INSERT_TRANSACTION, &values)
+    statements
+        .execute(client, INSERT_TRANSACTION, &values)
         .map_err(at.pg())?;
     Ok(())
 }
@@ -659,15 +681,16 @@ impl CardJournal for PgJournal {
         &self,
         payment: &PaymentId,
     ) -> Result<Option<StoredTransaction>, JournalError> {
-        self.run(Operation::Read, |client, at| {
-            stored_transaction(client, at, payment)
+        self.run(Operation::Read, |client, statements, at| {
+            stored_transaction(client, statements, at, payment)
         })
     }
 
     fn card_history(&self, card: &CardKey) -> Result<CardHistory, JournalError> {
-        self.run(Operation::Read, |client, at| {
-            let row = client
+        self.run(Operation::Read, |client, statements, at| {
+            let row = statements
                 .query_opt(
+                    client,
                     "SELECT last_atc FROM cards WHERE pan = $1 AND pan_sequence = $2",
                     &[&card.pan, &i64::from(card.pan_sequence)],
                 )
@@ -698,20 +721,25 @@ impl CardJournal for PgJournal {
         };
         let key = CardKey::of(card);
         let known_acquirer = self.acquirer.clone();
-        let (authorisation, acquirer) = self.run(Operation::Record, |client, at| {
+        let (authorisation, acquirer) = self.run(Operation::Record, |client, statements, at| {
             let mut transaction = client.transaction().map_err(at.pg())?;
             // The payment's lock first: the same F at two processes, or its reversal,
             // take turns, and the second finds what the first committed.
-            lock_payment(&mut transaction, at, payment)?;
-            if let Some(stored) = stored_transaction(&mut transaction, at, payment)? {
+            lock_payment(&mut transaction, statements, at, payment)?;
+            if let Some(stored) = stored_transaction(&mut transaction, statements, at, payment)? {
                 return Ok((Authorisation::AlreadyRecorded(Box::new(stored)), None));
             }
-            let acquirer =
-                check_acquirer(&mut transaction, at, known_acquirer.as_ref(), &f.acquirer)?;
+            let acquirer = check_acquirer(
+                &mut transaction,
+                statements,
+                at,
+                known_acquirer.as_ref(),
+                &f.acquirer,
+            )?;
             // The card's row locked: two processes authorising one card take turns, and
             // the second reads the counter the first recorded (the replay guard).
-            let history = lock_card(&mut transaction, at, &key, now)?;
-            let reversed = is_reversed(&mut transaction, at, payment)?;
+            let history = lock_card(&mut transaction, statements, at, &key, now)?;
+            let reversed = is_reversed(&mut transaction, statements, at, payment)?;
             let known = Known { history, reversed };
             let decision = decide(known);
             if decision.card != key {
@@ -720,9 +748,17 @@ impl CardJournal for PgJournal {
             let g = decision.acknowledgement;
             check_ids(at, f, &g)?;
             let decided = decided_state(at, f, card, &g, reversed)?;
-            insert_transaction(&mut transaction, at, f, &g, decided, now)?;
+            insert_transaction(&mut transaction, statements, at, f, &g, decided, now)?;
             if let Some(atc) = atc_to_raise(decided.0, decision.record_atc, card.atc) {
-                raise_atc(&mut transaction, at, RAISE_LOCKED_CARD, &key, atc, now)?;
+                raise_atc(
+                    &mut transaction,
+                    statements,
+                    at,
+                    RAISE_LOCKED_CARD,
+                    &key,
+                    atc,
+                    now,
+                )?;
             }
             transaction.commit().map_err(at.pg())?;
             Ok((Authorisation::Recorded(g), Some(acquirer)))
@@ -739,8 +775,8 @@ impl CardJournal for PgJournal {
         atc: u16,
         now: Timestamp,
     ) -> Result<(), JournalError> {
-        self.run(Operation::Record, |client, at| {
-            raise_atc(client, at, RAISE_CARD_ATC, card, atc, now)
+        self.run(Operation::Record, |client, statements, at| {
+            raise_atc(client, statements, at, RAISE_CARD_ATC, card, atc, now)
         })
     }
 
@@ -750,11 +786,19 @@ impl CardJournal for PgJournal {
         now: Timestamp,
         decide: &mut dyn FnMut(CardHistory) -> Option<u16>,
     ) -> Result<(), JournalError> {
-        self.run(Operation::Record, |client, at| {
+        self.run(Operation::Record, |client, statements, at| {
             let mut transaction = client.transaction().map_err(at.pg())?;
-            let history = lock_card(&mut transaction, at, card, now)?;
+            let history = lock_card(&mut transaction, statements, at, card, now)?;
             if let Some(atc) = decide(history) {
-                raise_atc(&mut transaction, at, RAISE_LOCKED_CARD, card, atc, now)?;
+                raise_atc(
+                    &mut transaction,
+                    statements,
+                    at,
+                    RAISE_LOCKED_CARD,
+                    card,
+                    atc,
+                    now,
+                )?;
             }
             transaction.commit().map_err(at.pg())
         })
@@ -766,10 +810,10 @@ impl CardJournal for PgJournal {
         now: Timestamp,
     ) -> Result<ReversalOutcome, JournalError> {
         let payment = &reversal.payment;
-        self.run(Operation::Reverse, |client, at| {
+        self.run(Operation::Reverse, |client, statements, at| {
             let mut transaction = client.transaction().map_err(at.pg())?;
-            lock_payment(&mut transaction, at, payment)?;
-            if let Some(journal) = stored_acquirer(&mut transaction, at)?
+            lock_payment(&mut transaction, statements, at, payment)?;
+            if let Some(journal) = stored_acquirer(&mut transaction, statements, at)?
                 && journal != reversal.acquirer
             {
                 return Err(JournalError::ForeignAcquirer {
@@ -826,7 +870,7 @@ impl CardJournal for PgJournal {
     }
 
     fn cut_off(&mut self, now: Timestamp) -> Result<Option<BatchSummary>, JournalError> {
-        self.run(Operation::CutOff, |client, at| {
+        self.run(Operation::CutOff, |client, statements, at| {
             let mut transaction = client.transaction().map_err(at.pg())?;
             // One process cuts at a time; after the lock, the last batch is the last
             // one committed (READ COMMITTED reads afresh at each statement).
@@ -855,7 +899,7 @@ impl CardJournal for PgJournal {
                 // Nothing to remit: no batch (the transaction rolls back unchanged).
                 return Ok(None);
             }
-            let acquirer = stored_acquirer(&mut transaction, at)?
+            let acquirer = stored_acquirer(&mut transaction, statements, at)?
                 .ok_or_else(|| at.corrupt("meta", "acquirer", "missing"))?;
             let number_u64 =
                 u64::try_from(number).map_err(|_| at.corrupt(number, "number", number))?;
@@ -936,7 +980,7 @@ impl CardJournal for PgJournal {
         let Some(key) = batch_key(number) else {
             return Ok(None);
         };
-        self.run(Operation::Read, |client, at| {
+        self.run(Operation::Read, |client, _, at| {
             Ok(select_batches(client, at, "WHERE number = $1", Some(key))?
                 .into_iter()
                 .next())
@@ -944,19 +988,19 @@ impl CardJournal for PgJournal {
     }
 
     fn batches(&self) -> Result<Vec<BatchSummary>, JournalError> {
-        self.run(Operation::Read, |client, at| {
+        self.run(Operation::Read, |client, _, at| {
             select_batches(client, at, "", None)
         })
     }
 
     fn unacknowledged_batches(&self) -> Result<Vec<BatchSummary>, JournalError> {
-        self.run(Operation::Read, |client, at| {
+        self.run(Operation::Read, |client, _, at| {
             select_batches(client, at, "WHERE state IN ('open', 'sent')", None)
         })
     }
 
     fn last_cutoff(&self) -> Result<Option<Timestamp>, JournalError> {
-        self.run(Operation::Read, |client, at| {
+        self.run(Operation::Read, |client, _, at| {
             let row = client
                 .query_one("SELECT max(cut_off_at) FROM batches", &[])
                 .map_err(at.pg())?;
@@ -965,7 +1009,7 @@ impl CardJournal for PgJournal {
     }
 
     fn oldest_pending(&self) -> Result<Option<Timestamp>, JournalError> {
-        self.run(Operation::Read, |client, at| {
+        self.run(Operation::Read, |client, _, at| {
             let row = client
                 .query_one(
                     "SELECT min(recorded_at) FROM transactions WHERE state = 'authorised'",
@@ -989,29 +1033,33 @@ impl CardJournal for PgJournal {
         // Once records were handed out, a failure is not started over: the caller has
         // part of a batch, and must see the error.
         let visited = Cell::new(false);
-        self.run_while(Operation::WriteBatch, &|| !visited.get(), |client, at| {
-            // One snapshot for the batch's existence and all its records.
-            let mut transaction = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(at.pg())?;
-            let row = transaction
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM batches WHERE number = $1)",
-                    &[&key],
-                )
-                .map_err(at.pg())?;
-            if !column::<bool>(&row, 0, at)? {
-                return Err(at.unknown_batch(number));
-            }
-            for_each_record(&mut transaction, at, key, |record| {
-                visited.set(true);
-                Ok(each(record))
-            })?;
-            transaction.commit().map_err(at.pg())
-        })
+        self.run_while(
+            Operation::WriteBatch,
+            &|| !visited.get(),
+            |client, _, at| {
+                // One snapshot for the batch's existence and all its records.
+                let mut transaction = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .map_err(at.pg())?;
+                let row = transaction
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM batches WHERE number = $1)",
+                        &[&key],
+                    )
+                    .map_err(at.pg())?;
+                if !column::<bool>(&row, 0, at)? {
+                    return Err(at.unknown_batch(number));
+                }
+                for_each_record(&mut transaction, at, key, |record| {
+                    visited.set(true);
+                    Ok(each(record))
+                })?;
+                transaction.commit().map_err(at.pg())
+            },
+        )
     }
 
     fn visit_transactions(
@@ -1038,7 +1086,7 @@ impl CardJournal for PgJournal {
              AND ($3::TEXT IS NULL OR payment = $3) ORDER BY seq LIMIT $4"
         );
         let visited = Cell::new(false);
-        self.run_while(Operation::List, &|| !visited.get(), |client, at| {
+        self.run_while(Operation::List, &|| !visited.get(), |client, _, at| {
             let mut transaction = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
@@ -1090,7 +1138,7 @@ impl PgJournal {
             operation,
         };
         let key = batch_key(number).ok_or_else(|| at.unknown_batch(number))?;
-        self.run(operation, |client, at| {
+        self.run(operation, |client, _, at| {
             let mut transaction = client.transaction().map_err(at.pg())?;
             let row = transaction
                 .query_opt(

@@ -59,7 +59,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, IsolationLevel, Statement, Transaction};
 
 use crate::acquirer::pg::{
-    OpenFailure, PG_SCHEMA_VERSION, PgFailure, Session, WALLET, lock_payments,
+    OpenFailure, PG_SCHEMA_VERSION, PgFailure, Session, Statements, WALLET, lock_payments,
 };
 use crate::acquirer::postgres::redacted;
 use crate::messages::{Currency, DisputeId, PaymentId, Reversal, Timestamp};
@@ -186,9 +186,15 @@ impl PgWalletStore {
             &|| true,
             at.pg(),
             || self.reentered(operation),
-            |client| {
+            |client, statements| {
                 let mut transaction = begin(client).map_err(at.pg())?;
-                let value = body(&mut PgTx(&mut transaction), at)?;
+                let value = body(
+                    &mut PgTx {
+                        transaction: &mut transaction,
+                        statements,
+                    },
+                    at,
+                )?;
                 transaction.commit().map_err(at.pg())?;
                 Ok(value)
             },
@@ -366,19 +372,27 @@ impl WalletAccounts for PgWalletStore {
     }
 }
 
-/// A PostgreSQL transaction as a [`Tx`].
-struct PgTx<'a, 'b>(&'a mut Transaction<'b>);
+/// A PostgreSQL transaction as a [`Tx`], with the statements its connection prepared.
+struct PgTx<'a, 'b> {
+    /// The transaction.
+    transaction: &'a mut Transaction<'b>,
+    /// The statements prepared on its connection.
+    statements: &'a mut Statements,
+}
 
 impl PgTx<'_, '_> {
-    /// `sql` prepared (its parameters' types inferred by the server) and `params`
-    /// bound to them.
+    /// `sql` prepared (its parameters' types inferred by the server; once per
+    /// connection) and `params` bound to them.
     fn prepare(
         &mut self,
         at: At<'_>,
         sql: &str,
         params: &[Value],
     ) -> Result<(Statement, Vec<Param>), WalletStoreError> {
-        let statement = self.0.prepare(&numbered(sql)).map_err(at.pg())?;
+        let statement = self
+            .statements
+            .prepared(self.transaction, &numbered(sql))
+            .map_err(at.pg())?;
         let params = bind(at, statement.params(), params)?;
         Ok((statement, params))
     }
@@ -393,7 +407,7 @@ impl Tx for PgTx<'_, '_> {
     ) -> Result<Vec<Row>, WalletStoreError> {
         let (statement, params) = self.prepare(at, sql, params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-        let rows = self.0.query(&statement, &refs).map_err(at.pg())?;
+        let rows = self.transaction.query(&statement, &refs).map_err(at.pg())?;
         rows.iter().map(|row| read_row(at, row)).collect()
     }
 
@@ -405,7 +419,7 @@ impl Tx for PgTx<'_, '_> {
     ) -> Result<u64, WalletStoreError> {
         let (statement, params) = self.prepare(at, sql, params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-        self.0.execute(&statement, &refs).map_err(at.pg())
+        self.transaction.execute(&statement, &refs).map_err(at.pg())
     }
 
     fn lock_payments(
@@ -413,13 +427,24 @@ impl Tx for PgTx<'_, '_> {
         at: At<'_>,
         payments: &[&PaymentId],
     ) -> Result<(), WalletStoreError> {
-        lock_payments(self.0, WALLET_PAYMENT_LOCKS, payments).map_err(at.pg())
+        lock_payments(
+            self.transaction,
+            self.statements,
+            WALLET_PAYMENT_LOCKS,
+            payments,
+        )
+        .map_err(at.pg())
     }
 
     fn lock_account(&mut self, at: At<'_>, key: &AccountKey) -> Result<(), WalletStoreError> {
         let key = key.to_sec1();
-        self.0
-            .query(LOCK_ACCOUNT, &[&key.as_slice()])
+        let statement = self
+            .statements
+            .prepared(self.transaction, LOCK_ACCOUNT)
+            .map_err(at.pg())?;
+        // Zero rows for an account not yet made, one otherwise.
+        self.transaction
+            .query(&statement, &[&key.as_slice()])
             .map_err(at.pg())?;
         Ok(())
     }
