@@ -388,6 +388,20 @@ fn journal_entries(path: &Path) -> Vec<(String, String, Option<u64>)> {
 
 #[test]
 fn a_front_end_killed_mid_purchase_the_terminal_moves_to_the_other_and_is_charged_once() {
+    front_end_killed_mid_purchase(false);
+}
+
+/// The same, with a front-end that is not running between the killed one and the one
+/// that serves: the cancellation cannot reach it, and the terminal moves on to the next.
+#[test]
+fn a_front_end_killed_mid_purchase_the_terminal_moves_past_a_dead_one_and_is_charged_once() {
+    front_end_killed_mid_purchase(true);
+}
+
+/// fe1 is killed after the acquirer authorised its payment and before the terminal got
+/// H; the terminal moves to the next front-end (past a dead one when `dead_between`),
+/// has the card's payment cancelled there, and buys again.
+fn front_end_killed_mid_purchase(dead_between: bool) {
     use std::time::{Duration, Instant};
     use telepay::messages::{ProviderId, ServiceId, TerminalId};
     use telepay::net::link::LinkOptions;
@@ -422,10 +436,27 @@ fn a_front_end_killed_mid_purchase_the_terminal_moves_to_the_other_and_is_charge
         url: served.url.clone(),
         peer: PeerName::from_dns_name(&format!("{name}.frontend.telepay")).unwrap(),
     };
+    let mut routes = vec![route(&fe1, "fe1"), route(&fe2, "fe2")];
+    let dead_url = dead_between.then(|| {
+        // A port nothing listens on: a connection there is refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        let url = format!("https://127.0.0.1:{port}");
+        routes.insert(
+            1,
+            Route {
+                url: url.clone(),
+                peer: PeerName::from_dns_name("fe3.frontend.telepay").unwrap(),
+            },
+        );
+        url
+    });
     let terminal = RemoteTerminal::from_pki(
         &dir.file("pki"),
         "t1",
-        vec![route(&fe1, "fe1"), route(&fe2, "fe2")],
+        routes,
         PayerDevice::new(
             TerminalId::from("t1"),
             CardModule::new(
@@ -486,18 +517,37 @@ fn a_front_end_killed_mid_purchase_the_terminal_moves_to_the_other_and_is_charge
     };
     assert_eq!(first.1, "Authorised", "{first:?}");
     assert!(first.0.starts_with("FE1"), "{first:?}");
+    let fe1_url = fe1.url.clone();
     fe1.kill();
     signal("-CONT", provider.child.id());
 
     let run = runtime.block_on(buying).unwrap();
     let troubles = run.troubles.join("\n");
-    assert_eq!(run.failovers, 1, "{troubles}");
     assert!(
         matches!(run.result, Some(RequestResult::Delivered(_))),
         "{:?}\n{troubles}",
         run.result
     );
-    assert!(troubles.contains("lost; moving to"), "{troubles}");
+    match &dead_url {
+        None => {
+            assert_eq!(run.failovers, 1, "{troubles}");
+            assert!(
+                troubles.contains(&format!("{fe1_url} lost; moving to {}", fe2.url)),
+                "{troubles}"
+            );
+        }
+        Some(dead) => {
+            assert_eq!(run.failovers, 2, "{troubles}");
+            assert!(
+                troubles.contains(&format!("{fe1_url} lost; moving to {dead}")),
+                "{troubles}"
+            );
+            assert!(
+                troubles.contains(&format!("{dead} unreachable; moving to {}", fe2.url)),
+                "{troubles}"
+            );
+        }
+    }
     assert_eq!(terminal.front_end(), Some(fe2.url.as_str()));
 
     // The journal: fe1's payment reversed on the card's AAC, fe2's authorised — the

@@ -22,6 +22,11 @@
 //! - anything else — a payment completed (the card's TC, a wallet debit), a wallet
 //!   payment in flight (nothing proves it was not made), a cancellation refused or
 //!   unanswered: the purchase is not retried, and the troubles say why.
+//!
+//! A front-end found unreachable while it carries the cancellation (it died too, or
+//! was never up) is left as the lost one was, for the next one standing by; each
+//! front-end is visited at most once per purchase, and once none is left the purchase
+//! is not retried.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -79,6 +84,14 @@ pub struct RemotePurchase {
 /// A terminal calling a remote front-end, with others standing by.
 pub struct RemoteTerminal<C: CardChannel, U: PayerUser> {
     node: Arc<Node<TerminalRoles<C, U>>>,
+}
+
+/// The moves from one front-end to another during one purchase.
+struct FailOvers {
+    /// Made so far.
+    done: u32,
+    /// The most allowed: one visit to each front-end standing by, and back to the first.
+    most: usize,
 }
 
 /// How many calls in a row must fail to reach the front-end (each after the link's own
@@ -214,9 +227,11 @@ where
             let _ = stopped.await;
         }));
         let mut troubles = Vec::new();
-        let mut failovers = 0u32;
-        // At most one visit to each front-end standing by, and back to the first.
-        let max_failovers = self.node.switchboard().route_count(&Party::FrontEnd);
+        let mut moves = FailOvers {
+            done: 0,
+            // At most one visit to each front-end standing by, and back to the first.
+            most: self.node.switchboard().route_count(&Party::FrontEnd),
+        };
         loop {
             match self
                 .attempt(first.clone(), &request, deadline, &mut troubles)
@@ -224,20 +239,13 @@ where
             {
                 Attempt::Over => break,
                 Attempt::FrontEndLost => {
-                    let lost = self.front_end().unwrap_or_default().to_owned();
-                    if usize::try_from(failovers).unwrap_or(usize::MAX) >= max_failovers {
-                        troubles.push(format!(
-                            "front-end {lost} lost, and every other one was tried already"
-                        ));
+                    if !self.move_on("lost", &mut moves, &mut troubles) {
                         break;
                     }
-                    self.node.switchboard().fail_over(&Party::FrontEnd);
-                    failovers = failovers.saturating_add(1);
-                    troubles.push(format!(
-                        "front-end {lost} lost; moving to {}",
-                        self.front_end().unwrap_or_default()
-                    ));
-                    match self.settle_for_restart(deadline, &mut troubles).await {
+                    match self
+                        .settle_for_restart(deadline, &mut moves, &mut troubles)
+                        .await
+                    {
                         Ok(()) => {}
                         Err(why) => {
                             troubles.push(format!("the purchase is not retried: {why}"));
@@ -254,8 +262,27 @@ where
             result: self.with_roles(|roles| roles.client.result(&request).cloned()),
             request,
             troubles,
-            failovers,
+            failovers: moves.done,
         }
+    }
+
+    /// Moves from the current front-end, `what` happened to it, to the next one, unless
+    /// every one was visited already (`false`, the troubles saying so).
+    fn move_on(&self, what: &str, moves: &mut FailOvers, troubles: &mut Vec<String>) -> bool {
+        let left = self.front_end().unwrap_or_default().to_owned();
+        if usize::try_from(moves.done).unwrap_or(usize::MAX) >= moves.most {
+            troubles.push(format!(
+                "front-end {left} {what}, and every other one was tried already"
+            ));
+            return false;
+        }
+        self.node.switchboard().fail_over(&Party::FrontEnd);
+        moves.done = moves.done.saturating_add(1);
+        troubles.push(format!(
+            "front-end {left} {what}; moving to {}",
+            self.front_end().unwrap_or_default()
+        ));
+        true
     }
 
     /// One try at the purchase on the current front-end: `first`, then the mailbox,
@@ -334,9 +361,12 @@ where
     /// After moving to another front-end: cancels what the purchase's payments left
     /// open, through the new front-end, and says whether the purchase may start again
     /// (`Err`: why not).
+    /// A front-end that cannot be reached while it carries the cancellation
+    /// ([`LOST_AFTER`] calls in a row) is left for the next one, within `moves`.
     async fn settle_for_restart(
         &self,
         deadline: tokio::time::Instant,
+        moves: &mut FailOvers,
         troubles: &mut Vec<String>,
     ) -> Result<(), String> {
         // This purchase's payments: the payment requests among the messages recorded
@@ -351,6 +381,7 @@ where
                 .collect()
         });
         let mut resent = false;
+        let mut unreachable = 0u32;
         loop {
             let restart = self.with_roles(|roles| {
                 let abandoned = roles.payer.abandon_unacknowledged();
@@ -389,7 +420,31 @@ where
             }
             // The acquirer's result comes back on the call's answer.
             let (_, trouble) = self.node.process(abandoned, None).await;
-            troubles.extend(trouble.into_iter().map(|trouble| trouble.what));
+            let mut reached = true;
+            for trouble in trouble {
+                if matches!(trouble.call, Some(LinkError::Unreachable { .. })) {
+                    reached = false;
+                }
+                troubles.push(trouble.what);
+            }
+            unreachable = if reached {
+                0
+            } else {
+                unreachable.saturating_add(1)
+            };
+            if unreachable >= LOST_AFTER {
+                if !self.move_on("unreachable", moves, troubles) {
+                    return Err(
+                        "no front-end could carry the cancellation of the abandoned payment; \
+                         it may still be charged"
+                            .into(),
+                    );
+                }
+                unreachable = 0;
+                // The next front-end at once: the pause is for one that answered.
+                resent = false;
+                continue;
+            }
             resent = true;
         }
     }
