@@ -340,6 +340,15 @@ impl PgJournal {
     }
 }
 
+/// A read-only transaction that sees one snapshot of the database throughout.
+fn read_snapshot(client: &mut Client) -> Result<postgres::Transaction<'_>, postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+}
+
 /// F, G and the state stored for `payment`.
 fn stored_transaction(
     client: &mut impl GenericClient,
@@ -1038,12 +1047,7 @@ impl CardJournal for PgJournal {
             &|| !visited.get(),
             |client, _, at| {
                 // One snapshot for the batch's existence and all its records.
-                let mut transaction = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .map_err(at.pg())?;
+                let mut transaction = read_snapshot(client).map_err(at.pg())?;
                 let row = transaction
                     .query_one(
                         "SELECT EXISTS (SELECT 1 FROM batches WHERE number = $1)",
@@ -1087,12 +1091,7 @@ impl CardJournal for PgJournal {
         );
         let visited = Cell::new(false);
         self.run_while(Operation::List, &|| !visited.get(), |client, _, at| {
-            let mut transaction = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(at.pg())?;
+            let mut transaction = read_snapshot(client).map_err(at.pg())?;
             let portal = transaction
                 .bind(sql.as_str(), &[&state, &batch, &payment, &limit])
                 .map_err(at.pg())?;
