@@ -68,7 +68,7 @@ fn cb_contact_purchase_dialogue() {
     assert!(send(&mut transport, verify).sw.is_success());
 
     // First GENERATE AC: the terminal asks for an ARQC with the CDOL1 data.
-    let records: Vec<Tlv> = report.records.iter().flat_map(|r| r.tlvs.clone()).collect();
+    let records: Vec<Tlv> = report.records_tlvs().unwrap();
     let cdol1 = dol::parse_dol(tlv::find(&records, 0x8C).and_then(Tlv::bytes).unwrap()).unwrap();
     let cdol1_data = dol::build_dol_data(&cdol1, &terminal_data);
     let first = send(&mut transport, command(0x80, 0xAE, 0x80, 0x00, &cdol1_data));

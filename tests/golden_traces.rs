@@ -63,6 +63,12 @@ fn the_terminal_reads_each_golden_trace_as_it_reads_the_card() {
         assert_eq!(from_trace.exchanges, from_card.exchanges, "{profile}");
         assert_eq!(from_trace.cardholder, from_card.cardholder, "{profile}");
         assert_eq!(from_trace.records, from_card.records, "{profile}");
+        assert_eq!(
+            from_trace.records_tlvs().unwrap(),
+            from_card.records_tlvs().unwrap(),
+            "{profile}"
+        );
+        assert_eq!(from_trace.fci(), from_card.fci(), "{profile}");
     }
 }
 

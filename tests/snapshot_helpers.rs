@@ -19,7 +19,7 @@ fn dialogue_with_random_un(profile: &str) -> String {
         },
     )
     .unwrap();
-    let records: Vec<_> = report.records.iter().flat_map(|r| r.tlvs.clone()).collect();
+    let records = report.records_tlvs().unwrap();
     let cdol1 = telepay::tlv::find(&records, 0x8C)
         .and_then(|t| t.bytes())
         .unwrap();

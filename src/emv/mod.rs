@@ -122,15 +122,17 @@ pub struct Candidate {
     pub priority: Option<u8>,
 }
 
-/// One record read over the AFL.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One record read over the AFL. Its bytes are the data of the READ RECORD answer the
+/// report keeps among its exchanges ([`CardReadReport::record_data`]); its objects are
+/// parsed on demand ([`CardReadReport::record_tlvs`]), not at every read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordRead {
     /// Short file identifier.
     pub sfi: u8,
     /// Record number.
     pub number: u8,
-    /// The record's objects.
-    pub tlvs: Vec<Tlv>,
+    /// Position in [`CardReadReport::exchanges`] of the READ RECORD that read it.
+    pub exchange: usize,
 }
 
 /// The cardholder data found in the records.
@@ -189,8 +191,9 @@ pub struct CardReadReport {
     pub candidates: Vec<Candidate>,
     /// The application used.
     pub selected: Candidate,
-    /// The selected application's FCI.
-    pub fci: Vec<Tlv>,
+    /// Position in [`CardReadReport::exchanges`] of the SELECT whose answer is the
+    /// selected application's FCI ([`CardReadReport::fci`]).
+    pub fci_exchange: usize,
     /// Application Interchange Profile (82).
     pub aip: [u8; 2],
     /// Application File Locator (94), 4 bytes per entry.
@@ -203,6 +206,120 @@ pub struct CardReadReport {
     pub pin_tries_left: Option<u8>,
     /// Cardholder data from the records.
     pub cardholder: CardholderData,
+    /// Where the first value of each of [`NOTED_TAGS`] lies in the records, noted while
+    /// the read checked them (the records are not walked again to find them).
+    noted: Noted,
+}
+
+/// The record tags whose first object the read notes while it checks each record: the
+/// cardholder data's, and the CDOLs a transaction needs.
+const NOTED_TAGS: [TagNumber; 10] = [
+    0x5A, 0x57, 0x5F34, 0x5F24, 0x5F25, 0x5F20, 0x5F28, 0x9F42, 0x8C, 0x8D,
+];
+
+/// Where a value lies in the log: the answer of exchange `exchange`, bytes `start..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ValueAt {
+    exchange: usize,
+    start: usize,
+    end: usize,
+}
+
+/// For each of [`NOTED_TAGS`]: `None` while no object of the tag was seen; then the
+/// first one's value, `Some(None)` when that object is a template (a search of the tree
+/// finds it and [`Tlv::bytes`] gives nothing, whatever comes later).
+type Noted = [Option<Option<ValueAt>>; NOTED_TAGS.len()];
+
+/// Notes `object`, read from the answer of exchange `exchange`, if it is the first of a
+/// noted tag.
+fn note(noted: &mut Noted, exchange: usize, object: tlv::ber::Object<'_>) {
+    let Some(index) = NOTED_TAGS.iter().position(|tag| *tag == object.tag) else {
+        return;
+    };
+    if let Some(slot) = noted.get_mut(index)
+        && slot.is_none()
+    {
+        *slot = Some(object.bytes().map(|value| ValueAt {
+            exchange,
+            start: object.offset,
+            end: object.offset.saturating_add(value.len()),
+        }));
+    }
+}
+
+/// The value `noted` records for `tag`: `None` when `tag` is not noted
+/// ([`NOTED_TAGS`]), `Some(None)` when the records hold no primitive first object of it.
+fn noted_value<'a>(
+    exchanges: &'a [Exchange],
+    noted: &Noted,
+    tag: TagNumber,
+) -> Option<Option<&'a [u8]>> {
+    let index = NOTED_TAGS.iter().position(|known| *known == tag)?;
+    let at = noted.get(index).copied().flatten().flatten();
+    Some(at.and_then(|at| {
+        exchanges
+            .get(at.exchange)
+            .and_then(|exchange| exchange.response.data.get(at.start..at.end))
+    }))
+}
+
+impl CardReadReport {
+    /// The data field of the answer to exchange `index`; empty when there is none.
+    fn response_data(&self, index: usize) -> &[u8] {
+        self.exchanges
+            .get(index)
+            .map_or(&[], |exchange| exchange.response.data.as_slice())
+    }
+
+    /// The selected application's FCI as the card sent it (the SELECT answer's data).
+    pub fn fci_data(&self) -> &[u8] {
+        self.response_data(self.fci_exchange)
+    }
+
+    /// The selected application's FCI, parsed. The read checked that it parses, so an
+    /// error means the report was changed since.
+    pub fn fci(&self) -> Result<Vec<Tlv>, tlv::TlvError> {
+        tlv::parse(self.fci_data())
+    }
+
+    /// The bytes of `record` (the READ RECORD answer's data).
+    pub fn record_data(&self, record: &RecordRead) -> &[u8] {
+        self.response_data(record.exchange)
+    }
+
+    /// The objects of `record`, parsed. The read checked that each record parses, so an
+    /// error means the report was changed since.
+    pub fn record_tlvs(&self, record: &RecordRead) -> Result<Vec<Tlv>, tlv::TlvError> {
+        tlv::parse(self.record_data(record))
+    }
+
+    /// The value of the first object with `tag` in the records, in the order read and
+    /// depth-first in each: what a search of all their parsed objects finds, `None` when
+    /// there is none or it is a template. The cardholder data's tags and the CDOLs (8C,
+    /// 8D) were noted during the read; other tags are searched for in the records.
+    pub fn record_value(&self, tag: TagNumber) -> Option<&[u8]> {
+        if let Some(value) = noted_value(&self.exchanges, &self.noted, tag) {
+            return value;
+        }
+        for record in &self.records {
+            let mut found = [None];
+            if first_objects(self.record_data(record), &[tag], &mut found).is_ok()
+                && let [Some(object)] = found
+            {
+                return object.bytes();
+            }
+        }
+        None
+    }
+
+    /// The objects of every record, in the order read, in one list.
+    pub fn records_tlvs(&self) -> Result<Vec<Tlv>, tlv::TlvError> {
+        let mut all = Vec::new();
+        for record in &self.records {
+            all.extend(self.record_tlvs(record)?);
+        }
+        Ok(all)
+    }
 }
 
 /// Why a card read stopped.
@@ -266,13 +383,17 @@ struct Session<'a, C: CardChannel> {
 }
 
 impl<C: CardChannel> Session<'_, C> {
-    fn send(&mut self, command: Command) -> Result<Response, ReaderError> {
+    /// Sends `command`, has `read` look at the answer, then logs the exchange: the log
+    /// keeps the only copy of the answer (none is made for the caller).
+    fn send<T>(
+        &mut self,
+        command: Command,
+        read: impl FnOnce(&Response) -> Result<T, EmvError>,
+    ) -> Result<T, EmvError> {
         let response = self.channel.transmit(&command)?;
-        self.exchanges.push(Exchange {
-            command,
-            response: response.clone(),
-        });
-        Ok(response)
+        let read = read(&response);
+        self.exchanges.push(Exchange { command, response });
+        read
     }
 }
 
@@ -334,67 +455,82 @@ pub fn read_card<C: CardChannel>(
 ) -> Result<CardReadReport, EmvError> {
     let mut session = Session {
         channel,
-        exchanges: Vec::new(),
+        // The selections and GET PROCESSING OPTIONS; room for the records is made once
+        // the AFL tells how many there are.
+        exchanges: Vec::with_capacity(4),
     };
     let (directory, candidates) = find_candidates(&mut session, options)?;
     let chosen = choose(&candidates, options);
-    let (selected, fci) = select_application(&mut session, &chosen, &candidates)?;
+    let fci_exchange = session.exchanges.len();
+    let (selected, pdol) = select_application(&mut session, &chosen, &candidates)?;
 
-    let pdol = tlv::find(&fci, 0x9F38).and_then(Tlv::bytes).unwrap_or(&[]);
-    let entries = dol::parse_dol(pdol).map_err(|source| EmvError::BadPdol {
-        pdol: hex::encode_upper(pdol),
-        source,
+    let pdol_data = dol::build_dol_data(&pdol, &options.terminal_data);
+    let (aip, afl) = session.send(get_processing_options(&pdol_data), |gpo| {
+        if !gpo.sw.is_success() {
+            return Err(EmvError::Refused {
+                step: "GET PROCESSING OPTIONS",
+                sw: gpo.sw,
+            });
+        }
+        parse_gpo(&gpo.data)
     })?;
-    let pdol_data = dol::build_dol_data(&entries, &options.terminal_data);
-    let gpo = session.send(get_processing_options(&pdol_data))?;
-    if !gpo.sw.is_success() {
-        return Err(EmvError::Refused {
-            step: "GET PROCESSING OPTIONS",
-            sw: gpo.sw,
-        });
-    }
-    let (aip, afl) = parse_gpo(&gpo.data)?;
 
-    let mut records = Vec::new();
+    let record_count = afl.iter().fold(0usize, |count, [_, first, last, _]| {
+        count.saturating_add(usize::from(last.saturating_sub(*first)).saturating_add(1))
+    });
+    // The records and the two GET DATA.
+    session.exchanges.reserve(record_count.saturating_add(2));
+    let mut records = Vec::with_capacity(record_count);
+    let mut noted: Noted = [None; NOTED_TAGS.len()];
     for entry in &afl {
         let [sfi_byte, first, last, _] = *entry;
         let sfi = sfi_byte >> 3;
         for number in first..=last {
-            let response = session.send(read_record(sfi, number))?;
-            if !response.sw.is_success() {
-                return Err(EmvError::Refused {
-                    step: "READ RECORD",
-                    sw: response.sw,
-                });
-            }
-            let tlvs = tlv::parse(&response.data).map_err(|error| EmvError::Malformed {
-                step: "READ RECORD",
-                response: hex::encode_upper(&response.data),
-                reason: error.to_string(),
+            let exchange = session.exchanges.len();
+            session.send(read_record(sfi, number), |response| {
+                if !response.sw.is_success() {
+                    return Err(EmvError::Refused {
+                        step: "READ RECORD",
+                        sw: response.sw,
+                    });
+                }
+                // Checked as the tree would be (same errors), without building it, and
+                // the first objects the cardholder data and the transaction need noted
+                // on the way; the record's tree is built only on demand.
+                tlv::ber::visit(&response.data, |object| note(&mut noted, exchange, object))
+                    .map_err(|error| EmvError::Malformed {
+                        step: "READ RECORD",
+                        response: hex::encode_upper(&response.data),
+                        reason: error.to_string(),
+                    })
             })?;
-            records.push(RecordRead { sfi, number, tlvs });
+            records.push(RecordRead {
+                sfi,
+                number,
+                exchange,
+            });
         }
     }
 
-    let atc = get_data_value(&mut session, 0x9F36)?
-        .and_then(|value| <[u8; 2]>::try_from(value.as_slice()).ok())
-        .map(u16::from_be_bytes);
-    let pin_tries_left =
-        get_data_value(&mut session, 0x9F17)?.and_then(|value| value.first().copied());
+    let atc = get_data_value(&mut session, 0x9F36, |value| {
+        <[u8; 2]>::try_from(value).ok().map(u16::from_be_bytes)
+    })?;
+    let pin_tries_left = get_data_value(&mut session, 0x9F17, |value| value.first().copied())?;
 
-    let cardholder = cardholder_data(&records);
+    let cardholder = cardholder_data(&session.exchanges, &noted);
     Ok(CardReadReport {
         exchanges: session.exchanges,
         directory,
         candidates,
         selected,
-        fci,
+        fci_exchange,
         aip,
         afl,
         records,
         atc,
         pin_tries_left,
         cardholder,
+        noted,
     })
 }
 
@@ -403,16 +539,25 @@ fn find_candidates<C: CardChannel>(
     session: &mut Session<'_, C>,
     options: &ReadOptions,
 ) -> Result<(DirectorySource, Vec<Candidate>), EmvError> {
-    let ppse = session.send(select_by_name(PPSE))?;
-    if ppse.sw.is_success() {
-        let candidates = ppse_entries(&ppse.data);
-        if !candidates.is_empty() {
-            return Ok((DirectorySource::Ppse, candidates));
-        }
+    let candidates = session.send(select_by_name(PPSE), |ppse| {
+        Ok(if ppse.sw.is_success() {
+            ppse_entries(&ppse.data)
+        } else {
+            Vec::new()
+        })
+    })?;
+    if !candidates.is_empty() {
+        return Ok((DirectorySource::Ppse, candidates));
     }
-    let pse = session.send(select_by_name(PSE))?;
-    if pse.sw.is_success() {
-        let candidates = pse_entries(session, &pse.data)?;
+    let directory_sfi = session.send(select_by_name(PSE), |pse| {
+        Ok(if pse.sw.is_success() {
+            pse_directory_sfi(&pse.data)
+        } else {
+            None
+        })
+    })?;
+    if let Some(sfi) = directory_sfi {
+        let candidates = pse_entries(session, sfi)?;
         if !candidates.is_empty() {
             return Ok((DirectorySource::Pse, candidates));
         }
@@ -427,10 +572,12 @@ fn find_candidates<C: CardChannel>(
     }
     let mut found = Vec::new();
     for (_, aid) in KNOWN_AIDS {
-        let response = session.send(select_by_name(aid))?;
-        if response.sw.is_success() {
+        let candidate = session.send(select_by_name(aid), |response| {
+            if !response.sw.is_success() {
+                return Ok(None);
+            }
             let fci = tlv::parse(&response.data).unwrap_or_default();
-            found.push(Candidate {
+            Ok(Some(Candidate {
                 aid: tlv::find(&fci, 0x84)
                     .and_then(Tlv::bytes)
                     .map_or_else(|| aid.to_vec(), <[u8]>::to_vec),
@@ -438,8 +585,9 @@ fn find_candidates<C: CardChannel>(
                 priority: tlv::find(&fci, 0x87)
                     .and_then(Tlv::bytes)
                     .and_then(|value| value.first().copied()),
-            });
-        }
+            }))
+        })?;
+        found.extend(candidate);
     }
     if found.is_empty() {
         let known = KNOWN_AIDS
@@ -514,27 +662,33 @@ fn ppse_entries(fci: &[u8]) -> Vec<Candidate> {
     out
 }
 
-/// The PSE's directory: the SFI in its FCI (88), records read until 6A83 (EMV Book 1
-/// §12.2.3).
-fn pse_entries<C: CardChannel>(
-    session: &mut Session<'_, C>,
-    fci: &[u8],
-) -> Result<Vec<Candidate>, EmvError> {
+/// The SFI of the PSE's directory: the first byte of 88 in the PSE's FCI (EMV Book 1
+/// §12.2.3); `None` when the FCI does not parse or has none.
+fn pse_directory_sfi(fci: &[u8]) -> Option<u8> {
     let tlvs = tlv::parse(fci).unwrap_or_default();
-    let Some(sfi) = tlv::find(&tlvs, 0x88)
+    tlv::find(&tlvs, 0x88)
         .and_then(Tlv::bytes)
         .and_then(|value| value.first().copied())
-    else {
-        return Ok(Vec::new());
-    };
+}
+
+/// The PSE's directory: the records of `sfi` read until 6A83 (EMV Book 1 §12.2.3).
+fn pse_entries<C: CardChannel>(
+    session: &mut Session<'_, C>,
+    sfi: u8,
+) -> Result<Vec<Candidate>, EmvError> {
     let mut out = Vec::new();
     for number in 1..=u8::MAX {
-        let response = session.send(read_record(sfi, number))?;
-        if !response.sw.is_success() {
+        let read = session.send(read_record(sfi, number), |response| {
+            if !response.sw.is_success() {
+                return Ok(false);
+            }
+            if let Ok(record) = tlv::parse(&response.data) {
+                collect_directory_entries(&record, &mut out);
+            }
+            Ok(true)
+        })?;
+        if !read {
             break;
-        }
-        if let Ok(record) = tlv::parse(&response.data) {
-            collect_directory_entries(&record, &mut out);
         }
     }
     Ok(out)
@@ -576,45 +730,81 @@ fn choose(candidates: &[Candidate], options: &ReadOptions) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// SELECT of the chosen application: the candidate as its FCI describes it and the
+/// FCI's PDOL (9F38), read in place; the FCI stays in the exchange log.
 fn select_application<C: CardChannel>(
     session: &mut Session<'_, C>,
     aid: &[u8],
     candidates: &[Candidate],
-) -> Result<(Candidate, Vec<Tlv>), EmvError> {
-    let response = session.send(select_by_name(aid))?;
-    if !response.sw.is_success() {
-        let offered = candidates
-            .iter()
-            .map(|candidate| hex::encode_upper(&candidate.aid))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(EmvError::ApplicationNotFound {
-            aid: hex::encode_upper(aid),
-            sw: response.sw,
-            offered: if offered.is_empty() {
-                "nothing".to_owned()
-            } else {
-                offered
+) -> Result<(Candidate, Vec<dol::DolEntry>), EmvError> {
+    session.send(select_by_name(aid), |response| {
+        if !response.sw.is_success() {
+            let offered = candidates
+                .iter()
+                .map(|candidate| hex::encode_upper(&candidate.aid))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(EmvError::ApplicationNotFound {
+                aid: hex::encode_upper(aid),
+                sw: response.sw,
+                offered: if offered.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    offered
+                },
+            });
+        }
+        // One walk of the FCI (same checks and errors as parsing it) for the first 84,
+        // 50, 87 and 9F38, as a search of the parsed tree finds them.
+        let mut found = [None; 4];
+        first_objects(&response.data, &[0x84, 0x50, 0x87, 0x9F38], &mut found).map_err(
+            |error| EmvError::Malformed {
+                step: "SELECT",
+                response: hex::encode_upper(&response.data),
+                reason: error.to_string(),
             },
-        });
-    }
-    let fci = tlv::parse(&response.data).map_err(|error| EmvError::Malformed {
-        step: "SELECT",
-        response: hex::encode_upper(&response.data),
-        reason: error.to_string(),
-    })?;
-    let listed = candidates.iter().find(|candidate| candidate.aid == aid);
-    let selected = Candidate {
-        aid: tlv::find(&fci, 0x84)
-            .and_then(Tlv::bytes)
-            .map_or_else(|| aid.to_vec(), <[u8]>::to_vec),
-        label: text_of(&fci, 0x50).or_else(|| listed.and_then(|c| c.label.clone())),
-        priority: tlv::find(&fci, 0x87)
-            .and_then(Tlv::bytes)
-            .and_then(|value| value.first().copied())
-            .or_else(|| listed.and_then(|c| c.priority)),
-    };
-    Ok((selected, fci))
+        )?;
+        let [df_name, label, priority, pdol] = found.map(|object| object.and_then(|o| o.bytes()));
+        let listed = candidates.iter().find(|candidate| candidate.aid == aid);
+        let selected = Candidate {
+            aid: df_name.map_or_else(|| aid.to_vec(), <[u8]>::to_vec),
+            label: label
+                .map(trimmed_text)
+                .or_else(|| listed.and_then(|c| c.label.clone())),
+            priority: priority
+                .and_then(|value| value.first().copied())
+                .or_else(|| listed.and_then(|c| c.priority)),
+        };
+        let pdol = pdol.unwrap_or(&[]);
+        let entries = dol::parse_dol(pdol).map_err(|source| EmvError::BadPdol {
+            pdol: hex::encode_upper(pdol),
+            source,
+        })?;
+        Ok((selected, entries))
+    })
+}
+
+/// Fills each empty slot of `found` with the first object of the matching tag of `tags`
+/// in `data`, depth-first (pre-order), as [`tlv::find`] on the parsed objects finds it:
+/// in one walk, without the tree. Accepts and rejects what [`tlv::parse`] does; on an
+/// error the slots are not to be used. Slots filled before (by an earlier record) stay.
+fn first_objects<'a, const N: usize>(
+    data: &'a [u8],
+    tags: &[TagNumber; N],
+    found: &mut [Option<tlv::ber::Object<'a>>; N],
+) -> Result<(), tlv::TlvError> {
+    tlv::ber::visit(data, |object| {
+        for (tag, slot) in tags.iter().zip(found.iter_mut()) {
+            if *tag == object.tag && slot.is_none() {
+                *slot = Some(object);
+            }
+        }
+    })
+}
+
+/// Text of a label or name: UTF-8 read leniently, blanks around trimmed.
+fn trimmed_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).trim().to_owned()
 }
 
 /// AIP and AFL from a GPO response in format 1 (80) or format 2 (77) (EMV Book 3
@@ -683,78 +873,39 @@ fn parse_gpo(data: &[u8]) -> Result<([u8; 2], Vec<[u8; 4]>), EmvError> {
     Ok((aip, entries))
 }
 
-/// GET DATA; `None` when the card does not give the object (6A88, 6A81…).
-fn get_data_value<C: CardChannel>(
+/// GET DATA; `None` when the card does not give the object (6A88, 6A81…), else what
+/// `read` makes of its value, read in place.
+fn get_data_value<C: CardChannel, T>(
     session: &mut Session<'_, C>,
     tag: u16,
-) -> Result<Option<Vec<u8>>, EmvError> {
-    let response = session.send(get_data(tag))?;
-    if !response.sw.is_success() {
-        return Ok(None);
-    }
-    // Read in place: the answer is one object, dropped once its value is copied.
-    Ok(tlv::ber::find_value(&response.data, u32::from(tag))
-        .ok()
-        .flatten()
-        .map(<[u8]>::to_vec))
+    read: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<Option<T>, EmvError> {
+    session.send(get_data(tag), |response| {
+        if !response.sw.is_success() {
+            return Ok(None);
+        }
+        Ok(tlv::ber::find_value(&response.data, u32::from(tag))
+            .ok()
+            .flatten()
+            .and_then(read))
+    })
 }
 
 fn text_of(tlvs: &[Tlv], tag: TagNumber) -> Option<String> {
-    tlv::find(tlvs, tag)
-        .and_then(Tlv::bytes)
-        .map(|bytes| String::from_utf8_lossy(bytes).trim().to_owned())
+    tlv::find(tlvs, tag).and_then(Tlv::bytes).map(trimmed_text)
 }
 
 /// BCD digits of a `cn` value, trailing `F` padding removed.
 fn cn_digits(bytes: &[u8]) -> String {
-    hex::encode_upper(bytes).trim_end_matches('F').to_owned()
+    let mut digits = hex::encode_upper(bytes);
+    // The padding cut off in place: no second string.
+    let kept = digits.trim_end_matches('F').len();
+    digits.truncate(kept);
+    digits
 }
 
-/// The first object of each of `tags` in `records`, in the order read (depth-first in
-/// each record), as a search of all of them put together finds it: in one walk, which
-/// ends once every tag is found, instead of one walk per tag.
-pub(crate) fn first_in_records<const N: usize>(
-    records: &[RecordRead],
-    tags: [TagNumber; N],
-) -> [Option<&Tlv>; N] {
-    fn walk<'a, const N: usize>(
-        tlvs: &'a [Tlv],
-        tags: &[TagNumber; N],
-        found: &mut [Option<&'a Tlv>; N],
-        missing: &mut usize,
-    ) {
-        for tlv in tlvs {
-            if *missing == 0 {
-                return;
-            }
-            for (tag, slot) in tags.iter().zip(found.iter_mut()) {
-                if *tag == tlv.tag() && slot.is_none() {
-                    *slot = Some(tlv);
-                    *missing = missing.saturating_sub(1);
-                }
-            }
-            walk(tlv.children(), tags, found, missing);
-        }
-    }
-    let mut found = [None; N];
-    // Slots still empty (a tag listed twice fills both slots at once).
-    let mut missing = N;
-    for record in records {
-        walk(&record.tlvs, &tags, &mut found, &mut missing);
-    }
-    found
-}
-
-fn cardholder_data(records: &[RecordRead]) -> CardholderData {
-    const TAGS: [TagNumber; 8] = [0x5A, 0x57, 0x5F34, 0x5F24, 0x5F25, 0x5F20, 0x5F28, 0x9F42];
-    let found = first_in_records(records, TAGS);
-    let bytes = |tag| {
-        TAGS.iter()
-            .zip(found)
-            .find(|(known, _)| **known == tag)
-            .and_then(|(_, object)| object)
-            .and_then(Tlv::bytes)
-    };
+fn cardholder_data(exchanges: &[Exchange], noted: &Noted) -> CardholderData {
+    let bytes = |tag| noted_value(exchanges, noted, tag).flatten();
     let pan = bytes(0x5A).map(cn_digits).or_else(|| {
         // Track 2 Equivalent Data: PAN, separator D, expiry… (EMV Book 3 Annex A).
         bytes(0x57).and_then(|track2| {
@@ -770,7 +921,7 @@ fn cardholder_data(records: &[RecordRead]) -> CardholderData {
             .map(|bcd| (bcd >> 4) * 10 + (bcd & 0x0F)),
         expiry: bytes(0x5F24).map(hex::encode_upper),
         effective: bytes(0x5F25).map(hex::encode_upper),
-        name: bytes(0x5F20).map(|name| String::from_utf8_lossy(name).trim().to_owned()),
+        name: bytes(0x5F20).map(trimmed_text),
         issuer_country: decoded(0x5F28),
         currency: decoded(0x9F42),
     }
@@ -810,6 +961,57 @@ mod tests {
         Some((aip.try_into().ok()?, afl.to_vec()))
     }
 
+    /// A report holding `records` (each one must parse), noted as a read notes them.
+    fn report_of_records(records: Vec<Vec<u8>>) -> CardReadReport {
+        let mut noted: Noted = [None; NOTED_TAGS.len()];
+        let mut exchanges = Vec::new();
+        let mut read = Vec::new();
+        for (exchange, data) in records.into_iter().enumerate() {
+            let _ = tlv::ber::visit(&data, |object| note(&mut noted, exchange, object));
+            exchanges.push(Exchange {
+                command: read_record(1, 1),
+                response: Response::new(data, StatusWord::Success),
+            });
+            read.push(RecordRead {
+                sfi: 1,
+                number: 1,
+                exchange,
+            });
+        }
+        let selected = Candidate {
+            aid: vec![0xA0],
+            label: None,
+            priority: None,
+        };
+        let cardholder = cardholder_data(&exchanges, &noted);
+        CardReadReport {
+            exchanges,
+            directory: DirectorySource::UserAid,
+            candidates: vec![selected.clone()],
+            selected,
+            fci_exchange: 0,
+            aip: [0; 2],
+            afl: Vec::new(),
+            records: read,
+            atc: None,
+            pin_tries_left: None,
+            cardholder,
+            noted,
+        }
+    }
+
+    /// Record-like bytes: templates 70 / 77, the noted tags and a few others, lengths and
+    /// padding.
+    fn record_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            proptest::sample::select(vec![
+                0x00u8, 0x01, 0x02, 0x03, 0x04, 0x70, 0x77, 0x5A, 0x57, 0x8C, 0x8D, 0x5F, 0x20,
+                0x24, 0x9F, 0x42, 0x10, 0x4F, 0x12,
+            ]),
+            0..40,
+        )
+    }
+
     fn directory_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         proptest::collection::vec(
             proptest::sample::select(vec![
@@ -821,25 +1023,32 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// One walk finds, for each tag, the object a search of the records one tag at a
-        /// time finds (a tag listed twice included, absent tags `None`).
+        /// `record_value` finds, for each tag, noted or not, the value of the object a
+        /// search of the parsed records finds (absent tags and templates `None`).
         #[test]
-        fn first_in_records_matches_one_search_per_tag(
-            first in directory_bytes(),
-            second in directory_bytes(),
+        fn record_value_matches_a_search_of_the_trees(
+            first in record_bytes(),
+            second in record_bytes(),
         ) {
-            let records: Vec<RecordRead> = [first, second]
-                .iter()
-                .filter_map(|bytes| tlv::parse(bytes).ok())
-                .map(|tlvs| RecordRead { sfi: 1, number: 1, tlvs })
+            let records: Vec<Vec<u8>> = [first, second]
+                .into_iter()
+                .filter(|data| tlv::parse(data).is_ok())
                 .collect();
-            let tags = [0x4F, 0x50, 0x61, 0x87, 0x4F, 0x9F42];
-            let expected = tags.map(|tag| {
-                records
-                    .iter()
-                    .find_map(|record| tlv::find(&record.tlvs, tag))
-            });
-            proptest::prop_assert_eq!(first_in_records(&records, tags), expected);
+            let trees: Vec<Tlv> = records
+                .iter()
+                .flat_map(|data| tlv::parse(data).unwrap_or_default())
+                .collect();
+            let report = report_of_records(records);
+            for tag in [
+                0x5A, 0x57, 0x8C, 0x8D, 0x5F20, 0x5F24, 0x9F42, 0x70, 0x77, 0x4F, 0x9F10,
+            ] {
+                proptest::prop_assert_eq!(
+                    report.record_value(tag),
+                    tlv::find(&trees, tag).and_then(Tlv::bytes),
+                    "tag {:X}", tag
+                );
+            }
+            proptest::prop_assert_eq!(report.records_tlvs().ok(), Some(trees));
         }
 
         /// The entries read in place are those the tree gives, for any bytes.

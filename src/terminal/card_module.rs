@@ -35,7 +35,7 @@ use crate::emv::{self, CardChannel, CardReadReport, EmvError, ReadOptions};
 use crate::messages::{CardTransaction, PaymentRequest, Timestamp, Verdict};
 use crate::reader::ReaderError;
 use crate::tlv::dol::{self, DolEntry};
-use crate::tlv::{self, TagNumber, Tlv, TlvError};
+use crate::tlv::{self, TagNumber, TlvError};
 
 /// VERIFY P2 for a plaintext PIN verified offline by the card (EMV Book 3 §6.5.12.2).
 const P2_PLAINTEXT_PIN: u8 = 0x80;
@@ -583,6 +583,9 @@ struct AcAnswer {
 pub struct CardModule<C: CardChannel> {
     channel: C,
     terminal: TerminalData,
+    /// What every read brings to the card, made from `terminal` once rather than at each
+    /// read (the terminal data does not change).
+    read_options: ReadOptions,
     report: Option<CardReadReport>,
     card: Option<CardData>,
     pin: PinStatus,
@@ -607,9 +610,14 @@ impl<C: CardChannel> CardModule<C> {
     /// A module talking to the card through `channel` (a powered reader), describing
     /// itself to the card with `terminal`.
     pub fn new(channel: C, terminal: TerminalData) -> CardModule<C> {
+        let read_options = ReadOptions {
+            aid: terminal.aid.clone(),
+            terminal_data: terminal.dol_values(),
+        };
         CardModule {
             channel,
             terminal,
+            read_options,
             report: None,
             card: None,
             pin: PinStatus::NotPresented,
@@ -631,11 +639,8 @@ impl<C: CardChannel> CardModule<C> {
         self.card = None;
         self.pin = PinStatus::NotPresented;
         self.tries_left = None;
-        let options = ReadOptions {
-            aid: self.terminal.aid.clone(),
-            terminal_data: self.terminal.dol_values(),
-        };
-        let report = emv::read_card(&mut self.channel, &options).map_err(CardModuleError::Read)?;
+        let report =
+            emv::read_card(&mut self.channel, &self.read_options).map_err(CardModuleError::Read)?;
         let card = card_data(&report)?;
         self.tries_left = card.pin_tries_left;
         self.report = Some(report);
@@ -846,7 +851,7 @@ impl<C: CardChannel> CardModule<C> {
                 needs: "the first GENERATE AC must have answered an ARQC",
             });
         };
-        let cdol2 = card.cdol2.clone();
+        let cdol2 = &card.cdol2;
         let Phase::AwaitingCompletion(pending) = std::mem::replace(&mut self.phase, Phase::Ended)
         else {
             return Err(CardModuleError::OutOfOrder {
@@ -875,7 +880,9 @@ impl<C: CardChannel> CardModule<C> {
             let [r0, r1] = *response_code;
             terminal_data.insert(0x91, DolValue::of([a0, a1, a2, a3, a4, a5, a6, a7, r0, r1]));
         }
-        let cdol2_data = dol::build_dol_data(&cdol2, &terminal_data);
+        let cdol2_data = dol::build_dol_data(cdol2, &terminal_data);
+        // Read from the CDOL2 before the card is asked (no copy of it is kept).
+        let card_checks_arpc = cdol2.iter().any(|entry| entry.tag == 0x91);
         let answer = self.generate_ac(step, requested, &cdol2_data)?;
         let allowed = match requested {
             CryptogramKind::Tc => matches!(answer.kind, CryptogramKind::Tc | CryptogramKind::Aac),
@@ -891,9 +898,7 @@ impl<C: CardChannel> CardModule<C> {
         }
         let issuer_authentication = match arpc {
             None => IssuerAuthentication::NotSent,
-            Some(_) if !cdol2.iter().any(|entry| entry.tag == 0x91) => {
-                IssuerAuthentication::NotRequestedByCard
-            }
+            Some(_) if !card_checks_arpc => IssuerAuthentication::NotRequestedByCard,
             Some(_) => issuer_authentication_from_iad(&answer.iad),
         };
         Ok(Completion {
@@ -1238,16 +1243,8 @@ fn issuer_authentication_from_iad(iad: &[u8]) -> IssuerAuthentication {
 /// The cardholder data and transaction lists of a read.
 fn card_data(report: &CardReadReport) -> Result<CardData, CardModuleError> {
     // The first object with each tag in the records, in the order they were read: what a
-    // search of all their objects in one list finds, in one walk of them.
-    const TAGS: [TagNumber; 4] = [0x5F34, 0x5F24, 0x8C, 0x8D];
-    let found = emv::first_in_records(&report.records, TAGS);
-    let bytes = |tag: TagNumber| {
-        TAGS.iter()
-            .zip(found)
-            .find(|(known, _)| **known == tag)
-            .and_then(|(_, object)| object)
-            .and_then(Tlv::bytes)
-    };
+    // search of all their objects in one list finds, noted by the read.
+    let bytes = |tag: TagNumber| report.record_value(tag);
     let missing = |tag: TagNumber| CardModuleError::CardDataMissing {
         tag,
         name: tag_name(tag),
@@ -1307,6 +1304,7 @@ fn card_data(report: &CardReadReport) -> Result<CardData, CardModuleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tlv::Tlv;
     use proptest::prelude::*;
 
     #[test]

@@ -505,17 +505,21 @@ fn read_header(
     base: usize,
     depth: usize,
 ) -> Result<Header<'_>, TlvError> {
+    if let Some(header) = plain_header(bytes, pos, depth) {
+        return Ok(header);
+    }
     let at = |p: usize| base.saturating_add(p);
     let (tag, after_tag) = read_tag(bytes, pos).map_err(|e| e.rebase(base))?;
     let (length, value_start) = read_length(bytes, after_tag, tag, base)?;
-    let beyond = TlvError::ValueBeyondInput {
+    // The error is built only when there is one: every object of every answer passes here.
+    let beyond = || TlvError::ValueBeyondInput {
         tag,
         offset: at(value_start),
         length,
         available: bytes.len().saturating_sub(value_start),
     };
-    let value_end = value_start.checked_add(length).ok_or(beyond.clone())?;
-    let value = bytes.get(value_start..value_end).ok_or(beyond)?;
+    let value_end = value_start.checked_add(length).ok_or_else(beyond)?;
+    let value = bytes.get(value_start..value_end).ok_or_else(beyond)?;
     if is_constructed(tag) && depth >= MAX_DEPTH {
         return Err(TlvError::TooDeep {
             tag,
@@ -524,6 +528,39 @@ fn read_header(
         });
     }
     Ok(Header {
+        tag,
+        value,
+        value_start,
+        value_end,
+    })
+}
+
+/// [`read_header`] for the objects EMV answers are made of — a one- or two-byte tag, a
+/// one-byte length (ISO 7816-4 §5.2.2.1, §5.2.2.2), the value within the input, the
+/// depth allowed — read without the general path's error bookkeeping. `None` for
+/// anything else: the general path then reads it, and gives the same header or the
+/// error.
+fn plain_header(bytes: &[u8], pos: usize, depth: usize) -> Option<Header<'_>> {
+    let &first = bytes.get(pos)?;
+    let mut tag = TagNumber::from(first);
+    let mut length_at = pos.checked_add(1)?;
+    if first & 0x1F == 0x1F {
+        let &second = bytes.get(length_at)?;
+        if second & 0x80 != 0 {
+            // A third tag byte follows.
+            return None;
+        }
+        tag = (tag << 8) | TagNumber::from(second);
+        length_at = length_at.checked_add(1)?;
+    }
+    let &length = bytes.get(length_at)?;
+    if length >= 0x80 || (depth >= MAX_DEPTH && is_constructed(tag)) {
+        return None;
+    }
+    let value_start = length_at.checked_add(1)?;
+    let value_end = value_start.checked_add(usize::from(length))?;
+    let value = bytes.get(value_start..value_end)?;
+    Some(Header {
         tag,
         value,
         value_start,
@@ -565,6 +602,9 @@ pub struct Object<'a> {
     pub depth: usize,
     /// The value field (a constructed object's: the encoding of its children).
     pub value: &'a [u8],
+    /// Where the value field starts in the input given to [`visit`], so a caller can
+    /// find it again in bytes it keeps.
+    pub offset: usize,
 }
 
 impl<'a> Object<'a> {
@@ -614,7 +654,12 @@ fn visit_objects<'a>(
             value_start,
             value_end,
         } = read_header(bytes, pos, base, depth)?;
-        each(Object { tag, depth, value });
+        each(Object {
+            tag,
+            depth,
+            value,
+            offset: base.saturating_add(value_start),
+        });
         if is_constructed(tag) {
             visit_objects(
                 value,
@@ -796,7 +841,8 @@ mod tests {
     proptest::proptest! {
         /// `visit` accepts and rejects exactly what `parse` does, with the same error, and
         /// shows the objects of the tree `parse` builds in depth-first order; `find_value`
-        /// finds what a search of that tree finds. Bytes drawn from a small alphabet of
+        /// finds what a search of that tree finds; each object's offset is where its value
+        /// lies in the input. Bytes drawn from a small alphabet of
         /// tag, length and padding bytes, so that most inputs are well-formed or nearly.
         #[test]
         fn visit_reads_what_parse_reads(
@@ -810,10 +856,17 @@ mod tests {
             tag in proptest::sample::select(vec![0x61u32, 0x77, 0x80, 0x9F26, 0x5F01, 0xBF0C]),
         ) {
             let mut seen = Vec::new();
+            let mut misplaced = Vec::new();
             let visited = visit(&bytes, |object| {
                 let value = object.bytes().map(<[u8]>::to_vec).unwrap_or_default();
                 seen.push((object.tag, object.depth, value));
+                // The offset points at the value in the input.
+                let end = object.offset.saturating_add(object.value.len());
+                if bytes.get(object.offset..end) != Some(object.value) {
+                    misplaced.push(object.offset);
+                }
             });
+            proptest::prop_assert_eq!(misplaced, Vec::<usize>::new());
             let parsed = parse(&bytes);
             match &parsed {
                 Ok(tlvs) => {

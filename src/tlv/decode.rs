@@ -295,13 +295,31 @@ fn numeric_code(value: &[u8]) -> Option<u16> {
 /// An ISO 3166-1 numeric country code (n 3) by name: `France (250)`.
 fn country(value: &[u8]) -> Option<String> {
     let code = numeric_code(value)?;
-    codes::country(code).map(|c| format!("{} ({code:03})", c.name))
+    codes::country(code).map(|c| named_code(c.name, code))
 }
 
 /// An ISO 4217 numeric currency code (n 3) by name: `EUR (978)`.
 fn currency(value: &[u8]) -> Option<String> {
     let code = numeric_code(value)?;
-    codes::currency(code).map(|c| format!("{} ({code:03})", c.alpha))
+    codes::currency(code).map(|c| named_code(c.alpha, code))
+}
+
+/// `name (code)`, the code in at least three digits: what `format!("{name}
+/// ({code:03})")` writes, without the formatting machinery (every card read decodes
+/// the issuer's country and currency).
+fn named_code(name: &str, code: u16) -> String {
+    let mut out = String::with_capacity(name.len().saturating_add(7));
+    out.push_str(name);
+    out.push_str(" (");
+    let digit = |divisor: u16| char::from_digit(u32::from(code / divisor % 10), 10).unwrap_or('0');
+    if code >= 1000 {
+        out.push(digit(1000));
+    }
+    for divisor in [100, 10, 1] {
+        out.push(digit(divisor));
+    }
+    out.push(')');
+    out
 }
 
 /// An ISO 3166-1 alpha-2 or alpha-3 code (a 2 / a 3), with the country's name when known.
@@ -867,6 +885,16 @@ pub fn tag_list(value: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every code a two-byte n 3 / n 4 value can hold is written as `{code:03}` writes it.
+    #[test]
+    fn named_code_writes_what_format_writes() {
+        for code in 0..=9999u16 {
+            assert_eq!(named_code("EUR", code), format!("EUR ({code:03})"));
+        }
+        assert_eq!(country(&[0x02, 0x50]).as_deref(), Some("France (250)"));
+        assert_eq!(currency(&[0x09, 0x78]).as_deref(), Some("EUR (978)"));
+    }
 
     #[test]
     fn amount_places_the_decimal_point() {

@@ -24,7 +24,8 @@ pub struct DolEntry {
 /// Parses a DOL: a concatenation of tags each followed by a one-byte length (EMV Book 3
 /// §5.4). Offsets in errors are positions in `bytes`.
 pub fn parse_dol(bytes: &[u8]) -> Result<Vec<DolEntry>, TlvError> {
-    let mut out = Vec::new();
+    // Every entry takes at least two bytes: sized once rather than grown entry by entry.
+    let mut out = Vec::with_capacity(bytes.len() / 2);
     let mut pos = 0;
     while pos < bytes.len() {
         let (tag, after_tag) = read_tag(bytes, pos)?;

@@ -15,20 +15,19 @@ pub(crate) const PPSE_NAME: &[u8] = b"2PAY.SYS.DDF01";
 const PSE_DIRECTORY_SFI: u8 = 1;
 
 impl SimCard {
-    /// The selectable DFs in file-system order: PSE, PPSE, then the applications.
-    fn dedicated_files(&self) -> Vec<(Selected, &[u8])> {
+    /// The selectable DFs in file-system order: PSE, PPSE, then the applications (walked
+    /// in place: a SELECT makes no list of them).
+    fn dedicated_files(&self) -> impl Iterator<Item = (Selected, &[u8])> + Clone {
         let directories = self.profile.directories();
-        let mut out: Vec<(Selected, &[u8])> = Vec::new();
-        if directories.pse {
-            out.push((Selected::Pse, PSE_NAME));
-        }
-        if directories.ppse {
-            out.push((Selected::Ppse, PPSE_NAME));
-        }
-        for (i, app) in self.profile.applications().iter().enumerate() {
-            out.push((Selected::Application(i), app.aid()));
-        }
-        out
+        let pse = directories.pse.then_some((Selected::Pse, PSE_NAME));
+        let ppse = directories.ppse.then_some((Selected::Ppse, PPSE_NAME));
+        let applications = self
+            .profile
+            .applications()
+            .iter()
+            .enumerate()
+            .map(|(i, app)| (Selected::Application(i), app.aid()));
+        pse.into_iter().chain(ppse).chain(applications)
     }
 
     /// SELECT (ISO 7816-4 §11.1.1, EMV Book 1 §11.3).
@@ -67,13 +66,12 @@ impl SimCard {
                     return Err(Sw::WRONG_LENGTH);
                 }
                 let files = self.dedicated_files();
-                let current = files.iter().position(|(s, _)| *s == self.session.selected);
+                let current = files.clone().position(|(s, _)| s == self.session.selected);
                 let found = files
-                    .iter()
                     .enumerate()
                     .filter(|(i, _)| !occurrence_next || current.is_none_or(|c| *i > c))
                     .find(|(_, (_, name))| name.starts_with(apdu.data))
-                    .map(|(_, (s, _))| *s)
+                    .map(|(_, (s, _))| s)
                     .ok_or(Sw::FILE_NOT_FOUND)?;
                 self.begin_selection(found);
                 if return_fci {
@@ -209,8 +207,14 @@ impl SimCard {
                 if !app.records().iter().any(|r| r.sfi == sfi) {
                     return Err(Sw::FILE_NOT_FOUND);
                 }
+                // Room for the status word the answer ends with, so that appending it
+                // does not copy the record again.
                 app.record(sfi, number)
-                    .map(|r| r.data.clone())
+                    .map(|r| {
+                        let mut out = Vec::with_capacity(r.data.len().saturating_add(2));
+                        out.extend_from_slice(&r.data);
+                        out
+                    })
                     .ok_or(Sw::RECORD_NOT_FOUND)
             }
             _ => Err(Sw::FILE_NOT_FOUND),

@@ -18,8 +18,14 @@ const PIN_BLOCK_LEN: usize = 8;
 /// length 4 to 12, the PIN digits, `F` filler to 16 nibbles. `None` when malformed.
 fn parse_pin_block(block: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     let block: &[u8; PIN_BLOCK_LEN] = block.try_into().ok()?;
-    let nibbles: Zeroizing<Vec<u8>> =
-        Zeroizing::new(block.iter().flat_map(|b| [b >> 4, b & 0x0F]).collect());
+    // The nibbles on the stack, wiped when dropped: only the digits get a heap copy.
+    let mut nibbles: Zeroizing<[u8; 2 * PIN_BLOCK_LEN]> = Zeroizing::new([0; 2 * PIN_BLOCK_LEN]);
+    for (pair, byte) in nibbles.chunks_exact_mut(2).zip(block) {
+        if let [high, low] = pair {
+            *high = byte >> 4;
+            *low = byte & 0x0F;
+        }
+    }
     let (&control, rest) = nibbles.split_first()?;
     let (&length, rest) = rest.split_first()?;
     let length = usize::from(length);

@@ -242,19 +242,31 @@ pub(crate) fn push(out: &mut Vec<u8>, tag: Tag, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-/// Appends the tag of a constructed data object whose value the caller appends next;
-/// returns where its length goes, for [`close`].
+/// Appends the tag of a constructed data object whose value the caller appends next,
+/// and one byte for its length; returns where its value starts, for [`close`].
 pub(crate) fn open(out: &mut Vec<u8>, tag: Tag) -> usize {
     push_tag(out, tag);
+    // Most templates are shorter than 128 bytes: their length is this one byte, written
+    // in place at `close`, and the value never moves.
+    out.push(0);
     out.len()
 }
 
-/// Ends the constructed data object [`open`] began at `at`: inserts its length (what was
-/// appended since) before its value.
+/// Ends the constructed data object [`open`] began, whose value starts at `at`: writes
+/// its length (what was appended since) before its value, the one byte `open` kept
+/// growing to the two or three a long value needs.
 pub(crate) fn close(out: &mut Vec<u8>, at: usize) {
-    let (field, used) = length_field(out.len().saturating_sub(at));
     let at = at.min(out.len());
-    out.splice(at..at, field.get(..used).unwrap_or(&[]).iter().copied());
+    let (field, used) = length_field(out.len().saturating_sub(at));
+    let [first, rest @ ..] = field;
+    if let Some(slot) = at.checked_sub(1).and_then(|kept| out.get_mut(kept)) {
+        *slot = first;
+    }
+    if let Some(more) = rest.get(..used.saturating_sub(1))
+        && !more.is_empty()
+    {
+        out.splice(at..at, more.iter().copied());
+    }
 }
 
 /// One entry of a data object list: a tag and the length the card wants for it.
