@@ -770,8 +770,8 @@ fn synthetic_f(
     atc: u16,
 ) -> AcquirerTransaction {
     let mut f = template.clone();
-    let purchase = PurchaseId(format!("B-{n:07}"));
-    let payment = PaymentId(format!("B-{n:07}-PAY"));
+    let purchase = PurchaseId::from(format!("B-{n:07}"));
+    let payment = PaymentId::from(format!("B-{n:07}-PAY"));
     f.request.purchase = purchase.clone();
     f.request.payment = payment.clone();
     f.transaction.purchase = purchase;
@@ -779,7 +779,7 @@ fn synthetic_f(
     let Payment::BankCard(card) = &mut f.transaction.means else {
         panic!("a bank-card payment")
     };
-    card.pan = pan.to_owned();
+    card.pan = pan.into();
     card.atc = atc;
     let version = CryptogramVersion::Cvn18;
     let input = card.ac_input();

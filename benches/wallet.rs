@@ -304,7 +304,7 @@ fn wallet_key() -> SigningKey {
 fn quote(purchase: &telepay::messages::PurchaseId) -> Message {
     Message::Quote(Quote {
         purchase: purchase.clone(),
-        quote: QuoteId(format!("Q-{purchase}")),
+        quote: QuoteId::from(format!("Q-{purchase}")),
         service: "page".into(),
         static_info: StaticInfo {
             designation: "One page of the archive".into(),
@@ -330,7 +330,7 @@ fn request_in_session(front: &mut FrontEnd<SeededEntropy>, n: usize) -> PaymentR
         T0,
         &client(),
         Message::ServiceRequest(ServiceRequest {
-            request: RequestId(format!("r-{n}")),
+            request: RequestId::from(format!("r-{n}")),
             terminal: terminal(),
             provider: "demo-publisher".into(),
             service: "page".into(),

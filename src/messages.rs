@@ -239,6 +239,202 @@ impl std::fmt::Display for Money {
     }
 }
 
+/// An immutable text whose clone does not allocate: what identifiers and the texts a
+/// purchase's messages pass from role to role are made of.
+///
+/// Roles build each message from what they keep of a purchase, so the same identifiers
+/// are copied into several messages per purchase; with `String` every copy was an
+/// allocation. Texts up to 23 bytes (a purchase's identifiers, such as `P-000001-PAY` or
+/// `terminal-1-R1`) are held inline and cloned by a copy; longer ones share one
+/// reference-counted buffer.
+///
+/// On the wire and in the schema it is a plain string, exactly as `String` is; it
+/// compares, orders and hashes as its `str`, so maps keyed by it behave as with
+/// `String` and can be looked up by `&str`.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text(smol_str::SmolStr);
+
+impl Text {
+    /// The text as a `str`.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The text `arguments` make, as `format!` would make it, but written in place
+    /// when it fits inline: the identifiers a role names per purchase cost no
+    /// allocation.
+    pub fn format(arguments: std::fmt::Arguments<'_>) -> Text {
+        let mut builder = smol_str::SmolStrBuilder::new();
+        // The builder itself never fails; only a `Display` that reports an error could,
+        // and none of telepay's does (`format!` would panic there instead).
+        let _ = std::fmt::Write::write_fmt(&mut builder, arguments);
+        Text(builder.finish())
+    }
+}
+
+impl FromIterator<char> for Text {
+    fn from_iter<I: IntoIterator<Item = char>>(chars: I) -> Text {
+        Text(chars.into_iter().collect())
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Text {
+        Text(smol_str::SmolStr::from(text))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(text: &str) -> Text {
+        Text(smol_str::SmolStr::new(text))
+    }
+}
+
+impl From<&String> for Text {
+    fn from(text: &String) -> Text {
+        Text(smol_str::SmolStr::new(text))
+    }
+}
+
+impl From<Text> for String {
+    fn from(text: Text) -> String {
+        text.0.into()
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.0.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.0.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Text> for str {
+    fn eq(&self, other: &Text) -> bool {
+        self == other.0.as_str()
+    }
+}
+
+impl PartialEq<Text> for &str {
+    fn eq(&self, other: &Text) -> bool {
+        *self == other.0.as_str()
+    }
+}
+
+impl PartialEq<Text> for String {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.0.as_str()
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, as `str`'s Display: widths and alignments apply.
+        f.pad(self.0.as_str())
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0.as_str(), f)
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Text, D::Error> {
+        deserializer.deserialize_string(TextVisitor)
+    }
+}
+
+/// Reads a [`Text`] from whatever a deserializer holds a string as, accepting what
+/// `String` accepts (and saying so with the same words), without an intermediate
+/// `String` for the short texts.
+struct TextVisitor;
+
+impl serde::de::Visitor<'_> for TextVisitor {
+    type Value = Text;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Text, E> {
+        Ok(Text::from(text))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Text, E> {
+        Ok(Text::from(text))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Text, E> {
+        std::str::from_utf8(bytes)
+            .map(Text::from)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Bytes(bytes), &self))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Text, E> {
+        String::from_utf8(bytes).map(Text::from).map_err(|error| {
+            E::invalid_value(serde::de::Unexpected::Bytes(&error.into_bytes()), &self)
+        })
+    }
+}
+
+impl schemars::JsonSchema for Text {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        // `String`'s name and schema: the wire form is the same.
+        <String as schemars::JsonSchema>::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        <String as schemars::JsonSchema>::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <String as schemars::JsonSchema>::json_schema(generator)
+    }
+}
+
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -246,7 +442,7 @@ macro_rules! identifier {
             Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
             schemars::JsonSchema,
         )]
-        pub struct $name(pub String);
+        pub struct $name(pub $crate::messages::Text);
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -256,7 +452,13 @@ macro_rules! identifier {
 
         impl From<&str> for $name {
             fn from(text: &str) -> $name {
-                $name(text.to_owned())
+                $name(text.into())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(text: String) -> $name {
+                $name(text.into())
             }
         }
     };
@@ -455,7 +657,7 @@ pub struct QuoteRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StaticInfo {
     /// The designation shown to the user.
-    pub designation: String,
+    pub designation: Text,
     /// The kind of service.
     pub kind: ServiceKind,
     /// Whether the server delivers it only to an identified user (claim 16): the
@@ -576,7 +778,7 @@ pub struct PaymentRequest {
     /// The service paid for (a wallet payment signs it).
     pub service: ServiceId,
     /// The service's designation, from the quote.
-    pub designation: String,
+    pub designation: Text,
     /// SHA-256 of the designation, cut to the 20 bytes of EMV's merchant custom data
     /// (`9F7C`): what the card is given to bind the service to the payment.
     pub designation_digest: [u8; 20],
@@ -628,11 +830,11 @@ impl PaymentRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CardTransaction {
     /// Application PAN (5A), digits.
-    pub pan: String,
+    pub pan: Text,
     /// PAN Sequence Number (5F34).
     pub pan_sequence: u8,
     /// Application Expiration Date (5F24), YYMMDD digits.
-    pub expiry: String,
+    pub expiry: Text,
     /// The AID the card paid with.
     #[serde(with = "hex_bytes")]
     #[schemars(with = "hex_bytes::Hex")]
@@ -907,7 +1109,7 @@ pub enum Verdict {
     /// Authorised.
     Positive {
         /// The acquirer's authorisation code (ISO 8583 field 38), six characters.
-        authorisation_code: String,
+        authorisation_code: Text,
         /// The response code (8A) for the card, "00".
         response_code: [u8; 2],
         /// The ARPC for the card's second GENERATE AC (method 1), when the means has one.
@@ -1001,7 +1203,7 @@ pub enum Delivery {
     /// Content: a document or a pay-per-view item.
     Content {
         /// Media type, e.g. `text/plain`.
-        media_type: String,
+        media_type: Text,
         /// The bytes.
         #[serde(with = "hex_bytes")]
         #[schemars(with = "hex_bytes::Hex")]
@@ -1037,7 +1239,7 @@ impl Delivery {
         use sha2::Digest;
         let sha256 = sha2::Sha256::digest(&bytes).into();
         Delivery::Content {
-            media_type: media_type.to_owned(),
+            media_type: media_type.into(),
             bytes,
             sha256,
         }
@@ -1208,12 +1410,12 @@ impl IdentificationRequest {
     /// is never a payment's for the same text; its zero amount keeps it from ever
     /// passing as a payment.
     pub fn card_request(&self) -> PaymentRequest {
-        let designation = format!("identification: {}", self.purpose);
+        let designation = Text::from(format!("identification: {}", self.purpose));
         PaymentRequest {
             purchase: self.purchase.clone(),
             payment: PaymentId(self.identification.0.clone()),
             merchant: self.merchant.clone(),
-            service: ServiceId(format!("identification: {}", self.purpose)),
+            service: ServiceId(designation.clone()),
             designation_digest: PaymentRequest::digest_designation(&designation),
             designation,
             amount: Money::new(0, self.currency),
@@ -1789,8 +1991,30 @@ mod hex_bytes {
         }
     }
 
+    /// Byte strings up to this long are written through a buffer on the stack, as a
+    /// card payment's AID and IAD are: the acquirer's journal writes F and G at every
+    /// authorisation, and a `String` per field was an allocation per field. Longer ones
+    /// (a delivered content) take the allocation.
+    const ON_STACK: usize = 64;
+
+    /// The hex digits, upper-case as the wire has them.
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+
     pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&hex::encode_upper(bytes))
+        let mut buffer = [0u8; 2 * ON_STACK];
+        // Longer than the buffer (the product saturates far beyond it): the allocation.
+        let Some(text) = buffer.get_mut(..bytes.len().saturating_mul(2)) else {
+            return serializer.serialize_str(&hex::encode_upper(bytes));
+        };
+        for (pair, &byte) in text.chunks_exact_mut(2).zip(bytes) {
+            if let [high, low] = pair {
+                *high = DIGITS[usize::from(byte >> 4)];
+                *low = DIGITS[usize::from(byte & 0x0F)];
+            }
+        }
+        // Hex digits only: ASCII, always UTF-8.
+        let text = std::str::from_utf8(text).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
@@ -1854,6 +2078,128 @@ mod tests {
             PaymentRequest::unpredictable_number(&nonce, &one),
             PaymentRequest::unpredictable_number(&[8u8; 16], &one)
         );
+    }
+
+    /// Texts either side of the 23 bytes held inline, and multi-byte characters.
+    const TEXTS: [&str; 6] = [
+        "",
+        "P-000001-PAY",
+        "exactly twenty-three by",
+        "twenty-four bytes, heap!",
+        "Rapport annuel 2026 — édition complète, 1 Go",
+        "line\nbreak \"quoted\" \u{1F4B3}",
+    ];
+
+    #[test]
+    fn text_is_a_plain_string_on_the_wire_and_in_the_schema() {
+        for text in TEXTS {
+            let as_text = serde_json::to_string(&Text::from(text)).unwrap();
+            assert_eq!(as_text, serde_json::to_string(text).unwrap(), "{text:?}");
+            let back: Text = serde_json::from_str(&as_text).unwrap();
+            assert_eq!(back, text);
+            // In an identifier too: a newtype is its field on the wire.
+            let id = serde_json::to_string(&PaymentId::from(text)).unwrap();
+            assert_eq!(id, as_text);
+            assert_eq!(serde_json::from_str::<PaymentId>(&id).unwrap().0, text);
+        }
+        // What is not a string is refused in the words `String` uses.
+        for wrong in ["5", "null", "[]", "{}", "true"] {
+            assert_eq!(
+                serde_json::from_str::<Text>(wrong).unwrap_err().to_string(),
+                serde_json::from_str::<String>(wrong)
+                    .unwrap_err()
+                    .to_string(),
+                "{wrong}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_value(schemars::schema_for!(Text)).unwrap(),
+            serde_json::to_value(schemars::schema_for!(String)).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(schemars::schema_for!(PaymentId)).unwrap(),
+            serde_json::json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "title": "PaymentId",
+                "description": "The front-end's name for a payment request D; the transaction E, F and the\nacknowledgements G, H answering it carry it too.",
+                "type": "string",
+            })
+        );
+    }
+
+    #[test]
+    fn text_compares_orders_hashes_and_prints_as_its_str() {
+        use std::hash::{BuildHasher, RandomState};
+        let hasher = RandomState::new();
+        for text in TEXTS {
+            let owned = Text::from(text.to_owned());
+            assert_eq!(owned, Text::from(text));
+            assert_eq!(owned, text);
+            assert_eq!(owned, *text);
+            assert_eq!(text, owned);
+            assert_eq!(*text, owned);
+            assert_eq!(text.to_owned(), owned);
+            assert_eq!(owned, text.to_owned());
+            assert_eq!(owned.as_str(), text);
+            assert_eq!(&*owned, text);
+            assert_eq!(hasher.hash_one(&owned), hasher.hash_one(text), "{text:?}");
+            assert_eq!(owned.to_string(), text);
+            assert_eq!(format!("{owned:?}"), format!("{text:?}"));
+            assert_eq!(format!("[{owned:>50}]"), format!("[{text:>50}]"));
+            assert_eq!(String::from(owned.clone()), text);
+            for other in TEXTS {
+                assert_eq!(owned.cmp(&Text::from(other)), text.cmp(other));
+            }
+        }
+        // Maps keyed by texts (or identifiers of them) find their keys by `&str`.
+        let map: std::collections::BTreeMap<Text, usize> = TEXTS
+            .iter()
+            .enumerate()
+            .map(|(index, text)| (Text::from(*text), index))
+            .collect();
+        for (index, text) in TEXTS.iter().enumerate() {
+            assert_eq!(map.get(*text), Some(&index));
+        }
+        assert_eq!(Text::default(), "");
+    }
+
+    #[test]
+    fn text_formats_and_collects_as_string_does() {
+        for number in [0u64, 7, 123_456, u64::MAX] {
+            for prefix in TEXTS {
+                assert_eq!(
+                    Text::format(format_args!("{prefix}-{number:06}")),
+                    format!("{prefix}-{number:06}")
+                );
+            }
+        }
+        for text in TEXTS {
+            assert_eq!(text.chars().collect::<Text>(), text);
+        }
+    }
+
+    #[test]
+    fn text_clones_share_a_long_text_instead_of_copying_it() {
+        let long = Text::from("a designation well beyond the twenty-three bytes held inline");
+        let copy = long.clone();
+        assert_eq!(copy.as_ptr(), long.as_ptr());
+        assert_eq!(copy, long);
+    }
+
+    #[test]
+    fn hex_bytes_writes_what_hex_encode_upper_writes_at_every_length() {
+        // Both sides of the stack buffer's 64 bytes; every nibble value occurs.
+        for length in 0..=200usize {
+            let bytes: Vec<u8> = (0..length)
+                .map(|index| (index.wrapping_mul(37).wrapping_add(11) % 256) as u8)
+                .collect();
+            let written = hex_bytes::serialize(&bytes, serde_json::value::Serializer).unwrap();
+            assert_eq!(
+                written,
+                serde_json::Value::String(hex::encode_upper(&bytes)),
+                "length {length}"
+            );
+        }
     }
 
     #[test]

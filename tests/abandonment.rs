@@ -62,12 +62,12 @@ fn bench(name: &str) -> Bench {
 fn request(n: u8) -> PaymentRequest {
     let designation = format!("Document {n}");
     PaymentRequest {
-        purchase: PurchaseId(format!("fe1-P{n}")),
-        payment: PaymentId(format!("fe1-P{n}-D1")),
+        purchase: PurchaseId::from(format!("fe1-P{n}")),
+        payment: PaymentId::from(format!("fe1-P{n}-D1")),
         merchant: MerchantId::from("telepay-demo"),
         service: ServiceId::from("doc"),
         designation_digest: PaymentRequest::digest_designation(&designation),
-        designation,
+        designation: designation.into(),
         amount: Money::new(250, Currency::EUR),
         date: NOW,
         nonce: [n; 16],

@@ -144,9 +144,9 @@ impl Terminal {
             parse_generate_ac(&self.send(&apdu(0x80, 0xAE, p1, 0x00, &cdol1_data)));
 
         CardTransaction {
-            pan,
+            pan: pan.into(),
             pan_sequence: (psn >> 4) * 10 + (psn & 0x0F),
-            expiry,
+            expiry: expiry.into(),
             aid,
             aip: aip.try_into().unwrap(),
             atc,
@@ -241,12 +241,12 @@ fn request(payment: &str, minor: u64) -> PaymentRequest {
         *slot = byte;
     }
     PaymentRequest {
-        purchase: PurchaseId(format!("purchase-of-{payment}")),
+        purchase: PurchaseId::from(format!("purchase-of-{payment}")),
         payment: PaymentId::from(payment),
         merchant: MerchantId::from("merchant-docs"),
         service: ServiceId::from("S1"),
         designation_digest: PaymentRequest::digest_designation(&designation),
-        designation,
+        designation: designation.into(),
         amount: Money::new(minor, Currency::EUR),
         date: NOON_2026_11_25,
         nonce,
@@ -476,8 +476,8 @@ fn matrix() -> Vec<(&'static str, Mutation, RefusalReason, bool)> {
         ("amount (D)", |f| f.request.amount.minor -= 1, R::MismatchWithRequest, true),
         ("currency (E)", |f| card_mut(f).currency = [0x08, 0x40], R::MismatchWithRequest, false),
         ("currency (D and E alike)", |f| { f.request.amount.currency = Currency::USD; card_mut(f).currency = Currency::USD.emv_code(); }, R::CryptogramInvalid, false),
-        ("PAN: one digit", |f| card_mut(f).pan.replace_range(10..11, "7"), R::InvalidPan, false),
-        ("PAN: another card of the issuer", |f| card_mut(f).pan = sibling_pan(&card_of(f).pan, 11), R::CryptogramInvalid, false),
+        ("PAN: one digit", |f| { let card = card_mut(f); let mut pan = card.pan.to_string(); pan.replace_range(10..11, "7"); card.pan = pan.into(); }, R::InvalidPan, false),
+        ("PAN: another card of the issuer", |f| card_mut(f).pan = sibling_pan(&card_of(f).pan, 11).into(), R::CryptogramInvalid, false),
         ("PAN: a BIN nobody issues", |f| card_mut(f).pan = "4000000000000002".into(), R::UnknownIssuer, false),
         ("PAN sequence number", |f| card_mut(f).pan_sequence ^= 0x02, R::CryptogramInvalid, false),
         ("ATC + 1", |f| card_mut(f).atc += 1, R::CryptogramInvalid, false),
@@ -487,7 +487,7 @@ fn matrix() -> Vec<(&'static str, Mutation, RefusalReason, bool)> {
         ("date (D and E alike)", |f| { f.request.date = f.request.date.plus_millis(-DAY_MILLIS); card_mut(f).date = f.request.date.emv_date(); }, R::CryptogramInvalid, false),
         ("unpredictable number (E)", |f| card_mut(f).unpredictable_number[3] ^= 0x01, R::MismatchWithRequest, false),
         ("nonce (D)", |f| f.request.nonce[0] ^= 0x01, R::MismatchWithRequest, true),
-        ("designation (D), digest recomputed", |f| { f.request.designation.push('!'); f.request.designation_digest = PaymentRequest::digest_designation(&f.request.designation); }, R::MismatchWithRequest, true),
+        ("designation (D), digest recomputed", |f| { f.request.designation = format!("{}!", f.request.designation).into(); f.request.designation_digest = PaymentRequest::digest_designation(&f.request.designation); }, R::MismatchWithRequest, true),
         ("designation digest (D)", |f| f.request.designation_digest[19] ^= 0x01, R::MismatchWithRequest, true),
         ("IAD: CVR", |f| card_mut(f).iad[5] ^= 0x10, R::CryptogramInvalid, false),
         ("IAD: derivation key index", |f| card_mut(f).iad[1] = 2, R::UnknownIssuer, false),
@@ -671,18 +671,18 @@ fn mutate(f: &mut AcquirerTransaction, history: &mut CardHistory, rng: &mut Rng)
         14 => card.atc ^= 1 + rng.below(u64::from(u16::MAX)) as u16,
         15 => {
             // A digit replaced by another, or any bit of any character flipped.
-            let mut bytes = card.pan.clone().into_bytes();
+            let mut bytes = card.pan.as_bytes().to_vec();
             let i = rng.index(bytes.len());
             if rng.below(2) == 0 && bytes[i].is_ascii_digit() {
                 bytes[i] = b'0' + ((bytes[i] - b'0') + 1 + rng.below(9) as u8) % 10;
             } else {
                 bytes[i] ^= rng.flip() & 0x7F | 0x01;
             }
-            card.pan = String::from_utf8(bytes).unwrap();
+            card.pan = String::from_utf8(bytes).unwrap().into();
         }
         16 => {
             let day = 1 + rng.below(24) as u8;
-            card.expiry = format!("2611{day:02}"); // 2026-11-01 to -24: before the request
+            card.expiry = format!("2611{day:02}").into(); // 2026-11-01 to -24: before the request
         }
         17 => f.request.amount.minor ^= 1 + rng.below(1 << 20),
         18 => {
@@ -700,9 +700,9 @@ fn mutate(f: &mut AcquirerTransaction, history: &mut CardHistory, rng: &mut Rng)
         21 => match rng.below(2) {
             0 => flip_in(&mut f.request.designation_digest, rng),
             _ => {
-                f.request
-                    .designation
-                    .push(char::from(b'a' + rng.below(26) as u8));
+                let mut designation = f.request.designation.to_string();
+                designation.push(char::from(b'a' + rng.below(26) as u8));
+                f.request.designation = designation.into();
                 f.request.designation_digest =
                     PaymentRequest::digest_designation(&f.request.designation);
             }
@@ -710,11 +710,14 @@ fn mutate(f: &mut AcquirerTransaction, history: &mut CardHistory, rng: &mut Rng)
         22 => {
             let tag = rng.below(1000);
             match rng.below(4) {
-                0 => f.merchant = MerchantId(format!("{}~f{tag}", f.merchant)),
-                1 => f.transaction.payment = PaymentId(format!("{}~e{tag}", f.transaction.payment)),
+                0 => f.merchant = MerchantId::from(format!("{}~f{tag}", f.merchant)),
+                1 => {
+                    f.transaction.payment =
+                        PaymentId::from(format!("{}~e{tag}", f.transaction.payment))
+                }
                 2 => {
                     f.transaction.purchase =
-                        PurchaseId(format!("{}~e{tag}", f.transaction.purchase))
+                        PurchaseId::from(format!("{}~e{tag}", f.transaction.purchase))
                 }
                 _ => f
                     .request

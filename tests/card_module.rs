@@ -45,7 +45,7 @@ fn request(minor: u64) -> PaymentRequest {
         payment: PaymentId::from("payment-1"),
         merchant: MerchantId::from("frontend-1"),
         service: ServiceId::from("S1"),
-        designation: DESIGNATION.to_owned(),
+        designation: DESIGNATION.into(),
         designation_digest: PaymentRequest::digest_designation(DESIGNATION),
         amount: Money::new(minor, Currency::EUR),
         date: DATE,
@@ -110,7 +110,7 @@ fn arpc(profile: &str, transaction: &CardTransaction, arc: [u8; 2]) -> [u8; 8] {
 
 fn approve(arpc: Option<[u8; 8]>) -> Verdict {
     Verdict::Positive {
-        authorisation_code: "A1B2C3".to_owned(),
+        authorisation_code: "A1B2C3".into(),
         response_code: *b"00",
         arpc,
     }
@@ -397,7 +397,7 @@ fn a_pin_that_is_not_4_to_12_digits_is_refused_before_any_verify() {
     assert!(!transaction.pin_verified);
     assert_eq!(hex::encode_upper(transaction.tvr), "8000888000");
     let debug = format!("{card:?}");
-    assert!(!debug.contains(&transaction.pan), "{debug}");
+    assert!(!debug.contains(transaction.pan.as_str()), "{debug}");
 }
 
 #[test]

@@ -1174,7 +1174,7 @@ fn sigkill_during_purchases_loses_no_acknowledged_transaction_and_remits_none_tw
         journal.write_batch(batch.number, &mut bytes).unwrap();
         let mut payments = Vec::new();
         let verified = read_batch(&bytes[..], |record| {
-            payments.push(record.payment.0.clone());
+            payments.push(record.payment.0.to_string());
             assert!(
                 cryptograms.insert((record.pan.clone(), record.atc)),
                 "ATC {} remitted twice",

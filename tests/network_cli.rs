@@ -376,7 +376,7 @@ fn journal_entries(path: &Path) -> Vec<(String, String, Option<u64>)> {
     journal
         .transactions::<JournalError>(&TransactionFilter::default(), |entry| {
             entries.push((
-                entry.payment.0.clone(),
+                entry.payment.0.to_string(),
                 format!("{:?}", entry.state),
                 entry.amount_minor,
             ));

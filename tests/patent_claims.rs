@@ -368,11 +368,11 @@ fn claim_16_the_payer_device_identifies_its_user_with_the_card() {
     let customer = customer_id(
         network.acquirer.id(),
         &CardKey {
-            pan: card.pan.clone(),
+            pan: card.pan.to_string(),
             pan_sequence: card.pan_sequence,
         },
     );
-    assert!(!customer.0.contains(&card.pan));
+    assert!(!customer.0.contains(card.pan.as_str()));
     let order = run
         .log
         .entries

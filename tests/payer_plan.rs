@@ -266,7 +266,7 @@ fn a_payment_request_gives_the_amount_and_the_accepted_means() {
         payment: PaymentId::from("payment-1"),
         merchant: MerchantId::from("merchant"),
         service: ServiceId::from("S1"),
-        designation: "Report".to_owned(),
+        designation: "Report".into(),
         designation_digest: PaymentRequest::digest_designation("Report"),
         amount: eur(6_000),
         date: Timestamp(0),
@@ -879,17 +879,17 @@ proptest! {
         for (id, means, currency, minor, outcome) in payments {
             let outcome = [PaymentOutcome::Completed, PaymentOutcome::Declined, PaymentOutcome::Refused][usize::from(outcome)];
             let payment = SessionPayment {
-                payment: PaymentId(format!("p{id}")),
+                payment: PaymentId::from(format!("p{id}")),
                 means,
                 amount: Money::new(minor, currency),
                 outcome,
             };
             let result = totals.record(&payment);
-            let known = model.iter().find(|(known, _, _)| *known == payment.payment.0).cloned();
+            let known = model.iter().find(|(known, _, _)| *known == payment.payment.0.as_str()).cloned();
             match (outcome, known) {
                 (PaymentOutcome::Completed, None) => {
                     prop_assert_eq!(result, Ok(Counted::Added));
-                    model.push((payment.payment.0.clone(), means, payment.amount));
+                    model.push((payment.payment.0.to_string(), means, payment.amount));
                 }
                 (PaymentOutcome::Completed, Some((_, m, a))) if m == means && a == payment.amount => {
                     prop_assert_eq!(result, Ok(Counted::AlreadyCounted));

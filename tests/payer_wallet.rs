@@ -83,7 +83,7 @@ fn request(payment: &str, amount: Money, accepted: &[Means]) -> PaymentRequest {
         merchant: MerchantId::from("telepay-frontend"),
         service: ServiceId::from("market-report-2026"),
         designation_digest: PaymentRequest::digest_designation(&designation),
-        designation,
+        designation: designation.into(),
         amount,
         date: NOW,
         nonce: [7; 16],
@@ -120,7 +120,7 @@ fn send_h(device: &mut Device, payment: &str, verdict: Verdict) {
 
 fn positive() -> Verdict {
     Verdict::Positive {
-        authorisation_code: "A1B2C3".to_owned(),
+        authorisation_code: "A1B2C3".into(),
         response_code: *b"00",
         arpc: None,
     }

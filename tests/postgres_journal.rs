@@ -94,7 +94,7 @@ fn by_counter(f: &AcquirerTransaction) -> impl FnMut(Known) -> Decision + '_ {
         let fresh = known.history.admits(card.atc);
         let verdict = if fresh && !known.reversed {
             Verdict::Positive {
-                authorisation_code: format!("A{:05}", card.atc),
+                authorisation_code: format!("A{:05}", card.atc).into(),
                 response_code: *b"00",
                 arpc: None,
             }
@@ -146,7 +146,7 @@ fn states(journal: &impl CardJournal) -> Vec<(String, TransactionState, Option<u
     let mut out = Vec::new();
     journal
         .transactions(&TransactionFilter::default(), |entry| {
-            out.push((entry.payment.0, entry.state, entry.batch));
+            out.push((entry.payment.0.into(), entry.state, entry.batch));
             Ok::<_, JournalError>(())
         })
         .unwrap();
@@ -332,22 +332,22 @@ fn one_scenario_gives_the_same_answers_and_batch_bytes_on_sqlite_and_postgres() 
         on_sqlite.states,
         [
             (
-                fs[0].transaction.payment.0.clone(),
+                fs[0].transaction.payment.0.to_string(),
                 TransactionState::AcknowledgedByCentre,
                 Some(1)
             ),
             (
-                fs[1].transaction.payment.0.clone(),
+                fs[1].transaction.payment.0.to_string(),
                 TransactionState::Reversed,
                 None
             ),
             (
-                fs[3].transaction.payment.0.clone(),
+                fs[3].transaction.payment.0.to_string(),
                 TransactionState::AcknowledgedByCentre,
                 Some(1)
             ),
             (
-                fs[2].transaction.payment.0.clone(),
+                fs[2].transaction.payment.0.to_string(),
                 TransactionState::Refused,
                 None
             ),
@@ -543,7 +543,7 @@ fn interleaved_authorisations_and_cut_offs_of_two_processes_put_each_transaction
             .batch_records(summary.number, |record| {
                 records += 1;
                 total += record.amount_minor;
-                *in_batches.entry(record.payment.0).or_insert(0) += 1;
+                *in_batches.entry(record.payment.0.to_string()).or_insert(0) += 1;
                 Ok::<_, JournalError>(())
             })
             .unwrap();

@@ -871,7 +871,7 @@ fn the_wallet_commands_take_the_postgres_accounts_with_store() {
         .credits(&find_account(&address, &fingerprint))
         .unwrap()
         .iter()
-        .map(|credit| credit.reference.0.clone())
+        .map(|credit| credit.reference.0.to_string())
         .collect();
     assert_eq!(credits, ["CLI-1"]);
 

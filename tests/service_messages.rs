@@ -404,7 +404,7 @@ fn two_users() -> TwoUsers {
         wallet
             .credit(
                 &Credit {
-                    reference: CreditReference(format!("reload-{name}")),
+                    reference: CreditReference::from(format!("reload-{name}")),
                     account: account.clone(),
                     amount: Money::new(2_000, Currency::EUR),
                 },
@@ -1150,7 +1150,7 @@ fn the_payer_device_refuses_disputes_it_cannot_sign_or_that_break_the_rules() {
         })
     );
     let mut network = wallet_network(7, MeansChoice::Fixed(WALLET));
-    let id = DisputeId(format!("{TERMINAL}-D{}", START.0));
+    let id = DisputeId::from(format!("{TERMINAL}-D{}", START.0));
     let cases = [
         (
             "   ".to_owned(),
@@ -1195,7 +1195,7 @@ fn the_payer_device_refuses_disputes_it_cannot_sign_or_that_break_the_rules() {
     };
     assert_eq!(
         second.dispute,
-        DisputeId(format!("{TERMINAL}-D{}", START.0 + 1))
+        DisputeId::from(format!("{TERMINAL}-D{}", START.0 + 1))
     );
 }
 
@@ -1218,8 +1218,8 @@ fn identity_statement() -> impl Strategy<Value = IdentityStatement> {
         .prop_map(
             |(seed, merchant, identification, purpose, nonce, time)| IdentityStatement {
                 account: account(seed),
-                merchant: MerchantId(merchant),
-                identification: IdentificationId(identification),
+                merchant: MerchantId::from(merchant),
+                identification: IdentificationId::from(identification),
                 purpose,
                 nonce,
                 time: Timestamp(time),
@@ -1230,10 +1230,10 @@ fn identity_statement() -> impl Strategy<Value = IdentityStatement> {
 fn dispute_statement() -> impl Strategy<Value = DisputeStatement> {
     (1u8..=4, text(), text(), text(), text(), any::<i64>()).prop_map(
         |(seed, dispute, merchant, payment, reason, time)| DisputeStatement {
-            dispute: DisputeId(dispute),
+            dispute: DisputeId::from(dispute),
             account: account(seed),
-            merchant: MerchantId(merchant),
-            payment: PaymentId(payment),
+            merchant: MerchantId::from(merchant),
+            payment: PaymentId::from(payment),
             reason,
             time: Timestamp(time),
         },

@@ -45,7 +45,8 @@ fn f(payment: &str, atc: u16, amount: u64, currency: Currency) -> AcquirerTransa
 fn answer(f: &AcquirerTransaction, positive: bool) -> Acknowledgement {
     let verdict = if positive {
         Verdict::Positive {
-            authorisation_code: format!("A{:05}", f.transaction.payment.0.len() * 7 % 100_000),
+            authorisation_code: format!("A{:05}", f.transaction.payment.0.len() * 7 % 100_000)
+                .into(),
             response_code: *b"00",
             arpc: Some([0x5A; 8]),
         }
@@ -688,7 +689,7 @@ fn killed_at_random_points_the_acquirer_loses_nothing_and_remits_nothing_twice()
     // No acknowledged transaction is lost, and each keeps the answer it was given.
     for (payment, positive) in &acknowledged {
         let g = journal
-            .acknowledgement_for(&PaymentId(payment.clone()))
+            .acknowledgement_for(&PaymentId::from(payment.clone()))
             .unwrap();
         assert_eq!(
             g.map(|g| g.verdict.is_positive()),
@@ -718,7 +719,7 @@ fn killed_at_random_points_the_acquirer_loses_nothing_and_remits_nothing_twice()
         let rows: Vec<String> = all
             .iter()
             .filter(|entry| entry.batch == Some(batch.number))
-            .map(|entry| entry.payment.0.clone())
+            .map(|entry| entry.payment.0.to_string())
             .collect();
         assert_eq!(payments, rows, "batch {}", batch.number);
         remitted_total += batch

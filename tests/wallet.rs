@@ -557,7 +557,7 @@ proptest! {
                 }
                 Step::Reserve { minor } => {
                     sessions += 1;
-                    let id = SessionId(format!("S-{sessions}"));
+                    let id = SessionId::from(format!("S-{sessions}"));
                     let outcome = store
                         .reserve(&reservation(&id.0, &account, eur(minor)), NOW)
                         .unwrap();

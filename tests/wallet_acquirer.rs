@@ -45,7 +45,7 @@ impl Payer {
 /// merchant, service and amount).
 fn f(signed: &SignedWalletPayment) -> AcquirerTransaction {
     let payment = &signed.payment;
-    let purchase = PurchaseId(format!("purchase-{}", payment.payment));
+    let purchase = PurchaseId::from(format!("purchase-{}", payment.payment));
     let designation = format!("{} news", payment.amount);
     AcquirerTransaction {
         acquirer: acquirer_id(),
@@ -56,7 +56,7 @@ fn f(signed: &SignedWalletPayment) -> AcquirerTransaction {
             merchant: payment.merchant.clone(),
             service: payment.service.clone(),
             designation_digest: PaymentRequest::digest_designation(&designation),
-            designation,
+            designation: designation.into(),
             amount: payment.amount,
             date: NOW,
             nonce: [7; 16],
@@ -90,7 +90,8 @@ fn positive(signed: &SignedWalletPayment) -> Verdict {
             &acquirer_id(),
             &signed.payment.account,
             signed.payment.sequence,
-        ),
+        )
+        .into(),
         response_code: *b"00",
         arpc: None,
     }
@@ -130,7 +131,7 @@ fn settlement(segment: &str, payments: &[SignedWalletPayment]) -> SessionSettlem
 fn reversal(payment: &str) -> Reversal {
     Reversal {
         acquirer: acquirer_id(),
-        purchase: PurchaseId(format!("purchase-{payment}")),
+        purchase: PurchaseId::from(format!("purchase-{payment}")),
         payment: PaymentId::from(payment),
         reason: "the service could not be delivered".into(),
     }
@@ -1013,7 +1014,7 @@ proptest! {
             match step {
                 Step::Credit { reference, minor } => {
                     let credit = Credit {
-                        reference: CreditReference(format!("R-{reference}")),
+                        reference: CreditReference::from(format!("R-{reference}")),
                         account: account.clone(),
                         amount: eur(minor),
                     };
@@ -1036,7 +1037,7 @@ proptest! {
                 }
                 Step::Open { provision, first } => {
                     counter += 1;
-                    let segment = SessionId(format!("S-{index}"));
+                    let segment = SessionId::from(format!("S-{index}"));
                     let payment = payer.pay(&format!("PAY-{index}"), eur(first), counter);
                     named.push((payment.payment.payment.clone(), first));
                     let transaction = f_opening(&payment, &segment.0, eur(provision));

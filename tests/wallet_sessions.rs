@@ -239,7 +239,7 @@ impl System {
     fn reload(&mut self, minor: u64) {
         self.reloads += 1;
         let credit = Credit {
-            reference: CreditReference(format!("reload-{}", self.reloads)),
+            reference: CreditReference::from(format!("reload-{}", self.reloads)),
             account: self.account.clone(),
             amount: eur(minor),
         };
@@ -396,7 +396,7 @@ fn settlements(messages: &[Envelope]) -> Vec<(String, usize)> {
         .iter()
         .filter_map(|envelope| match &envelope.message {
             Message::SessionSettlement(settlement) => {
-                Some((settlement.segment.0.clone(), settlement.payments.len()))
+                Some((settlement.segment.0.to_string(), settlement.payments.len()))
             }
             _ => None,
         })
@@ -478,7 +478,7 @@ fn a_provision_exceeded_mid_session_rolls_over_and_the_end_settles_the_sum() {
         .payments(&system.account)
         .unwrap()
         .into_iter()
-        .map(|kept| kept.session.map(|session| session.0))
+        .map(|kept| kept.session.map(|session| session.0.into()))
         .collect();
     assert_eq!(
         sessions,
@@ -537,7 +537,7 @@ fn the_end_of_a_session_settles_exactly_the_sum_of_its_payments() {
     );
     let log = SqliteSessionLog::open(&system.session_log).unwrap();
     assert_eq!(
-        log.is_settled(&SessionId(segment("P0", "evening", 1)))
+        log.is_settled(&SessionId::from(segment("P0", "evening", 1)))
             .unwrap(),
         Some(true)
     );
@@ -578,7 +578,7 @@ fn a_front_end_crash_mid_session_then_recovery_settles_every_delivered_payment()
     );
     let log = SqliteSessionLog::open(&system.session_log).unwrap();
     assert_eq!(
-        log.is_settled(&SessionId(segment("P0", "evening", 1)))
+        log.is_settled(&SessionId::from(segment("P0", "evening", 1)))
             .unwrap(),
         Some(true)
     );

@@ -769,7 +769,7 @@ fn parse_header(line: u64, text: &str) -> Result<BatchHeader, BatchError> {
             found: excerpt(version, 16),
         });
     }
-    let acquirer = AcquirerId(fields.identifier("acquirer")?);
+    let acquirer = AcquirerId::from(fields.identifier("acquirer")?);
     let number = fields.decimal("batch", "a batch number from 1", u64::MAX)?;
     if number == 0 {
         return Err(fields.invalid("batch", "a batch number from 1", "0"));
@@ -936,8 +936,8 @@ pub(crate) fn check_fields(record: &RecordFields<'_>) -> Result<(), (&'static st
 
 fn parse_record(line: u64, body: &str) -> Result<BatchRecord, BatchError> {
     let mut f = Fields::new(line, body);
-    let payment = PaymentId(f.identifier("payment")?);
-    let merchant = MerchantId(f.identifier("merchant")?);
+    let payment = PaymentId::from(f.identifier("payment")?);
+    let merchant = MerchantId::from(f.identifier("merchant")?);
     let pan = f.parsed("pan", PAN, |v| {
         ((12..=19).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()))
             .then(|| v.to_owned())
@@ -1746,7 +1746,7 @@ mod tests {
             ),
             (
                 "merchant of 256 bytes",
-                |r| r.merchant = MerchantId("M".repeat(256)),
+                |r| r.merchant = MerchantId::from("M".repeat(256)),
                 Err(("merchant", IDENTIFIER)),
             ),
             (
@@ -1912,7 +1912,7 @@ mod tests {
             authorisation_code in "[A-Za-z0-9]{6}",
         ) -> BatchRecord {
             BatchRecord {
-                payment: PaymentId(payment), merchant: MerchantId(merchant), pan, pan_sequence,
+                payment: PaymentId::from(payment), merchant: MerchantId::from(merchant), pan, pan_sequence,
                 expiry, atc, amount_minor, currency, amount_other, date,
                 transaction_type: transaction_type[0], terminal_country, aid, aip, tvr,
                 unpredictable_number, cid, cryptogram, iad, authorisation_code,
@@ -1948,7 +1948,7 @@ mod tests {
         ) {
             let mut header = header_for(&records);
             header.number = number;
-            header.acquirer = AcquirerId(acquirer);
+            header.acquirer = AcquirerId::from(acquirer);
             header.cut_off_at = Timestamp(cut_off);
             let bytes = write(&header, &records);
             let (batch, read_records) = read(&bytes).unwrap();

@@ -88,7 +88,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::calendar::{civil_from_days, days_from_civil};
 use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, CardTransaction, Currency, Means, Money,
-    PaymentAbandonment, PaymentId, PaymentRequest, RefusalReason, Timestamp, Verdict,
+    PaymentAbandonment, PaymentId, PaymentRequest, RefusalReason, Text, Timestamp, Verdict,
 };
 
 /// The embedded default issuer table: every shipped test profile's applications.
@@ -687,7 +687,7 @@ impl CardKey {
     /// The key of the card that made this transaction.
     pub fn of(card: &CardTransaction) -> CardKey {
         CardKey {
-            pan: card.pan.clone(),
+            pan: card.pan.to_string(),
             pan_sequence: card.pan_sequence,
         }
     }
@@ -1170,7 +1170,7 @@ fn authorisation_code(
     payment: &PaymentId,
     atc: u16,
     cryptogram: &[u8; 8],
-) -> String {
+) -> Text {
     let mut hash = Sha256::new();
     hash.update(AUTHORISATION_CODE_DOMAIN);
     for part in [acquirer.0.as_bytes(), payment.0.as_bytes()] {
@@ -1228,7 +1228,7 @@ mod tests {
             merchant: MerchantId::from("merchant-1"),
             service: ServiceId::from("S1"),
             designation_digest: PaymentRequest::digest_designation(&designation),
-            designation,
+            designation: designation.into(),
             amount: Money::new(4250, Currency::EUR),
             date: NOON_2026_11_25,
             nonce: [0x5A; 16],
@@ -1242,9 +1242,9 @@ mod tests {
     /// card signs it.
     pub(super) fn card_for(request: &PaymentRequest) -> CardTransaction {
         let mut card = CardTransaction {
-            pan: CB_PAN.to_owned(),
+            pan: CB_PAN.into(),
             pan_sequence: 1,
-            expiry: "281231".to_owned(),
+            expiry: "281231".into(),
             aid: h(CB_AID),
             aip: [0x1C, 0x00],
             atc: ATC,
@@ -1390,7 +1390,7 @@ mod tests {
             row("PAN of 11 digits", |f, _| card_mut(f).pan = "79927398713".into(), false, refused(R::InvalidPan, false)),
             row("PAN of 20 digits", |f, _| card_mut(f).pan = "49701000000000000006".into(), false, refused(R::InvalidPan, false)),
             row("PAN with 5A's F padding", |f, _| card_mut(f).pan = "4970100000000014F".into(), false, refused(R::InvalidPan, false)),
-            row("empty PAN", |f, _| card_mut(f).pan = String::new(), false, refused(R::InvalidPan, false)),
+            row("empty PAN", |f, _| card_mut(f).pan = "".into(), false, refused(R::InvalidPan, false)),
             // Rule 2: the issuer.
             row("BIN nobody issues", |f, _| card_mut(f).pan = "4000000000000002".into(), true, refused(R::UnknownIssuer, false)),
             row("AID the BIN's issuer does not have", |f, _| card_mut(f).aid = h(MASTERCARD_AID), true, refused(R::UnknownIssuer, false)),

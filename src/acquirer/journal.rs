@@ -396,7 +396,7 @@ pub(crate) fn reversal_outcome(
     let Some((purchase, state_name, batch)) = recorded else {
         return Ok(ReversalOutcome::Marked);
     };
-    if purchase != reversal.purchase.0 {
+    if purchase != reversal.purchase.0.as_str() {
         return Err(at.mismatch(
             payment,
             "the purchase ids of the reversal and the recorded F",
@@ -990,7 +990,7 @@ impl Journal {
             .prepare_cached("SELECT value FROM meta WHERE key = 'acquirer'")
             .and_then(|mut statement| statement.query_row([], |row| row.get::<_, String>(0)))
             .optional()
-            .map(|found| found.map(AcquirerId))
+            .map(|found| found.map(AcquirerId::from))
             .map_err(at.db())
     }
 
@@ -1072,7 +1072,8 @@ impl Journal {
             reversed: is_reversed(&transaction, at, payment)?,
         };
         let decision = decide(known);
-        if decision.card.pan != card.pan || decision.card.pan_sequence != card.pan_sequence {
+        if decision.card.pan != card.pan.as_str() || decision.card.pan_sequence != card.pan_sequence
+        {
             return Err(at.mismatch(payment, "the cards of F and the decision"));
         }
         let g = decision.acknowledgement;
@@ -1125,7 +1126,8 @@ impl Journal {
                 .at(Operation::Record)
                 .mismatch(&transaction.transaction.payment, NOT_A_CARD_PAYMENT));
         };
-        if decision.card.pan != card.pan || decision.card.pan_sequence != card.pan_sequence {
+        if decision.card.pan != card.pan.as_str() || decision.card.pan_sequence != card.pan_sequence
+        {
             return Err(self.at(Operation::Record).mismatch(
                 &transaction.transaction.payment,
                 "the cards of F and the decision",
@@ -1250,19 +1252,19 @@ impl Journal {
             .optional()
             .map_err(at.db())?;
         if let Some(acquirer) = journal_acquirer
-            && acquirer != reversal.acquirer.0
+            && acquirer != reversal.acquirer.0.as_str()
         {
             return Err(JournalError::ForeignAcquirer {
                 path: self.path.clone(),
                 operation: Operation::Reverse,
-                journal: AcquirerId(acquirer),
+                journal: AcquirerId::from(acquirer),
                 received: reversal.acquirer.clone(),
             });
         }
         let row: Option<(String, String, Option<i64>)> = transaction
             .prepare_cached("SELECT purchase, state, batch FROM transactions WHERE payment = ?1")
             .and_then(|mut statement| {
-                statement.query_row([&payment.0], |row| {
+                statement.query_row([payment.0.as_str()], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })
             })
@@ -1275,7 +1277,7 @@ impl Journal {
                     "UPDATE transactions SET state = 'reversed', updated_at = ?2 \
                      WHERE payment = ?1",
                 )
-                .and_then(|mut statement| statement.execute(params![payment.0, now.0]))
+                .and_then(|mut statement| statement.execute(params![payment.0.as_str(), now.0]))
                 .map_err(at.db())?;
         }
         if !outcome.keeps_a_marker() {
@@ -1288,9 +1290,9 @@ impl Journal {
             )
             .and_then(|mut statement| {
                 statement.execute(params![
-                    payment.0,
-                    reversal.purchase.0,
-                    reversal.acquirer.0,
+                    payment.0.as_str(),
+                    reversal.purchase.0.as_str(),
+                    reversal.acquirer.0.as_str(),
                     reversal.reason,
                     now.0
                 ])
@@ -1372,7 +1374,7 @@ impl Journal {
         };
         let number_u64 = u64::try_from(number).map_err(|_| at.corrupt(number, "number", number))?;
         let header = BatchHeader {
-            acquirer: AcquirerId(acquirer),
+            acquirer: AcquirerId::from(acquirer),
             number: number_u64,
             cut_off_at: now,
             records: u64::try_from(moved).map_err(|_| at.corrupt(number, "records", moved))?,
@@ -1396,7 +1398,7 @@ impl Journal {
                  VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6)")
 .and_then(|mut statement| statement.execute(params![
                     number,
-                    header.acquirer.0,
+                    header.acquirer.0.as_str(),
                     now.0,
                     moved,
                     i64::try_from(trailer.bytes).unwrap_or(i64::MAX),
@@ -1808,7 +1810,7 @@ fn stored_acknowledgement(
 ) -> Result<Option<Acknowledgement>, JournalError> {
     let json: Option<String> = connection
         .prepare_cached("SELECT g_json FROM transactions WHERE payment = ?1")
-        .and_then(|mut statement| statement.query_row([&payment.0], |row| row.get(0)))
+        .and_then(|mut statement| statement.query_row([payment.0.as_str()], |row| row.get(0)))
         .optional()
         .map_err(at.db())?;
     json.map(|json| {
@@ -1826,7 +1828,7 @@ fn stored_transaction(
     let row: Option<(String, String, String, Option<i64>)> = connection
         .prepare_cached("SELECT f_json, g_json, state, batch FROM transactions WHERE payment = ?1")
         .and_then(|mut statement| {
-            statement.query_row([&payment.0], |row| {
+            statement.query_row([payment.0.as_str()], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
         })
@@ -1875,7 +1877,7 @@ fn is_reversed(
 ) -> Result<bool, JournalError> {
     connection
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM reversals WHERE payment = ?1)")
-        .and_then(|mut statement| statement.query_row([&payment.0], |row| row.get(0)))
+        .and_then(|mut statement| statement.query_row([payment.0.as_str()], |row| row.get(0)))
         .map_err(at.db())
 }
 
@@ -1892,10 +1894,10 @@ fn check_acquirer(
         Some(acquirer) => Some(acquirer.clone()),
         None => connection
             .prepare_cached("SELECT value FROM meta WHERE key = 'acquirer'")
-            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+            .and_then(|mut statement| statement.query_row([], |row| row.get::<_, String>(0)))
             .optional()
             .map_err(at.db())?
-            .map(AcquirerId),
+            .map(AcquirerId::from),
     };
     match journal {
         Some(journal) if journal != *received => Err(JournalError::ForeignAcquirer {
@@ -1908,7 +1910,7 @@ fn check_acquirer(
         None => {
             connection
                 .prepare_cached("INSERT INTO meta (key, value) VALUES ('acquirer', ?1)")
-                .and_then(|mut statement| statement.execute([&received.0]))
+                .and_then(|mut statement| statement.execute([received.0.as_str()]))
                 .map_err(at.db())?;
             Ok(received.clone())
         }
@@ -1962,12 +1964,12 @@ fn insert_decision(
         .prepare_cached(INSERT_TRANSACTION)
         .and_then(|mut statement| {
             statement.execute(params![
-                payment.0,
-                f.transaction.purchase.0,
-                f.merchant.0,
-                card.pan,
+                payment.0.as_str(),
+                f.transaction.purchase.0.as_str(),
+                f.merchant.0.as_str(),
+                card.pan.as_str(),
                 card.pan_sequence,
-                card.expiry,
+                card.expiry.as_str(),
                 card.atc,
                 i64::try_from(f.request.amount.minor).ok(),
                 f.request.amount.currency.numeric,
@@ -2000,7 +2002,7 @@ fn insert_decision(
         connection
             .prepare_cached(RAISE_CARD_ATC)
             .and_then(|mut statement| {
-                statement.execute(params![card.pan, card.pan_sequence, atc, now.0])
+                statement.execute(params![card.pan.as_str(), card.pan_sequence, atc, now.0])
             })
             .map_err(at.db())?;
     }
@@ -2189,8 +2191,8 @@ impl RecordColumns {
             self.cid,
         );
         let record = BatchRecord {
-            payment: PaymentId(payment.clone()),
-            merchant: MerchantId(self.merchant),
+            payment: PaymentId::from(payment.clone()),
+            merchant: MerchantId::from(self.merchant),
             pan: self.pan,
             pan_sequence: u8::try_from(pan_sequence)
                 .map_err(|_| corrupt("pan_sequence", &pan_sequence))?,
@@ -2263,7 +2265,7 @@ impl BatchColumns {
         let (records, bytes) = (self.records, self.bytes);
         Ok(BatchSummary {
             number: u64::try_from(number).map_err(|_| corrupt("number", &number))?,
-            acquirer: AcquirerId(self.acquirer),
+            acquirer: AcquirerId::from(self.acquirer),
             cut_off_at: Timestamp(self.cut_off_at),
             state: BatchState::from_name(&self.state)
                 .ok_or_else(|| corrupt("state", &self.state))?,
@@ -2348,9 +2350,9 @@ impl EntryColumns {
         );
         Ok(JournalEntry {
             seq: u64::try_from(seq).map_err(|_| corrupt("seq", &seq))?,
-            payment: PaymentId(payment.clone()),
+            payment: PaymentId::from(payment.clone()),
             purchase: self.purchase,
-            merchant: MerchantId(self.merchant),
+            merchant: MerchantId::from(self.merchant),
             pan: self.pan,
             pan_sequence: u8::try_from(pan_sequence)
                 .map_err(|_| corrupt("pan_sequence", &pan_sequence))?,
@@ -2390,7 +2392,7 @@ mod tests {
         let designation_digest = PaymentRequest::digest_designation("Report 2026");
         let nonce = [7u8; 16];
         let request = PaymentRequest {
-            purchase: PurchaseId(format!("PUR-{payment}")),
+            purchase: PurchaseId::from(format!("PUR-{payment}")),
             payment: PaymentId::from(payment),
             merchant: MerchantId::from("FRONT-END"),
             service: ServiceId::from("S1"),
@@ -2468,7 +2470,7 @@ mod tests {
     fn reversal(payment: &str) -> Reversal {
         Reversal {
             acquirer: AcquirerId::from("ACQ-1"),
-            purchase: PurchaseId(format!("PUR-{payment}")),
+            purchase: PurchaseId::from(format!("PUR-{payment}")),
             payment: PaymentId::from(payment),
             reason: "the acquirer did not answer in time".into(),
         }
@@ -2490,7 +2492,7 @@ mod tests {
         let mut out = Vec::new();
         journal
             .transactions(&TransactionFilter::default(), |entry| {
-                out.push((entry.payment.0, entry.state, entry.batch));
+                out.push((entry.payment.0.into(), entry.state, entry.batch));
                 Ok::<_, JournalError>(())
             })
             .unwrap();
@@ -2941,7 +2943,7 @@ mod tests {
             let mut out = Vec::new();
             journal
                 .transactions(&filter, |entry| {
-                    out.push(entry.payment.0);
+                    out.push(entry.payment.0.into());
                     Ok::<_, JournalError>(())
                 })
                 .unwrap();
@@ -3496,7 +3498,7 @@ CREATE TABLE cards (
             let mut payments = Vec::new();
             journal
                 .batch_records(number, |record| {
-                    payments.push(record.payment.0);
+                    payments.push(record.payment.0.into());
                     Ok::<_, JournalError>(())
                 })
                 .unwrap();

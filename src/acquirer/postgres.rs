@@ -360,7 +360,7 @@ fn stored_transaction(
         .query_opt(
             client,
             "SELECT f_json, g_json, state, batch FROM transactions WHERE payment = $1",
-            &[&payment.0],
+            &[&payment.0.as_str()],
         )
         .map_err(at.pg())?
     else {
@@ -425,7 +425,7 @@ fn is_reversed(
         .query_one(
             client,
             "SELECT EXISTS (SELECT 1 FROM reversals WHERE payment = $1)",
-            &[&payment.0],
+            &[&payment.0.as_str()],
         )
         .map_err(at.pg())?;
     column(&row, 0, at)
@@ -440,7 +440,7 @@ fn stored_acquirer(
     let row = statements
         .query_opt(client, "SELECT value FROM meta WHERE key = 'acquirer'", &[])
         .map_err(at.pg())?;
-    row.map(|row| column::<String>(&row, 0, at).map(AcquirerId))
+    row.map(|row| column::<String>(&row, 0, at).map(AcquirerId::from))
         .transpose()
 }
 
@@ -462,7 +462,7 @@ fn check_acquirer(
                     client,
                     "INSERT INTO meta (key, value) VALUES ('acquirer', $1) \
                      ON CONFLICT (key) DO NOTHING",
-                    &[&received.0],
+                    &[&received.0.as_str()],
                 )
                 .map_err(at.pg())?;
             stored_acquirer(client, statements, at)?
@@ -517,12 +517,12 @@ fn insert_transaction(
     );
     let cid = i64::from(card.cid);
     let values: [&(dyn ToSql + Sync); 26] = [
-        &payment.0,
-        &f.transaction.purchase.0,
-        &f.merchant.0,
-        &card.pan,
+        &payment.0.as_str(),
+        &f.transaction.purchase.0.as_str(),
+        &f.merchant.0.as_str(),
+        &card.pan.as_str(),
         &pan_sequence,
-        &card.expiry,
+        &card.expiry.as_str(),
         &atc,
         &amount_minor,
         &currency,
@@ -836,7 +836,7 @@ impl CardJournal for PgJournal {
                 .query_opt(
                     "SELECT purchase, state, batch FROM transactions WHERE payment = $1 \
                      FOR UPDATE",
-                    &[&payment.0],
+                    &[&payment.0.as_str()],
                 )
                 .map_err(at.pg())?;
             let recorded = match row {
@@ -853,7 +853,7 @@ impl CardJournal for PgJournal {
                     .execute(
                         "UPDATE transactions SET state = 'reversed', updated_at = $2 \
                          WHERE payment = $1",
-                        &[&payment.0, &now.0],
+                        &[&payment.0.as_str(), &now.0],
                     )
                     .map_err(at.pg())?;
             }
@@ -865,9 +865,9 @@ impl CardJournal for PgJournal {
                     "INSERT INTO reversals (payment, purchase, acquirer, reason, received_at) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment) DO NOTHING",
                     &[
-                        &payment.0,
-                        &reversal.purchase.0,
-                        &reversal.acquirer.0,
+                        &payment.0.as_str(),
+                        &reversal.purchase.0.as_str(),
+                        &reversal.acquirer.0.as_str(),
                         &reversal.reason,
                         &now.0,
                     ],
@@ -959,7 +959,7 @@ impl CardJournal for PgJournal {
                      checksum) VALUES ($1, $2, $3, 'open', $4, $5, $6)",
                     &[
                         &number,
-                        &header.acquirer.0,
+                        &header.acquirer.0.as_str(),
                         &now.0,
                         &records,
                         &bytes,

@@ -49,7 +49,7 @@ pub(super) fn dispute(
     });
     let (log, outcome) = network
         .dispute(
-            PaymentId(args.payment.clone()),
+            PaymentId::from(args.payment.clone()),
             &args.reason,
             SystemClock,
             Faults::none(),

@@ -57,8 +57,8 @@ use crate::messages::{
     Acknowledgement, AcquirerId, AcquirerTransaction, ClientDelivery, Currency, Delivery, Envelope,
     Failure, Means, MerchantId, Message, PayerAcknowledgement, PaymentDeclined, PaymentId,
     PaymentRequest, ProviderId, PurchaseId, PurchaseOutcome, Quote, QuoteRequest, RefusalReason,
-    Reversal, ServiceDelivery, ServiceOrder, ServiceRequest, TerminalId, Timestamp, Transaction,
-    Unavailable, Verdict,
+    Reversal, ServiceDelivery, ServiceOrder, ServiceRequest, TerminalId, Text, Timestamp,
+    Transaction, Unavailable, Verdict,
 };
 use crate::messages::{
     CustomerId, IdentificationDeclined, IdentificationId, IdentificationProof,
@@ -589,10 +589,10 @@ impl<E: Entropy> FrontEnd<E> {
                 )),
             };
         }
-        let id = PurchaseId(format!(
+        let id = PurchaseId(Text::format(format_args!(
             "{}-{:06}",
             self.config.purchase_prefix, self.next_purchase
-        ));
+        )));
         self.next_purchase = self.next_purchase.saturating_add(1);
         self.by_request.insert(key, id.clone());
         // What decides the answer, read before the request moves into the purchase.
@@ -1092,7 +1092,7 @@ impl<E: Entropy> FrontEnd<E> {
                         purchase: purchase.id.clone(),
                         payment: payment.payment.clone(),
                         verdict: Verdict::Positive {
-                            authorisation_code: code,
+                            authorisation_code: code.into(),
                             response_code: *b"00",
                             arpc: None,
                         },
@@ -1278,12 +1278,12 @@ impl<E: Entropy> FrontEnd<E> {
                 acknowledgement.purchase
             ));
         };
-        let expected_acquirer = purchase.acquirer.clone();
+        let expected_acquirer = purchase.acquirer.as_ref();
         let from_expected = matches!(
-            (from, expected_acquirer.as_ref()),
+            (from, expected_acquirer),
             (Party::Acquirer(sender), Some(expected)) if sender == expected
         );
-        if !from_expected || expected_acquirer.as_ref() != Some(&acknowledgement.acquirer) {
+        if !from_expected || expected_acquirer != Some(&acknowledgement.acquirer) {
             return Reaction::ignore(format!(
                 "an acknowledgement for purchase {} came from {from}",
                 purchase.id
@@ -1411,14 +1411,18 @@ fn authorised(
         }),
     };
     purchase.payer_acknowledgement = Some(Box::new(h.clone()));
-    let verdict = acknowledgement.verdict.clone();
+    // Only a refusal's reason is needed past here: the verdict itself is not copied.
+    let refused = match &acknowledgement.verdict {
+        Verdict::Negative { reason, .. } => Some(reason.clone()),
+        Verdict::Positive { .. } => None,
+    };
     purchase.acknowledgement = Some(acknowledgement);
     let mut sent = vec![h];
-    match verdict {
-        Verdict::Negative { reason, .. } => {
+    match refused {
+        Some(reason) => {
             sent.extend(fail(purchase, Failure::PaymentRefused { reason }));
         }
-        Verdict::Positive { .. } => {
+        None => {
             let amount = purchase.payment.as_ref().map(|payment| payment.amount);
             if let (Some(metering), Some(amount)) = (purchase.metering.as_mut(), amount) {
                 metering.units = metering.units.saturating_add(1);
@@ -1482,11 +1486,13 @@ fn next_unit<E: Entropy>(
     entropy: &mut E,
     now: Timestamp,
 ) -> Vec<Envelope> {
-    let (Some(metering), Some(quote)) = (purchase.metering.clone(), purchase.quote.clone()) else {
+    let (Some(metering), Some(quote)) = (purchase.metering.as_ref(), purchase.quote.as_ref())
+    else {
         return Vec::new();
     };
     let unit = metering.units.saturating_add(1);
-    let designation = unit_designation(&quote.static_info.designation, unit, &metering);
+    let designation = unit_designation(&quote.static_info.designation, unit, metering).into();
+    let price = quote.variable.price;
     // A fresh payment: nothing of the previous unit's carries over.
     purchase.transaction = None;
     purchase.acknowledgement = None;
@@ -1500,9 +1506,9 @@ fn next_unit<E: Entropy>(
         config,
         entropy,
         now,
-        PaymentId(format!("{}-PAY-{unit}", purchase.id)),
+        PaymentId(Text::format(format_args!("{}-PAY-{unit}", purchase.id))),
         designation,
-        quote.variable.price,
+        price,
         now.plus_millis(config.payer_timeout_ms),
     )
 }
@@ -1516,7 +1522,7 @@ fn ask_payment<E: Entropy>(
     entropy: &mut E,
     now: Timestamp,
     payment: PaymentId,
-    designation: String,
+    designation: Text,
     amount: Money,
     valid_until: Timestamp,
 ) -> Vec<Envelope> {
@@ -1582,7 +1588,8 @@ fn after_quote<E: Entropy>(
     entropy: &mut E,
     now: Timestamp,
 ) -> Vec<Envelope> {
-    let Some(quote) = purchase.quote.clone() else {
+    // What D takes of the quote, not the quote: the purchase keeps it.
+    let Some(quote) = purchase.quote.as_ref() else {
         return fail(
             purchase,
             Failure::BadRequest {
@@ -1592,19 +1599,20 @@ fn after_quote<E: Entropy>(
     };
     if quote.variable.price.is_zero() {
         // Free services: no payment steps (D–H).
-        return match quote.service_enclosed {
+        return match quote.service_enclosed.clone() {
             Some(delivery) => deliver(purchase, delivery, now),
             None => order_service(purchase, now, config.server_timeout_ms),
         };
     }
+    let (price, valid_until) = (quote.variable.price, quote.validity.valid_until);
     let (payment, designation) = match &purchase.metering {
         Some(metering) => (
-            PaymentId(format!("{}-PAY-1", purchase.id)),
-            unit_designation(&quote.static_info.designation, 1, metering),
+            PaymentId(Text::format(format_args!("{}-PAY-1", purchase.id))),
+            unit_designation(&quote.static_info.designation, 1, metering).into(),
         ),
         None => (
-            PaymentId(format!("{}-PAY", purchase.id)),
-            quote.static_info.designation,
+            PaymentId(Text::format(format_args!("{}-PAY", purchase.id))),
+            quote.static_info.designation.clone(),
         ),
     };
     ask_payment(
@@ -1614,8 +1622,8 @@ fn after_quote<E: Entropy>(
         now,
         payment,
         designation,
-        quote.variable.price,
-        quote.validity.valid_until,
+        price,
+        valid_until,
     )
 }
 
@@ -1635,14 +1643,14 @@ fn ask_identification<E: Entropy>(
         .as_ref()
         .map(|quote| {
             (
-                quote.static_info.designation.clone(),
+                quote.static_info.designation.to_string(),
                 quote.variable.price.currency,
             )
         })
         .unwrap_or_else(|| (purchase.request.service.to_string(), Currency::EUR));
     let request = IdentificationRequest {
         purchase: purchase.id.clone(),
-        identification: IdentificationId(format!("{}-ID", purchase.id)),
+        identification: IdentificationId(Text::format(format_args!("{}-ID", purchase.id))),
         merchant: config.merchant.clone(),
         purpose,
         currency,

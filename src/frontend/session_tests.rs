@@ -67,7 +67,7 @@ fn pay(d: &PaymentRequest, sequence: u64, key: &SigningKey) -> Message {
 fn quote(purchase: &PurchaseId, price: u64) -> Message {
     Message::Quote(Quote {
         purchase: purchase.clone(),
-        quote: QuoteId(format!("Q-{purchase}")),
+        quote: QuoteId::from(format!("Q-{purchase}")),
         service: ServiceId("page".into()),
         static_info: StaticInfo {
             designation: "One page of the archive".into(),
@@ -93,7 +93,7 @@ fn request_in_session(front: &mut FrontEnd<SeededEntropy>, n: u64, price: u64) -
         T0,
         &client(),
         Message::ServiceRequest(ServiceRequest {
-            request: RequestId(format!("r-{n}")),
+            request: RequestId::from(format!("r-{n}")),
             terminal: terminal(),
             provider: "demo-publisher".into(),
             service: "page".into(),

@@ -287,7 +287,7 @@ fn insert_payment(
              VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![
-            segment.0,
+            segment.0.as_str(),
             position,
             message,
             payment.signature.as_slice()
@@ -317,12 +317,12 @@ impl SessionLog for SqliteSessionLog {
                      account, merchant, amount, currency, exponent, sequence_floor)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
-                    segment.segment.0,
-                    segment.terminal.0,
-                    segment.session.0,
-                    segment.acquirer.0,
+                    segment.segment.0.as_str(),
+                    segment.terminal.0.as_str(),
+                    segment.session.0.as_str(),
+                    segment.acquirer.0.as_str(),
                     reservation.account.to_sec1().as_slice(),
-                    reservation.merchant.0,
+                    reservation.merchant.0.as_str(),
                     amount,
                     reservation.amount.currency.numeric,
                     reservation.amount.currency.exponent,
@@ -356,7 +356,9 @@ impl SessionLog for SqliteSessionLog {
             // A segment opened by an earlier run: counted once.
             None => transaction
                 .prepare_cached("SELECT count(*) FROM frontend_payments WHERE segment = ?1")
-                .and_then(|mut statement| statement.query_row([&segment.0], |row| row.get(0)))
+                .and_then(|mut statement| {
+                    statement.query_row([segment.0.as_str()], |row| row.get(0))
+                })
                 .map_err(&database)?,
         };
         insert_payment(&transaction, segment, position, payment).map_err(&database)?;
@@ -371,7 +373,7 @@ impl SessionLog for SqliteSessionLog {
         self.connection
             .execute(
                 "UPDATE frontend_segments SET settled = 1 WHERE segment = ?1",
-                [&segment.0],
+                [segment.0.as_str()],
             )
             .map_err(self.database("mark settled"))?;
         Ok(())
@@ -441,17 +443,17 @@ impl SessionLog for SqliteSessionLog {
                 self.corrupt(&segment, format!("sequence floor {floor} is negative"))
             })?;
             let payments = self.payments_of(&segment)?;
-            let segment = SessionId(segment);
+            let segment = SessionId::from(segment);
             recovered.push(RecoveredSegment {
                 opened: OpenedSegment {
-                    terminal: TerminalId(terminal),
-                    session: SessionId(session),
-                    acquirer: AcquirerId(acquirer),
+                    terminal: TerminalId::from(terminal),
+                    session: SessionId::from(session),
+                    acquirer: AcquirerId::from(acquirer),
                     provision: Provision {
                         reservation: Reservation {
                             session: segment.clone(),
                             account,
-                            merchant: MerchantId(merchant),
+                            merchant: MerchantId::from(merchant),
                             amount: Money::new(
                                 amount,
                                 Currency {
@@ -508,7 +510,7 @@ impl SqliteSessionLog {
         self.connection
             .query_row(
                 "SELECT settled FROM frontend_segments WHERE segment = ?1",
-                [&segment.0],
+                [segment.0.as_str()],
                 |row| row.get::<_, bool>(0),
             )
             .optional()
@@ -833,7 +835,7 @@ impl Sessions {
             }
         }
         let number = entry.segments.len().saturating_add(1);
-        let segment = SessionId(format!("{prefix}/{terminal}/{session}/{number}"));
+        let segment = SessionId::from(format!("{prefix}/{terminal}/{session}/{number}"));
         entry.segments.push(Segment {
             id: segment.clone(),
             acquirer: acquirer.clone(),

@@ -629,10 +629,10 @@ mod properties {
         fn every_party_round_trips(kind in 0u8..5, name in "[A-Za-z0-9._-]{1,64}") {
             let party = match kind {
                 0 => Party::FrontEnd,
-                1 => Party::Client(TerminalId(name)),
-                2 => Party::Payer(TerminalId(name)),
-                3 => Party::Server(ProviderId(name)),
-                _ => Party::Acquirer(AcquirerId(name)),
+                1 => Party::Client(TerminalId::from(name)),
+                2 => Party::Payer(TerminalId::from(name)),
+                3 => Party::Server(ProviderId::from(name)),
+                _ => Party::Acquirer(AcquirerId::from(name)),
             };
             let text = PartyAddress(party.clone()).to_string();
             prop_assert_eq!(text.parse::<PartyAddress>(), Ok(PartyAddress(party)));

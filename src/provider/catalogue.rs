@@ -23,7 +23,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::messages::{
-    AccountBalance, Currency, Money, ProviderId, ServiceId, ServiceKind, StaticInfo, UnitBilling,
+    AccountBalance, Currency, Money, ProviderId, ServiceId, ServiceKind, StaticInfo, Text,
+    UnitBilling,
 };
 
 /// The largest amount a price may have, in minor units: EMV's Amount, Authorised
@@ -123,7 +124,7 @@ const ACCOUNT_KEYS: &[&str] = &["number", "prepaid", "balance"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content {
     /// Media type, e.g. `text/plain; charset=utf-8`.
-    pub media_type: String,
+    pub media_type: Text,
     /// The bytes delivered.
     pub bytes: Vec<u8>,
 }
@@ -206,7 +207,7 @@ impl Account {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogueItem {
     id: ServiceId,
-    designation: String,
+    designation: Text,
     kind: ServiceKind,
     currency: Currency,
     /// The fixed price; for a payment service, the least it can be quoted at.
@@ -234,7 +235,7 @@ impl CatalogueItem {
 
     /// The designation shown to the user.
     pub fn designation(&self) -> &str {
-        &self.designation
+        self.designation.as_str()
     }
 
     /// What kind of service it is.
@@ -1141,7 +1142,7 @@ fn parse(text: &str, origin: &str, files: &Files<'_>) -> Result<Catalogue, Catal
         .ok_or_else(|| CatalogueError::MissingProvider {
             origin: origin.to_owned(),
         })?;
-    let provider = ProviderId(identifier(&source, &Place::TopLevel, "provider", provider)?);
+    let provider = ProviderId::from(identifier(&source, &Place::TopLevel, "provider", provider)?);
 
     let no_items = || CatalogueError::NoItems {
         origin: origin.to_owned(),
@@ -1175,7 +1176,7 @@ fn parse(text: &str, origin: &str, files: &Files<'_>) -> Result<Catalogue, Catal
                 .map_or_else(|| source.at_span(element), |id| source.at_span(id));
             return Err(CatalogueError::DuplicateId {
                 at,
-                item: item.id.0,
+                item: item.id.0.into(),
                 first_line: source.at(first_offset).line,
             });
         }
@@ -1532,8 +1533,8 @@ fn parse_item(
         sha2::Sha256::digest(&content.bytes).into()
     });
     Ok(CatalogueItem {
-        id: ServiceId(id),
-        designation: designation.to_owned(),
+        id: ServiceId::from(id),
+        designation: designation.into(),
         kind,
         currency,
         price: offer.price,
@@ -2102,7 +2103,7 @@ fn parse_content(
                     found: text.to_owned(),
                 });
             }
-            Some(text.to_owned())
+            Some(Text::from(text))
         }
         None => None,
     };
@@ -2133,7 +2134,7 @@ fn parse_content(
                 });
             }
             Ok(Content {
-                media_type: media_type.unwrap_or_else(|| DEFAULT_INLINE_MEDIA_TYPE.to_owned()),
+                media_type: media_type.unwrap_or_else(|| DEFAULT_INLINE_MEDIA_TYPE.into()),
                 bytes: text.as_bytes().to_vec(),
             })
         }
@@ -2701,7 +2702,7 @@ mod tests {
         assert_eq!(
             item.content(),
             Some(&Content {
-                media_type: DEFAULT_INLINE_MEDIA_TYPE.to_owned(),
+                media_type: DEFAULT_INLINE_MEDIA_TYPE.into(),
                 bytes: b"text".to_vec(),
             })
         );

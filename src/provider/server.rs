@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use crate::messages::{
     AccountBalance, CustomerId, Delivery, Money, PaymentService, PostalAddress, PurchaseId, Quote,
     QuoteId, QuoteRequest, QuoteValidity, ServiceDelivery, ServiceId, ServiceKind, ServiceOrder,
-    Timestamp, Unavailable, VariableInfo,
+    Text, Timestamp, Unavailable, VariableInfo,
 };
 
 use super::catalogue::{Bill, Catalogue, CatalogueItem, MAX_PRICE_MINOR};
@@ -246,13 +246,15 @@ impl ServiceServer {
                 )));
             }
         }
+        // A payment service's quote names the bill or the account in its designation;
+        // the others keep the item's (`static_info` below).
         let (designation, price) = match item.kind() {
             ServiceKind::BillPayment => {
                 let reference =
                     bill_reference(item, request.payment_service.as_ref()).map_err(&refuse)?;
                 let bill = self.payable_bill(item, reference).map_err(&refuse)?;
                 (
-                    format!("{}, bill {}", item.designation(), bill.reference()),
+                    Some(format!("{}, bill {}", item.designation(), bill.reference())),
                     bill.amount(),
                 )
             }
@@ -264,17 +266,17 @@ impl ServiceServer {
                 self.reloaded_balance(item, account, amount)
                     .map_err(&refuse)?;
                 (
-                    format!(
+                    Some(format!(
                         "{}, account {account}: reload of {amount}",
                         item.designation()
-                    ),
+                    )),
                     amount,
                 )
             }
             ServiceKind::Document
             | ServiceKind::PayPerView
             | ServiceKind::PhysicalGood
-            | ServiceKind::PayPerTime => (item.designation().to_owned(), item.price()),
+            | ServiceKind::PayPerTime => (None, item.price()),
         };
         if item.is_payment_service() && price.is_zero() {
             // The catalogue and the limits rule it out; a zero quote would tell the
@@ -290,10 +292,12 @@ impl ServiceServer {
             .ok_or_else(|| refuse("the server has no quote numbers left".to_owned()))?;
 
         let mut static_info = item.static_info();
-        static_info.designation = designation;
+        if let Some(designation) = designation {
+            static_info.designation = designation.into();
+        }
         let quote = Quote {
             purchase: request.purchase.clone(),
-            quote: QuoteId(format!("Q-{number:06}")),
+            quote: QuoteId(Text::format(format_args!("Q-{number:06}"))),
             service: item.id().clone(),
             static_info,
             variable: VariableInfo {

@@ -348,7 +348,7 @@ impl Centre {
         let stored: Option<(String, i64)> = transaction
             .query_row(
                 "SELECT checksum, accepted_at FROM batches WHERE acquirer = ?1 AND number = ?2",
-                params![header.acquirer.0, number],
+                params![header.acquirer.0.as_str(), number],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()
@@ -378,7 +378,7 @@ impl Centre {
             transaction
                 .execute(
                     "UPDATE batches SET duplicates = duplicates + 1 WHERE acquirer = ?1 AND number = ?2",
-                    params![header.acquirer.0, number],
+                    params![header.acquirer.0.as_str(), number],
                 )
                 .map_err(db)?;
             transaction.commit().map_err(db)?;
@@ -390,7 +390,7 @@ impl Centre {
                 "INSERT INTO batches (acquirer, number, cut_off_at, records, bytes, checksum, accepted_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
-                    header.acquirer.0,
+                    header.acquirer.0.as_str(),
                     number,
                     header.cut_off_at.0,
                     too_large(header.records),
@@ -406,7 +406,7 @@ impl Centre {
                     "INSERT INTO batch_totals (acquirer, number, currency, records, total_minor) \
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
-                        header.acquirer.0,
+                        header.acquirer.0.as_str(),
                         number,
                         total.currency,
                         too_large(total.records),
@@ -497,7 +497,7 @@ impl Centre {
                 });
             }
             batches.push(AcceptedBatch {
-                acquirer: AcquirerId(acquirer),
+                acquirer: AcquirerId::from(acquirer),
                 number: to_u64(path, operation, "number", number)?,
                 cut_off_at: Timestamp(cut_off_at),
                 records: to_u64(path, operation, "records", records)?,
@@ -543,7 +543,7 @@ impl Centre {
         for row in rows {
             let (acquirer, currency, batches, records, total) = row.map_err(db)?;
             totals.push(AcquirerTotal {
-                acquirer: AcquirerId(acquirer),
+                acquirer: AcquirerId::from(acquirer),
                 currency: u16::try_from(currency).map_err(|_| CentreError::Corrupt {
                     path: path.to_owned(),
                     operation,

@@ -811,9 +811,9 @@ impl<C: CardChannel> CardModule<C> {
         }));
         let (pan, pan_sequence, expiry, aid, aip) = transaction_base;
         Ok(CardTransaction {
-            pan,
+            pan: pan.into(),
             pan_sequence,
-            expiry,
+            expiry: expiry.into(),
             aid,
             aip,
             atc: answer.atc,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::messages::{
     ClientDelivery, Envelope, Failure, Message, Party, PaymentService, PostalAddress, ProviderId,
     PurchaseId, RequestId, ServiceId, ServiceRequest, ServiceStopped, SessionClosed, SessionEnd,
-    SessionId, StopService, TerminalId,
+    SessionId, StopService, TerminalId, Text,
 };
 
 /// How a request ended, as the client device saw it.
@@ -148,7 +148,10 @@ impl ClientDevice {
         payment_service: Option<PaymentService>,
         units: Option<u32>,
     ) -> Envelope {
-        let request = RequestId(format!("{}-R{}", self.terminal, self.next_request));
+        let request = RequestId(Text::format(format_args!(
+            "{}-R{}",
+            self.terminal, self.next_request
+        )));
         self.next_request = self.next_request.saturating_add(1);
         self.requests.insert(request.clone(), None);
         Envelope {

@@ -753,7 +753,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             .ok_or_else(|| DisputeError::NumbersExhausted {
                 payment: payment.clone(),
             })?;
-        let id = DisputeId(format!("{}-D{number}", self.terminal));
+        let id = DisputeId::from(format!("{}-D{number}", self.terminal));
         check_reason(&id, reason)?;
         let means = self
             .payments

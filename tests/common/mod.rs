@@ -62,10 +62,10 @@ pub fn authorised_payments(path: &Path) -> std::collections::BTreeMap<String, u6
             },
             |entry| {
                 if authorised
-                    .insert(entry.payment.0.clone(), entry.amount_minor.unwrap_or(0))
+                    .insert(entry.payment.0.to_string(), entry.amount_minor.unwrap_or(0))
                     .is_some()
                 {
-                    twice.push(entry.payment.0.clone());
+                    twice.push(entry.payment.0.to_string());
                 }
                 Ok(())
             },
@@ -85,7 +85,7 @@ pub fn delivered_payments(
         let payment = sample.payment.clone().expect("a paid purchase had a D");
         let amount = sample.paid.expect("delivered").minor;
         assert!(
-            delivered.insert(payment.0.clone(), amount).is_none(),
+            delivered.insert(payment.0.to_string(), amount).is_none(),
             "{payment:?} delivered twice"
         );
     }
@@ -110,7 +110,7 @@ pub fn hand_built_f(
     let designation_digest = PaymentRequest::digest_designation("Annual report");
     let nonce = [3u8; 16];
     let request = PaymentRequest {
-        purchase: PurchaseId(format!("PUR-{payment}")),
+        purchase: PurchaseId::from(format!("PUR-{payment}")),
         payment: PaymentId::from(payment),
         merchant: MerchantId::from("FRONT-END"),
         service: ServiceId::from("S1"),

@@ -121,7 +121,7 @@ pub fn customer_id(acquirer: &AcquirerId, card: &CardKey) -> CustomerId {
     }
     hash.update([card.pan_sequence]);
     let digest = hash.finalize();
-    CustomerId(format!(
+    CustomerId::from(format!(
         "C-{}",
         hex::encode_upper(digest.get(..8).unwrap_or_default())
     ))

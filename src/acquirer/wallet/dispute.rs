@@ -91,9 +91,9 @@ impl DisputeStatement {
     pub fn decode(bytes: &[u8]) -> Result<DisputeStatement, StatementError> {
         let mut reader = Reader::open(KIND, bytes, DISPUTE_TAG, "\"telepay-dispute/1\"")?;
         let account = reader.key()?;
-        let dispute = DisputeId(reader.text("dispute")?);
-        let merchant = MerchantId(reader.text("merchant")?);
-        let payment = PaymentId(reader.text("payment")?);
+        let dispute = DisputeId::from(reader.text("dispute")?);
+        let merchant = MerchantId::from(reader.text("merchant")?);
+        let payment = PaymentId::from(reader.text("payment")?);
         let reason = reader.text("reason")?;
         let time = reader.time()?;
         reader.finish()?;

@@ -286,9 +286,9 @@ impl WalletPayment {
             offset: key_at,
             expected: "a point of P-256",
         })?;
-        let merchant = MerchantId(reader.text("merchant")?);
-        let service = ServiceId(reader.text("service")?);
-        let payment = PaymentId(reader.text("payment")?);
+        let merchant = MerchantId::from(reader.text("merchant")?);
+        let service = ServiceId::from(reader.text("service")?);
+        let payment = PaymentId::from(reader.text("payment")?);
         let minor = u64::from_be_bytes(reader.array("amount")?);
         let numeric = u16::from_be_bytes(reader.array("currency")?);
         let [exponent] = reader.array("exponent")?;
@@ -678,9 +678,9 @@ mod tests {
                 |(seed, merchant, service, payment, minor, numeric, exponent, sequence, time)| {
                     WalletPayment {
                         account: AccountKey::new(key(seed).verifying_key()),
-                        merchant: MerchantId(merchant),
-                        service: ServiceId(service),
-                        payment: PaymentId(payment),
+                        merchant: MerchantId::from(merchant),
+                        service: ServiceId::from(service),
+                        payment: PaymentId::from(payment),
                         amount: Money::new(minor, Currency { numeric, exponent }),
                         sequence,
                         time: Timestamp(time),
@@ -710,11 +710,11 @@ mod tests {
             let signer = key(1);
             let cut = text.char_indices().map(|(i, _)| i).nth(cut % text.chars().count()).unwrap_or(0);
             let mut a = payment(&signer);
-            a.merchant = MerchantId(text[..cut].to_owned());
-            a.service = ServiceId(text[cut..].to_owned());
+            a.merchant = MerchantId::from(text[..cut].to_owned());
+            a.service = ServiceId::from(text[cut..].to_owned());
             let mut b = a.clone();
-            b.merchant = MerchantId(text.clone());
-            b.service = ServiceId(String::new());
+            b.merchant = MerchantId::from(text.clone());
+            b.service = ServiceId::from(String::new());
             prop_assume!(a != b);
             prop_assert_ne!(a.encode().unwrap(), b.encode().unwrap());
         }

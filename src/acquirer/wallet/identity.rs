@@ -120,8 +120,8 @@ impl IdentityStatement {
     pub fn decode(bytes: &[u8]) -> Result<IdentityStatement, StatementError> {
         let mut reader = Reader::open(KIND, bytes, IDENTITY_TAG, "\"telepay-identity/1\"")?;
         let account = reader.key()?;
-        let merchant = MerchantId(reader.text("merchant")?);
-        let identification = IdentificationId(reader.text("identification")?);
+        let merchant = MerchantId::from(reader.text("merchant")?);
+        let identification = IdentificationId::from(reader.text("identification")?);
         let purpose = reader.text("purpose")?;
         let nonce = reader.array("nonce")?;
         let time = reader.time()?;
@@ -166,7 +166,7 @@ impl Statement for IdentityStatement {
 /// pseudonym never looks like a card's (`C-`, [`crate::acquirer::card::customer_id`]).
 pub fn customer_id(account: &AccountKey) -> CustomerId {
     let digest = sha2::Sha256::digest(account.to_sec1());
-    CustomerId(format!(
+    CustomerId::from(format!(
         "K-{}",
         hex::encode_upper(digest.get(..8).unwrap_or_default())
     ))

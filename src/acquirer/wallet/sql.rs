@@ -148,6 +148,12 @@ impl From<String> for Value {
     }
 }
 
+impl From<&crate::messages::Text> for Value {
+    fn from(value: &crate::messages::Text) -> Value {
+        Value::Text(value.as_str().to_owned())
+    }
+}
+
 impl From<Option<&str>> for Value {
     fn from(value: Option<&str>) -> Value {
         value.map_or(Value::Null, Value::from)

@@ -1237,7 +1237,7 @@ pub(crate) fn settlement_refusals(
         args![&session.0],
     )?
     .iter()
-    .map(|row| Ok((PaymentId(row.text(at, 0)?), row.text(at, 1)?)))
+    .map(|row| Ok((PaymentId::from(row.text(at, 0)?), row.text(at, 1)?)))
     .collect()
 }
 
@@ -1257,7 +1257,7 @@ pub(crate) fn reverse(
     )?;
     let known = known.map(|row| row.opt_text(at, 0)).transpose()?;
     if let Some(Some(reference)) = known {
-        let refund = load_credit(tx, at, &CreditReference(reference))?;
+        let refund = load_credit(tx, at, &CreditReference::from(reference))?;
         return Ok(WalletReversal::AlreadyRefunded { refund });
     }
     if known.is_none() {
@@ -1288,7 +1288,7 @@ pub(crate) fn reverse(
             )?;
             match withheld {
                 Some(row) => WalletReversal::Withheld {
-                    session: SessionId(row.text(at, 0)?),
+                    session: SessionId::from(row.text(at, 0)?),
                 },
                 None => WalletReversal::NothingDebited,
             }
@@ -1380,7 +1380,7 @@ pub(crate) fn payments(
         )?;
         payments.push(StoredPayment {
             signed,
-            session: row.opt_text(at, 3)?.map(SessionId),
+            session: row.opt_text(at, 3)?.map(SessionId::from),
             recorded_at: Timestamp(row.int(at, 4)?),
         });
     }
@@ -1406,7 +1406,7 @@ pub(crate) fn credits(
         let reference = row.text(at, 0)?;
         let amount = at.uint("wallet_credits", &reference, "amount", row.int(at, 1)?)?;
         credits.push(Credit {
-            reference: CreditReference(reference),
+            reference: CreditReference::from(reference),
             account: key.clone(),
             amount: Money::new(amount, state.currency),
         });
@@ -1777,7 +1777,7 @@ fn refund(
     let state = load_account(tx, at, &key)?
         .ok_or_else(|| at.corrupt(table, payment, "account", key.fingerprint()))?;
     let credit = Credit {
-        reference: CreditReference(format!("reversal/{payment}")),
+        reference: CreditReference::from(format!("reversal/{payment}")),
         account: key,
         amount: Money::new(
             at.uint(table, &payment.0, "amount", amount)?,
@@ -1875,7 +1875,7 @@ fn screen(
         )?
         .map(|row| row.text(at, 0))
         .transpose()?;
-    let conflict = match opened.map(SessionId) {
+    let conflict = match opened.map(SessionId::from) {
         Some(opened) if Some(&opened) != session => Some(Refusal::OpeningReplayed {
             payment: id.clone(),
             sequence: payment.sequence,
@@ -1958,7 +1958,7 @@ pub(crate) fn load_provision(
         reservation: Reservation {
             session: session.clone(),
             account: key,
-            merchant: MerchantId(merchant),
+            merchant: MerchantId::from(merchant),
             amount: Money::new(at.uint(table, &session.0, "amount", amount)?, currency),
         },
         sequence_floor: at.uint(table, &session.0, "sequence_floor", floor)?,

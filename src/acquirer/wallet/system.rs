@@ -258,7 +258,8 @@ impl WalletAcquirer {
     fn positive(&self, signed: &SignedWalletPayment) -> Verdict {
         let payment = &signed.payment;
         Verdict::Positive {
-            authorisation_code: authorisation_code(&self.id, &payment.account, payment.sequence),
+            authorisation_code: authorisation_code(&self.id, &payment.account, payment.sequence)
+                .into(),
             // ISO 8583 response code 00: approved.
             response_code: *b"00",
             // A wallet payment has no card to complete a GENERATE AC.
