@@ -28,15 +28,18 @@
 //! - free ⇔ the fixed price is zero; a payment service (`bill-payment`,
 //!   `account-reload`) has no fixed price, is never free, never delivered with the quote
 //!   and has no content, and its listing `price()` is its smallest bill or its reload
-//!   minimum, never zero; a document or pay-per-view item has non-empty content (inline
-//!   content is the document's string with its media type or the default); a physical
+//!   minimum, never zero; a document, pay-per-view or pay-per-time item has non-empty
+//!   content (inline content is the document's string with its media type or the
+//!   default); a pay-per-time item, and only it, is billed per unit (`unit_seconds` as
+//!   written, `max_units` as written or the default, each within its bound, a unit
+//!   price above zero); a physical
 //!   good has none and is not delivered with the quote; an item for identified users is
 //!   never delivered with the quote;
 //! - bills and accounts are the document's, in order, with valid unique references and
 //!   numbers that `bill()` / `account()` find; bill amounts and the reload minimum are
 //!   above zero, `min ≤ max`, every amount is in the item's currency and at most
 //!   `MAX_PRICE_MINOR`; an account's `opening_balance()` follows `prepaid`;
-//! - `static_info()` is the designation, kind and identification flag; every price and
+//! - `static_info()` is the designation, kind, identification flag and unit billing; every price and
 //!   amount printed with `format_price` reads back equal with `parse_price`.
 #![no_main]
 
@@ -46,7 +49,8 @@ use std::sync::Once;
 use libfuzzer_sys::fuzz_target;
 use telepay::messages::{AccountBalance, Currency, Money, ServiceId, ServiceKind, StaticInfo};
 use telepay::provider::catalogue::{
-    DEFAULT_INLINE_MEDIA_TYPE, MAX_ID_LEN, MAX_PRICE_MINOR, MAX_REFERENCE_LEN, MAX_VALIDITY_SECONDS,
+    DEFAULT_INLINE_MEDIA_TYPE, DEFAULT_MAX_UNITS, MAX_ID_LEN, MAX_PRICE_MINOR, MAX_REFERENCE_LEN,
+    MAX_UNIT_SECONDS, MAX_UNITS, MAX_VALIDITY_SECONDS,
 };
 use telepay::provider::{Catalogue, CatalogueError, CatalogueItem, format_price, parse_price};
 use toml::de::{DeTable, DeValue};
@@ -198,13 +202,13 @@ fn check_catalogue(catalogue: &Catalogue, document: &DeTable<'_>) {
             "duplicate id {id}"
         );
         // `~` is never in an identifier: no item has this id.
-        let absent = ServiceId(format!("{}~", id.0));
+        let absent = ServiceId::from(format!("{}~", id.0));
         assert!(
             catalogue.get(&absent).is_none(),
             "get({absent}) finds an item"
         );
     }
-    assert!(catalogue.get(&ServiceId(String::new())).is_none());
+    assert!(catalogue.get(&ServiceId::from(String::new())).is_none());
 }
 
 fn check_item(item: &CatalogueItem, table: &DeTable<'_>) {
@@ -230,6 +234,7 @@ fn check_item(item: &CatalogueItem, table: &DeTable<'_>) {
         ServiceKind::PhysicalGood => "physical-good",
         ServiceKind::BillPayment => "bill-payment",
         ServiceKind::AccountReload => "account-reload",
+        ServiceKind::PayPerTime => "pay-per-time",
     };
     assert_eq!(Some(kind_text), string(table, "kind"), "item {id}: kind");
 
@@ -273,12 +278,37 @@ fn check_item(item: &CatalogueItem, table: &DeTable<'_>) {
             "item {id}: for identified users, yet delivered with the quote"
         );
     }
+    // Billed per unit of time exactly when pay-per-time, with the unit and the limit
+    // the file gives (the limit defaulting), each within its bound.
+    let metering = item.metering();
+    assert_eq!(
+        metering.is_some(),
+        kind == ServiceKind::PayPerTime,
+        "item {id}: metering {metering:?}"
+    );
+    if let Some(billing) = metering {
+        assert!(!item.price().is_zero(), "item {id}: a free unit");
+        let unit_seconds = u64::from(billing.unit_seconds);
+        assert!((1..=MAX_UNIT_SECONDS).contains(&unit_seconds), "item {id}");
+        assert_eq!(
+            integer(table, "unit_seconds"),
+            Some(unit_seconds),
+            "item {id}: unit_seconds"
+        );
+        let max_units = u64::from(billing.max_units);
+        assert!((1..=MAX_UNITS).contains(&max_units), "item {id}");
+        match integer(table, "max_units") {
+            Some(given) => assert_eq!(given, max_units, "item {id}: max_units"),
+            None => assert_eq!(billing.max_units, DEFAULT_MAX_UNITS, "item {id}"),
+        }
+    }
     assert_eq!(
         item.static_info(),
         StaticInfo {
-            designation: designation.to_owned(),
+            designation: designation.into(),
             kind,
             identification_required: item.identification_required(),
+            unit_billing: metering,
         },
         "item {id}: static_info"
     );
@@ -340,7 +370,8 @@ fn check_item(item: &CatalogueItem, table: &DeTable<'_>) {
     }
 
     match kind {
-        ServiceKind::Document | ServiceKind::PayPerView => {
+        // A pay-per-time item delivers content too: each unit's ticket.
+        ServiceKind::Document | ServiceKind::PayPerView | ServiceKind::PayPerTime => {
             let Some(content) = item.content() else {
                 panic!("item {id}: a {kind_text} without content");
             };
@@ -585,6 +616,16 @@ fn is_identifier(text: &str) -> bool {
 /// The string value of `key`, if it is one.
 fn string<'t>(table: &'t DeTable<'_>, key: &str) -> Option<&'t str> {
     table.get(key).and_then(|value| value.get_ref().as_str())
+}
+
+/// The value of `key`, if it is a non-negative integer that fits 64 bits.
+fn integer(table: &DeTable<'_>, key: &str) -> Option<u64> {
+    match table.get(key).map(|value| value.get_ref()) {
+        Some(DeValue::Integer(integer)) => {
+            u64::from_str_radix(integer.as_str(), integer.radix()).ok()
+        }
+        _ => None,
+    }
 }
 
 /// The boolean value of `key`, if it is one.
