@@ -47,7 +47,7 @@
 pub mod disputes;
 pub mod sessions;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use sessions::{Recovery, Route, SessionLog, SessionLogError, Sessions};
 
@@ -309,10 +309,12 @@ impl Reaction {
 pub struct FrontEnd<E: Entropy> {
     config: FrontEndConfig,
     entropy: E,
-    // Boxed: a purchase is large, and a map node holds eleven; boxed, inserting and
-    // splitting nodes moves pointers, not whole purchases.
-    purchases: BTreeMap<PurchaseId, Box<Purchase>>,
-    by_request: BTreeMap<(TerminalId, RequestId), PurchaseId>,
+    // Looked up by key only, never walked in order: hashed (with std's keyed hasher:
+    // the keys come from the network) rather than searched down a tree, which took a
+    // dozen string comparisons a lookup once thousands of purchases were kept. Boxed: a
+    // purchase is large, and growing the table moves pointers, not whole purchases.
+    purchases: HashMap<PurchaseId, Box<Purchase>>,
+    by_request: HashMap<(TerminalId, RequestId), PurchaseId>,
     /// The purchases with a deadline, so that [`FrontEnd::poll_timeout`] does not scan
     /// every purchase ever handled.
     waiting: BTreeSet<PurchaseId>,
@@ -328,8 +330,8 @@ impl<E: Entropy> FrontEnd<E> {
         FrontEnd {
             config,
             entropy,
-            purchases: BTreeMap::new(),
-            by_request: BTreeMap::new(),
+            purchases: HashMap::new(),
+            by_request: HashMap::new(),
             waiting: BTreeSet::new(),
             next_purchase: 1,
             sessions: Sessions::default(),

@@ -17,7 +17,7 @@
 //! reloads quoted side by side are credited in the order they are ordered. Each order
 //! is decided first and applied after, so a refusal leaves no trace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::messages::{
     AccountBalance, CustomerId, Delivery, Money, PaymentService, PostalAddress, PurchaseId, Quote,
@@ -83,8 +83,9 @@ enum Settlement {
 pub struct ServiceServer {
     catalogue: Catalogue,
     in_service: bool,
-    // Boxed, as the front-end's purchases: map nodes move pointers, not quotes.
-    purchases: BTreeMap<PurchaseId, Box<QuotedPurchase>>,
+    // As the front-end's purchases: looked up by key only, so hashed; boxed, so that
+    // growing the table moves pointers, not quotes.
+    purchases: HashMap<PurchaseId, Box<QuotedPurchase>>,
     quotes_issued: u64,
     orders_placed: u64,
     receipts_issued: u64,
@@ -115,7 +116,7 @@ impl ServiceServer {
         ServiceServer {
             catalogue,
             in_service: true,
-            purchases: BTreeMap::new(),
+            purchases: HashMap::new(),
             quotes_issued: 0,
             orders_placed: 0,
             receipts_issued: 0,

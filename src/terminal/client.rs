@@ -4,7 +4,7 @@
 //! (claim 10): opened by the device, named in each request, ended by a [`SessionEnd`]
 //! that the front-end answers with the session's settled total.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::messages::{
     ClientDelivery, Envelope, Failure, Message, Party, PaymentService, PostalAddress, ProviderId,
@@ -28,7 +28,8 @@ pub enum RequestResult {
 pub struct ClientDevice {
     terminal: TerminalId,
     next_request: u64,
-    requests: BTreeMap<RequestId, Option<RequestResult>>,
+    /// Looked up by key only: hashed, not searched down a tree.
+    requests: HashMap<RequestId, Option<RequestResult>>,
     session: Option<SessionId>,
     closed: BTreeMap<SessionId, SessionClosed>,
     stopped: BTreeMap<PurchaseId, ServiceStopped>,
@@ -40,7 +41,7 @@ impl ClientDevice {
         ClientDevice {
             terminal,
             next_request: 1,
-            requests: BTreeMap::new(),
+            requests: HashMap::new(),
             session: None,
             closed: BTreeMap::new(),
             stopped: BTreeMap::new(),
