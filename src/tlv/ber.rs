@@ -489,6 +489,7 @@ fn count_objects(bytes: &[u8]) -> usize {
 
 /// One object's framing as [`parse`] checks it: its tag, its value and where the value
 /// starts and ends (offsets local to the slice it was read from).
+#[derive(Debug, PartialEq, Eq)]
 struct Header<'a> {
     tag: TagNumber,
     value: &'a [u8],
@@ -505,9 +506,19 @@ fn read_header(
     base: usize,
     depth: usize,
 ) -> Result<Header<'_>, TlvError> {
-    if let Some(header) = plain_header(bytes, pos, depth) {
-        return Ok(header);
+    match plain_header(bytes, pos, depth) {
+        Some(header) => Ok(header),
+        None => general_header(bytes, pos, base, depth),
     }
+}
+
+/// [`read_header`] for any object: every tag and length form, and the errors.
+fn general_header(
+    bytes: &[u8],
+    pos: usize,
+    base: usize,
+    depth: usize,
+) -> Result<Header<'_>, TlvError> {
     let at = |p: usize| base.saturating_add(p);
     let (tag, after_tag) = read_tag(bytes, pos).map_err(|e| e.rebase(base))?;
     let (length, value_start) = read_length(bytes, after_tag, tag, base)?;
@@ -835,6 +846,33 @@ mod tests {
             };
             out.push((tlv.tag, depth, value));
             pre_order(tlv.children(), depth + 1, out);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2048))]
+
+        /// The fast path for short tags and lengths gives, where it answers, the header
+        /// the general path gives: skipping it changes nothing but the time. Tags, lengths
+        /// and values drawn from bytes that make every case likely: one- and two-byte
+        /// tags, primitive and constructed, short and long lengths, values that fit and
+        /// values cut short, at any depth up to and at the limit.
+        #[test]
+        fn the_plain_header_is_the_general_one(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    0x00u8, 0x01, 0x02, 0x03, 0x1F, 0x5F, 0x6F, 0x70, 0x7F, 0x80, 0x81, 0x82,
+                    0x9F, 0xBF, 0xFF,
+                ]),
+                0..10,
+            ),
+            pos in 0usize..3,
+            depth in proptest::sample::select(vec![0usize, 1, MAX_DEPTH - 1, MAX_DEPTH]),
+        ) {
+            if let Some(plain) = plain_header(&bytes, pos, depth) {
+                let general = general_header(&bytes, pos, 0, depth);
+                proptest::prop_assert_eq!(general.as_ref(), Ok(&plain));
+            }
         }
     }
 
