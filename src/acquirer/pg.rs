@@ -91,8 +91,9 @@ pub(crate) enum OpenFailure {
 }
 
 /// The most statements one connection keeps prepared. A store runs a fixed set of
-/// statements, far fewer; the bound only keeps a bug from growing the server's memory.
-const MAX_PREPARED: usize = 64;
+/// statements (the wallet's, the most, are about fifty); the bound only keeps a bug
+/// from growing the server's memory without end.
+const MAX_PREPARED: usize = 256;
 
 /// The statements one connection has prepared, by their text. A prepared statement
 /// belongs to the server session, not to a transaction: one prepared in a transaction
