@@ -435,6 +435,53 @@ impl schemars::JsonSchema for Text {
     }
 }
 
+/// Immutable bytes whose clone does not copy them: a delivery's content, which the
+/// service server's catalogue, the delivery J, the front-end's K and the client
+/// device's result would otherwise each hold a copy of. On the wire, in hex as any
+/// byte field; it compares, orders and hashes as its bytes.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedBytes(std::sync::Arc<[u8]>);
+
+impl SharedBytes {
+    /// The bytes as a slice.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    fn from(bytes: Vec<u8>) -> SharedBytes {
+        SharedBytes(bytes.into())
+    }
+}
+
+impl From<&[u8]> for SharedBytes {
+    fn from(bytes: &[u8]) -> SharedBytes {
+        SharedBytes(bytes.into())
+    }
+}
+
+impl std::fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As a `Vec<u8>` shows itself.
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -1207,7 +1254,7 @@ pub enum Delivery {
         /// The bytes.
         #[serde(with = "hex_bytes")]
         #[schemars(with = "hex_bytes::Hex")]
-        bytes: Vec<u8>,
+        bytes: SharedBytes,
         /// SHA-256 of the bytes, so the client device can check what it received.
         sha256: [u8; 32],
     },
@@ -1235,9 +1282,10 @@ pub enum Delivery {
 
 impl Delivery {
     /// Content with its digest.
-    pub fn content(media_type: &str, bytes: Vec<u8>) -> Delivery {
+    pub fn content(media_type: &str, bytes: impl Into<SharedBytes>) -> Delivery {
         use sha2::Digest;
-        let sha256 = sha2::Sha256::digest(&bytes).into();
+        let bytes = bytes.into();
+        let sha256 = sha2::Sha256::digest(&*bytes).into();
         Delivery::Content {
             media_type: media_type.into(),
             bytes,
@@ -1250,7 +1298,7 @@ impl Delivery {
         use sha2::Digest;
         match self {
             Delivery::Content { bytes, sha256, .. } => {
-                let computed: [u8; 32] = sha2::Sha256::digest(bytes).into();
+                let computed: [u8; 32] = sha2::Sha256::digest(&**bytes).into();
                 &computed == sha256
             }
             Delivery::Order { .. } | Delivery::Receipt { .. } => true,
@@ -2017,9 +2065,14 @@ mod hex_bytes {
         serializer.serialize_str(text)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    /// Into any byte holder that takes a `Vec<u8>` (a `Vec` itself, [`super::SharedBytes`]).
+    pub fn deserialize<'de, D: Deserializer<'de>, B: From<Vec<u8>>>(
+        deserializer: D,
+    ) -> Result<B, D::Error> {
         let text = String::deserialize(deserializer)?;
-        hex::decode(&text).map_err(serde::de::Error::custom)
+        hex::decode(&text)
+            .map(B::from)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -2203,11 +2256,26 @@ mod tests {
     }
 
     #[test]
+    fn shared_bytes_are_shared_by_their_clones_and_travel_as_hex() {
+        let content = SharedBytes::from(b"The market grew.".to_vec());
+        let copy = content.clone();
+        assert_eq!(copy.as_slice().as_ptr(), content.as_slice().as_ptr());
+        assert_eq!(
+            format!("{copy:?}"),
+            format!("{:?}", b"The market grew.".to_vec())
+        );
+        let delivery = Delivery::content("text/plain", content);
+        let json = serde_json::to_value(&delivery).unwrap();
+        assert_eq!(json["content"]["bytes"], "546865206D61726B657420677265772E");
+        assert_eq!(serde_json::from_value::<Delivery>(json).unwrap(), delivery);
+    }
+
+    #[test]
     fn content_carries_its_digest() {
         let mut delivery = Delivery::content("text/plain", b"hello".to_vec());
         assert!(delivery.is_intact());
         if let Delivery::Content { bytes, .. } = &mut delivery {
-            bytes[0] = b'H';
+            *bytes = b"Hello".to_vec().into();
         }
         assert!(!delivery.is_intact());
     }

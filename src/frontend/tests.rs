@@ -530,7 +530,7 @@ fn a_content_that_does_not_match_its_digest_is_not_delivered() {
     );
     let mut damaged = document();
     if let Delivery::Content { bytes, .. } = &mut damaged {
-        bytes.push(b'!');
+        *bytes = [bytes.as_slice(), b"!"].concat().into();
     }
     let reaction = front.handle(
         T0.plus_millis(1100),

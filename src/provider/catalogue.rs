@@ -23,8 +23,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::messages::{
-    AccountBalance, Currency, Money, ProviderId, ServiceId, ServiceKind, StaticInfo, Text,
-    UnitBilling,
+    AccountBalance, Currency, Money, ProviderId, ServiceId, ServiceKind, SharedBytes, StaticInfo,
+    Text, UnitBilling,
 };
 
 /// The largest amount a price may have, in minor units: EMV's Amount, Authorised
@@ -125,8 +125,8 @@ const ACCOUNT_KEYS: &[&str] = &["number", "prepaid", "balance"];
 pub struct Content {
     /// Media type, e.g. `text/plain; charset=utf-8`.
     pub media_type: Text,
-    /// The bytes delivered.
-    pub bytes: Vec<u8>,
+    /// The bytes delivered, shared with every delivery of them.
+    pub bytes: SharedBytes,
 }
 
 /// A bill a `bill-payment` item collects (claim 17): the user names it by its
@@ -2135,7 +2135,7 @@ fn parse_content(
             }
             Ok(Content {
                 media_type: media_type.unwrap_or_else(|| DEFAULT_INLINE_MEDIA_TYPE.into()),
-                bytes: text.as_bytes().to_vec(),
+                bytes: text.as_bytes().into(),
             })
         }
         (None, Some(file)) => {
@@ -2182,7 +2182,10 @@ fn parse_content(
                     len,
                 },
             })?;
-            Ok(Content { media_type, bytes })
+            Ok(Content {
+                media_type,
+                bytes: bytes.into(),
+            })
         }
     }
 }
@@ -2628,7 +2631,7 @@ mod tests {
             .content()
             .unwrap();
         assert_eq!(content.media_type, "application/pdf");
-        assert_eq!(content.bytes, b"%PDF-1.7 tiny");
+        assert_eq!(content.bytes.as_slice(), b"%PDF-1.7 tiny");
         assert_eq!(
             Catalogue::from_toml_str(text, &dir).unwrap().items(),
             loaded.items()
@@ -2703,7 +2706,7 @@ mod tests {
             item.content(),
             Some(&Content {
                 media_type: DEFAULT_INLINE_MEDIA_TYPE.into(),
-                bytes: b"text".to_vec(),
+                bytes: b"text".to_vec().into(),
             })
         );
         assert_eq!(catalogue.get(&ServiceId::from("b")), None);
