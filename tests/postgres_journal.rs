@@ -690,10 +690,7 @@ fn a_database_migrated_by_a_newer_build_is_refused() {
     };
     let address = cluster.create_database("newer");
     drop(PgJournal::open(&address).unwrap());
-    let mut client = postgres::Client::connect(&address, postgres::NoTls).unwrap();
-    client
-        .batch_execute("INSERT INTO schema_migrations (version, name) VALUES (2, 'future')")
-        .unwrap();
+    cluster.record_migration(&address, 2, "future");
     match PgJournal::open(&address) {
         Err(JournalError::MigrationVersion { path, found, known }) => {
             assert_eq!((path, found, known), (address.clone(), 2, 2));
@@ -950,19 +947,9 @@ fn a_server_crash_mid_transaction_loses_no_acknowledgement_and_batches_each_once
 // ---------------------------------------------------------------------------------
 
 /// `telepay ARGS`, with an empty data directory (so that only `--store` can find a
-/// journal); its exit status and standard output.
+/// journal): exit status, standard output and standard error.
 fn telepay(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_telepay"))
-        .args(args)
-        .env("TELEPAY_DATA_DIR", data)
-        .env_remove("XDG_DATA_HOME")
-        .output()
-        .expect("the telepay binary runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    common::run_telepay(data, args, "")
 }
 
 #[test]

@@ -684,10 +684,7 @@ fn a_database_migrated_by_a_newer_build_is_refused() {
     };
     let address = cluster.create_database("newer");
     drop(PgWalletStore::open(&address).unwrap());
-    let mut client = postgres::Client::connect(&address, postgres::NoTls).unwrap();
-    client
-        .batch_execute("INSERT INTO schema_migrations (version, name) VALUES (3, 'future')")
-        .unwrap();
+    cluster.record_migration(&address, 3, "future");
     match PgWalletStore::open(&address) {
         Err(WalletStoreError::MigrationVersion { path, found, known }) => {
             assert_eq!((path, found, known), (address.clone(), 3, 2));
@@ -787,29 +784,7 @@ fn a_server_restart_between_payments_loses_and_doubles_nothing() {
 /// `telepay ARGS` on the data directory `data`, `stdin` as standard input: exit
 /// status, standard output and standard error.
 fn telepay(args: &[&str], stdin: &str, data: &std::path::Path) -> (bool, String, String) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telepay"))
-        .args(args)
-        .env("TELEPAY_DATA_DIR", data)
-        .env("TELEPAY_KEYSTORE_TEST_COST", "1")
-        .env_remove("XDG_DATA_HOME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the telepay binary runs");
-    let _ = child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes());
-    let output = child.wait_with_output().expect("telepay ends");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    common::run_telepay(data, args, stdin)
 }
 
 #[test]

@@ -109,14 +109,26 @@ impl Statements {
         client: &mut impl GenericClient,
         sql: &str,
     ) -> Result<Statement, postgres::Error> {
-        if let Some(statement) = self.0.get(sql) {
+        self.prepared_as(client, sql, |sql| sql.to_owned())
+    }
+
+    /// The statement kept under `key`, preparing `text(key)` the first time: a caller
+    /// whose statements are written in another form (the wallet's, in SQLite's `?N`)
+    /// rewrites each once per connection, not at every call.
+    pub(crate) fn prepared_as(
+        &mut self,
+        client: &mut impl GenericClient,
+        key: &str,
+        text: impl FnOnce(&str) -> String,
+    ) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.0.get(key) {
             return Ok(statement.clone());
         }
-        let statement = client.prepare(sql)?;
+        let statement = client.prepare(&text(key))?;
         if self.0.len() >= MAX_PREPARED {
             self.0.clear();
         }
-        self.0.insert(sql.to_owned(), statement.clone());
+        self.0.insert(key.to_owned(), statement.clone());
         Ok(statement)
     }
 

@@ -43,7 +43,7 @@ use crate::terminal::client::{ClientDevice, RequestResult};
 use crate::terminal::payer::{PayerDevice, PayerUser, PaymentState};
 
 use super::link::{Link, LinkError, LinkOptions};
-use super::node::{Hosted, Node};
+use super::node::{Hosted, Node, Trouble};
 use super::pki::{CA_CERT_FILE, PeerName, ServiceRole};
 use super::switchboard::{Route, Switchboard};
 use super::tls::TlsIdentity;
@@ -84,6 +84,19 @@ pub struct RemotePurchase {
 /// A terminal calling a remote front-end, with others standing by.
 pub struct RemoteTerminal<C: CardChannel, U: PayerUser> {
     node: Arc<Node<TerminalRoles<C, U>>>,
+}
+
+/// Adds what went wrong in one delivery to the purchase's `troubles`; how many of the
+/// failed calls could not reach their peer.
+fn log_troubles(trouble: Vec<Trouble>, troubles: &mut Vec<String>) -> u32 {
+    let mut unreachable = 0u32;
+    for trouble in trouble {
+        if matches!(trouble.call, Some(LinkError::Unreachable { .. })) {
+            unreachable = unreachable.saturating_add(1);
+        }
+        troubles.push(trouble.what);
+    }
+    unreachable
 }
 
 /// The moves from one front-end to another during one purchase.
@@ -299,17 +312,11 @@ where
         let Some(route) = self.node.switchboard().current(&Party::FrontEnd) else {
             return Attempt::Over;
         };
-        let mut unreachable = 0u32;
         let before = self.node.journal_len();
         let (_, trouble) = self.node.process(vec![first], None).await;
         // Only A itself in the journal: the front-end never took the request.
         let never_taken = !trouble.is_empty() && self.node.journal_len() <= before + 1;
-        for trouble in trouble {
-            if matches!(trouble.call, Some(LinkError::Unreachable { .. })) {
-                unreachable = unreachable.saturating_add(1);
-            }
-            troubles.push(trouble.what);
-        }
+        let mut unreachable = log_troubles(trouble, troubles);
         if never_taken && !(standby && unreachable > 0) {
             // Refused, or unreachable with no other front-end: nothing will come to
             // wait for.
@@ -333,14 +340,8 @@ where
                 .await
             {
                 Ok(mail) => {
-                    unreachable = 0;
                     let (_, trouble) = self.node.process(mail, None).await;
-                    for trouble in trouble {
-                        if matches!(trouble.call, Some(LinkError::Unreachable { .. })) {
-                            unreachable = unreachable.saturating_add(1);
-                        }
-                        troubles.push(trouble.what);
-                    }
+                    unreachable = log_troubles(trouble, troubles);
                 }
                 Err(error @ LinkError::Refused { .. }) => {
                     troubles.push(error.to_string());
@@ -420,17 +421,9 @@ where
             }
             // The acquirer's result comes back on the call's answer.
             let (_, trouble) = self.node.process(abandoned, None).await;
-            let mut reached = true;
-            for trouble in trouble {
-                if matches!(trouble.call, Some(LinkError::Unreachable { .. })) {
-                    reached = false;
-                }
-                troubles.push(trouble.what);
-            }
-            unreachable = if reached {
-                0
-            } else {
-                unreachable.saturating_add(1)
+            unreachable = match log_troubles(trouble, troubles) {
+                0 => 0,
+                _ => unreachable.saturating_add(1),
             };
             if unreachable >= LOST_AFTER {
                 if !self.move_on("unreachable", moves, troubles) {

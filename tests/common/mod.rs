@@ -47,6 +47,36 @@ impl Drop for TempDir {
     }
 }
 
+/// `telepay ARGS` as a user runs it, on the data directory `data` only (no
+/// `XDG_DATA_HOME`), `stdin` as its standard input, the key store's key derivation at
+/// its test cost: exit status, standard output and standard error.
+pub fn run_telepay(data: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_telepay"))
+        .args(args)
+        .env("TELEPAY_DATA_DIR", data)
+        .env("TELEPAY_KEYSTORE_TEST_COST", "1")
+        .env_remove("XDG_DATA_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the telepay binary runs");
+    // A command refused before it reads its standard input closes it: not an error.
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes());
+    let output = child.wait_with_output().expect("telepay ends");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// The authorised transactions of the acquirer journal at `path`, payment → amount in
 /// minor units, after checking that no payment is there twice.
 pub fn authorised_payments(path: &Path) -> std::collections::BTreeMap<String, u64> {

@@ -230,6 +230,19 @@ impl PgCluster {
         self.address(name)
     }
 
+    /// Records in the database at `address` a migration `version` named `name`, as a
+    /// newer build would have applied it.
+    pub fn record_migration(&self, address: &str, version: i64, name: &str) {
+        let mut client = ::postgres::Client::connect(address, ::postgres::NoTls)
+            .expect("connecting to the database");
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[&version, &name],
+            )
+            .expect("recording a migration");
+    }
+
     /// The address of database `name`: user `telepay` over the cluster's Unix socket.
     pub fn address(&self, name: &str) -> String {
         format!(

@@ -391,7 +391,7 @@ impl PgTx<'_, '_> {
     ) -> Result<(Statement, Vec<Param>), WalletStoreError> {
         let statement = self
             .statements
-            .prepared(self.transaction, &numbered(sql))
+            .prepared_as(self.transaction, sql, numbered)
             .map_err(at.pg())?;
         let params = bind(at, statement.params(), params)?;
         Ok((statement, params))
