@@ -1097,15 +1097,25 @@ impl Journal {
             return Err(at.mismatch(payment, NOT_A_CARD_PAYMENT));
         };
         let transaction = WriteTransaction::begin(&self.connection).map_err(at.db())?;
-        if let Some(stored) = stored_transaction(&transaction, at, payment)? {
+        // One statement for the three look-ups: a new payment is the usual case.
+        let (recorded, last_atc, reversed): (bool, Option<i64>, bool) = transaction
+            .prepare_cached(LOOK_UP_NEW_PAYMENT)
+            .and_then(|mut statement| {
+                statement.query_row(
+                    params![payment.0.as_str(), card.pan.as_str(), card.pan_sequence],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+            })
+            .map_err(at.db())?;
+        if recorded && let Some(stored) = stored_transaction(&transaction, at, payment)? {
             return Ok(Authorisation::AlreadyRecorded(Box::new(stored)));
         }
         let acquirer = check_acquirer(&transaction, at, self.acquirer.as_ref(), &f.acquirer)?;
         let known = Known {
             history: CardHistory {
-                last_atc: card_last_atc(&transaction, at, &card.pan, card.pan_sequence)?,
+                last_atc: last_atc_of(at, &card.pan, last_atc)?,
             },
-            reversed: is_reversed(&transaction, at, payment)?,
+            reversed,
         };
         let decision = decide(known);
         if decision.card.pan != card.pan.as_str() || decision.card.pan_sequence != card.pan_sequence
@@ -2089,6 +2099,14 @@ impl StoredColumns<'_, '_, '_> {
     }
 }
 
+/// What [`Journal::authorise_with`] reads before deciding, for payment ?1 and card
+/// (?2, ?3): whether the payment is recorded, the card's last ATC, whether the payment
+/// was reversed.
+const LOOK_UP_NEW_PAYMENT: &str = "SELECT \
+     EXISTS (SELECT 1 FROM transactions WHERE payment = ?1), \
+     (SELECT last_atc FROM cards WHERE pan = ?2 AND pan_sequence = ?3), \
+     EXISTS (SELECT 1 FROM reversals WHERE payment = ?1)";
+
 /// The card's last ATC.
 fn card_last_atc(
     connection: &Connection,
@@ -2101,6 +2119,11 @@ fn card_last_atc(
         .and_then(|mut statement| statement.query_row(params![pan, pan_sequence], |row| row.get(0)))
         .optional()
         .map_err(at.db())?;
+    last_atc_of(at, pan, found)
+}
+
+/// A card's last ATC as `cards` holds it, checked to fit an ATC.
+fn last_atc_of(at: At<'_>, pan: &str, found: Option<i64>) -> Result<Option<u16>, JournalError> {
     found
         .map(|atc| {
             u16::try_from(atc).map_err(|_| at.corrupt(crate::emv::mask_pan(pan), "last_atc", atc))
