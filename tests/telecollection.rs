@@ -230,13 +230,13 @@ fn a_journal_of_another_schema_or_not_a_database_is_refused() {
     let path = dir.file("journal.sqlite");
     drop(Journal::open(&path).unwrap());
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute("UPDATE schema_version SET version = 2", [])
+    raw.execute("UPDATE schema_version SET version = 3", [])
         .unwrap();
     drop(raw);
     assert_eq!(
         Journal::open(&path).unwrap_err().to_string(),
         format!(
-            "journal {}: schema version 2 is not supported (this build reads 1)",
+            "journal {}: schema version 3 is not supported (this build reads 1 to 2)",
             path.display()
         )
     );

@@ -46,15 +46,23 @@ use crate::messages::{
     SessionId, TerminalId, Timestamp, Transaction, Verdict,
 };
 
-/// The schema this build reads and writes. A journal of another version is refused
-/// rather than guessed at.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema this build writes. It reads this one and [`OLDEST_SCHEMA_VERSION`],
+/// which it upgrades in place; a journal of another version is refused rather than
+/// guessed at.
+///
+/// - 1: F and G as JSON (layouts 1 and 2).
+/// - 2 (2026-11-26): F and G in columns (layout 3). A build reading version 1 only would
+///   find no JSON in the new rows: it refuses the file instead.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The oldest schema this build reads (and upgrades to [`SCHEMA_VERSION`]).
+pub const OLDEST_SCHEMA_VERSION: i64 = 1;
 
 /// The revision of the schema's physical layout, kept in SQLite's `user_version` (0 in
-/// files made before layouts were counted, which are layout 1). A layout changes how
-/// the tables are checked and indexed, never what they hold: every build of schema
-/// version 1 reads and writes a file of any layout, and [`Journal::open`] brings an
-/// older layout up to this one ([`upgrade_layout`]).
+/// files made before layouts were counted, which are layout 1). Layouts 1 and 2 changed
+/// how the tables are checked and indexed; layout 3 changed where F and G are held,
+/// with schema version 2. [`Journal::open`] brings an older layout up to this one
+/// ([`upgrade_layout`]).
 ///
 /// - 1: the first layout.
 /// - 2 (2026-11-26): checks without `IN` lists; no index of states (the transactions
@@ -645,7 +653,7 @@ pub enum JournalError {
     },
     /// The file's schema is of another version.
     #[error(
-        "journal {path}: schema version {found} is not supported (this build reads {SCHEMA_VERSION})"
+        "journal {path}: schema version {found} is not supported (this build reads {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION})"
     )]
     SchemaVersion {
         /// The journal's file.
@@ -970,10 +978,11 @@ impl Journal {
                 .prepare_cached("SELECT max(version) FROM schema_version")
                 .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
                 .map_err(at.db())?;
-            if found != Some(SCHEMA_VERSION) {
+            let found = found.unwrap_or(0);
+            if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&found) {
                 return Err(JournalError::SchemaVersion {
                     path: path.clone(),
-                    found: found.unwrap_or(0),
+                    found,
                 });
             }
             let layout: i64 = transaction
@@ -981,6 +990,12 @@ impl Journal {
                 .map_err(at.db())?;
             if layout < LAYOUT {
                 upgrade_layout(&transaction, layout).map_err(at.db())?;
+            }
+            if found < SCHEMA_VERSION {
+                transaction
+                    .prepare_cached("INSERT INTO schema_version (version) VALUES (?1)")
+                    .and_then(|mut statement| statement.execute([SCHEMA_VERSION]))
+                    .map_err(at.db())?;
             }
         } else {
             for part in [
@@ -3611,14 +3626,10 @@ CREATE INDEX transactions_in_batch ON transactions (batch, seq) WHERE batch IS N
         }
         raw.execute("ATTACH ?1 AS model", [model.to_str().unwrap()])
             .unwrap();
-        for table in [
-            "schema_version",
-            "meta",
-            "batches",
-            "batch_totals",
-            "cards",
-            "reversals",
-        ] {
+        // Layouts 1 and 2 were schema version 1.
+        raw.execute("INSERT INTO main.schema_version (version) VALUES (1)", [])
+            .unwrap();
+        for table in ["meta", "batches", "batch_totals", "cards", "reversals"] {
             raw.execute_batch(&format!(
                 "INSERT INTO main.{table} SELECT * FROM model.{table}"
             ))
@@ -3678,6 +3689,15 @@ CREATE INDEX transactions_in_batch ON transactions (batch, seq) WHERE batch IS N
         assert_eq!(contents(&journal), expected, "every row as it was");
         let after = schema_sql(&old);
         assert_eq!(after, schema_sql(&model), "the layout of a new journal");
+        let versions: Vec<i64> = journal
+            .connection
+            .prepare("SELECT version FROM schema_version ORDER BY version")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(versions, [1, SCHEMA_VERSION], "the upgrade is recorded");
         let upgraded: i64 = journal
             .connection
             .pragma_query_value(None, "user_version", |row| row.get(0))
