@@ -593,7 +593,7 @@ fn card_signed_transactions(count: usize) -> Vec<AcquirerTransaction> {
                 _ => None,
             })
             .expect("an F on its way to the acquirer");
-        fs.push(f);
+        fs.push(*f);
     }
     fs
 }

@@ -366,12 +366,12 @@ fn sign(d: &PaymentRequest, sequence: u64, key: &SigningKey) -> SignedWalletPaym
 
 /// E carrying `signed`.
 fn transaction(d: &PaymentRequest, signed: SignedWalletPayment) -> Message {
-    Message::Transaction(Transaction {
+    Message::Transaction(Box::new(Transaction {
         purchase: d.purchase.clone(),
         payment: d.payment.clone(),
         terminal: terminal(),
-        means: Payment::VirtualWallet(signed),
-    })
+        means: Payment::VirtualWallet(Box::new(signed)),
+    }))
 }
 
 /// The step names of what a reaction sends (`H`, `K`, `F`…).

@@ -948,7 +948,7 @@ pub enum Payment {
     /// By bank card.
     BankCard(CardTransaction),
     /// From the virtual wallet: the payment signed with the user's key.
-    VirtualWallet(SignedWalletPayment),
+    VirtualWallet(Box<SignedWalletPayment>),
 }
 
 impl Payment {
@@ -1672,11 +1672,11 @@ pub enum Message {
     /// D.
     PaymentRequest(PaymentRequest),
     /// E.
-    Transaction(Transaction),
+    Transaction(Box<Transaction>),
     /// The payer device's answer to D when it does not pay.
     PaymentDeclined(PaymentDeclined),
     /// F.
-    AcquirerTransaction(AcquirerTransaction),
+    AcquirerTransaction(Box<AcquirerTransaction>),
     /// G.
     Acknowledgement(Acknowledgement),
     /// H.
@@ -1694,11 +1694,11 @@ pub enum Message {
     /// A service message: identify the user (claim 16).
     IdentificationRequest(IdentificationRequest),
     /// The payer device's proof of identity.
-    IdentificationProof(IdentificationProof),
+    IdentificationProof(Box<IdentificationProof>),
     /// The payer device did not identify its user.
     IdentificationDeclined(IdentificationDeclined),
     /// The front-end has the proof checked.
-    IdentityCheck(IdentityCheck),
+    IdentityCheck(Box<IdentityCheck>),
     /// The acquirer's verdict on the proof.
     IdentityVerdict(IdentityVerdict),
     /// The verdict, to the payer device.

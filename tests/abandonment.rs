@@ -96,7 +96,7 @@ impl Bench {
             acquirer: self.acquirer.id().clone(),
             merchant: d.merchant.clone(),
             request: d.clone(),
-            transaction: e.clone(),
+            transaction: (**e).clone(),
             provision: None,
         }
     }

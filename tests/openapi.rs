@@ -137,7 +137,7 @@ fn real_messages_validate_against_the_document_with_an_independent_validator() {
             Party::FrontEnd,
             Message::PaymentAbandoned(PaymentAbandonment {
                 request: d.clone(),
-                transaction: e.clone(),
+                transaction: (*e).clone(),
                 decline: CardDecline {
                     cid: 0x00,
                     cryptogram: [0x5A; 8],

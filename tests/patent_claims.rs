@@ -330,7 +330,7 @@ fn the_identity_check(run: &PurchaseRun) -> IdentityCheck {
         .entries
         .iter()
         .find_map(|entry| match &entry.envelope.message {
-            Message::IdentityCheck(check) => Some(check.clone()),
+            Message::IdentityCheck(check) => Some(IdentityCheck::clone(check)),
             _ => None,
         })
         .expect("an identity check")

@@ -72,7 +72,7 @@ fn card_signed(count: usize) -> Vec<AcquirerTransaction> {
                 .entries
                 .into_iter()
                 .find_map(|entry| match entry.envelope.message {
-                    Message::AcquirerTransaction(f) => Some(f),
+                    Message::AcquirerTransaction(f) => Some(*f),
                     _ => None,
                 })
                 .expect("an F on its way to the acquirer")

@@ -600,12 +600,12 @@ fn proof(
     signer: &SigningKey,
     statement: IdentityStatement,
 ) -> Message {
-    Message::IdentificationProof(IdentificationProof {
+    Message::IdentificationProof(Box::new(IdentificationProof {
         purchase: request.purchase.clone(),
         identification: request.identification.clone(),
         terminal: TerminalId::from(TERMINAL),
         proof: IdentityProof::Key(SignedIdentity::sign(statement, |m| signer.sign(m)).unwrap()),
-    })
+    }))
 }
 
 fn payer() -> Party {
@@ -828,7 +828,7 @@ fn the_card_acquirer_refuses_a_key_proof() {
             &IdentityCheck {
                 acquirer: AcquirerId::from(ACQUIRER),
                 request,
-                proof,
+                proof: *proof,
             },
             START,
         )
@@ -1360,5 +1360,5 @@ fn a_key_proof_on_the_wire() {
     );
     assert_eq!(key_proof["signature"].as_str().unwrap().len(), 128);
     let back: IdentificationProof = serde_json::from_value(json).unwrap();
-    assert_eq!(back, proof);
+    assert_eq!(back, *proof);
 }

@@ -68,7 +68,7 @@ fn f(signed: &SignedWalletPayment) -> AcquirerTransaction {
             purchase,
             payment: payment.payment.clone(),
             terminal: TerminalId::from("T-1"),
-            means: Payment::VirtualWallet(signed.clone()),
+            means: Payment::VirtualWallet(Box::new(signed.clone())),
         },
         provision: None,
     }
@@ -869,7 +869,7 @@ fn as_a_role_the_acquirer_answers_f_and_settlements_and_notes_the_rest() {
     let handled = acquirer.handle(
         NOW,
         &Party::FrontEnd,
-        Message::AcquirerTransaction(opening.clone()),
+        Message::AcquirerTransaction(Box::new(opening.clone())),
     );
     assert_eq!(
         handled.sent,
@@ -912,7 +912,11 @@ fn as_a_role_the_acquirer_answers_f_and_settlements_and_notes_the_rest() {
     );
     let mut foreign = f(&payer.pay("PAY-2", eur(1), 2));
     foreign.acquirer = AcquirerId::from("bank-1");
-    let handled = acquirer.handle(NOW, &Party::FrontEnd, Message::AcquirerTransaction(foreign));
+    let handled = acquirer.handle(
+        NOW,
+        &Party::FrontEnd,
+        Message::AcquirerTransaction(Box::new(foreign)),
+    );
     assert!(handled.sent.is_empty());
     assert_eq!(
         handled.note.as_deref(),

@@ -444,13 +444,13 @@ impl<E: Entropy> FrontEnd<E> {
             Message::ServiceRequest(request) => self.on_service_request(now, from, request),
             Message::Quote(quote) => self.on_quote(now, from, quote),
             Message::Unavailable(unavailable) => self.on_unavailable(from, unavailable),
-            Message::Transaction(transaction) => self.on_transaction(now, from, transaction),
+            Message::Transaction(transaction) => self.on_transaction(now, from, *transaction),
             Message::PaymentDeclined(declined) => self.on_declined(from, declined),
             Message::Acknowledgement(acknowledgement) => {
                 self.on_acknowledgement(now, from, acknowledgement)
             }
             Message::ServiceDelivery(delivery) => self.on_delivery(now, from, delivery),
-            Message::IdentificationProof(proof) => self.on_identification_proof(now, from, proof),
+            Message::IdentificationProof(proof) => self.on_identification_proof(now, from, *proof),
             Message::IdentificationDeclined(declined) => {
                 self.on_identification_declined(from, declined)
             }
@@ -843,11 +843,11 @@ impl<E: Entropy> FrontEnd<E> {
         Reaction::send(vec![Envelope {
             from: Party::FrontEnd,
             to: Party::Acquirer(acquirer.clone()),
-            message: Message::IdentityCheck(IdentityCheck {
+            message: Message::IdentityCheck(Box::new(IdentityCheck {
                 acquirer,
                 request,
                 proof,
-            }),
+            })),
         }])
     }
 
@@ -1124,13 +1124,13 @@ impl<E: Entropy> FrontEnd<E> {
         sent.push(Envelope {
             from: Party::FrontEnd,
             to: Party::Acquirer(acquirer.clone()),
-            message: Message::AcquirerTransaction(AcquirerTransaction {
+            message: Message::AcquirerTransaction(Box::new(AcquirerTransaction {
                 acquirer,
                 merchant: self.config.merchant.clone(),
                 request: payment,
                 transaction,
                 provision: purchase.provision.clone(),
-            }),
+            })),
         });
         Reaction::send(sent)
     }

@@ -56,12 +56,12 @@ fn pay(d: &PaymentRequest, sequence: u64, key: &SigningKey) -> Message {
         time: d.date,
     };
     let signed = SignedWalletPayment::sign(payment, |bytes| key.sign(bytes)).expect("encodable");
-    Message::Transaction(Transaction {
+    Message::Transaction(Box::new(Transaction {
         purchase: d.purchase.clone(),
         payment: d.payment.clone(),
         terminal: terminal(),
-        means: Payment::VirtualWallet(signed),
-    })
+        means: Payment::VirtualWallet(Box::new(signed)),
+    }))
 }
 
 fn quote(purchase: &PurchaseId, price: u64) -> Message {

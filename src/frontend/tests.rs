@@ -81,7 +81,7 @@ fn quote(purchase: &PurchaseId, price: u64, enclosed: Option<Delivery>) -> Messa
 }
 
 fn transaction(payment: &PaymentRequest) -> Message {
-    Message::Transaction(Transaction {
+    Message::Transaction(Box::new(Transaction {
         purchase: payment.purchase.clone(),
         payment: payment.payment.clone(),
         terminal: terminal(),
@@ -108,7 +108,7 @@ fn transaction(payment: &PaymentRequest) -> Message {
             ),
             pin_verified: true,
         }),
-    })
+    }))
 }
 
 fn acknowledgement(payment: &PaymentRequest, positive: bool) -> Message {
@@ -621,12 +621,12 @@ fn card_proof(request: &IdentificationRequest) -> crate::messages::IdentityProof
 }
 
 fn proof(request: &IdentificationRequest) -> Message {
-    Message::IdentificationProof(IdentificationProof {
+    Message::IdentificationProof(Box::new(IdentificationProof {
         purchase: request.purchase.clone(),
         identification: request.identification.clone(),
         terminal: terminal(),
         proof: card_proof(request),
-    })
+    }))
 }
 
 fn identity_verdict(request: &IdentificationRequest, positive: bool) -> Message {
@@ -968,7 +968,7 @@ fn a_payment_another_front_end_took_is_abandoned_through_this_one_without_state(
     };
     let abandonment = PaymentAbandonment {
         request: d.clone(),
-        transaction: e,
+        transaction: *e,
         decline: crate::messages::CardDecline {
             cid: 0x00,
             cryptogram: [8; 8],

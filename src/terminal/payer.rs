@@ -676,7 +676,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
                 to: Party::FrontEnd,
                 message: Message::PaymentAbandoned(PaymentAbandonment {
                     request: record.request.clone(),
-                    transaction: transaction.clone(),
+                    transaction: Transaction::clone(transaction),
                     decline: CardDecline {
                         cid: completion.cid,
                         cryptogram: completion.cryptogram,
@@ -887,12 +887,12 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         }
         let (message, state, paid) = match self.pay(&request, now) {
             Ok((payment, paid)) => (
-                Message::Transaction(Transaction {
+                Message::Transaction(Box::new(Transaction {
                     purchase: request.purchase.clone(),
                     payment: request.payment.clone(),
                     terminal: self.terminal.clone(),
                     means: payment,
-                }),
+                })),
                 PaymentState::AwaitingAcknowledgement,
                 Some(paid),
             ),
@@ -936,12 +936,12 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         let by_key = self.identifies_by_key(&request);
         let (message, state) = match self.identify(&request, by_key, now) {
             Ok(proof) => (
-                Message::IdentificationProof(IdentificationProof {
+                Message::IdentificationProof(Box::new(IdentificationProof {
                     purchase: request.purchase.clone(),
                     identification: request.identification.clone(),
                     terminal: self.terminal.clone(),
                     proof,
-                }),
+                })),
                 IdentificationState::AwaitingResult,
             ),
             Err(reason) => (
@@ -1019,7 +1019,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
                 let signed = wallet
                     .sign_payment(request, now)
                     .map_err(|error| error.to_string())?;
-                Payment::VirtualWallet(signed)
+                Payment::VirtualWallet(Box::new(signed))
             }
         };
         Ok((
@@ -1203,10 +1203,10 @@ fn complete_own<C: CardChannel>(
 ) -> Result<Completion, String> {
     let atc = match &sent.message {
         Message::Transaction(transaction) => transaction.means.card().map(|card| card.atc),
-        Message::IdentificationProof(IdentificationProof {
-            proof: IdentityProof::Card(card),
-            ..
-        }) => Some(card.atc),
+        Message::IdentificationProof(proof) => match &proof.proof {
+            IdentityProof::Card(card) => Some(card.atc),
+            _ => None,
+        },
         _ => None,
     };
     match (atc, card.awaiting_completion()) {
