@@ -51,7 +51,7 @@ fn cb_contact_purchase_dialogue() {
     };
     let report = emv::read_card(&mut transport, &options).unwrap();
     let mut exchanges: Vec<(Command, Response)> = report
-        .exchanges
+        .exchanges()
         .iter()
         .map(|exchange| (exchange.command.clone(), exchange.response.clone()))
         .collect();

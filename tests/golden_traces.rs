@@ -60,9 +60,9 @@ fn the_terminal_reads_each_golden_trace_as_it_reads_the_card() {
         card.power_on().unwrap();
         let from_card = emv::read_card(&mut card, &options()).unwrap();
 
-        assert_eq!(from_trace.exchanges, from_card.exchanges, "{profile}");
+        assert_eq!(from_trace.exchanges(), from_card.exchanges(), "{profile}");
         assert_eq!(from_trace.cardholder, from_card.cardholder, "{profile}");
-        assert_eq!(from_trace.records, from_card.records, "{profile}");
+        assert_eq!(from_trace.records(), from_card.records(), "{profile}");
         assert_eq!(
             from_trace.records_tlvs().unwrap(),
             from_card.records_tlvs().unwrap(),

@@ -902,7 +902,7 @@ fn card_read(global: &GlobalArgs, args: &ReadArgs, out: &mut dyn Write) -> Resul
     let report = result?;
     let mut describer = Describer::new(describe_options(global));
     let mut described: Vec<DescribedExchange> = report
-        .exchanges
+        .exchanges()
         .iter()
         .map(|exchange| describer.describe(&exchange.command, &exchange.response))
         .collect();

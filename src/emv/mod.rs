@@ -183,23 +183,25 @@ pub fn mask_pan(pan: &str) -> String {
 /// What a card read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardReadReport {
-    /// Every exchange, in order.
-    pub exchanges: Vec<Exchange>,
+    /// Every exchange, in order ([`CardReadReport::exchanges`]). Private, as are
+    /// `fci_exchange` and `records`, which point into it: the positions noted during the
+    /// read stay true only while the exchanges are the ones read.
+    exchanges: Vec<Exchange>,
     /// How the candidates were found.
     pub directory: DirectorySource,
     /// The applications the card offers.
     pub candidates: Vec<Candidate>,
     /// The application used.
     pub selected: Candidate,
-    /// Position in [`CardReadReport::exchanges`] of the SELECT whose answer is the
-    /// selected application's FCI ([`CardReadReport::fci`]).
-    pub fci_exchange: usize,
+    /// Position in `exchanges` of the SELECT whose answer is the selected application's
+    /// FCI ([`CardReadReport::fci_exchange`]).
+    fci_exchange: usize,
     /// Application Interchange Profile (82).
     pub aip: [u8; 2],
     /// Application File Locator (94), 4 bytes per entry.
     pub afl: Vec<[u8; 4]>,
-    /// The records read.
-    pub records: Vec<RecordRead>,
+    /// The records read ([`CardReadReport::records`]).
+    records: Vec<RecordRead>,
     /// Application Transaction Counter (9F36), if the card gave it.
     pub atc: Option<u16>,
     /// PIN Try Counter (9F17), if the card gave it.
@@ -264,6 +266,23 @@ fn noted_value<'a>(
 }
 
 impl CardReadReport {
+    /// Every exchange of the read, in order.
+    pub fn exchanges(&self) -> &[Exchange] {
+        &self.exchanges
+    }
+
+    /// The position in [`CardReadReport::exchanges`] of the SELECT whose answer is the
+    /// selected application's FCI ([`CardReadReport::fci`]).
+    pub fn fci_exchange(&self) -> usize {
+        self.fci_exchange
+    }
+
+    /// The records read, in order, each with the position of its READ RECORD in
+    /// [`CardReadReport::exchanges`].
+    pub fn records(&self) -> &[RecordRead] {
+        &self.records
+    }
+
     /// The data field of the answer to exchange `index`; empty when there is none.
     fn response_data(&self, index: usize) -> &[u8] {
         self.exchanges
