@@ -2802,6 +2802,147 @@ mod tests {
         out
     }
 
+    /// Arbitrary text: any characters, NUL and commas included, empty or not.
+    fn any_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![any::<String>(), "[a-z,]{0,12}", Just(String::new())]
+    }
+
+    /// What the property below changes in an F and its G.
+    #[derive(Debug, Clone)]
+    struct Variation {
+        service: String,
+        designation: String,
+        designation_digest: [u8; 20],
+        amount_minor: u64,
+        currency: (u16, u8),
+        nonce: [u8; 16],
+        date: i64,
+        valid_until: i64,
+        accepted_means: Vec<Means>,
+        session: Option<String>,
+        terminal: String,
+        card_amount: [u8; 6],
+        card_currency: [u8; 2],
+        pin_verified: bool,
+        aid: Vec<u8>,
+        iad: Vec<u8>,
+        tvr: [u8; 5],
+        reason: RefusalReason,
+        arpc: Option<[u8; 8]>,
+    }
+
+    fn any_variation() -> impl proptest::strategy::Strategy<Value = Variation> {
+        use proptest::prelude::*;
+        let reasons = vec![
+            RefusalReason::CardExpired,
+            RefusalReason::CryptogramInvalid,
+            RefusalReason::ReplayedCounter,
+            RefusalReason::MismatchWithRequest,
+            RefusalReason::AmountOutOfLimits,
+        ];
+        (
+            (any_text(), any_text(), any::<[u8; 20]>(), any::<u64>()),
+            (
+                (any::<u16>(), any::<u8>()),
+                any::<[u8; 16]>(),
+                any::<i64>(),
+                any::<i64>(),
+            ),
+            (
+                proptest::collection::vec(prop::sample::select(Means::ALL.to_vec()), 0..4),
+                proptest::option::of(any_text()),
+                any_text(),
+            ),
+            (
+                any::<[u8; 6]>(),
+                any::<[u8; 2]>(),
+                any::<bool>(),
+                proptest::collection::vec(any::<u8>(), 0..40),
+                proptest::collection::vec(any::<u8>(), 0..40),
+                any::<[u8; 5]>(),
+            ),
+            (
+                prop::sample::select(reasons),
+                proptest::option::of(any::<[u8; 8]>()),
+            ),
+        )
+            .prop_map(
+                |(
+                    (service, designation, designation_digest, amount_minor),
+                    (currency, nonce, date, valid_until),
+                    (accepted_means, session, terminal),
+                    (card_amount, card_currency, pin_verified, aid, iad, tvr),
+                    (reason, arpc),
+                )| Variation {
+                    service,
+                    designation,
+                    designation_digest,
+                    amount_minor,
+                    currency,
+                    nonce,
+                    date,
+                    valid_until,
+                    accepted_means,
+                    session,
+                    terminal,
+                    card_amount,
+                    card_currency,
+                    pin_verified,
+                    aid,
+                    iad,
+                    tvr,
+                    reason,
+                    arpc,
+                },
+            )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever a refused F and its G hold, the journal gives them back as they were
+        /// recorded, from its columns or, where they cannot state it, from JSON.
+        #[test]
+        fn any_refused_f_and_its_g_read_back_as_recorded(v in any_variation()) {
+            let mut journal = Journal::open_in_memory().unwrap();
+            let mut f = f("PAY-ANY", "4970100000000014", 7, 1250);
+            f.request.service = ServiceId::from(v.service);
+            f.request.designation = v.designation.into();
+            f.request.designation_digest = v.designation_digest;
+            f.request.amount = Money {
+                minor: v.amount_minor,
+                currency: Currency { numeric: v.currency.0, exponent: v.currency.1 },
+            };
+            f.request.nonce = v.nonce;
+            f.request.date = Timestamp(v.date);
+            f.request.valid_until = Timestamp(v.valid_until);
+            f.request.accepted_means = v.accepted_means;
+            f.request.session = v.session.map(SessionId::from);
+            f.transaction.terminal = TerminalId::from(v.terminal);
+            let card = card_mut(&mut f);
+            card.amount = v.card_amount;
+            card.currency = v.card_currency;
+            card.pin_verified = v.pin_verified;
+            card.aid = v.aid;
+            card.iad = v.iad;
+            card.tvr = v.tvr;
+            let mut g = negative(&f, v.reason);
+            if let Verdict::Negative { arpc, .. } = &mut g.verdict {
+                *arpc = v.arpc;
+            }
+            journal.record(&f, &g, NOW).unwrap();
+            let stored = journal
+                .stored_transaction(&f.transaction.payment)
+                .unwrap()
+                .unwrap();
+            proptest::prop_assert_eq!(&stored.transaction, &f);
+            proptest::prop_assert_eq!(&stored.acknowledgement, &g);
+            let json = kept_as_json(&journal, "PAY-ANY");
+            proptest::prop_assert_eq!(json, (i64::try_from(v.amount_minor).is_err(), false));
+        }
+    }
+
     /// Whether the row of `payment` keeps F and G as JSON.
     fn kept_as_json(journal: &Journal, payment: &str) -> (bool, bool) {
         journal
