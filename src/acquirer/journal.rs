@@ -2229,13 +2229,15 @@ fn insert_decision(
     };
     let (state, authorisation_code) = decided_state(at, f, card, g, reversed)?;
     // The columns hold F and G; JSON only for what they cannot state exactly.
-    let f_json = match f_in_columns(f) {
-        true => None,
-        false => Some(serde_json::to_string(f).map_err(at.json(payment, "transaction F"))?),
+    let f_json = if f_in_columns(f) {
+        None
+    } else {
+        Some(serde_json::to_string(f).map_err(at.json(payment, "transaction F"))?)
     };
-    let g_json = match g_in_columns(g) {
-        true => None,
-        false => Some(serde_json::to_string(g).map_err(at.json(payment, "acknowledgement G"))?),
+    let g_json = if g_in_columns(g) {
+        None
+    } else {
+        Some(serde_json::to_string(g).map_err(at.json(payment, "acknowledgement G"))?)
     };
     let (response_code, arpc, refusal_reason) = match &g.verdict {
         Verdict::Positive {
