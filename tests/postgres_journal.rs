@@ -29,8 +29,8 @@ use telepay::acquirer::postgres::PgJournal;
 use telepay::acquirer::store::CardJournal;
 use telepay::acquirer::system::BankCardAcquirer;
 use telepay::messages::{
-    Acknowledgement, AcquirerTransaction, Currency, Message, Money, PaymentId, PurchaseId,
-    RefusalReason, Reversal, Timestamp, Verdict,
+    Acknowledgement, AcquirerTransaction, Currency, Message, Money, PaymentId, ProvisionGrant,
+    ProvisionRequest, PurchaseId, RefusalReason, Reversal, SessionId, Timestamp, Verdict,
 };
 use telepay::provider::Catalogue;
 use telepay::purchase::embedded::test_rules;
@@ -419,6 +419,138 @@ fn two_processes_given_one_card_counter_at_once_authorise_it_once() {
 }
 
 #[test]
+fn f_and_g_read_back_from_columns_json_where_columns_cannot_state_them_and_older_rows() {
+    let Some(cluster) = PgCluster::start("columns") else {
+        return;
+    };
+    let address = cluster.create_database("columns");
+    let mut journal = PgJournal::open(&address).unwrap();
+    let mut client = postgres::Client::connect(&address, postgres::NoTls).unwrap();
+    let json_kept = |client: &mut postgres::Client, payment: &str| -> (bool, bool) {
+        let row = client
+            .query_one(
+                "SELECT f_json IS NOT NULL, g_json IS NOT NULL FROM transactions \
+                 WHERE payment = $1",
+                &[&payment],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let negative = |f: &AcquirerTransaction, reason: RefusalReason, arpc| Acknowledgement {
+        acquirer: f.acquirer.clone(),
+        purchase: f.transaction.purchase.clone(),
+        payment: f.transaction.payment.clone(),
+        verdict: Verdict::Negative {
+            response_code: reason.response_code(),
+            reason,
+            arpc,
+        },
+        provision: None,
+    };
+    // (F, G, whether each is kept as JSON): the usual refusal with an ARPC, an amount
+    // beyond i64, a provision asked for, a G granting one.
+    let mut huge = f("HUGE", "4970100000000014", 2, 1);
+    huge.request.amount.minor = u64::MAX;
+    let mut provision = f("PROVISION", "4970100000000014", 3, 500);
+    provision.provision = Some(ProvisionRequest {
+        segment: SessionId::from("SEG-1"),
+        amount: Money::new(5_000, Currency::EUR),
+    });
+    let granted = f("GRANTED", "4970100000000014", 4, 700);
+    let mut grant = negative(&granted, RefusalReason::CardExpired, None);
+    grant.provision = Some(ProvisionGrant {
+        segment: SessionId::from("SEG-2"),
+        amount: Money::new(9_000, Currency::EUR),
+        sequence_floor: 2,
+    });
+    let refused = f("REFUSED", "4970100000000014", 1, 1_250);
+    let cases = [
+        (
+            negative(&refused, RefusalReason::ReplayedCounter, Some([0xA5; 8])),
+            refused,
+            (false, false),
+        ),
+        (
+            negative(&huge, RefusalReason::AmountOutOfLimits, None),
+            huge,
+            (true, false),
+        ),
+        (
+            negative(&provision, RefusalReason::NotAnAuthorisationRequest, None),
+            provision,
+            (true, false),
+        ),
+        (grant, granted, (false, true)),
+    ];
+    for (g, f, json) in cases {
+        let payment = f.transaction.payment.0.to_string();
+        let decision = |_| Decision {
+            acknowledgement: g.clone(),
+            card: CardKey::of(f.transaction.means.card().unwrap()),
+            record_atc: None,
+        };
+        let recorded = journal
+            .authorise_with(&f, START, &mut { decision })
+            .unwrap();
+        assert_eq!(recorded, Authorisation::Recorded(g.clone()), "{payment}");
+        let stored = journal
+            .stored_transaction(&f.transaction.payment)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&stored.transaction, &stored.acknowledgement),
+            (&f, &g),
+            "{payment}"
+        );
+        assert_eq!(json_kept(&mut client, &payment), json, "{payment}");
+    }
+    // A row recorded before migration 3: F and G as JSON, no column of the rest.
+    let older = f("OLDER", "4970100000000022", 1, 300);
+    let g = negative(&older, RefusalReason::CardExpired, None);
+    journal
+        .authorise_with(&older, START, &mut |_| Decision {
+            acknowledgement: g.clone(),
+            card: CardKey::of(older.transaction.means.card().unwrap()),
+            record_atc: None,
+        })
+        .unwrap();
+    client
+        .execute(
+            "UPDATE transactions SET f_json = $1, g_json = $2, service = NULL, \
+             designation = NULL, designation_digest = NULL, amount_exponent = NULL, \
+             nonce = NULL, valid_until = NULL, accepted_means = NULL, terminal = NULL, \
+             card_amount = NULL, card_currency = NULL, pin_verified = NULL, \
+             response_code = NULL, arpc = NULL, refusal_reason = NULL WHERE payment = $3",
+            &[
+                &serde_json::to_string(&older).unwrap(),
+                &serde_json::to_string(&g).unwrap(),
+                &"OLDER",
+            ],
+        )
+        .unwrap();
+    let stored = journal
+        .stored_transaction(&older.transaction.payment)
+        .unwrap()
+        .unwrap();
+    assert_eq!((&stored.transaction, &stored.acknowledgement), (&older, &g));
+    // Without its JSON, such a row is corrupt, and said so.
+    client
+        .execute(
+            "UPDATE transactions SET f_json = NULL, terminal = 'T-1' WHERE payment = $1",
+            &[&"OLDER"],
+        )
+        .unwrap();
+    let error = journal
+        .stored_transaction(&older.transaction.payment)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("row OLDER: column `card_amount` holds \"NULL\""),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_repeated_f_sent_to_the_other_process_gets_the_stored_g() {
     let Some(cluster) = PgCluster::start("repeat") else {
         return;
@@ -672,7 +804,13 @@ fn four_processes_opening_a_new_database_at_once_migrate_it_once() {
         .query("SELECT version, name FROM schema_migrations", &[])
         .unwrap();
     let applied: Vec<(i64, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-    assert_eq!(applied, [(1, "card_journal".to_owned())]);
+    assert_eq!(
+        applied,
+        [
+            (1, "card_journal".to_owned()),
+            (3, "card_journal".to_owned())
+        ]
+    );
     // Opened again: nothing to do, nothing changed.
     let journal = PgJournal::open(&address).unwrap();
     assert_eq!(journal.acquirer().unwrap(), None);
@@ -680,7 +818,7 @@ fn four_processes_opening_a_new_database_at_once_migrate_it_once() {
         .query_one("SELECT count(*) FROM schema_migrations", &[])
         .unwrap()
         .get(0);
-    assert_eq!(count, 1);
+    assert_eq!(count, 2, "the card journal's migrations 1 and 3");
 }
 
 #[test]
@@ -693,7 +831,7 @@ fn a_database_migrated_by_a_newer_build_is_refused() {
     cluster.record_migration(&address, 2, "future");
     match PgJournal::open(&address) {
         Err(JournalError::MigrationVersion { path, found, known }) => {
-            assert_eq!((path, found, known), (address.clone(), 2, 2));
+            assert_eq!((path, found, known), (address.clone(), 2, 3));
         }
         other => panic!("{other:?}"),
     }
@@ -702,7 +840,7 @@ fn a_database_migrated_by_a_newer_build_is_refused() {
         refusal,
         format!(
             "journal {address}: the database records migration 2, which this build does not \
-             know (its newest is 2): a newer build migrated it"
+             know (its newest is 3): a newer build migrated it"
         )
     );
 }
@@ -1103,5 +1241,5 @@ fn serve_acquirer_card_keeps_its_journal_in_the_configured_database() {
         .query_one("SELECT count(*) FROM schema_migrations", &[])
         .unwrap()
         .get(0);
-    assert_eq!(count, 1);
+    assert_eq!(count, 2, "the card journal's migrations 1 and 3");
 }

@@ -1894,11 +1894,11 @@ fn stored_transaction(
 }
 
 /// What [`stored_g`] reads: G's columns, its JSON, and the journal's acquirer.
-const G_COLUMNS: &str = "purchase, authorisation_code, response_code, arpc, refusal_reason, \
+pub(crate) const G_COLUMNS: &str = "purchase, authorisation_code, response_code, arpc, refusal_reason, \
      g_json, (SELECT value FROM meta WHERE key = 'acquirer') AS acquirer";
 
 /// What [`stored_f`] reads besides [`G_COLUMNS`].
-const F_COLUMNS: &str = "merchant, pan, pan_sequence, expiry, atc, amount_minor, currency, \
+pub(crate) const F_COLUMNS: &str = "merchant, pan, pan_sequence, expiry, atc, amount_minor, currency, \
      requested_at, transaction_date, cryptogram, amount_other, transaction_type, \
      terminal_country, aid, aip, tvr, unpredictable_number, cid, iad, f_json, service, \
      designation, designation_digest, amount_exponent, nonce, valid_until, accepted_means, \
@@ -1909,19 +1909,19 @@ const F_COLUMNS: &str = "merchant, pan, pan_sequence, expiry, atc, amount_minor,
 /// naming another merchant than F, or an amount beyond 64-bit signed integers. (The
 /// ids and the acquirer need no column of their own: the journal refuses an F whose
 /// request, transaction and G disagree on them, or of another acquirer.)
-fn f_in_columns(f: &AcquirerTransaction) -> bool {
+pub(crate) fn f_in_columns(f: &AcquirerTransaction) -> bool {
     f.provision.is_none()
         && f.request.merchant == f.merchant
         && i64::try_from(f.request.amount.minor).is_ok()
 }
 
 /// Whether the columns state G exactly: unless it carries a provision (a wallet's).
-fn g_in_columns(g: &Acknowledgement) -> bool {
+pub(crate) fn g_in_columns(g: &Acknowledgement) -> bool {
     g.provision.is_none()
 }
 
 /// A refusal reason as messages write it (`card-expired`).
-fn refusal_name(
+pub(crate) fn refusal_name(
     at: At<'_>,
     payment: &PaymentId,
     reason: &RefusalReason,
@@ -1934,7 +1934,7 @@ fn refusal_name(
 
 /// The accepted means as the `accepted_means` column holds them: names, comma
 /// separated (no name has a comma).
-fn means_text(means: &[Means]) -> std::borrow::Cow<'static, str> {
+pub(crate) fn means_text(means: &[Means]) -> std::borrow::Cow<'static, str> {
     match means {
         [] => "".into(),
         [one] => one.name().into(),
@@ -1949,24 +1949,24 @@ fn means_text(means: &[Means]) -> std::borrow::Cow<'static, str> {
 }
 
 /// G from the row [`G_COLUMNS`] selected: from its JSON when it has one.
-fn stored_g(
+pub(crate) fn stored_g<R: StoredRow + ?Sized>(
     at: At<'_>,
     payment: &PaymentId,
-    row: &Row<'_>,
+    row: &R,
 ) -> Result<Acknowledgement, JournalError> {
     let column = StoredColumns { at, payment, row };
-    if let Some(json) = column.get::<Option<String>>("g_json")? {
+    if let Some(json) = column.optional_text("g_json")? {
         return serde_json::from_str(&json).map_err(at.json(payment, "stored acknowledgement G"));
     }
     let response_code = column.hex::<2>("response_code")?;
     let arpc = column
-        .get::<Option<String>>("arpc")?
+        .optional_text("arpc")?
         .map(|text| hex_array::<8>(&text).ok_or_else(|| at.corrupt(payment, "arpc", &text)))
         .transpose()?;
-    let verdict = match column.get::<Option<String>>("refusal_reason")? {
+    let verdict = match column.optional_text("refusal_reason")? {
         None => Verdict::Positive {
             authorisation_code: column
-                .get::<Option<String>>("authorisation_code")?
+                .optional_text("authorisation_code")?
                 .ok_or_else(|| at.corrupt(payment, "authorisation_code", "NULL"))?
                 .into(),
             response_code,
@@ -1981,7 +1981,7 @@ fn stored_g(
     };
     Ok(Acknowledgement {
         acquirer: column.acquirer()?,
-        purchase: column.get::<String>("purchase")?.into(),
+        purchase: column.text("purchase")?.into(),
         payment: payment.clone(),
         verdict,
         provision: None,
@@ -1990,26 +1990,26 @@ fn stored_g(
 
 /// F from the row [`G_COLUMNS`] and [`F_COLUMNS`] selected: from its JSON when it has
 /// one.
-fn stored_f(
+pub(crate) fn stored_f<R: StoredRow + ?Sized>(
     at: At<'_>,
     payment: &PaymentId,
-    row: &Row<'_>,
+    row: &R,
 ) -> Result<AcquirerTransaction, JournalError> {
     let column = StoredColumns { at, payment, row };
-    if let Some(json) = column.get::<Option<String>>("f_json")? {
+    if let Some(json) = column.optional_text("f_json")? {
         return serde_json::from_str(&json).map_err(at.json(payment, "stored transaction F"));
     }
-    let purchase = PurchaseId::from(column.get::<String>("purchase")?);
-    let merchant = MerchantId::from(column.get::<String>("merchant")?);
-    let minor = column.get::<i64>("amount_minor")?;
+    let purchase = PurchaseId::from(column.text("purchase")?);
+    let merchant = MerchantId::from(column.text("merchant")?);
+    let minor = column.number::<i64>("amount_minor")?;
     let card = CardTransaction {
-        pan: column.get::<String>("pan")?.into(),
-        pan_sequence: column.get("pan_sequence")?,
-        expiry: column.get::<String>("expiry")?.into(),
+        pan: column.text("pan")?.into(),
+        pan_sequence: column.number::<u8>("pan_sequence")?,
+        expiry: column.text("expiry")?.into(),
         aid: column.hex_vec("aid")?,
         aip: column.hex("aip")?,
-        atc: column.get("atc")?,
-        cid: column.get("cid")?,
+        atc: column.number::<u16>("atc")?,
+        cid: column.number::<u8>("cid")?,
         cryptogram: column.hex("cryptogram")?,
         iad: column.hex_vec("iad")?,
         amount: column.hex("card_amount")?,
@@ -2020,9 +2020,9 @@ fn stored_f(
         date: column.hex("transaction_date")?,
         transaction_type: column.hex::<1>("transaction_type")?[0],
         unpredictable_number: column.hex("unpredictable_number")?,
-        pin_verified: column.get("pin_verified")?,
+        pin_verified: column.flag("pin_verified")?,
     };
-    let means_text = column.get::<String>("accepted_means")?;
+    let means_text = column.text("accepted_means")?;
     let accepted_means = match means_text.as_str() {
         "" => Vec::new(),
         text => text
@@ -2039,73 +2039,156 @@ fn stored_f(
             purchase: purchase.clone(),
             payment: payment.clone(),
             merchant,
-            service: ServiceId::from(column.get::<String>("service")?),
-            designation: column.get::<String>("designation")?.into(),
+            service: ServiceId::from(column.text("service")?),
+            designation: column.text("designation")?.into(),
             designation_digest: column.hex("designation_digest")?,
             amount: Money {
                 minor: u64::try_from(minor)
                     .map_err(|_| at.corrupt(payment, "amount_minor", minor))?,
                 currency: Currency {
-                    numeric: column.get("currency")?,
-                    exponent: column.get("amount_exponent")?,
+                    numeric: column.number::<u16>("currency")?,
+                    exponent: column.number::<u8>("amount_exponent")?,
                 },
             },
-            date: Timestamp(column.get("requested_at")?),
+            date: Timestamp(column.number("requested_at")?),
             nonce: column.hex("nonce")?,
-            valid_until: Timestamp(column.get("valid_until")?),
+            valid_until: Timestamp(column.number("valid_until")?),
             accepted_means,
-            session: column
-                .get::<Option<String>>("session")?
-                .map(SessionId::from),
+            session: column.optional_text("session")?.map(SessionId::from),
         },
         transaction: Transaction {
             purchase,
             payment: payment.clone(),
-            terminal: TerminalId::from(column.get::<String>("terminal")?),
+            terminal: TerminalId::from(column.text("terminal")?),
             means: Payment::BankCard(card),
         },
         provision: None,
     })
 }
 
-/// The columns of one stored transaction, read by name; a value out of its column's
-/// range is [`JournalError::Corrupt`] naming the payment and the column.
-struct StoredColumns<'a, 'r, 's> {
-    at: At<'a>,
-    payment: &'a PaymentId,
-    row: &'r Row<'s>,
+/// A row of `transactions` read by column name — the SQLite journal's, or the
+/// PostgreSQL one's (`acquirer::postgres`): each value as the type its column holds,
+/// `None` for NULL, [`JournalError::Corrupt`] for a value of another type.
+pub(crate) trait StoredRow {
+    /// A TEXT column.
+    fn text(
+        &self,
+        at: At<'_>,
+        payment: &PaymentId,
+        column: &'static str,
+    ) -> Result<Option<String>, JournalError>;
+    /// An INTEGER (SQLite) or BIGINT (PostgreSQL) column.
+    fn integer(
+        &self,
+        at: At<'_>,
+        payment: &PaymentId,
+        column: &'static str,
+    ) -> Result<Option<i64>, JournalError>;
+    /// A flag: INTEGER 0 or 1 (SQLite) or BOOLEAN (PostgreSQL).
+    fn flag(
+        &self,
+        at: At<'_>,
+        payment: &PaymentId,
+        column: &'static str,
+    ) -> Result<Option<bool>, JournalError>;
 }
 
-impl StoredColumns<'_, '_, '_> {
-    fn get<T: rusqlite::types::FromSql>(&self, column: &'static str) -> Result<T, JournalError> {
-        self.row.get(column).map_err(|error| match error {
-            rusqlite::Error::FromSqlConversionFailure(..)
-            | rusqlite::Error::IntegralValueOutOfRange(..)
-            | rusqlite::Error::InvalidColumnType(..) => {
-                let found = self
-                    .row
-                    .get_ref(column)
-                    .map(|value| format!("{value:?}"))
-                    .unwrap_or_default();
-                self.at.corrupt(self.payment, column, found)
-            }
-            other => (self.at.db())(other),
-        })
+impl StoredRow for Row<'_> {
+    fn text(
+        &self,
+        at: At<'_>,
+        payment: &PaymentId,
+        column: &'static str,
+    ) -> Result<Option<String>, JournalError> {
+        sqlite_value(self, at, payment, column)
+    }
+
+    fn integer(
+        &self,
+        at: At<'_>,
+        payment: &PaymentId,
+        column: &'static str,
+    ) -> Result<Option<i64>, JournalError> {
+        sqlite_value(self, at, payment, column)
+    }
+
+    fn flag(
+        &self,
+        at: At<'_>,
+        payment: &PaymentId,
+        column: &'static str,
+    ) -> Result<Option<bool>, JournalError> {
+        sqlite_value(self, at, payment, column)
+    }
+}
+
+/// The value of `column` in a SQLite row, a type mismatch being a corrupt row.
+fn sqlite_value<T: rusqlite::types::FromSql>(
+    row: &Row<'_>,
+    at: At<'_>,
+    payment: &PaymentId,
+    column: &'static str,
+) -> Result<T, JournalError> {
+    row.get(column).map_err(|error| match error {
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..) => {
+            let found = row
+                .get_ref(column)
+                .map(|value| format!("{value:?}"))
+                .unwrap_or_default();
+            at.corrupt(payment, column, found)
+        }
+        other => (at.db())(other),
+    })
+}
+
+/// The columns of one stored transaction, read by name; a value out of its column's
+/// range, or NULL where F or G needs a value, is [`JournalError::Corrupt`] naming the
+/// payment and the column.
+struct StoredColumns<'a, R: StoredRow + ?Sized> {
+    at: At<'a>,
+    payment: &'a PaymentId,
+    row: &'a R,
+}
+
+impl<R: StoredRow + ?Sized> StoredColumns<'_, R> {
+    fn optional_text(&self, column: &'static str) -> Result<Option<String>, JournalError> {
+        self.row.text(self.at, self.payment, column)
+    }
+
+    fn text(&self, column: &'static str) -> Result<String, JournalError> {
+        self.optional_text(column)?
+            .ok_or_else(|| self.at.corrupt(self.payment, column, "NULL"))
+    }
+
+    fn number<T: TryFrom<i64>>(&self, column: &'static str) -> Result<T, JournalError> {
+        let value = self
+            .row
+            .integer(self.at, self.payment, column)?
+            .ok_or_else(|| self.at.corrupt(self.payment, column, "NULL"))?;
+        T::try_from(value).map_err(|_| self.at.corrupt(self.payment, column, value))
+    }
+
+    fn flag(&self, column: &'static str) -> Result<bool, JournalError> {
+        self.row
+            .flag(self.at, self.payment, column)?
+            .ok_or_else(|| self.at.corrupt(self.payment, column, "NULL"))
     }
 
     fn hex<const N: usize>(&self, column: &'static str) -> Result<[u8; N], JournalError> {
-        let text = self.get::<String>(column)?;
+        let text = self.text(column)?;
         hex_array(&text).ok_or_else(|| self.at.corrupt(self.payment, column, &text))
     }
 
     fn hex_vec(&self, column: &'static str) -> Result<Vec<u8>, JournalError> {
-        let text = self.get::<String>(column)?;
+        let text = self.text(column)?;
         hex::decode(&text).map_err(|_| self.at.corrupt(self.payment, column, &text))
     }
 
     /// The journal's acquirer, which F and G name (the journal records no other's).
     fn acquirer(&self) -> Result<AcquirerId, JournalError> {
-        self.get::<Option<String>>("acquirer")?
+        self.optional_text("acquirer")?
             .map(AcquirerId::from)
             .ok_or_else(|| {
                 self.at

@@ -40,11 +40,16 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         WALLET,
         include_str!("../../migrations/postgres/0002_wallet.sql"),
     ),
+    (
+        3,
+        CARD_JOURNAL,
+        include_str!("../../migrations/postgres/0003_card_journal_columns.sql"),
+    ),
 ];
 
 /// The newest migration this build knows: a database that records a newer one (or a
 /// known number under another name) was migrated by a newer build, and is refused.
-pub(crate) const PG_SCHEMA_VERSION: i64 = 2;
+pub(crate) const PG_SCHEMA_VERSION: i64 = 3;
 
 /// The name of the bank-card journal's migrations.
 pub(crate) const CARD_JOURNAL: &str = "card_journal";

@@ -79,13 +79,15 @@ use super::pg::{
 use crate::acquirer::batch::{BatchHeader, BatchRecord, BatchWriter};
 use crate::acquirer::card::{CardHistory, CardKey, Decision};
 use crate::acquirer::journal::{
-    At, Authorisation, BatchColumns, BatchState, BatchSummary, EntryColumns, JournalEntry,
-    JournalError, Known, NOT_A_CARD_PAYMENT, Operation, RECORD_COLUMNS, RecordColumns,
-    ReversalOutcome, StoredTransaction, TRANSACTION_COLUMNS, TransactionFilter, TransactionState,
-    atc_to_raise, batch_key, check_ids, currency_total, decided_state, reversal_outcome,
+    At, Authorisation, BatchColumns, BatchState, BatchSummary, EntryColumns, F_COLUMNS, G_COLUMNS,
+    JournalEntry, JournalError, Known, NOT_A_CARD_PAYMENT, Operation, RECORD_COLUMNS,
+    RecordColumns, ReversalOutcome, StoredRow, StoredTransaction, TRANSACTION_COLUMNS,
+    TransactionFilter, TransactionState, atc_to_raise, batch_key, check_ids, currency_total,
+    decided_state, f_in_columns, g_in_columns, means_text, refusal_name, reversal_outcome,
+    stored_f, stored_g,
 };
 use crate::acquirer::store::CardJournal;
-use crate::messages::{AcquirerId, AcquirerTransaction, PaymentId, Reversal, Timestamp};
+use crate::messages::{AcquirerId, AcquirerTransaction, PaymentId, Reversal, Timestamp, Verdict};
 
 /// The advisory lock (ASCII `tpayCUTO`) a cut-off holds: one process cuts at a time.
 const CUT_OFF_LOCK: i64 = 0x7470_6179_4355_544f;
@@ -101,14 +103,18 @@ pub use super::pg::MAX_ATTEMPTS;
 /// size streams.
 const FETCH_ROWS: i32 = 256;
 
-/// The SQL of the transactions' columns bound by [`insert_transaction`].
+/// The SQL of the transactions' columns bound by [`insert_transaction`]: F and G in
+/// columns, as the SQLite journal holds them (migration 3).
 const INSERT_TRANSACTION: &str = "INSERT INTO transactions (payment, purchase, merchant, pan, \
      pan_sequence, expiry, atc, amount_minor, currency, requested_at, transaction_date, \
      cryptogram, amount_other, transaction_type, terminal_country, aid, aip, tvr, \
      unpredictable_number, cid, iad, authorisation_code, state, batch, recorded_at, updated_at, \
-     f_json, g_json) \
+     f_json, g_json, service, designation, designation_digest, amount_exponent, nonce, \
+     valid_until, accepted_means, session, terminal, card_amount, card_currency, pin_verified, \
+     response_code, arpc, refusal_reason) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, NULL, $24, $24, $25, $26)";
+     $19, $20, $21, $22, $23, NULL, $24, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, \
+     $35, $36, $37, $38, $39, $40, $41)";
 
 /// Makes the card's row if it has none (no counter spent yet).
 const ENSURE_CARD: &str = "INSERT INTO cards (pan, pan_sequence, last_atc, updated_at) \
@@ -359,28 +365,68 @@ fn stored_transaction(
     let Some(row) = statements
         .query_opt(
             client,
-            "SELECT f_json, g_json, state, batch FROM transactions WHERE payment = $1",
+            &format!(
+                "SELECT {G_COLUMNS}, {F_COLUMNS}, state, batch FROM transactions \
+                 WHERE payment = $1"
+            ),
             &[&payment.0.as_str()],
         )
         .map_err(at.pg())?
     else {
         return Ok(None);
     };
-    let f_json: String = column(&row, 0, at)?;
-    let g_json: String = column(&row, 1, at)?;
-    let state: String = column(&row, 2, at)?;
-    let batch: Option<i64> = column(&row, 3, at)?;
+    let state: String = row.try_get("state").map_err(at.pg())?;
+    let batch: Option<i64> = row.try_get("batch").map_err(at.pg())?;
     Ok(Some(StoredTransaction {
-        transaction: serde_json::from_str(&f_json)
-            .map_err(at.json(payment, "stored transaction F"))?,
-        acknowledgement: serde_json::from_str(&g_json)
-            .map_err(at.json(payment, "stored acknowledgement G"))?,
+        transaction: stored_f(at, payment, &row)?,
+        acknowledgement: stored_g(at, payment, &row)?,
         state: TransactionState::from_name(&state)
             .ok_or_else(|| at.corrupt(payment, "state", &state))?,
         batch: batch
             .map(|batch| u64::try_from(batch).map_err(|_| at.corrupt(payment, "batch", batch)))
             .transpose()?,
     }))
+}
+
+impl StoredRow for Row {
+    fn text(
+        &self,
+        at: At<'_>,
+        payment: &PaymentId,
+        column: &'static str,
+    ) -> Result<Option<String>, JournalError> {
+        pg_value(self, at, payment, column)
+    }
+
+    fn integer(
+        &self,
+        at: At<'_>,
+        payment: &PaymentId,
+        column: &'static str,
+    ) -> Result<Option<i64>, JournalError> {
+        pg_value(self, at, payment, column)
+    }
+
+    fn flag(
+        &self,
+        at: At<'_>,
+        payment: &PaymentId,
+        column: &'static str,
+    ) -> Result<Option<bool>, JournalError> {
+        pg_value(self, at, payment, column)
+    }
+}
+
+/// The value of `column` in a PostgreSQL row; a value of another type (or no such
+/// column) is a corrupt row.
+fn pg_value<'a, T: postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    at: At<'_>,
+    payment: &PaymentId,
+    column: &'static str,
+) -> Result<T, JournalError> {
+    row.try_get(column)
+        .map_err(|error| at.corrupt(payment, column, error))
 }
 
 /// A stored counter as the rules take it.
@@ -494,8 +540,33 @@ fn insert_transaction(
     let Some(card) = f.transaction.means.card() else {
         return Err(at.mismatch(payment, NOT_A_CARD_PAYMENT));
     };
-    let f_json = serde_json::to_string(f).map_err(at.json(payment, "transaction F"))?;
-    let g_json = serde_json::to_string(g).map_err(at.json(payment, "acknowledgement G"))?;
+    // The columns hold F and G; JSON only for what they cannot state exactly.
+    let f_json = if f_in_columns(f) {
+        None
+    } else {
+        Some(serde_json::to_string(f).map_err(at.json(payment, "transaction F"))?)
+    };
+    let g_json = if g_in_columns(g) {
+        None
+    } else {
+        Some(serde_json::to_string(g).map_err(at.json(payment, "acknowledgement G"))?)
+    };
+    let (response_code, arpc, refusal_reason) = match &g.verdict {
+        Verdict::Positive {
+            response_code,
+            arpc,
+            ..
+        } => (response_code, arpc, None),
+        Verdict::Negative {
+            reason,
+            response_code,
+            arpc,
+        } => (
+            response_code,
+            arpc,
+            Some(refusal_name(at, payment, reason)?),
+        ),
+    };
     let hex = |bytes: &[u8]| hex::encode_upper(bytes);
     let pan_sequence = i64::from(card.pan_sequence);
     let atc = i64::from(card.atc);
@@ -516,7 +587,18 @@ fn insert_transaction(
         hex(&card.iad),
     );
     let cid = i64::from(card.cid);
-    let values: [&(dyn ToSql + Sync); 26] = [
+    let request = &f.request;
+    let exponent = i64::from(request.amount.currency.exponent);
+    let (digest, nonce, means) = (
+        hex(&request.designation_digest),
+        hex(&request.nonce),
+        means_text(&request.accepted_means),
+    );
+    let session = request.session.as_ref().map(|session| session.0.as_str());
+    let (card_amount, card_currency, response_code) =
+        (hex(&card.amount), hex(&card.currency), hex(response_code));
+    let arpc = arpc.as_ref().map(|arpc| hex(arpc));
+    let values: [&(dyn ToSql + Sync); 41] = [
         &payment.0.as_str(),
         &f.transaction.purchase.0.as_str(),
         &f.merchant.0.as_str(),
@@ -543,6 +625,21 @@ fn insert_transaction(
         &now.0,
         &f_json,
         &g_json,
+        &request.service.0.as_str(),
+        &request.designation.as_str(),
+        &digest,
+        &exponent,
+        &nonce,
+        &request.valid_until.0,
+        &means.as_ref(),
+        &session,
+        &f.transaction.terminal.0.as_str(),
+        &card_amount,
+        &card_currency,
+        &card.pin_verified,
+        &response_code,
+        &arpc,
+        &refusal_reason,
     ];
     statements
         .execute(client, INSERT_TRANSACTION, &values)
