@@ -947,8 +947,8 @@ impl CardTransaction {
 pub enum Payment {
     /// By bank card.
     BankCard(CardTransaction),
-    /// From the virtual wallet: the payment signed with the user's key (boxed: it is
-    /// twice a card transaction's size, and E is kept by the front-end and the payer).
+    /// From the virtual wallet: the payment signed with the user's key.
+    // Boxed: twice a card transaction's size, and the front-end and payer keep E.
     VirtualWallet(Box<SignedWalletPayment>),
 }
 
@@ -1659,10 +1659,9 @@ impl std::fmt::Display for Party {
 }
 
 /// Any message of the purchase, for runners and logs that carry them all.
-///
-/// F, E and the identity check and proof are boxed: a value of the enum is as large as
-/// its largest variant, and the roles keep envelopes (an `Envelope` was 744 bytes for
-/// any message while F was inline, 360 now).
+// F, E and the identity check and proof are boxed: a value of the enum is as large as its
+// largest variant, and the roles keep envelopes (an `Envelope` was 744 bytes for any
+// message while F was inline, 360 now). Not in the doc comment: schemars publishes it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Message {
