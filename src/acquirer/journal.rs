@@ -1904,24 +1904,82 @@ pub(crate) const F_COLUMNS: &str = "merchant, pan, pan_sequence, expiry, atc, am
      designation, designation_digest, amount_exponent, nonce, valid_until, accepted_means, \
      session, terminal, card_amount, card_currency, pin_verified";
 
+/// What a row holds of F and G besides the columns both journals fill from F's fields:
+/// their JSON where the columns cannot state them ([`f_in_columns`], [`g_in_columns`]),
+/// and G's verdict in columns.
+pub(crate) struct StoredAs<'g> {
+    /// F as JSON, or `None` when the columns state it.
+    pub(crate) f_json: Option<String>,
+    /// G as JSON, or `None` when the columns state it.
+    pub(crate) g_json: Option<String>,
+    /// G's response code.
+    pub(crate) response_code: &'g [u8; 2],
+    /// G's ARPC, when it has one.
+    pub(crate) arpc: &'g Option<[u8; 8]>,
+    /// A refusal's reason as messages name it; `None` for a positive G.
+    pub(crate) refusal_reason: Option<String>,
+}
+
+/// [`StoredAs`] for F and G.
+pub(crate) fn stored_as<'g>(
+    at: At<'_>,
+    f: &AcquirerTransaction,
+    g: &'g Acknowledgement,
+) -> Result<StoredAs<'g>, JournalError> {
+    let payment = &f.transaction.payment;
+    let f_json = if f_in_columns(f) {
+        None
+    } else {
+        Some(serde_json::to_string(f).map_err(at.json(payment, "transaction F"))?)
+    };
+    let g_json = if g_in_columns(g) {
+        None
+    } else {
+        Some(serde_json::to_string(g).map_err(at.json(payment, "acknowledgement G"))?)
+    };
+    let (response_code, arpc, refusal_reason) = match &g.verdict {
+        Verdict::Positive {
+            response_code,
+            arpc,
+            ..
+        } => (response_code, arpc, None),
+        Verdict::Negative {
+            reason,
+            response_code,
+            arpc,
+        } => (
+            response_code,
+            arpc,
+            Some(refusal_name(at, payment, reason)?),
+        ),
+    };
+    Ok(StoredAs {
+        f_json,
+        g_json,
+        response_code,
+        arpc,
+        refusal_reason,
+    })
+}
+
 /// Whether the columns state F exactly, so that no JSON of it is stored. They do for a
 /// bank-card F as the front-end makes it; not for a provision (a wallet's), a request
 /// naming another merchant than F, or an amount beyond 64-bit signed integers. (The
 /// ids and the acquirer need no column of their own: the journal refuses an F whose
 /// request, transaction and G disagree on them, or of another acquirer.)
-pub(crate) fn f_in_columns(f: &AcquirerTransaction) -> bool {
+fn f_in_columns(f: &AcquirerTransaction) -> bool {
     f.provision.is_none()
         && f.request.merchant == f.merchant
         && i64::try_from(f.request.amount.minor).is_ok()
 }
 
 /// Whether the columns state G exactly: unless it carries a provision (a wallet's).
-pub(crate) fn g_in_columns(g: &Acknowledgement) -> bool {
+fn g_in_columns(g: &Acknowledgement) -> bool {
     g.provision.is_none()
 }
 
 /// A refusal reason as messages write it (`card-expired`).
-pub(crate) fn refusal_name(
+fn refusal_name(
     at: At<'_>,
     payment: &PaymentId,
     reason: &RefusalReason,
@@ -2311,33 +2369,13 @@ fn insert_decision(
         return Err(at.mismatch(payment, NOT_A_CARD_PAYMENT));
     };
     let (state, authorisation_code) = decided_state(at, f, card, g, reversed)?;
-    // The columns hold F and G; JSON only for what they cannot state exactly.
-    let f_json = if f_in_columns(f) {
-        None
-    } else {
-        Some(serde_json::to_string(f).map_err(at.json(payment, "transaction F"))?)
-    };
-    let g_json = if g_in_columns(g) {
-        None
-    } else {
-        Some(serde_json::to_string(g).map_err(at.json(payment, "acknowledgement G"))?)
-    };
-    let (response_code, arpc, refusal_reason) = match &g.verdict {
-        Verdict::Positive {
-            response_code,
-            arpc,
-            ..
-        } => (response_code, arpc, None),
-        Verdict::Negative {
-            reason,
-            response_code,
-            arpc,
-        } => (
-            response_code,
-            arpc,
-            Some(refusal_name(at, payment, reason)?),
-        ),
-    };
+    let StoredAs {
+        f_json,
+        g_json,
+        response_code,
+        arpc,
+        refusal_reason,
+    } = stored_as(at, f, g)?;
     let request = &f.request;
 
     connection

@@ -81,13 +81,12 @@ use crate::acquirer::card::{CardHistory, CardKey, Decision};
 use crate::acquirer::journal::{
     At, Authorisation, BatchColumns, BatchState, BatchSummary, EntryColumns, F_COLUMNS, G_COLUMNS,
     JournalEntry, JournalError, Known, NOT_A_CARD_PAYMENT, Operation, RECORD_COLUMNS,
-    RecordColumns, ReversalOutcome, StoredRow, StoredTransaction, TRANSACTION_COLUMNS,
+    RecordColumns, ReversalOutcome, StoredAs, StoredRow, StoredTransaction, TRANSACTION_COLUMNS,
     TransactionFilter, TransactionState, atc_to_raise, batch_key, check_ids, currency_total,
-    decided_state, f_in_columns, g_in_columns, means_text, refusal_name, reversal_outcome,
-    stored_f, stored_g,
+    decided_state, means_text, reversal_outcome, stored_as, stored_f, stored_g,
 };
 use crate::acquirer::store::CardJournal;
-use crate::messages::{AcquirerId, AcquirerTransaction, PaymentId, Reversal, Timestamp, Verdict};
+use crate::messages::{AcquirerId, AcquirerTransaction, PaymentId, Reversal, Timestamp};
 
 /// The advisory lock (ASCII `tpayCUTO`) a cut-off holds: one process cuts at a time.
 const CUT_OFF_LOCK: i64 = 0x7470_6179_4355_544f;
@@ -540,33 +539,13 @@ fn insert_transaction(
     let Some(card) = f.transaction.means.card() else {
         return Err(at.mismatch(payment, NOT_A_CARD_PAYMENT));
     };
-    // The columns hold F and G; JSON only for what they cannot state exactly.
-    let f_json = if f_in_columns(f) {
-        None
-    } else {
-        Some(serde_json::to_string(f).map_err(at.json(payment, "transaction F"))?)
-    };
-    let g_json = if g_in_columns(g) {
-        None
-    } else {
-        Some(serde_json::to_string(g).map_err(at.json(payment, "acknowledgement G"))?)
-    };
-    let (response_code, arpc, refusal_reason) = match &g.verdict {
-        Verdict::Positive {
-            response_code,
-            arpc,
-            ..
-        } => (response_code, arpc, None),
-        Verdict::Negative {
-            reason,
-            response_code,
-            arpc,
-        } => (
-            response_code,
-            arpc,
-            Some(refusal_name(at, payment, reason)?),
-        ),
-    };
+    let StoredAs {
+        f_json,
+        g_json,
+        response_code,
+        arpc,
+        refusal_reason,
+    } = stored_as(at, f, g)?;
     let hex = |bytes: &[u8]| hex::encode_upper(bytes);
     let pan_sequence = i64::from(card.pan_sequence);
     let atc = i64::from(card.atc);
