@@ -1857,8 +1857,13 @@ fn stored_acknowledgement(
     at: At<'_>,
     payment: &PaymentId,
 ) -> Result<Option<Acknowledgement>, JournalError> {
-    let sql = format!("SELECT {G_COLUMNS} FROM transactions WHERE payment = ?1");
-    let mut statement = connection.prepare_cached(&sql).map_err(at.db())?;
+    let mut statement = connection
+        .prepare_cached(concat!(
+            "SELECT ",
+            g_columns!(),
+            " FROM transactions WHERE payment = ?1"
+        ))
+        .map_err(at.db())?;
     let mut rows = statement.query([payment.0.as_str()]).map_err(at.db())?;
     let Some(row) = rows.next().map_err(at.db())? else {
         return Ok(None);
@@ -1872,10 +1877,15 @@ fn stored_transaction(
     at: At<'_>,
     payment: &PaymentId,
 ) -> Result<Option<StoredTransaction>, JournalError> {
-    let sql = format!(
-        "SELECT {G_COLUMNS}, {F_COLUMNS}, state, batch FROM transactions WHERE payment = ?1"
-    );
-    let mut statement = connection.prepare_cached(&sql).map_err(at.db())?;
+    let mut statement = connection
+        .prepare_cached(concat!(
+            "SELECT ",
+            g_columns!(),
+            ", ",
+            f_columns!(),
+            ", state, batch FROM transactions WHERE payment = ?1"
+        ))
+        .map_err(at.db())?;
     let mut rows = statement.query([payment.0.as_str()]).map_err(at.db())?;
     let Some(row) = rows.next().map_err(at.db())? else {
         return Ok(None);
@@ -1893,16 +1903,28 @@ fn stored_transaction(
     }))
 }
 
-/// What [`stored_g`] reads: G's columns, its JSON, and the journal's acquirer.
-pub(crate) const G_COLUMNS: &str = "purchase, authorisation_code, response_code, arpc, refusal_reason, \
-     g_json, (SELECT value FROM meta WHERE key = 'acquirer') AS acquirer";
+/// What [`stored_g`] reads: G's columns, its JSON, and the journal's acquirer. Macros
+/// rather than constants, so that each journal's SELECT (`?1` here, `$1` in
+/// PostgreSQL) is one string made at compile time, not formatted at every read.
+macro_rules! g_columns {
+    () => {
+        "purchase, authorisation_code, response_code, arpc, refusal_reason, g_json, \
+         (SELECT value FROM meta WHERE key = 'acquirer') AS acquirer"
+    };
+}
 
-/// What [`stored_f`] reads besides [`G_COLUMNS`].
-pub(crate) const F_COLUMNS: &str = "merchant, pan, pan_sequence, expiry, atc, amount_minor, currency, \
-     requested_at, transaction_date, cryptogram, amount_other, transaction_type, \
-     terminal_country, aid, aip, tvr, unpredictable_number, cid, iad, f_json, service, \
-     designation, designation_digest, amount_exponent, nonce, valid_until, accepted_means, \
-     session, terminal, card_amount, card_currency, pin_verified";
+/// What [`stored_f`] reads besides [`g_columns!`].
+macro_rules! f_columns {
+    () => {
+        "merchant, pan, pan_sequence, expiry, atc, amount_minor, currency, requested_at, \
+         transaction_date, cryptogram, amount_other, transaction_type, terminal_country, aid, \
+         aip, tvr, unpredictable_number, cid, iad, f_json, service, designation, \
+         designation_digest, amount_exponent, nonce, valid_until, accepted_means, session, \
+         terminal, card_amount, card_currency, pin_verified"
+    };
+}
+
+pub(crate) use {f_columns, g_columns};
 
 /// What a row holds of F and G besides the columns both journals fill from F's fields:
 /// their JSON where the columns cannot state them ([`f_in_columns`], [`g_in_columns`]),
@@ -2006,7 +2028,7 @@ pub(crate) fn means_text(means: &[Means]) -> std::borrow::Cow<'static, str> {
     }
 }
 
-/// G from the row [`G_COLUMNS`] selected: from its JSON when it has one.
+/// G from the row [`g_columns!`] selected: from its JSON when it has one.
 pub(crate) fn stored_g<R: StoredRow + ?Sized>(
     at: At<'_>,
     payment: &PaymentId,
@@ -2046,7 +2068,7 @@ pub(crate) fn stored_g<R: StoredRow + ?Sized>(
     })
 }
 
-/// F from the row [`G_COLUMNS`] and [`F_COLUMNS`] selected: from its JSON when it has
+/// F from the row [`g_columns!`] and [`f_columns!`] selected: from its JSON when it has
 /// one.
 pub(crate) fn stored_f<R: StoredRow + ?Sized>(
     at: At<'_>,
@@ -2128,77 +2150,47 @@ pub(crate) fn stored_f<R: StoredRow + ?Sized>(
 /// PostgreSQL one's (`acquirer::postgres`): each value as the type its column holds,
 /// `None` for NULL, [`JournalError::Corrupt`] for a value of another type.
 pub(crate) trait StoredRow {
-    /// A TEXT column.
-    fn text(
+    /// The value of `column`.
+    fn value<T: StoredValue>(
         &self,
         at: At<'_>,
         payment: &PaymentId,
         column: &'static str,
-    ) -> Result<Option<String>, JournalError>;
-    /// An INTEGER (SQLite) or BIGINT (PostgreSQL) column.
-    fn integer(
-        &self,
-        at: At<'_>,
-        payment: &PaymentId,
-        column: &'static str,
-    ) -> Result<Option<i64>, JournalError>;
-    /// A flag: INTEGER 0 or 1 (SQLite) or BOOLEAN (PostgreSQL).
-    fn flag(
-        &self,
-        at: At<'_>,
-        payment: &PaymentId,
-        column: &'static str,
-    ) -> Result<Option<bool>, JournalError>;
+    ) -> Result<Option<T>, JournalError>;
 }
+
+/// What a stored transaction's columns hold, read from either database: text,
+/// integers, and the PIN check as a flag (INTEGER 0 or 1 in SQLite, BOOLEAN in
+/// PostgreSQL).
+pub(crate) trait StoredValue:
+    rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>
+{
+}
+
+impl StoredValue for String {}
+impl StoredValue for i64 {}
+impl StoredValue for bool {}
 
 impl StoredRow for Row<'_> {
-    fn text(
+    fn value<T: StoredValue>(
         &self,
         at: At<'_>,
         payment: &PaymentId,
         column: &'static str,
-    ) -> Result<Option<String>, JournalError> {
-        sqlite_value(self, at, payment, column)
+    ) -> Result<Option<T>, JournalError> {
+        self.get(column).map_err(|error| match error {
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::InvalidColumnType(..) => {
+                let found = self
+                    .get_ref(column)
+                    .map(|value| format!("{value:?}"))
+                    .unwrap_or_default();
+                at.corrupt(payment, column, found)
+            }
+            other => (at.db())(other),
+        })
     }
-
-    fn integer(
-        &self,
-        at: At<'_>,
-        payment: &PaymentId,
-        column: &'static str,
-    ) -> Result<Option<i64>, JournalError> {
-        sqlite_value(self, at, payment, column)
-    }
-
-    fn flag(
-        &self,
-        at: At<'_>,
-        payment: &PaymentId,
-        column: &'static str,
-    ) -> Result<Option<bool>, JournalError> {
-        sqlite_value(self, at, payment, column)
-    }
-}
-
-/// The value of `column` in a SQLite row, a type mismatch being a corrupt row.
-fn sqlite_value<T: rusqlite::types::FromSql>(
-    row: &Row<'_>,
-    at: At<'_>,
-    payment: &PaymentId,
-    column: &'static str,
-) -> Result<T, JournalError> {
-    row.get(column).map_err(|error| match error {
-        rusqlite::Error::FromSqlConversionFailure(..)
-        | rusqlite::Error::IntegralValueOutOfRange(..)
-        | rusqlite::Error::InvalidColumnType(..) => {
-            let found = row
-                .get_ref(column)
-                .map(|value| format!("{value:?}"))
-                .unwrap_or_default();
-            at.corrupt(payment, column, found)
-        }
-        other => (at.db())(other),
-    })
 }
 
 /// The columns of one stored transaction, read by name; a value out of its column's
@@ -2212,7 +2204,7 @@ struct StoredColumns<'a, R: StoredRow + ?Sized> {
 
 impl<R: StoredRow + ?Sized> StoredColumns<'_, R> {
     fn optional_text(&self, column: &'static str) -> Result<Option<String>, JournalError> {
-        self.row.text(self.at, self.payment, column)
+        self.row.value(self.at, self.payment, column)
     }
 
     fn text(&self, column: &'static str) -> Result<String, JournalError> {
@@ -2223,14 +2215,14 @@ impl<R: StoredRow + ?Sized> StoredColumns<'_, R> {
     fn number<T: TryFrom<i64>>(&self, column: &'static str) -> Result<T, JournalError> {
         let value = self
             .row
-            .integer(self.at, self.payment, column)?
+            .value::<i64>(self.at, self.payment, column)?
             .ok_or_else(|| self.at.corrupt(self.payment, column, "NULL"))?;
         T::try_from(value).map_err(|_| self.at.corrupt(self.payment, column, value))
     }
 
     fn flag(&self, column: &'static str) -> Result<bool, JournalError> {
         self.row
-            .flag(self.at, self.payment, column)?
+            .value(self.at, self.payment, column)?
             .ok_or_else(|| self.at.corrupt(self.payment, column, "NULL"))
     }
 

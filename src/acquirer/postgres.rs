@@ -79,11 +79,12 @@ use super::pg::{
 use crate::acquirer::batch::{BatchHeader, BatchRecord, BatchWriter};
 use crate::acquirer::card::{CardHistory, CardKey, Decision};
 use crate::acquirer::journal::{
-    At, Authorisation, BatchColumns, BatchState, BatchSummary, EntryColumns, F_COLUMNS, G_COLUMNS,
-    JournalEntry, JournalError, Known, NOT_A_CARD_PAYMENT, Operation, RECORD_COLUMNS,
-    RecordColumns, ReversalOutcome, StoredAs, StoredRow, StoredTransaction, TRANSACTION_COLUMNS,
+    At, Authorisation, BatchColumns, BatchState, BatchSummary, EntryColumns, JournalEntry,
+    JournalError, Known, NOT_A_CARD_PAYMENT, Operation, RECORD_COLUMNS, RecordColumns,
+    ReversalOutcome, StoredAs, StoredRow, StoredTransaction, StoredValue, TRANSACTION_COLUMNS,
     TransactionFilter, TransactionState, atc_to_raise, batch_key, check_ids, currency_total,
-    decided_state, means_text, reversal_outcome, stored_as, stored_f, stored_g,
+    decided_state, f_columns, g_columns, means_text, reversal_outcome, stored_as, stored_f,
+    stored_g,
 };
 use crate::acquirer::store::CardJournal;
 use crate::messages::{AcquirerId, AcquirerTransaction, PaymentId, Reversal, Timestamp};
@@ -364,9 +365,12 @@ fn stored_transaction(
     let Some(row) = statements
         .query_opt(
             client,
-            &format!(
-                "SELECT {G_COLUMNS}, {F_COLUMNS}, state, batch FROM transactions \
-                 WHERE payment = $1"
+            concat!(
+                "SELECT ",
+                g_columns!(),
+                ", ",
+                f_columns!(),
+                ", state, batch FROM transactions WHERE payment = $1"
             ),
             &[&payment.0.as_str()],
         )
@@ -388,44 +392,16 @@ fn stored_transaction(
 }
 
 impl StoredRow for Row {
-    fn text(
+    fn value<T: StoredValue>(
         &self,
         at: At<'_>,
         payment: &PaymentId,
         column: &'static str,
-    ) -> Result<Option<String>, JournalError> {
-        pg_value(self, at, payment, column)
+    ) -> Result<Option<T>, JournalError> {
+        // The row is fetched: a failure here is a column missing or of another type.
+        self.try_get(column)
+            .map_err(|error| at.corrupt(payment, column, error))
     }
-
-    fn integer(
-        &self,
-        at: At<'_>,
-        payment: &PaymentId,
-        column: &'static str,
-    ) -> Result<Option<i64>, JournalError> {
-        pg_value(self, at, payment, column)
-    }
-
-    fn flag(
-        &self,
-        at: At<'_>,
-        payment: &PaymentId,
-        column: &'static str,
-    ) -> Result<Option<bool>, JournalError> {
-        pg_value(self, at, payment, column)
-    }
-}
-
-/// The value of `column` in a PostgreSQL row; a value of another type (or no such
-/// column) is a corrupt row.
-fn pg_value<'a, T: postgres::types::FromSql<'a>>(
-    row: &'a Row,
-    at: At<'_>,
-    payment: &PaymentId,
-    column: &'static str,
-) -> Result<T, JournalError> {
-    row.try_get(column)
-        .map_err(|error| at.corrupt(payment, column, error))
 }
 
 /// A stored counter as the rules take it.
