@@ -11,31 +11,14 @@ mod common;
 use common::TempDir;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// alice's key-store PIN in every test.
 const PIN: &str = "correct horse";
 
 /// `telepay ARGS` on the data directory `data`, `stdin` as standard input.
 fn telepay(args: &[&str], stdin: &str, data: &Path) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telepay"))
-        .args(args)
-        .env_remove("TELEPAY_READER")
-        .env("TELEPAY_DATA_DIR", data)
-        .env("TELEPAY_KEYSTORE_TEST_COST", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the telepay binary runs");
-    // A command refused before it reads its standard input closes it: not an error.
-    let _ = child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes());
-    child.wait_with_output().expect("telepay ends")
+    common::telepay_output(data, args, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {

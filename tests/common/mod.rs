@@ -48,9 +48,9 @@ impl Drop for TempDir {
 }
 
 /// `telepay ARGS` as a user runs it, on the data directory `data` only (no
-/// `XDG_DATA_HOME`), `stdin` as its standard input, the key store's key derivation at
-/// its test cost: exit status, standard output and standard error.
-pub fn run_telepay(data: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+/// `XDG_DATA_HOME`, no `TELEPAY_READER` from the environment), `stdin` as its standard
+/// input, the key store's key derivation at its test cost: what the process left.
+pub fn telepay_output(data: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_telepay"))
@@ -58,6 +58,7 @@ pub fn run_telepay(data: &Path, args: &[&str], stdin: &str) -> (bool, String, St
         .env("TELEPAY_DATA_DIR", data)
         .env("TELEPAY_KEYSTORE_TEST_COST", "1")
         .env_remove("XDG_DATA_HOME")
+        .env_remove("TELEPAY_READER")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -69,7 +70,12 @@ pub fn run_telepay(data: &Path, args: &[&str], stdin: &str) -> (bool, String, St
         .take()
         .expect("stdin")
         .write_all(stdin.as_bytes());
-    let output = child.wait_with_output().expect("telepay ends");
+    child.wait_with_output().expect("telepay ends")
+}
+
+/// [`telepay_output`] as exit status, standard output and standard error.
+pub fn run_telepay(data: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let output = telepay_output(data, args, stdin);
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
