@@ -464,6 +464,9 @@ fn f_and_g_read_back_from_columns_json_where_columns_cannot_state_them_and_older
         sequence_floor: 2,
     });
     let refused = f("REFUSED", "4970100000000014", 1, 1_250);
+    // And one to turn into a row as recorded before migration 3, below.
+    let older = f("OLDER", "4970100000000022", 1, 300);
+    let older_g = negative(&older, RefusalReason::CardExpired, None);
     let cases = [
         (
             negative(&refused, RefusalReason::ReplayedCounter, Some([0xA5; 8])),
@@ -481,6 +484,7 @@ fn f_and_g_read_back_from_columns_json_where_columns_cannot_state_them_and_older
             (true, false),
         ),
         (grant, granted, (false, true)),
+        (older_g.clone(), older.clone(), (false, false)),
     ];
     for (g, f, json) in cases {
         let payment = f.transaction.payment.0.to_string();
@@ -505,15 +509,7 @@ fn f_and_g_read_back_from_columns_json_where_columns_cannot_state_them_and_older
         assert_eq!(json_kept(&mut client, &payment), json, "{payment}");
     }
     // A row recorded before migration 3: F and G as JSON, no column of the rest.
-    let older = f("OLDER", "4970100000000022", 1, 300);
-    let g = negative(&older, RefusalReason::CardExpired, None);
-    journal
-        .authorise_with(&older, START, &mut |_| Decision {
-            acknowledgement: g.clone(),
-            card: CardKey::of(older.transaction.means.card().unwrap()),
-            record_atc: None,
-        })
-        .unwrap();
+    let g = older_g;
     client
         .execute(
             "UPDATE transactions SET f_json = $1, g_json = $2, service = NULL, \
