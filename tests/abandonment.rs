@@ -142,7 +142,7 @@ impl Bench {
             panic!("expected one abandonment, got {sent:?}");
         };
         assert_eq!(*from, Party::Payer(TerminalId::from("t1")));
-        abandonment.clone()
+        PaymentAbandonment::clone(abandonment)
     }
 }
 

@@ -135,7 +135,7 @@ fn real_messages_validate_against_the_document_with_an_independent_validator() {
         (
             Party::Payer(terminal.clone()),
             Party::FrontEnd,
-            Message::PaymentAbandoned(PaymentAbandonment {
+            Message::PaymentAbandoned(Box::new(PaymentAbandonment {
                 request: d.clone(),
                 transaction: (*e).clone(),
                 decline: CardDecline {
@@ -143,7 +143,7 @@ fn real_messages_validate_against_the_document_with_an_independent_validator() {
                     cryptogram: [0x5A; 8],
                     iad: vec![0x06, 0x01, 0x12, 0x03, 0x24, 0x00, 0x00],
                 },
-            }),
+            })),
         ),
         (
             Party::FrontEnd,

@@ -988,7 +988,7 @@ fn the_front_end_takes_disputes_from_the_terminals_payer_device_only() {
     let from_client = front_end.handle(
         START,
         &Party::Client(TerminalId::from(TERMINAL)),
-        Message::Dispute(good.clone()),
+        Message::Dispute(Box::new(good.clone())),
     );
     assert_eq!(
         (from_client.sent.len(), from_client.ignored.as_deref()),
@@ -1005,7 +1005,7 @@ fn the_front_end_takes_disputes_from_the_terminals_payer_device_only() {
         dispute: DisputeId::from("terminal-1-D2"),
         ..good.clone()
     };
-    let refused = front_end.handle(START, &payer(), Message::Dispute(tampered));
+    let refused = front_end.handle(START, &payer(), Message::Dispute(Box::new(tampered)));
     assert_eq!(
         refused.sent,
         [Envelope {
@@ -1023,20 +1023,20 @@ fn the_front_end_takes_disputes_from_the_terminals_payer_device_only() {
 
     // Forwarded, then ignored while at the acquirer; another dispute under its name is
     // ignored too.
-    let forwarded = front_end.handle(START, &payer(), Message::Dispute(good.clone()));
+    let forwarded = front_end.handle(START, &payer(), Message::Dispute(Box::new(good.clone())));
     assert_eq!(
         forwarded.sent,
         [Envelope {
             from: Party::FrontEnd,
             to: Party::Acquirer(AcquirerId::from(WALLET_ACQUIRER)),
-            message: Message::DisputeCase(case(good.clone())),
+            message: Message::DisputeCase(Box::new(case(good.clone()))),
         }]
     );
     assert_eq!(
         front_end.poll_timeout(),
         Some(START.plus_millis(front_end.config().acquirer_timeout_ms))
     );
-    let repeated = front_end.handle(START, &payer(), Message::Dispute(good.clone()));
+    let repeated = front_end.handle(START, &payer(), Message::Dispute(Box::new(good.clone())));
     assert_eq!(
         repeated.ignored.as_deref(),
         Some("dispute terminal-1-D1 repeated while its case is at the acquirer")
@@ -1045,7 +1045,7 @@ fn the_front_end_takes_disputes_from_the_terminals_payer_device_only() {
         reason: "Other.".into(),
         ..good.clone()
     };
-    let conflicting = front_end.handle(START, &payer(), Message::Dispute(other));
+    let conflicting = front_end.handle(START, &payer(), Message::Dispute(Box::new(other)));
     assert_eq!(
         conflicting.ignored.as_deref(),
         Some("dispute terminal-1-D1 already names another dispute of terminal terminal-1")

@@ -147,11 +147,11 @@ impl Disputes {
         Some(Envelope {
             from: Party::FrontEnd,
             to: Party::Acquirer(acquirer.clone()),
-            message: Message::DisputeCase(DisputeCase {
+            message: Message::DisputeCase(Box::new(DisputeCase {
                 acquirer,
                 merchant,
                 dispute: record.dispute.clone(),
-            }),
+            })),
         })
     }
 }

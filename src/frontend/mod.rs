@@ -458,7 +458,7 @@ impl<E: Entropy> FrontEnd<E> {
             Message::SessionEnd(end) => self.on_session_end(now, from, end),
             Message::StopService(stop) => self.on_stop(from, stop),
             Message::SettlementResult(result) => self.on_settlement(from, result),
-            Message::Dispute(dispute) => self.on_dispute(now, from, dispute),
+            Message::Dispute(dispute) => self.on_dispute(now, from, *dispute),
             Message::DisputeOutcome(outcome) => self.on_dispute_outcome(from, outcome),
             Message::PaymentAbandoned(abandonment) => self.on_abandoned(from, abandonment),
             Message::AbandonmentResult(result) => self.on_abandonment_result(from, result),
@@ -1230,7 +1230,7 @@ impl<E: Entropy> FrontEnd<E> {
     /// went away before H): passed to the bank card's acquirer, which checks the card's
     /// AAC and cancels the payment. Nothing is kept here: the acquirer's result names
     /// the terminal it goes back to, and a repeat is answered by the acquirer again.
-    fn on_abandoned(&mut self, from: &Party, abandonment: PaymentAbandonment) -> Reaction {
+    fn on_abandoned(&mut self, from: &Party, abandonment: Box<PaymentAbandonment>) -> Reaction {
         let terminal = &abandonment.transaction.terminal;
         if *from != Party::Payer(terminal.clone()) {
             return Reaction::ignore(format!(

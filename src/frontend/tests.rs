@@ -982,19 +982,23 @@ fn a_payment_another_front_end_took_is_abandoned_through_this_one_without_state(
     let ignored = front.handle(
         T0,
         &impostor,
-        Message::PaymentAbandoned(abandonment.clone()),
+        Message::PaymentAbandoned(Box::new(abandonment.clone())),
     );
     assert_eq!(steps(&ignored), Vec::<String>::new());
     assert!(ignored.ignored.is_some());
 
     // Passed to the bank card's acquirer as it is: the acquirer checks the AAC.
-    let forwarded = front.handle(T0, &payer(), Message::PaymentAbandoned(abandonment.clone()));
+    let forwarded = front.handle(
+        T0,
+        &payer(),
+        Message::PaymentAbandoned(Box::new(abandonment.clone())),
+    );
     assert_eq!(
         forwarded.sent,
         [Envelope {
             from: Party::FrontEnd,
             to: bank(),
-            message: Message::PaymentAbandoned(abandonment),
+            message: Message::PaymentAbandoned(Box::new(abandonment)),
         }]
     );
 

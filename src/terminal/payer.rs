@@ -674,7 +674,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             sent.push(Envelope {
                 from: Party::Payer(self.terminal.clone()),
                 to: Party::FrontEnd,
-                message: Message::PaymentAbandoned(PaymentAbandonment {
+                message: Message::PaymentAbandoned(Box::new(PaymentAbandonment {
                     request: record.request.clone(),
                     transaction: Transaction::clone(transaction),
                     decline: CardDecline {
@@ -682,7 +682,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
                         cryptogram: completion.cryptogram,
                         iad: completion.iad.clone(),
                     },
-                }),
+                })),
             });
             if record.state == PaymentState::AwaitingAcknowledgement {
                 record.state = PaymentState::Abandoned {
@@ -772,14 +772,14 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         let message = Envelope {
             from: Party::Payer(self.terminal.clone()),
             to: Party::FrontEnd,
-            message: Message::Dispute(Dispute {
+            message: Message::Dispute(Box::new(Dispute {
                 dispute: id.clone(),
                 terminal: self.terminal.clone(),
                 means,
                 payment,
                 reason: reason.to_owned(),
                 signed,
-            }),
+            })),
         };
         self.last_dispute = number;
         self.disputes.insert(
