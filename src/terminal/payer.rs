@@ -49,7 +49,7 @@
 //! a positive H counts the payment once, by its identifier; a negative H counts
 //! nothing; a repeated H changes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use p256::ecdsa::SigningKey;
 use p256::ecdsa::signature::Signer;
@@ -502,8 +502,11 @@ pub struct PayerDevice<C: CardChannel, U: PayerUser> {
     means: MeansChoice,
     /// The means the user named for the next payment request.
     next_means: Option<Means>,
-    // Boxed: a record holds a whole envelope, and map nodes then move pointers.
-    payments: BTreeMap<PaymentId, Box<PaymentRecord>>,
+    // Looked up by key three times a purchase and walked in order only on demand
+    // (`payments`, `abandon_unacknowledged`): hashed, as the front-end's purchases, where
+    // a tree took a dozen string comparisons a look-up once thousands were kept. Boxed:
+    // a record holds a whole envelope, and growing the table moves pointers.
+    payments: HashMap<PaymentId, Box<PaymentRecord>>,
     identifications: BTreeMap<IdentificationId, IdentificationRecord>,
     disputes: BTreeMap<DisputeId, DisputeRecord>,
     /// The number of the last dispute made (0 before the first).
@@ -521,7 +524,7 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
             wallet: None,
             means: MeansChoice::default(),
             next_means: None,
-            payments: BTreeMap::new(),
+            payments: HashMap::new(),
             identifications: BTreeMap::new(),
             disputes: BTreeMap::new(),
             last_dispute: 0,
@@ -622,9 +625,13 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
 
     /// Every payment this device saw a request for, by identifier.
     pub fn payments(&self) -> impl Iterator<Item = (&PaymentId, &PaymentState)> {
-        self.payments
+        let mut payments: Vec<(&PaymentId, &PaymentState)> = self
+            .payments
             .iter()
             .map(|(payment, record)| (payment, &record.state))
+            .collect();
+        payments.sort_unstable_by_key(|(payment, _)| *payment);
+        payments.into_iter()
     }
 
     /// Gives up the bank-card payment still waiting for its acknowledgement H, because
@@ -639,7 +646,13 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
     /// arriving later for an abandoned payment changes nothing.
     pub fn abandon_unacknowledged(&mut self) -> Vec<Envelope> {
         let mut sent = Vec::new();
-        for record in self.payments.values_mut() {
+        // In the order of their identifiers, so that the messages come in a stable order.
+        let mut payments: Vec<PaymentId> = self.payments.keys().cloned().collect();
+        payments.sort_unstable();
+        for payment in payments {
+            let Some(record) = self.payments.get_mut(&payment) else {
+                continue;
+            };
             let card_paid = record
                 .paid
                 .as_ref()
