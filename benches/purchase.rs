@@ -13,7 +13,9 @@
 //!    acquirer's ICC master key derivation, ARQC verification and ARPC. Measured with the
 //!    journal in memory (the purchase's own cost) and in a file with `synchronous=FULL`
 //!    (each purchase then waits for one fsync), and on a front-end that has already made
-//!    10,000 purchases. Profiling rounds time each role and the card channel, on a new
+//!    10,000 purchases. The same ratio is also measured in pairs (the floor, then as many
+//!    purchases, interleaved on one network), so that both sides of each ratio see the
+//!    same moment of a shared machine. Profiling rounds time each role and the card channel, on a new
 //!    network and after 10,000 purchases; `purchase-HASH --child purchases N` only buys,
 //!    for `perf record`. Goal: purchases / floor ≥ 0.5.
 //! 2. **Durable acknowledgements per second**: the acquirer's `authorise` (banking rules
@@ -72,6 +74,10 @@ const WARM_UP: usize = 200;
 const PURCHASES: usize = 2_000;
 /// Part 1: purchases on one network before measuring what a long-running one costs.
 const HISTORY: usize = 10_000;
+/// Part 1, the paired ratio: pairs of the floor and the purchases, interleaved.
+const PAIRS: usize = 21;
+/// Part 1, the paired ratio: floor computations, then purchases, in each pair.
+const PAIR_SIZE: usize = 200;
 /// Part 1: purchases per round with the journal in a file (each waits for an fsync).
 const PURCHASES_ON_DISK: usize = 500;
 /// Rounds of each measurement; the median is reported (the machine is shared).
@@ -451,6 +457,39 @@ fn fresh_rate(item: &ServiceId, journal: Journal, count: usize) -> f64 {
     count as f64 / buy(&mut network, item, WARM_UP, count).as_secs_f64()
 }
 
+/// The ratio measured in pairs, so that both sides see the same moment of a shared
+/// machine: on one new network (journal in memory, `WARM_UP` purchases first),
+/// `PAIR_SIZE` floor computations then `PAIR_SIZE` purchases (the other way round in
+/// every other pair, so that neither always comes first), `PAIRS` times; each pair's
+/// ratio is the floor's time over the purchases'. Sorted.
+fn paired_ratios(item: &ServiceId, floor: &CryptoFloor, atc: &mut u16) -> Vec<f64> {
+    let mut network = network(cb_card(), Journal::open_in_memory().expect("journal"), "R");
+    buy(&mut network, item, 0, WARM_UP);
+    let mut next = WARM_UP;
+    let mut ratios = Vec::with_capacity(PAIRS);
+    for pair in 0..PAIRS {
+        let mut floor_time = || {
+            let started = Instant::now();
+            for _ in 0..PAIR_SIZE {
+                *atc = atc.wrapping_add(1);
+                black_box(floor.one_purchase(black_box(*atc)));
+            }
+            started.elapsed()
+        };
+        let (floor_spent, purchases_spent) = if pair % 2 == 0 {
+            let floor_spent = floor_time();
+            (floor_spent, buy(&mut network, item, next, PAIR_SIZE))
+        } else {
+            let purchases_spent = buy(&mut network, item, next, PAIR_SIZE);
+            (floor_time(), purchases_spent)
+        };
+        next += PAIR_SIZE;
+        ratios.push(floor_spent.as_secs_f64() / purchases_spent.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    ratios
+}
+
 fn list(rates: &[f64]) -> String {
     rates
         .iter()
@@ -480,6 +519,7 @@ fn part1() {
         on_disk.push(fresh_rate(&item, journal, PURCHASES_ON_DISK));
     }
     let _ = std::fs::remove_dir_all(&dir);
+    let pairs = paired_ratios(&item, &floor, &mut atc);
     // The same front-end after many purchases: what a long-running one pays.
     let (history_rate, history) = {
         let mut network = network(cb_card(), Journal::open_in_memory().expect("journal"), "H");
@@ -536,6 +576,17 @@ fn part1() {
     println!(
         "| **ratio purchases / floor (journal in memory)** | **{ratio:.2}** (goal ≥ 0.5: {}) |",
         if ratio >= 0.5 { "met" } else { "NOT met" }
+    );
+    let paired = pairs[PAIRS / 2];
+    println!(
+        "| **ratio, paired**: {PAIRS} pairs of {PAIR_SIZE} floor computations and {PAIR_SIZE} \
+         purchases (journal in memory) interleaved on one network; median (quartiles, \
+         extremes) | **{paired:.2}** ({:.2}–{:.2}; {:.2}–{:.2}) (goal ≥ 0.5: {}) |",
+        pairs[PAIRS / 4],
+        pairs[3 * PAIRS / 4],
+        pairs[0],
+        pairs[PAIRS - 1],
+        if paired >= 0.5 { "met" } else { "NOT met" }
     );
     println!(
         "| ratio purchases / floor (journal file) | {:.2} |",
