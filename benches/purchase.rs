@@ -15,9 +15,9 @@
 //!    (each purchase then waits for one fsync), and on a front-end that has already made
 //!    10,000 purchases. The same ratio is also measured in pairs (the floor, then as many
 //!    purchases, interleaved on one network), so that both sides of each ratio see the
-//!    same moment of a shared machine. Profiling rounds time each role and the card channel, on a new
-//!    network and after 10,000 purchases; `purchase-HASH --child purchases N` only buys,
-//!    for `perf record`. Goal: purchases / floor ≥ 0.5.
+//!    same moment of a shared machine. Profiling rounds time each role and the card
+//!    channel, on a new network and after 10,000 purchases; `purchase-HASH --child
+//!    purchases N` only buys, for `perf record`. Goal: purchases / floor ≥ 0.5.
 //! 2. **Durable acknowledgements per second**: the acquirer's `authorise` (banking rules
 //!    and the journal's look-ups and write, `Journal::authorise_with`) on a journal file
 //!    in a temporary directory, for Fs built beforehand by the card (so the card's time

@@ -623,7 +623,8 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
         self.payments.get(payment).map(|record| &record.state)
     }
 
-    /// Every payment this device saw a request for, by identifier.
+    /// Every payment this device saw a request for, in the order of their identifiers
+    /// (sorted at each call: the device keeps them hashed).
     pub fn payments(&self) -> impl Iterator<Item = (&PaymentId, &PaymentState)> {
         let mut payments: Vec<(&PaymentId, &PaymentState)> = self
             .payments
