@@ -442,12 +442,20 @@ fn profile_roles(item: &ServiceId, before: usize) -> Vec<(String, Duration)> {
 /// The floor's rate: one purchase's EMV cryptography, alone, per second.
 fn floor_rate(floor: &CryptoFloor, atc: &mut u16) -> f64 {
     rate(|| {
-        for _ in 0..64 {
-            *atc = atc.wrapping_add(1);
-            black_box(floor.one_purchase(black_box(*atc)));
-        }
+        floor_time(floor, atc, 64);
         64
     })
+}
+
+/// `count` of the floor's computations, the card's ATC going on from `atc`; the time
+/// they took.
+fn floor_time(floor: &CryptoFloor, atc: &mut u16, count: usize) -> Duration {
+    let started = Instant::now();
+    for _ in 0..count {
+        *atc = atc.wrapping_add(1);
+        black_box(floor.one_purchase(black_box(*atc)));
+    }
+    started.elapsed()
 }
 
 /// Purchases per second on a new network: `WARM_UP` purchases, then `count` timed.
@@ -468,20 +476,12 @@ fn paired_ratios(item: &ServiceId, floor: &CryptoFloor, atc: &mut u16) -> Vec<f6
     let mut next = WARM_UP;
     let mut ratios = Vec::with_capacity(PAIRS);
     for pair in 0..PAIRS {
-        let mut floor_time = || {
-            let started = Instant::now();
-            for _ in 0..PAIR_SIZE {
-                *atc = atc.wrapping_add(1);
-                black_box(floor.one_purchase(black_box(*atc)));
-            }
-            started.elapsed()
-        };
         let (floor_spent, purchases_spent) = if pair % 2 == 0 {
-            let floor_spent = floor_time();
+            let floor_spent = floor_time(floor, atc, PAIR_SIZE);
             (floor_spent, buy(&mut network, item, next, PAIR_SIZE))
         } else {
             let purchases_spent = buy(&mut network, item, next, PAIR_SIZE);
-            (floor_time(), purchases_spent)
+            (floor_time(floor, atc, PAIR_SIZE), purchases_spent)
         };
         next += PAIR_SIZE;
         ratios.push(floor_spent.as_secs_f64() / purchases_spent.as_secs_f64());

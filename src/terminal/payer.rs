@@ -502,7 +502,7 @@ pub struct PayerDevice<C: CardChannel, U: PayerUser> {
     means: MeansChoice,
     /// The means the user named for the next payment request.
     next_means: Option<Means>,
-    // Looked up by key three times a purchase and walked in order only on demand
+    // Found or filed by key four times a purchase and walked in order only on demand
     // (`payments`, `abandon_unacknowledged`): hashed, as the front-end's purchases, where
     // a tree took a dozen string comparisons a look-up once thousands were kept. Boxed:
     // a record holds a whole envelope, and growing the table moves pointers.
