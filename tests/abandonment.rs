@@ -14,6 +14,8 @@
 //!   reason;
 //! - the card waits to complete one transaction at a time: a late H (or identification
 //!   result, or abandonment) for an earlier transaction does not complete a later one.
+//! - the abandonments still waiting for an answer are sent again in the order of their
+//!   payments' identifiers, whatever order they were paid in.
 
 mod common;
 use common::TempDir;
@@ -201,6 +203,29 @@ fn an_authorised_payment_abandoned_with_the_cards_aac_is_reversed() {
         bench.payer.abandon_unacknowledged().is_empty(),
         "nothing left to abandon once the acquirer answered"
     );
+}
+
+#[test]
+fn abandonments_are_sent_again_in_the_order_of_their_payments_whatever_the_order_paid() {
+    let mut bench = bench("order");
+    // Paid and abandoned one after the other, the later identifier first.
+    let (later, earlier) = (request(5), request(4));
+    bench.pay(&later);
+    assert_eq!(bench.abandon().transaction.payment, later.payment);
+    bench.pay(&earlier);
+    let sent = bench.payer.abandon_unacknowledged();
+
+    // Both still wait for the acquirer's answer: each is sent (again), by identifier.
+    let abandoned: Vec<&PaymentId> = sent
+        .iter()
+        .map(|envelope| match &envelope.message {
+            Message::PaymentAbandoned(abandonment) => &abandonment.transaction.payment,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(abandoned, [&earlier.payment, &later.payment]);
+    let listed: Vec<&PaymentId> = bench.payer.payments().map(|(payment, _)| payment).collect();
+    assert_eq!(listed, [&earlier.payment, &later.payment]);
 }
 
 #[test]

@@ -648,12 +648,10 @@ impl<C: CardChannel, U: PayerUser> PayerDevice<C, U> {
     pub fn abandon_unacknowledged(&mut self) -> Vec<Envelope> {
         let mut sent = Vec::new();
         // In the order of their identifiers, so that the messages come in a stable order.
-        let mut payments: Vec<PaymentId> = self.payments.keys().cloned().collect();
-        payments.sort_unstable();
-        for payment in payments {
-            let Some(record) = self.payments.get_mut(&payment) else {
-                continue;
-            };
+        let mut records: Vec<(&PaymentId, &mut Box<PaymentRecord>)> =
+            self.payments.iter_mut().collect();
+        records.sort_unstable_by_key(|(payment, _)| *payment);
+        for (_, record) in records {
             let card_paid = record
                 .paid
                 .as_ref()
